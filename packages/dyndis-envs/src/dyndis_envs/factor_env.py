@@ -1,0 +1,139 @@
+"""The generic single environment over an observation source: cyclic factor-shifting actions, uint8 images."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+import numpy.typing as npt
+from gymnasium import spaces
+
+from dyndis_envs.factors import FactorSpace, Subset
+from dyndis_envs.sources import DEFAULT_TABLE_BYTES, FrameLookup, ObservationSource
+
+__all__ = ["FactorEnv", "check_action", "check_render_mode"]
+
+_RESET_OPTIONS = frozenset({"factors"})
+
+
+def check_render_mode(render_mode: str | None, metadata: Mapping[str, Any]) -> None:
+    """Raise a ValueError unless ``render_mode`` is None or one of ``metadata["render_modes"]``."""
+    if render_mode is not None and render_mode not in metadata["render_modes"]:
+        raise ValueError(
+            f"Invalid `render_mode`, expected None or one of {metadata['render_modes']}, got {render_mode!r}."
+        )
+
+
+def check_action(action: Any, n_actions: int) -> int:
+    """Validate one discrete action and return it as a Python int.
+
+    Accepts Python and NumPy integers and 0-d integer arrays; rejects bools, floats and anything else.
+    """
+    if isinstance(action, np.ndarray) and action.shape == () and np.issubdtype(action.dtype, np.integer):
+        action = action.item()
+    if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
+        raise TypeError(
+            f"`action` must be an integer in [0, {n_actions - 1}], got {action!r} of type {type(action).__name__}."
+        )
+    if not 0 <= action < n_actions:
+        raise ValueError(f"`action` must be in [0, {n_actions - 1}], got {action}.")
+    return int(action)
+
+
+class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
+    """A pure-dynamics environment over the factors of an :class:`ObservationSource`.
+
+    Concrete environments (GridWorld, Shapes3D, Cars3D) subclass it and build their source; this class
+    holds the dynamics shared by all of them. See :class:`~dyndis_envs.gridworld.GridWorldEnv` for the full
+    description of spaces, rewards and episode ends.
+
+    Args:
+        source: Renders the image of any factor combination.
+        factors: Chosen values per factor name (see :data:`~dyndis_envs.factors.Subset`).
+        render_mode: None or ``"rgb_array"``.
+        max_table_bytes: Prerender every chosen state into a table when it takes at most this many bytes.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 8}
+
+    def __init__(
+        self,
+        source: ObservationSource,
+        factors: Mapping[str, Subset] | None = None,
+        render_mode: str | None = None,
+        max_table_bytes: int = DEFAULT_TABLE_BYTES,
+    ) -> None:
+        check_render_mode(render_mode, self.metadata)
+        self.render_mode = render_mode
+        self.source = source
+        self.factor_space = FactorSpace(source.factors, factors)
+        if self.factor_space.n_actions == 0:
+            raise ValueError(
+                "`factors` leaves no active factor: at least one factor needs two or more values, "
+                f"got sizes {dict(zip(self.factor_space.names, self.factor_space.sizes))}."
+            )
+        self.frames = FrameLookup(source, self.factor_space, max_table_bytes)
+        self.observation_space = spaces.Box(0, 255, source.image_shape, np.uint8)
+        self.action_space = spaces.Discrete(self.factor_space.n_actions)
+        self._state: list[int] | None = None
+
+    @property
+    def backend(self) -> str:
+        """Where the images come from: ``"procedural"`` or ``"file"``."""
+        return self.source.backend
+
+    @property
+    def state(self) -> npt.NDArray[np.int64]:
+        """The current state: one index into the chosen values per factor."""
+        if self._state is None:
+            raise gym.error.ResetNeeded("Call `reset()` before reading the state.")
+        return np.asarray(self._state, dtype=np.int64)
+
+    # -- task hook: the plain environments are pure dynamics; task environments (Reach) override it --------
+
+    def _task_outcome(self, states: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        """Reward and termination of a batch of states reached by a step, shape (B, n_factors) -> (B,), (B,)."""
+        return np.zeros(len(states)), np.zeros(len(states), dtype=bool)
+
+    def _info(self) -> dict[str, Any]:
+        return {"factors": np.array(self._state, dtype=np.int64)}
+
+    # -- Gymnasium API ----------------------------------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[npt.NDArray[np.uint8], dict[str, Any]]:
+        """Start an episode from a uniformly random state, or from ``options["factors"]``."""
+        super().reset(seed=seed)
+        options = options or {}
+        unknown = sorted(set(options) - _RESET_OPTIONS)
+        if unknown:
+            raise ValueError(f"Unknown reset option(s) {unknown}; allowed: {sorted(_RESET_OPTIONS)}.")
+        if "factors" in options:
+            state = self.factor_space.check_states(options["factors"], "options['factors']")
+            if state.ndim != 1:
+                raise ValueError(f"`options['factors']` must be one state of shape ({self.factor_space.n_factors},).")
+            self._state = [int(i) for i in state]
+        else:
+            self._state = self.factor_space.sample(self.np_random)
+        return self.frames.one(self._state), self._info()
+
+    def step(self, action: Any) -> tuple[npt.NDArray[np.uint8], SupportsFloat, bool, bool, dict[str, Any]]:
+        """Shift one factor by +1 or -1 (cyclically); returns (obs, reward, terminated, truncated, info)."""
+        if self._state is None:
+            raise gym.error.ResetNeeded("Call `reset()` before `step()`.")
+        action = check_action(action, self.factor_space.n_actions)
+        self._state = self.factor_space.step_one(self._state, action)
+        reward, terminated = self._task_outcome(np.asarray([self._state], dtype=np.int64))
+        return self.frames.one(self._state), float(reward[0]), bool(terminated[0]), False, self._info()
+
+    def render(self) -> npt.NDArray[np.uint8] | None:
+        """The current image (``render_mode="rgb_array"``), or None without a render mode."""
+        if self.render_mode is None:
+            gym.logger.warn("`render()` was called without a `render_mode`; pass render_mode='rgb_array'.")
+            return None
+        if self._state is None:
+            raise gym.error.ResetNeeded("Call `reset()` before `render()`.")
+        return self.frames.one(self._state)

@@ -1,0 +1,231 @@
+"""A natively batched Gymnasium VectorEnv over a :class:`~dyndis_envs.factor_env.FactorEnv`.
+
+All sub-environments share one source and frame table: a step is one vectorised state update and one
+NumPy gather of all frames. Sub-environment ``i`` draws its random starts from its own generator, seeded
+with ``seed + i``, so it reproduces exactly the trajectory of a single environment reset with that seed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import numpy.typing as npt
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from dyndis_envs.factor_env import FactorEnv, check_render_mode
+
+__all__ = ["FactorVectorEnv"]
+
+_RESET_OPTIONS = frozenset({"factors", "reset_mask"})
+
+
+def _check_autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
+    try:
+        return AutoresetMode(mode)
+    except ValueError:
+        raise ValueError(
+            f"Invalid `autoreset_mode`, expected one of {[m.value for m in AutoresetMode]}, got {mode!r}."
+        ) from None
+
+
+class FactorVectorEnv(VectorEnv):
+    """``num_envs`` copies of a factor environment, stepped together in NumPy.
+
+    Subclasses set :attr:`single_env_class`; the keyword arguments beyond the vector ones are that class's.
+
+    Args:
+        num_envs: Number of sub-environments.
+        max_episode_steps: Truncate each episode after this many steps (None: never).
+        autoreset_mode: ``NEXT_STEP`` (default), ``SAME_STEP`` or ``DISABLED``, as in Gymnasium 1.x.
+        render_mode: None or ``"rgb_array"``.
+        env: An already built single environment to batch (instead of building ``single_env_class``).
+        **env_kwargs: Keyword arguments of ``single_env_class``.
+    """
+
+    single_env_class: ClassVar[type[FactorEnv]] = FactorEnv
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        *,
+        max_episode_steps: int | None = 200,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        render_mode: str | None = None,
+        env: FactorEnv | None = None,
+        **env_kwargs: Any,
+    ) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"`num_envs` must be a positive integer, got {num_envs!r}.")
+        if max_episode_steps is not None and (
+            isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, (int, np.integer))
+            or max_episode_steps < 1
+        ):
+            raise ValueError(f"`max_episode_steps` must be a positive integer or None, got {max_episode_steps!r}.")
+        self.autoreset_mode = _check_autoreset_mode(autoreset_mode)
+        if env is None:
+            env = self.single_env_class(render_mode=render_mode, **env_kwargs)
+        elif env_kwargs:
+            raise TypeError(f"Pass either `env` or environment keyword arguments, not both (got {sorted(env_kwargs)}).")
+        check_render_mode(render_mode, env.metadata)
+        self.env = env
+        self.metadata = {**env.metadata, "autoreset_mode": self.autoreset_mode}
+        self.num_envs = int(num_envs)
+        self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
+        self.render_mode = render_mode
+        self.factor_space = env.factor_space
+        self.frames = env.frames
+        self.single_observation_space = env.observation_space
+        self.single_action_space = env.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+
+        n, f = self.num_envs, self.factor_space.n_factors
+        self._rngs: list[np.random.Generator | None] = [None] * n
+        self._states = np.zeros((n, f), dtype=np.int64)
+        self._steps = np.zeros(n, dtype=np.int64)
+        self._needs_reset = np.zeros(n, dtype=bool)  # NEXT_STEP: reset these on the next step
+        self._was_reset = False
+
+    @property
+    def backend(self) -> str:
+        """Where the images come from: ``"procedural"`` or ``"file"``."""
+        return self.env.backend
+
+    @property
+    def states(self) -> npt.NDArray[np.int64]:
+        """Current states, shape (num_envs, n_factors)."""
+        return self._states.copy()
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+
+    def _sample_into(self, envs: npt.NDArray[np.intp], states: npt.NDArray[np.int64]) -> None:
+        """Draw new random starts for ``envs`` (each from its own generator) into ``states``."""
+        for i in envs:
+            rng = self._rngs[i]
+            if rng is None:
+                rng = self._rngs[i] = seeding.np_random(None)[0]
+            states[i] = self.factor_space.sample(rng)
+
+    def _check_actions(self, actions: Any) -> npt.NDArray[np.int64]:
+        array = np.asarray(actions)
+        n_actions = self.factor_space.n_actions
+        if array.shape != (self.num_envs,) or not np.issubdtype(array.dtype, np.integer):
+            raise ValueError(
+                f"`actions` must be an integer array of shape ({self.num_envs},), got {actions!r}."
+            )
+        if np.any(array < 0) or np.any(array >= n_actions):
+            raise ValueError(f"`actions` must be in [0, {n_actions - 1}], got {actions!r}.")
+        return array.astype(np.int64, copy=False)
+
+    def _factor_info(self, mask: npt.NDArray[np.bool_]) -> dict[str, Any]:
+        factors = np.where(mask[:, None], self._states, 0)
+        return {"factors": factors, "_factors": mask.copy()}
+
+    # -- Gymnasium VectorEnv API ------------------------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[npt.NDArray[np.uint8], dict[str, Any]]:
+        """Reset all sub-environments, or those in ``options["reset_mask"]``.
+
+        Args:
+            seed: None, an int (sub-env ``i`` gets ``seed + i``) or a list of one seed (or None) per sub-env.
+            options: ``"reset_mask"``: bool array (num_envs,) of sub-envs to reset; ``"factors"``: start
+                state(s), shape (n_factors,) for all or (num_envs, n_factors) per sub-env.
+        """
+        options = options or {}
+        unknown = sorted(set(options) - _RESET_OPTIONS)
+        if unknown:
+            raise ValueError(f"Unknown reset option(s) {unknown}; allowed: {sorted(_RESET_OPTIONS)}.")
+        n = self.num_envs
+        if seed is None:
+            seeds: list[int | None] = [None] * n
+        elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            super().reset(seed=int(seed))
+            seeds = [int(seed) + i for i in range(n)]
+        elif isinstance(seed, (list, tuple)) and len(seed) == n:
+            seeds = list(seed)
+        else:
+            raise ValueError(f"`seed` must be None, an int, or a list of {n} ints or Nones, got {seed!r}.")
+
+        mask = options.get("reset_mask", np.ones(n, dtype=bool))
+        if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.shape != (n,):
+            raise ValueError(f"`options['reset_mask']` must be a bool numpy array of shape ({n},), got {mask!r}.")
+        if not mask.any():
+            raise ValueError("`options['reset_mask']` must select at least one sub-environment.")
+        envs = np.flatnonzero(mask)
+        for i in envs:
+            if seeds[i] is not None:
+                self._rngs[i] = seeding.np_random(seeds[i])[0]
+        if "factors" in options:
+            given = self.factor_space.check_states(options["factors"], "options['factors']")
+            self._states[envs] = np.broadcast_to(given, (n, self.factor_space.n_factors))[envs]
+            for i in envs:  # keep every sub-env's generator in the state a single env's would have
+                if self._rngs[i] is None:
+                    self._rngs[i] = seeding.np_random(None)[0]
+        else:
+            self._sample_into(envs, self._states)
+        self._steps[envs] = 0
+        self._needs_reset[envs] = False
+        self._was_reset = True
+        return self.frames.batch(self._states), self._factor_info(mask.copy())
+
+    def step(
+        self, actions: Any
+    ) -> tuple[
+        npt.NDArray[np.uint8], npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.bool_], dict[str, Any]
+    ]:
+        """Step every sub-environment; finished ones reset as ``autoreset_mode`` says."""
+        if not self._was_reset:
+            raise gym.error.ResetNeeded("Call `reset()` before `step()`.")
+        actions = self._check_actions(actions)
+        n = self.num_envs
+        if self.autoreset_mode is AutoresetMode.DISABLED and self._needs_reset.any():
+            raise gym.error.ResetNeeded(
+                f"Sub-environments {np.flatnonzero(self._needs_reset).tolist()} finished; with autoreset_mode "
+                "DISABLED, reset them with options={'reset_mask': ...} before stepping."
+            )
+        resetting = self._needs_reset if self.autoreset_mode is AutoresetMode.NEXT_STEP else np.zeros(n, bool)
+        self._states = self.factor_space.step(self._states, actions)
+        self._steps += 1
+        rewards, terminated = self.env._task_outcome(self._states)
+        truncated = (
+            self._steps >= self.max_episode_steps if self.max_episode_steps is not None else np.zeros(n, bool)
+        )
+        truncated &= ~terminated
+        infos: dict[str, Any] = {}
+        if resetting.any():
+            envs = np.flatnonzero(resetting)
+            self._sample_into(envs, self._states)
+            self._steps[envs] = 0
+            rewards[envs] = 0.0
+            terminated[envs] = False
+            truncated[envs] = False
+        done = terminated | truncated
+        if self.autoreset_mode is AutoresetMode.SAME_STEP and done.any():
+            envs = np.flatnonzero(done)
+            final_obs = np.zeros((n, *self.single_observation_space.shape), dtype=np.uint8)
+            final_obs[envs] = self.frames.batch(self._states[envs])
+            infos = {
+                "final_obs": final_obs,
+                "_final_obs": done.copy(),
+                "final_info": self._factor_info(done),
+                "_final_info": done.copy(),
+            }
+            self._sample_into(envs, self._states)
+            self._steps[envs] = 0
+        else:
+            self._needs_reset = done
+        infos.update(self._factor_info(np.ones(n, dtype=bool)))
+        return self.frames.batch(self._states), rewards, terminated, truncated, infos
+
+    def render(self) -> tuple[npt.NDArray[np.uint8], ...] | None:
+        """The current image of every sub-environment (``render_mode="rgb_array"``)."""
+        if self.render_mode is None:
+            gym.logger.warn("`render()` was called without a `render_mode`; pass render_mode='rgb_array'.")
+            return None
+        return tuple(self.frames.batch(self._states))

@@ -1,0 +1,196 @@
+"""GridWorld: an object on a cyclic grid, with size, colour and background colour as further factors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from dyndis_envs.factor_env import FactorEnv
+from dyndis_envs.factor_vector_env import FactorVectorEnv
+from dyndis_envs.factors import Factor, Subset
+from dyndis_envs.sources import DEFAULT_TABLE_BYTES, ObservationSource
+
+__all__ = ["COLOURS", "GridWorldEnv", "GridWorldSource", "GridWorldVectorEnv"]
+
+#: The palette of the ``colour`` and ``background`` factors, in factor order.
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "white": (255, 255, 255),
+    "red": (255, 0, 0),
+    "green": (0, 255, 0),
+    "blue": (0, 0, 255),
+    "black": (0, 0, 0),
+}
+# Drawn as an outline when the object's colour equals the background's, so the object stays visible.
+# It is not in the palette (nor is its luma), so an outlined object never looks like a filled one.
+_OUTLINE = (128, 128, 128)
+_LUMA = np.array([0.299, 0.587, 0.114])
+_SHAPES = ("square", "disc")
+
+
+def _int_arg(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+class GridWorldSource(ObservationSource):
+    """Procedural images of the grid world, anti-aliased (pixel coverage of the object's edge).
+
+    Args:
+        grid_shape: (rows, columns) of the cyclic grid: the values of ``north_south`` and ``east_west``.
+        object_sizes: The values of ``size``: object width as a fraction of a cell, each in (0, 1].
+        shape: ``"square"`` or ``"disc"``.
+        image_size: Height and width in pixels (>= 16, and at least 2 pixels per grid cell).
+        channels: 3 for RGB or 1 for grayscale (ITU-R 601 luma).
+    """
+
+    def __init__(
+        self,
+        grid_shape: Sequence[int] = (5, 5),
+        object_sizes: Sequence[float] = (0.5, 0.7, 0.9),
+        shape: str = "square",
+        image_size: int = 64,
+        channels: int = 3,
+    ) -> None:
+        if isinstance(grid_shape, (str, bytes)) or len(grid_shape) != 2:
+            raise ValueError(f"`grid_shape` must be (rows, columns), got {grid_shape!r}.")
+        rows, cols = (_int_arg("grid_shape", g, 1) for g in grid_shape)
+        image_size = _int_arg("image_size", image_size, 16)
+        if image_size < 2 * max(rows, cols):
+            raise ValueError(
+                f"`image_size`={image_size} is too small for `grid_shape`={(rows, cols)}: every cell needs at "
+                f"least 2 pixels, so image_size must be >= {2 * max(rows, cols)}."
+            )
+        sizes = tuple(float(s) for s in object_sizes)
+        if not sizes or any(not 0.0 < s <= 1.0 for s in sizes) or len(set(sizes)) != len(sizes):
+            raise ValueError(f"`object_sizes` must be distinct fractions of a cell in (0, 1], got {object_sizes!r}.")
+        if shape not in _SHAPES:
+            raise ValueError(f"Invalid `shape`, expected one of {_SHAPES}, got {shape!r}.")
+        if channels not in (1, 3):
+            raise ValueError(f"Invalid `channels`, expected 1 or 3, got {channels!r}.")
+        self.grid_shape = (rows, cols)
+        self.shape = shape
+        self.image_shape = (image_size, image_size, channels)
+        self.factors = (
+            Factor("north_south", tuple(range(rows))),
+            Factor("east_west", tuple(range(cols))),
+            Factor("size", sizes),
+            Factor("colour", tuple(COLOURS)),
+            Factor("background", tuple(COLOURS)),
+        )
+        palette = np.array([*COLOURS.values(), _OUTLINE], dtype=np.float32)
+        self._palette = palette if channels == 3 else (palette @ _LUMA)[:, None].astype(np.float32)
+        self._sizes = np.asarray(sizes, dtype=np.float32)
+        self._cell = (image_size / rows, image_size / cols)
+        self._pixel_centres = np.arange(image_size, dtype=np.float32) + 0.5
+
+    def _coverage(self, dy: npt.NDArray[np.float32], dx: npt.NDArray[np.float32], radius: npt.NDArray[np.float32]):
+        """Fraction of each pixel inside the object, from the pixel centre's offsets (anti-aliased edge)."""
+        if self.shape == "square":
+            cover_y = np.clip(radius - np.abs(dy) + 0.5, 0.0, 1.0)
+            cover_x = np.clip(radius - np.abs(dx) + 0.5, 0.0, 1.0)
+            return cover_y * cover_x
+        return np.clip(radius - np.sqrt(dy * dy + dx * dx) + 0.5, 0.0, 1.0)
+
+    def render(self, value_indices: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+        """Images of a batch of states, (B, 5) value indices -> (B, H, W, C) uint8."""
+        value_indices = np.asarray(value_indices, dtype=np.int64)
+        row, col, size, colour, background = value_indices.T
+        centre_y = (row + 0.5).astype(np.float32) * self._cell[0]
+        centre_x = (col + 0.5).astype(np.float32) * self._cell[1]
+        dy = self._pixel_centres[None, :, None] - centre_y[:, None, None]  # (B, H, 1)
+        dx = self._pixel_centres[None, None, :] - centre_x[:, None, None]  # (B, 1, W)
+        radius = (self._sizes[size] * min(self._cell) / 2)[:, None, None]
+        fill = self._coverage(dy, dx, radius)
+        # Same colour as the background: draw an outline ring instead of an invisible fill.
+        outlined = (colour == background)[:, None, None]
+        ring = fill - self._coverage(dy, dx, radius * 0.6)
+        cover = np.where(outlined, ring, fill)[..., None]  # (B, H, W, 1)
+        ink = np.where(outlined[..., None], self._palette[-1], self._palette[colour][:, None, None, :])
+        image = self._palette[background][:, None, None, :] * (1.0 - cover) + ink * cover
+        return np.rint(image).astype(np.uint8)
+
+
+class GridWorldEnv(FactorEnv):
+    """An object moving on a cyclic grid; further actions change its size, colour and background.
+
+    ## Description
+    The grid world of the dynamical-disentanglement literature (Caselles-Dupré et al., 2019): a square or
+    disc on a ``rows x columns`` torus whose cells are spread evenly over the image, so every position is
+    visible on every grid shape. Moving off one edge re-enters on the opposite edge. When the object's
+    colour equals the background colour it is drawn as a grey outline, so different states always render
+    different images.
+
+    ## Factors (state order)
+    | factor        | values                                   | default choice |
+    |---------------|------------------------------------------|----------------|
+    | north_south   | 0 .. rows-1 (rows = 5)                   | all            |
+    | east_west     | 0 .. columns-1 (columns = 5)             | all            |
+    | size          | ``object_sizes`` (0.5, 0.7, 0.9 of a cell) | [2] (0.9)    |
+    | colour        | white, red, green, blue, black           | [0] (white)    |
+    | background    | white, red, green, blue, black           | [4] (black)    |
+
+    So ``DynDis/GridWorld-v0`` is a 5 x 5 world with 4 actions unless ``factors`` says otherwise.
+
+    ## Action Space
+    ``Discrete(2 * n_active)``: action ``2k`` moves active factor ``k`` +1, ``2k + 1`` moves it -1, both
+    cyclic. Active factors are those with more than one chosen value, in the order of the table.
+
+    ## Observation Space
+    ``Box(0, 255, (image_size, image_size, channels), uint8)``.
+
+    ## Rewards
+    0.0 on every step: this is a pure-dynamics environment (see the Reach and Goal tasks for RL).
+
+    ## Starting State
+    Uniformly random over the chosen values, or ``reset(options={"factors": [...]})``.
+
+    ## Episode End
+    Never terminates; ``gym.make`` truncates after ``max_episode_steps`` (200 for ``GridWorld-v0``).
+
+    ## Info
+    ``info["factors"]``: int64 array, the index of each factor's value within its chosen values.
+
+    ## Arguments
+    ``factors`` (chosen values per factor: None or ``"all"``, an int n for the first n, or a list of
+    indices; merged over the defaults above), ``grid_shape``, ``object_sizes``, ``shape``,
+    ``image_size``, ``channels``, ``render_mode``, ``max_table_bytes``.
+
+    ## Version History
+    * v0: initial release.
+
+    Example:
+        >>> import gymnasium as gym, dyndis_envs
+        >>> env = gym.make("DynDis/GridWorld-v0")
+        >>> obs, info = env.reset(seed=0)
+        >>> obs.shape, obs.dtype, env.action_space
+        ((64, 64, 3), dtype('uint8'), Discrete(4))
+    """
+
+    default_factors: Mapping[str, Subset] = {"size": [2], "colour": [0], "background": [4]}
+
+    def __init__(
+        self,
+        factors: Mapping[str, Subset] | None = None,
+        *,
+        grid_shape: Sequence[int] = (5, 5),
+        object_sizes: Sequence[float] = (0.5, 0.7, 0.9),
+        shape: str = "square",
+        image_size: int = 64,
+        channels: int = 3,
+        render_mode: str | None = None,
+        max_table_bytes: int = DEFAULT_TABLE_BYTES,
+    ) -> None:
+        source = GridWorldSource(grid_shape, object_sizes, shape, image_size, channels)
+        super().__init__(source, {**self.default_factors, **(factors or {})}, render_mode, max_table_bytes)
+
+
+class GridWorldVectorEnv(FactorVectorEnv):
+    """Natively batched :class:`GridWorldEnv`: takes ``num_envs``, ``max_episode_steps``,
+    ``autoreset_mode``, ``render_mode`` and the keyword arguments of :class:`GridWorldEnv`.
+    """
+
+    single_env_class = GridWorldEnv
