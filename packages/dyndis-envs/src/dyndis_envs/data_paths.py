@@ -24,7 +24,9 @@ def data_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "dyndis"
 
 
-def resolve_backend(backend: str, data_path: str | os.PathLike[str] | None, default_name: str) -> tuple[str, Path | None]:
+def resolve_backend(
+    backend: str, data_path: str | os.PathLike[str] | None, default_name: str
+) -> tuple[str, Path | None]:
     """Decide between the procedural and the file source.
 
     Args:

@@ -208,8 +208,10 @@ class FactorVectorEnv(VectorEnv):
         done = terminated | truncated
         if self.autoreset_mode is AutoresetMode.SAME_STEP and done.any():
             envs = np.flatnonzero(done)
-            final_obs = np.zeros((n, *self.single_observation_space.shape), dtype=np.uint8)
-            final_obs[envs] = self.frames.batch(self._states[envs])
+            # an object array with one frame per finished sub-env, None elsewhere, as SyncVectorEnv gives
+            final_obs = np.full(n, None, dtype=object)
+            for i, frame in zip(envs, self.frames.batch(self._states[envs])):
+                final_obs[i] = frame
             infos = {
                 "final_obs": final_obs,
                 "_final_obs": done.copy(),

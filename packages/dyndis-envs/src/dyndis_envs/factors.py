@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +18,7 @@ __all__ = ["Factor", "FactorSpace", "Subset"]
 
 #: How a user picks a factor's values: ``None`` or ``"all"`` for every value, an int ``n`` for the first
 #: ``n`` values, or a sequence of value indices (in the order given).
-Subset = Union[None, str, int, Sequence[int], npt.NDArray[np.integer]]
+Subset = None | str | int | Sequence[int] | npt.NDArray[np.integer]
 
 
 @dataclass(frozen=True)

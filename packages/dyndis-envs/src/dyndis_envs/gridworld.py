@@ -189,8 +189,10 @@ class GridWorldEnv(FactorEnv):
 
 
 class GridWorldVectorEnv(FactorVectorEnv):
-    """Natively batched :class:`GridWorldEnv`: takes ``num_envs``, ``max_episode_steps``,
-    ``autoreset_mode``, ``render_mode`` and the keyword arguments of :class:`GridWorldEnv`.
+    """Natively batched :class:`GridWorldEnv`.
+
+    Takes ``num_envs``, ``max_episode_steps``, ``autoreset_mode``, ``render_mode`` and the keyword
+    arguments of :class:`GridWorldEnv`.
     """
 
     single_env_class = GridWorldEnv
