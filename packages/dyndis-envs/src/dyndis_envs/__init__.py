@@ -4,7 +4,7 @@ Importing this package registers the ``DynDis/*`` ids with Gymnasium; ``gym.make
 imports it on demand (the form subprocess vector envs need).
 """
 
-from dyndis_envs._registration import register_envs
+from dyndis_envs._registration import register_envs, task_ids
 from dyndis_envs.factor_env import FactorEnv
 from dyndis_envs.factor_vector_env import FactorVectorEnv
 from dyndis_envs.factors import Factor, FactorSpace, Subset
@@ -12,6 +12,7 @@ from dyndis_envs.sources import FrameTable, ObservationSource
 
 __all__ = [
     "ENV_IDS",
+    "TASK_IDS",
     "Factor",
     "FactorEnv",
     "FactorSpace",
@@ -22,5 +23,7 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-#: Every registered DynDis environment id.
+#: The plain (pure-dynamics) environment ids.
 ENV_IDS: list[str] = register_envs()
+#: The RL task ids: ``DynDis/<Name>Reach-v0`` and ``DynDis/<Name>Goal-v0`` for every plain id.
+TASK_IDS: list[str] = task_ids(ENV_IDS)

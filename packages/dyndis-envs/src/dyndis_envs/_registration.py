@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 
 #: name -> (module, single env class, vector env class, max_episode_steps)
@@ -10,17 +12,47 @@ _ENVS: dict[str, tuple[str, str, str, int]] = {
 }
 
 
+#: Episode length of the Reach and Goal tasks.
+_TASK_EPISODE_STEPS = 100
+
+
+def _register(env_id: str, **spec: Any) -> str:
+    if env_id not in gym.registry:  # importing twice (e.g. reloading) must not warn about overrides
+        gym.register(id=env_id, **spec)
+    return env_id
+
+
 def register_envs() -> list[str]:
-    """Register every ``DynDis/<Name>-v0`` id that is not registered yet; returns all DynDis ids."""
+    """Register every plain ``DynDis/<Name>-v0`` id not registered yet; returns them.
+
+    Each plain id also gets its tasks: ``DynDis/<Name>Reach-v0`` and ``DynDis/<Name>Goal-v0`` (see
+    :mod:`dyndis_envs.tasks`).
+    """
     ids = []
     for name, (module, env_class, vector_class, max_episode_steps) in _ENVS.items():
-        env_id = f"DynDis/{name}-v0"
-        ids.append(env_id)
-        if env_id not in gym.registry:
-            gym.register(
-                id=env_id,
-                entry_point=f"{module}:{env_class}",
-                vector_entry_point=f"{module}:{vector_class}",
-                max_episode_steps=max_episode_steps,
-            )
+        plain = _register(
+            f"DynDis/{name}-v0",
+            entry_point=f"{module}:{env_class}",
+            vector_entry_point=f"{module}:{vector_class}",
+            max_episode_steps=max_episode_steps,
+        )
+        ids.append(plain)
+        _register(
+            f"DynDis/{name}Reach-v0",
+            entry_point="dyndis_envs.tasks:ReachEnv",
+            vector_entry_point="dyndis_envs.tasks:ReachVectorEnv",
+            max_episode_steps=_TASK_EPISODE_STEPS,
+            kwargs={"env": plain},
+        )
+        _register(
+            f"DynDis/{name}Goal-v0",
+            entry_point="dyndis_envs.tasks:GoalEnv",
+            max_episode_steps=_TASK_EPISODE_STEPS,
+            kwargs={"env": plain},
+        )
     return ids
+
+
+def task_ids(plain_ids: list[str]) -> list[str]:
+    """The Reach and Goal ids of the given plain ids."""
+    return [plain.replace("-v0", f"{task}-v0") for plain in plain_ids for task in ("Reach", "Goal")]

@@ -15,8 +15,6 @@ from dyndis_envs.sources import DEFAULT_TABLE_BYTES, FrameLookup, ObservationSou
 
 __all__ = ["FactorEnv", "check_action", "check_render_mode"]
 
-_RESET_OPTIONS = frozenset({"factors"})
-
 
 def check_render_mode(render_mode: str | None, metadata: Mapping[str, Any]) -> None:
     """Raise a ValueError unless ``render_mode`` is None or one of ``metadata["render_modes"]``."""
@@ -54,9 +52,13 @@ class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
         factors: Chosen values per factor name (see :data:`~dyndis_envs.factors.Subset`).
         render_mode: None or ``"rgb_array"``.
         max_table_bytes: Prerender every chosen state into a table when it takes at most this many bytes.
+        frames: Reuse the frames (and chosen factor values) of another environment over the same source,
+            instead of building them again; task envs built on a plain env use it. Excludes ``factors``.
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 8}
+    #: The keys ``reset(options=...)`` understands.
+    reset_options: frozenset[str] = frozenset({"factors"})
 
     def __init__(
         self,
@@ -64,17 +66,23 @@ class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
         factors: Mapping[str, Subset] | None = None,
         render_mode: str | None = None,
         max_table_bytes: int = DEFAULT_TABLE_BYTES,
+        frames: FrameLookup | None = None,
     ) -> None:
         check_render_mode(render_mode, self.metadata)
         self.render_mode = render_mode
         self.source = source
-        self.factor_space = FactorSpace(source.factors, factors)
+        if frames is None:
+            self.factor_space = FactorSpace(source.factors, factors)
+        elif factors is not None or frames.source is not source:
+            raise ValueError("`frames` must come from an environment over the same `source`, and excludes `factors`.")
+        else:
+            self.factor_space = frames.factor_space
         if self.factor_space.n_actions == 0:
             raise ValueError(
                 "`factors` leaves no active factor: at least one factor needs two or more values, "
                 f"got sizes {dict(zip(self.factor_space.names, self.factor_space.sizes))}."
             )
-        self.frames = FrameLookup(source, self.factor_space, max_table_bytes)
+        self.frames = frames or FrameLookup(source, self.factor_space, max_table_bytes)
         self.observation_space = spaces.Box(0, 255, source.image_shape, np.uint8)
         self.action_space = spaces.Discrete(self.factor_space.n_actions)
         self._state: list[int] | None = None
@@ -91,7 +99,11 @@ class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
             raise gym.error.ResetNeeded("Call `reset()` before reading the state.")
         return np.asarray(self._state, dtype=np.int64)
 
-    # -- task hook: the plain environments are pure dynamics; task environments (Reach) override it --------
+    # -- task hooks: the plain environments are pure dynamics; task environments (Reach) override them -----
+
+    def _sample_start(self, rng: np.random.Generator) -> list[int]:
+        """A random start state drawn from ``rng`` (the vector env calls it with each sub-env's generator)."""
+        return self.factor_space.sample(rng)
 
     def _task_outcome(self, states: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
         """Reward and termination of a batch of states reached by a step, shape (B, n_factors) -> (B,), (B,)."""
@@ -108,16 +120,16 @@ class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
         """Start an episode from a uniformly random state, or from ``options["factors"]``."""
         super().reset(seed=seed)
         options = options or {}
-        unknown = sorted(set(options) - _RESET_OPTIONS)
+        unknown = sorted(set(options) - self.reset_options)
         if unknown:
-            raise ValueError(f"Unknown reset option(s) {unknown}; allowed: {sorted(_RESET_OPTIONS)}.")
+            raise ValueError(f"Unknown reset option(s) {unknown}; allowed: {sorted(self.reset_options)}.")
         if "factors" in options:
             state = self.factor_space.check_states(options["factors"], "options['factors']")
             if state.ndim != 1:
                 raise ValueError(f"`options['factors']` must be one state of shape ({self.factor_space.n_factors},).")
             self._state = [int(i) for i in state]
         else:
-            self._state = self.factor_space.sample(self.np_random)
+            self._state = self._sample_start(self.np_random)
         return self.frames.one(self._state), self._info()
 
     def step(self, action: Any) -> tuple[npt.NDArray[np.uint8], SupportsFloat, bool, bool, dict[str, Any]]:

@@ -42,7 +42,7 @@ class FactorVectorEnv(VectorEnv):
         max_episode_steps: Truncate each episode after this many steps (None: never).
         autoreset_mode: ``NEXT_STEP`` (default), ``SAME_STEP`` or ``DISABLED``, as in Gymnasium 1.x.
         render_mode: None or ``"rgb_array"``.
-        env: An already built single environment to batch (instead of building ``single_env_class``).
+        single_env: An already built single environment to batch (instead of building ``single_env_class``).
         **env_kwargs: Keyword arguments of ``single_env_class``.
     """
 
@@ -55,7 +55,7 @@ class FactorVectorEnv(VectorEnv):
         max_episode_steps: int | None = 200,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         render_mode: str | None = None,
-        env: FactorEnv | None = None,
+        single_env: FactorEnv | None = None,
         **env_kwargs: Any,
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
@@ -66,10 +66,14 @@ class FactorVectorEnv(VectorEnv):
         ):
             raise ValueError(f"`max_episode_steps` must be a positive integer or None, got {max_episode_steps!r}.")
         self.autoreset_mode = _check_autoreset_mode(autoreset_mode)
-        if env is None:
+        if single_env is None:
             env = self.single_env_class(render_mode=render_mode, **env_kwargs)
         elif env_kwargs:
-            raise TypeError(f"Pass either `env` or environment keyword arguments, not both (got {sorted(env_kwargs)}).")
+            raise TypeError(
+                f"Pass either `single_env` or environment keyword arguments, not both (got {sorted(env_kwargs)})."
+            )
+        else:
+            env = single_env
         check_render_mode(render_mode, env.metadata)
         self.env = env
         self.metadata = {**env.metadata, "autoreset_mode": self.autoreset_mode}
@@ -108,7 +112,7 @@ class FactorVectorEnv(VectorEnv):
             rng = self._rngs[i]
             if rng is None:
                 rng = self._rngs[i] = seeding.np_random(None)[0]
-            states[i] = self.factor_space.sample(rng)
+            states[i] = self.env._sample_start(rng)
 
     def _check_actions(self, actions: Any) -> npt.NDArray[np.int64]:
         array = np.asarray(actions)
@@ -196,7 +200,7 @@ class FactorVectorEnv(VectorEnv):
         truncated = (
             self._steps >= self.max_episode_steps if self.max_episode_steps is not None else np.zeros(n, bool)
         )
-        truncated &= ~terminated
+        # like Gymnasium's TimeLimit, an episode can be both terminated and truncated on its last step
         infos: dict[str, Any] = {}
         if resetting.any():
             envs = np.flatnonzero(resetting)
