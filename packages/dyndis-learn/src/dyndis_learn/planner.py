@@ -1,0 +1,137 @@
+"""Plan in latent space: search action sequences whose learned rotations carry the encoding of the current
+image onto the encoding of a goal image, and act on Goal tasks by re-planning every step.
+
+The search is a beam search over latent states: every node is expanded by every action's rotation,
+nodes that land on the same latent point (the same state, up to ``merge_distance``) are merged, and
+the ``beam_width`` nodes nearest the goal are kept. On a disentangled model (each action a rotation in its
+own plane) the distance to the goal falls along every shortest path, so the search finds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+__all__ = ["LatentPlanner"]
+
+Encoder = Callable[[torch.Tensor], torch.Tensor]
+
+
+class LatentPlanner:
+    """Find action sequences from one image to another with a learned latent world model.
+
+    Args:
+        encode: Maps uint8 images (B, H, W, C) to latent points (B, n).
+        action_matrices: The rotation of every action, shape (A, n, n).
+        beam_width: Nodes kept per search depth.
+        max_depth: Longest plan searched.
+        merge_distance: Latent points closer than this count as the same state; also the distance at which
+            the goal counts as reached. Default: a third of the shortest distance any action moves the
+            start point.
+
+    Example:
+        >>> planner = LatentPlanner.from_model(model)          # a trained dyndis_learn WorldModel
+        >>> actions = planner.plan(obs_image, goal_image)      # e.g. [0, 0, 3]
+    """
+
+    def __init__(
+        self,
+        encode: Encoder,
+        action_matrices: torch.Tensor,
+        beam_width: int = 512,
+        max_depth: int = 64,
+        merge_distance: float | None = None,
+    ) -> None:
+        if action_matrices.ndim != 3 or action_matrices.shape[1] != action_matrices.shape[2]:
+            raise ValueError(f"`action_matrices` must have shape (A, n, n), got {tuple(action_matrices.shape)}.")
+        for name, value in (("beam_width", beam_width), ("max_depth", max_depth)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        if merge_distance is not None and not merge_distance > 0:
+            raise ValueError(f"`merge_distance` must be positive or None, got {merge_distance!r}.")
+        self.encode = encode
+        self.action_matrices = action_matrices.detach().to(torch.float64)
+        self.beam_width = beam_width
+        self.max_depth = max_depth
+        self.merge_distance = merge_distance
+
+    @classmethod
+    def from_model(cls, model: Any, **kwargs: Any) -> LatentPlanner:
+        """A planner over a :class:`~dyndis_learn.model.WorldModel` (its encoder and action rotations)."""
+        model.eval()
+
+        @torch.no_grad()
+        def encode(frames: torch.Tensor) -> torch.Tensor:
+            return model.encode(frames)
+
+        with torch.no_grad():
+            matrices = model.rotations.matrices()
+        return cls(encode, matrices, **kwargs)
+
+    def _latent(self, image: npt.NDArray[np.uint8]) -> torch.Tensor:
+        return self.encode(torch.as_tensor(np.asarray(image))[None])[0].detach().to(torch.float64)
+
+    def plan(self, image: npt.NDArray[np.uint8], goal_image: npt.NDArray[np.uint8]) -> list[int]:
+        """The action sequence the model predicts leads from ``image`` to ``goal_image`` (empty if already there).
+
+        Args:
+            image: The current image (H, W, C), uint8.
+            goal_image: The goal image (H, W, C), uint8.
+        """
+        return self.plan_latent(self._latent(image), self._latent(goal_image))
+
+    def plan_latent(self, start: torch.Tensor, goal: torch.Tensor) -> list[int]:
+        """Beam search from latent ``start`` (n,) towards latent ``goal`` (n,); see :meth:`plan`."""
+        matrices = self.action_matrices
+        n_actions = matrices.shape[0]
+        one_step = torch.linalg.vector_norm(matrices @ start - start, dim=-1)
+        merge = self.merge_distance if self.merge_distance is not None else float(one_step.min()) / 3
+        nodes = start[None]  # (F, n)
+        parents: list[torch.Tensor] = []  # per depth: (F,) index of the parent node
+        moves: list[torch.Tensor] = []  # per depth: (F,) action taken from the parent
+        visited = {_cell(start, merge)}  # latent points quantised to cells of size `merge`: known states
+        best = (float(torch.linalg.vector_norm(start - goal)), 0, 0)  # (distance, depth, node)
+        for depth in range(1, self.max_depth + 1):
+            children = torch.einsum("aij,fj->fai", matrices, nodes).reshape(-1, nodes.shape[1])
+            distance = torch.linalg.vector_norm(children - goal, dim=-1)
+            kept: list[int] = []
+            for index in torch.argsort(distance).tolist():  # nearest first, so the beam keeps the best
+                cell = _cell(children[index], merge)
+                if cell not in visited:
+                    visited.add(cell)
+                    kept.append(index)
+                    if len(kept) == self.beam_width:
+                        break
+            if not kept:
+                break
+            order = torch.tensor(kept)
+            nodes = children[order]
+            parents.append(order // n_actions)
+            moves.append(order % n_actions)
+            if float(distance[order[0]]) < best[0]:
+                best = (float(distance[order[0]]), depth, 0)
+            if best[0] < merge:
+                break
+        _, depth, node = best
+        plan = []
+        for d in range(depth, 0, -1):
+            plan.append(int(moves[d - 1][node]))
+            node = int(parents[d - 1][node])
+        return plan[::-1]
+
+    def act(self, observation: dict[str, npt.NDArray[np.uint8]]) -> int | None:
+        """The first action of a plan from a Goal task observation (``observation`` and ``desired_goal``).
+
+        Returns None when the model sees the goal as reached (no action brings it closer).
+        """
+        plan = self.plan(observation["observation"], observation["desired_goal"])
+        return plan[0] if plan else None
+
+
+def _cell(point: torch.Tensor, size: float) -> bytes:
+    """The quantisation cell of a latent point: points of one state share it (up to cell boundaries)."""
+    return torch.round(point / size).to(torch.int64).numpy().tobytes()

@@ -1,0 +1,75 @@
+"""The latent planner finds shortest paths with an exact hand-built model and acts on Goal tasks."""
+
+import math
+import re
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import dyndis_envs  # noqa: F401
+from dyndis_learn.planner import LatentPlanner
+
+
+def exact_model(env):
+    """Encoder and rotations of a perfectly disentangled model of a factor env: one plane per active factor."""
+    space = env.factor_space
+    active = list(space.active)
+    index = {frame.tobytes(): state for frame, state in zip(env.frames.table.frames, space.all_states())}
+
+    def encode(frames: torch.Tensor) -> torch.Tensor:
+        states = np.stack([index[f.numpy().tobytes()] for f in frames])
+        angles = np.stack([2 * np.pi * states[:, k] / space.sizes[k] for k in active], axis=1)
+        latent = np.stack([np.cos(angles), np.sin(angles)], axis=2).reshape(len(frames), -1)
+        return torch.as_tensor(latent / math.sqrt(len(active)))
+
+    n = 2 * len(active)
+    matrices = torch.zeros(2 * len(active), n, n, dtype=torch.float64)
+    for a in range(len(matrices)):
+        matrices[a] = torch.eye(n, dtype=torch.float64)
+        k, sign = a // 2, 1 - 2 * (a % 2)
+        theta = sign * 2 * np.pi / space.sizes[active[k]]
+        c, s = math.cos(theta), math.sin(theta)
+        matrices[a, 2 * k : 2 * k + 2, 2 * k : 2 * k + 2] = torch.tensor([[c, -s], [s, c]])
+    return encode, matrices
+
+
+def shortest(start, goal, sizes):
+    return sum(min(abs(a - b), n - abs(a - b)) for a, b, n in zip(start, goal, sizes))
+
+
+def test__plans_are_shortest_paths_that_reach_the_goal():
+    env = gym.make("DynDis/GridWorld-v0", grid_shape=(5, 7), factors={"colour": 3}).unwrapped
+    planner = LatentPlanner(*exact_model(env))
+    rng = np.random.default_rng(0)
+    space = env.factor_space
+    for _ in range(30):
+        start, goal = (rng.integers(0, space.sizes) for _ in range(2))
+        image, _ = env.reset(options={"factors": start})
+        goal_image, _ = env.reset(options={"factors": goal})
+        plan = planner.plan(image, goal_image)
+        state = list(start)
+        for action in plan:
+            state = space.step_one(state, action)
+        assert state == goal.tolist()
+        assert len(plan) == shortest(start, goal, space.sizes)
+
+
+def test__acts_on_the_goal_task():
+    env = gym.make("DynDis/GridWorldGoal-v0", grid_shape=(4, 4))
+    planner = LatentPlanner(*exact_model(env.unwrapped))
+    for seed in range(10):
+        obs, info = env.reset(seed=seed)
+        budget = shortest(info["factors"], info["goal_factors"], env.unwrapped.factor_space.sizes)
+        for _ in range(budget):
+            obs, reward, terminated, truncated, info = env.step(planner.act(obs))
+        assert terminated and reward == 1.0
+        assert planner.act(obs) is None
+
+
+def test__bad_arguments():
+    with pytest.raises(ValueError, match=re.escape("`action_matrices` must have shape (A, n, n), got (2, 3).")):
+        LatentPlanner(lambda x: x, torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=re.escape("`beam_width` must be a positive integer, got 0.")):
+        LatentPlanner(lambda x: x, torch.zeros(2, 3, 3), beam_width=0)
