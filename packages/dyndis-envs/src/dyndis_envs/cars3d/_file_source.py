@@ -65,7 +65,7 @@ def load_car_views(path: str | Path, image_size: int) -> npt.NDArray[np.uint8]:
     except (MatReadError, ValueError, OSError, NotImplementedError) as exc:
         raise ValueError(f"Cars3D file {str(path)!r} is not a readable MATLAB .mat file: {exc}") from exc
     if "im" not in contents:
-        found = sorted(k for k in contents if not k.startswith("__"))
+        found = sorted(name for name, _, _ in scipy.io.whosmat(path))
         raise ValueError(f"Cars3D file {str(path)!r} has no variable 'im' (found {found}).")
     im = contents["im"]
     if im.dtype != np.uint8 or im.shape != MAT_SHAPE:
