@@ -75,7 +75,12 @@ def test__cached_and_rendered_views_agree():
         ({"cache": "yes"}, TypeError, "`cache` must be True or False, got 'yes'."),
         ({"backend": "gpu"}, ValueError, "Invalid `backend`, expected one of ('procedural', 'file', 'auto'), got"),
         ({"factors": {"colour": 2}}, ValueError, "Unknown factor name(s) ['colour'] in `factors`"),
-        ({"factors": {"object": 184}}, ValueError, "Invalid subset for factor 'object': expected None or 'all'"),
+        (
+            {"factors": {"object": 184}},
+            ValueError,
+            "Invalid subset for factor 'object': expected None or 'all', an int in [1, 183], or a non-empty list "
+            "of distinct indices in [0, 182], got 184.",
+        ),
         ({"factors": {"azimuth": [24]}}, ValueError, "Invalid subset for factor 'azimuth'"),
         ({"factors": {"elevation": 1, "azimuth": 1, "object": 1}}, ValueError, "`factors` leaves no active factor"),
         ({"render_mode": "human"}, ValueError, "Invalid `render_mode`, expected None or one of ['rgb_array']"),

@@ -49,7 +49,8 @@ _COLOURS = {
 }
 _WHEEL_SEGMENTS = 12
 _MIN_AREA = 1e-6  # m^2: faces smaller than this (collapsed ring segments) are dropped
-_MERGE_TOLERANCE = 0.005  # m: how far a merged face may stray from the stations it replaces
+_MERGE_TOLERANCE = 0.001  # m: how far from their plane the corners of merged faces may lie
+_MERGE_COSINE = np.cos(np.radians(1.0))  # and how far their normals may turn
 _MIRROR = np.array([1.0, -1.0, 1.0])  # reflection through the car's centre plane (y -> -y)
 
 
@@ -164,7 +165,7 @@ def _end_radii(model: CarModel) -> tuple[float, float]:
 
 
 def _glass_start(model: CarModel) -> float:
-    """Station where the side windows start, just behind the windshield's base."""
+    """Station where the side windows start, just behind the windshield's base (as in the models)."""
     return model.windshield_base - 0.08 * (model.windshield_base - model.windshield_top)
 
 
@@ -334,43 +335,58 @@ def _loft_materials(
     return materials
 
 
-def _merged_runs(points: npt.NDArray[np.float64], materials: npt.NDArray[np.int64]) -> list[tuple[int, int]]:
-    """Runs of stations ``(first, last)`` whose faces along one ring segment can be one quad.
+def _coplanar_runs(rings: npt.NDArray[np.float64], materials: npt.NDArray[np.int64]) -> list[tuple[int, int]]:
+    """Runs of faces ``(first, last)`` along one ring segment that lie in one plane and share a material.
 
     Args:
-        points: (n_stations, 2, 3) the segment's two end points at every station.
+        rings: (n_stations, 2, 3) the segment's two end points at every station.
         materials: (n_stations - 1,) the material of each face along the segment.
 
-    A run grows while the material stays the same and every intermediate station's points lie (within
-    ``_MERGE_TOLERANCE``) on the straight lines between the run's first and last stations.
+    Degenerate faces (both end points collapsed) are left out of every run.
     """
-    runs, first, n = [], 0, len(points)
-    while first < n - 1:
-        last = first + 1
-        while last < n - 1 and materials[last] == materials[first]:
-            span = points[first : last + 2]
-            t = ((span[:, 0, 0] - span[0, 0, 0]) / (span[-1, 0, 0] - span[0, 0, 0]))[:, None, None]
-            if np.abs(span - (span[0] + t * (span[-1] - span[0]))).max() > _MERGE_TOLERANCE:
-                break
-            last += 1
-        runs.append((first, last))
-        first = last
+    quads = np.stack([rings[:-1, 0], rings[:-1, 1], rings[1:, 1], rings[1:, 0]], axis=1)
+    normals = np.cross(quads, np.roll(quads, -1, axis=1)).sum(axis=1)
+    areas = np.linalg.norm(normals, axis=1) / 2
+    normals /= np.maximum(2 * areas, 1e-12)[:, None]
+    runs: list[tuple[int, int]] = []
+    for i in range(len(quads)):
+        if areas[i] < _MIN_AREA:
+            continue
+        if runs and runs[-1][1] == i - 1 and materials[i] == materials[runs[-1][0]]:
+            first = runs[-1][0]
+            plane_normal, plane_point = normals[first], quads[first, 0]
+            in_plane = np.abs((quads[i] - plane_point) @ plane_normal).max() < _MERGE_TOLERANCE
+            if in_plane and normals[i] @ plane_normal > _MERGE_COSINE:
+                runs[-1] = (first, i)
+                continue
+        runs.append((i, i))
     return runs
 
 
 def _add_body(builder: _Builder, model: CarModel) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Add the lofted body; returns the rings (left half) at its rear and front ends, each (12, 3)."""
+    """Add the lofted body; returns the rings (left half) at its rear and front ends, each (12, 3).
+
+    Coplanar faces along a ring segment become one polygon that keeps every station's corner on its edges,
+    so that neighbouring faces always share their edges exactly (no cracks at T-junctions).
+    """
     x = _stations(model)
     rings = _rings(model, x)
     materials = _loft_materials(model, x, rings)
-    quads, quad_materials = [], []
+    by_size: dict[int, tuple[list[npt.NDArray[np.float64]], list[int]]] = {}
     for j in range(rings.shape[1] - 1):
-        for first, last in _merged_runs(rings[:, j : j + 2], materials[:, j]):
-            quads.append([rings[first, j], rings[first, j + 1], rings[last, j + 1], rings[last, j]])
-            quad_materials.append(materials[first, j])
-    left = np.asarray(quads)
-    right = left[:, ::-1] * _MIRROR  # the mirror image, wound the other way
-    builder.add(np.concatenate([left, right]), np.tile(quad_materials, 2))
+        for first, last in _coplanar_runs(rings[:, j : j + 2], materials[:, j]):
+            # corner (first, j), then along edge j + 1 and back along edge j: counter-clockwise from outside
+            edge, next_edge = rings[:, j], rings[:, j + 1]
+            polygon = np.concatenate(
+                [edge[first : first + 1], next_edge[first : last + 2], edge[last + 1 : first : -1]]
+            )
+            polygons, polygon_materials = by_size.setdefault(len(polygon), ([], []))
+            polygons.append(polygon)
+            polygon_materials.append(int(materials[first, j]))
+    for polygons, polygon_materials in by_size.values():
+        left = np.asarray(polygons)
+        right = left[:, ::-1] * _MIRROR  # the mirror image, wound the other way
+        builder.add(np.concatenate([left, right]), np.tile(polygon_materials, 2))
     return rings[0], rings[-1]
 
 

@@ -172,17 +172,17 @@ def _model(index: int, body_type: str, rng: np.random.Generator) -> CarModel:
     deck = p["deck_height"]
     if stations["rear_window_base"] <= -length / 2 + 0.05:  # hatch, SUV, van: the cabin reaches the tail
         deck = max(deck, p["cowl_height"])
-    cabin_glass = stations["windshield_top"] - stations["roof_end"]
     if body_type in ("sedan", "sports"):
         side_glass_end = stations["roof_end"] + rng.uniform(-0.05, 0.08)
     elif body_type == "van" and rng.uniform() < 0.5:  # panel van: windows in the front doors only
         side_glass_end = stations["windshield_top"] - rng.uniform(0.55, 0.75)
     else:
         side_glass_end = stations["roof_end"] + rng.uniform(0.04, 0.12)
+    # a pillar between front and rear side windows, unless the car has two doors or short windows
+    glass_front = stations["windshield_base"] - 0.08 * (stations["windshield_base"] - stations["windshield_top"])
+    glass_length = glass_front - side_glass_end
     two_door = body_type == "sports" or (body_type in ("hatchback", "pickup") and rng.uniform() < 0.3)
-    b_pillar = None if two_door or cabin_glass < 1.2 else stations["windshield_top"] - rng.uniform(0.42, 0.52) * (
-        stations["windshield_top"] - side_glass_end
-    )
+    b_pillar = None if two_door or glass_length < 1.5 else glass_front - rng.uniform(0.45, 0.55) * glass_length
     return CarModel(
         name=f"{index:03d}_{body_type}",
         body_type=body_type,
