@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("--data-path", default=None, help="the cars/ folder of the real data (file backend)")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--scale", type=int, default=2, help="pixel upscaling of the sheet")
+    parser.add_argument("--car", type=int, default=11, help="the car of the azimuth and elevation rows (< 48)")
     args = parser.parse_args()
 
     env = gym.make(
@@ -32,7 +33,7 @@ def main() -> None:
         factors={"object": 4 * COLUMNS},
     ).unwrapped
     frames = env.frames.batch
-    car = 12  # a red hatchback in the procedural set
+    car = args.car
     rows: list[tuple[str, np.ndarray]] = []
     for first in (0, COLUMNS):  # elevation 10 degrees, azimuth 0, 15, ..., 345
         azimuths = np.arange(first, first + COLUMNS)

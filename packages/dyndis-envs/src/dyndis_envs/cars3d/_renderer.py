@@ -9,14 +9,16 @@ real data.
 Faces facing away from the camera are culled; the others are sorted far to near by their anchors' depths
 (then by layer) and filled with Pillow on a canvas :data:`SUPERSAMPLING` times larger than the image, which
 is then box-filtered down (anti-aliasing). Shading is per face: a hemisphere ambient term, a key light
-fixed relative to the camera and a Blinn-Phong highlight. Rendering is deterministic: the same view always
-gives the same bytes.
+above and in front of the camera, and a Blinn-Phong highlight. The cars and the light are mirror-symmetric,
+so views at azimuths ``a`` and ``360 - a`` are mirror images: only azimuths 0 to 180 degrees are drawn.
+Rendering is deterministic: the same view always gives the same bytes (the group law relies on it).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import PIL
 from PIL import Image, ImageDraw
 
 from dyndis_envs.cars3d._factors import AZIMUTHS, ELEVATIONS
@@ -30,7 +32,7 @@ __all__ = [
     "renderer_parameters",
 ]
 
-#: Bumped whenever the images change; part of the cache key.
+#: Bumped whenever the meshes or the drawing change the images; part of the cache key.
 RENDERER_VERSION = 1
 #: Canvas scale factor for anti-aliasing.
 SUPERSAMPLING = 4
@@ -59,6 +61,7 @@ def renderer_parameters() -> dict[str, object]:
     """Everything that determines the rendered images besides the models and the image size."""
     return {
         "version": RENDERER_VERSION,
+        "pillow": PIL.__version__,  # its polygon filling decides the edge pixels
         "elevations": ELEVATIONS,
         "azimuths": AZIMUTHS,
         "supersampling": SUPERSAMPLING,
