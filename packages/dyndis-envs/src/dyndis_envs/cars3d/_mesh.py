@@ -261,9 +261,10 @@ def _lift_outside_axles(model: CarModel, x: npt.NDArray[np.float64]) -> npt.NDAr
 
 # -- the body -----------------------------------------------------------------------------------------------
 
-# Ring points of the right half run from the bottom centre to the roof centre; segment j joins j and j + 1.
-_SEG_UNDER, _SEG_LINER, _SEG_ARCH, _SEG_ROCKER, _SEG_SIDE, _SEG_SHOULDER = 0, 1, 2, 3, 4, 5
-_SEG_DECK, _SEG_SILL, _SEG_WINDOW, _SEG_RAIL, _SEG_TOP = 6, 7, 8, 9, 10
+# The segments of a cross-section ring, from the bottom centre round to the roof centre: segment j joins
+# ring points j and j + 1 (see _rings), so point j is where segment j starts.
+_SEGMENTS = ("under", "liner", "arch", "rocker", "side", "shoulder", "deck", "sill", "window", "rail", "top")
+_SEG = {name: j for j, name in enumerate(_SEGMENTS)}
 
 
 def _rings(model: CarModel, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -291,18 +292,18 @@ def _rings(model: CarModel, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float6
         crown = np.where(bed, 0.0, crown)
     rail = np.minimum(0.09, 0.5 * cabin_top)
     zero = np.zeros_like(x)
-    y_z = [
-        (zero, bottom),
-        (liner, bottom),
-        (liner, lower),
-        (w - corner, lower),
-        (w, lower + corner),
-        (w, belt - shoulder),
-        (w - shoulder, belt),
-        (cabin_base, belt),
-        (cabin_base - np.where(sill > 0, 0.01, 0.0), belt + sill),
-        (cabin_top, top),
-        (cabin_top - rail, top + 0.6 * crown),
+    y_z = [  # (y, z) of each ring point, named by the segment that starts there
+        (zero, bottom),  # under: the flat underbody
+        (liner, bottom),  # liner: the arch liner's wall (zero height away from the wheels)
+        (liner, lower),  # arch: the arch's roof above the tyre
+        (w - corner, lower),  # rocker: the rounded lower edge of the side
+        (w, lower + corner),  # side: doors and fenders
+        (w, belt - shoulder),  # shoulder: the rounded upper edge of the side
+        (w - shoulder, belt),  # deck: the hood, trunk or bed rail beside the cabin
+        (cabin_base, belt),  # sill: below the side windows
+        (cabin_base - np.where(sill > 0, 0.01, 0.0), belt + sill),  # window: side windows and pillars
+        (cabin_top, top),  # rail: the roof's edge, the A- and C-pillars along the windshield and rear window
+        (cabin_top - rail, top + 0.6 * crown),  # top: windshield, roof, rear window (or hood, deck, bed floor)
         (zero, top + crown),
     ]
     return np.stack([np.stack([x, y, z], axis=-1) for y, z in y_z], axis=1)
@@ -326,12 +327,12 @@ def _loft_materials(
     windshield = (mid > model.windshield_top)[:, None]
     rear_window = ((mid < model.roof_end) & (mid > rear_glass_x - 1e-9))[:, None] & (z_mid > rear_glass_z - 0.05)
     glass = in_cabin & (
-        ((segment == _SEG_WINDOW) & side_glass) | ((segment == _SEG_TOP) & (windshield | rear_window))
+        ((segment == _SEG["window"]) & side_glass) | ((segment == _SEG["top"]) & (windshield | rear_window))
     )
     materials = np.where(glass, int(Material.GLASS), int(Material.PAINT))
     if model.has_bed:
-        materials[(mid < model.rear_window_base)[:, None] & (segment >= _SEG_SILL)] = int(Material.DARK)
-    materials[:, [_SEG_UNDER, _SEG_LINER, _SEG_ARCH]] = int(Material.DARK)
+        materials[(mid < model.rear_window_base)[:, None] & (segment >= _SEG["sill"])] = int(Material.DARK)
+    materials[:, [_SEG["under"], _SEG["liner"], _SEG["arch"]]] = int(Material.DARK)
     return materials
 
 
@@ -397,7 +398,8 @@ def _add_end(builder: _Builder, model: CarModel, ring: npt.NDArray[np.float64], 
     strips = np.stack([ring[:-1], ring[1:], ring[1:] * _MIRROR, ring[:-1] * _MIRROR], axis=1)
     builder.add(strips, Material.PAINT, anchors=anchor, facing=axis)
     x = ring[0, 0] + 0.004 * axis[0]  # decals float just off the surface
-    z_low, z_high, w = ring[4, 2], ring[6, 2], ring[5, 1]  # side panel's bottom, shoulder's top, half width
+    # the side panel's bottom, the shoulder's top and the half width there
+    z_low, z_high, w = ring[_SEG["side"], 2], ring[_SEG["deck"], 2], ring[_SEG["shoulder"], 1]
     height = z_high - z_low
 
     def rects(boxes: list[tuple[float, float, float, float]], material: Material, layer: int) -> None:
