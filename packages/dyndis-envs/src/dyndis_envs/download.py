@@ -17,8 +17,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -235,7 +233,7 @@ def _fetch(
     expected_size: int | None,
     timeout: float,
     chunk_size: int,
-    bar: tqdm,
+    bar: _Progress,
 ) -> None:
     """Append the rest of the remote file to ``partial``; raises a retryable error if cut short."""
     response, total = _open(url, partial, timeout)
@@ -244,9 +242,7 @@ def _fetch(
             response.close()
         partial.delete()
         raise IntegrityError(f"Size mismatch for {url}: expected {expected_size:,} bytes, the server has {total:,}.")
-    bar.total = total if total is not None else expected_size
-    bar.n = partial.size
-    bar.refresh()
+    bar.start(total if total is not None else expected_size, partial.size)
     if response is None:
         return
     with response, partial.path.open("ab") as out:
@@ -266,20 +262,41 @@ def _is_retryable(error: BaseException) -> bool:
     return isinstance(error, (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError))
 
 
-@contextmanager
-def _progress_bar(enabled: bool, description: str, initial: int) -> Iterator[tqdm]:
-    from tqdm import tqdm  # Lazy: importing the CLI should stay light.
+class _Progress:
+    """A tqdm bar (on stderr) that appears with the first response, so a failed request prints no bar."""
 
-    with tqdm(
-        desc=description,
-        initial=initial,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        disable=not enabled,
-        dynamic_ncols=True,
-    ) as bar:
-        yield bar
+    def __init__(self, enabled: bool, description: str) -> None:
+        self._enabled = enabled
+        self._description = description
+        self._bar: tqdm | None = None
+
+    def start(self, total: int | None, position: int) -> None:
+        """Show the transfer of a response: ``position`` bytes of ``total`` (None: unknown) are on disk."""
+        if not self._enabled:
+            return
+        if self._bar is None:
+            from tqdm import tqdm  # Lazy: importing the CLI should stay light.
+
+            self._bar = tqdm(
+                desc=self._description,
+                total=total,
+                initial=position,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                dynamic_ncols=True,
+            )
+        else:  # A resumed or restarted response.
+            self._bar.total, self._bar.n = total, position
+            self._bar.refresh()
+
+    def update(self, count: int) -> None:
+        if self._bar is not None:
+            self._bar.update(count)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 def download(
@@ -343,7 +360,8 @@ def download(
         partial.restart()
 
     failures = 0
-    with _progress_bar(progress, dest.name, partial.size) as bar:
+    bar = _Progress(progress, dest.name)
+    try:
         while expected_size is None or partial.size != expected_size:
             before = partial.size
             try:
@@ -364,6 +382,8 @@ def download(
                         f"{partial.size:,} bytes are kept in {str(partial.path)!r}; run again to resume."
                     ) from error
                 time.sleep(backoff * 2 ** max(failures - 1, 0))
+    finally:
+        bar.close()
 
     if expected_size is not None and partial.size != expected_size:
         partial.delete()
