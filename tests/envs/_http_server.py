@@ -32,6 +32,7 @@ class LocalFileServer:
         drop_after: Send at most this many body bytes per response, then close the connection (the
             headers still announce the full length): a connection dropped mid-file.
         omit_length: Send no Content-Length (the body ends when the connection closes).
+        error_statuses: Statuses to answer the next requests with, one each, before serving normally again.
         requests: (path, Range header or None) of every request, in order.
     """
 
@@ -40,6 +41,7 @@ class LocalFileServer:
         self.ignore_range = False
         self.drop_after: int | None = None
         self.omit_length = False
+        self.error_statuses: list[int] = []
         self.requests: list[tuple[str, str | None]] = []
         self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
@@ -68,6 +70,9 @@ def _handler_for(state: LocalFileServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self):
             range_header = self.headers.get("Range")
             state.requests.append((self.path, range_header))
+            if state.error_statuses:
+                self.send_error(state.error_statuses.pop(0))
+                return
             body = state.files.get(self.path)
             if body is None:
                 self.send_error(404)

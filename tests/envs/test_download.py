@@ -153,6 +153,23 @@ def test_download__http_404__fails_without_retrying(server, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_download__temporary_server_errors__retried(server, tmp_path):
+    server.error_statuses = [503, 429]
+    dest = tmp_path / "file.bin"
+    download(server.url("/file.bin"), dest, checksum=SHA256, retries=2, **FAST)
+    assert dest.read_bytes() == DATA
+    assert len(server.requests) == 3
+
+
+def test_download__empty_file__written(server, tmp_path):
+    server.files["/empty.bin"] = b""
+    empty = ("sha256", hashlib.sha256(b"").hexdigest())
+    for expected_size in (None, 0):
+        dest = tmp_path / f"empty_{expected_size}.bin"
+        download(server.url("/empty.bin"), dest, checksum=empty, expected_size=expected_size, **FAST)
+        assert dest.read_bytes() == b""
+
+
 def test_download__connection_refused__retries_then_fails(tmp_path):
     with socket.socket() as probe:  # A loopback port that nothing listens on once the probe closes.
         probe.bind(("127.0.0.1", 0))

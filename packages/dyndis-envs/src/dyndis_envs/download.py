@@ -43,7 +43,7 @@ DIGEST_LENGTHS: dict[str, int] = {"sha256": 64, "md5": 32}
 DEFAULT_CHUNK_SIZE = 1 << 20
 
 _USER_AGENT = "dyndis-envs (urllib)"
-# Statuses worth another try; any other HTTP error (404, 403, ...) will not change by waiting.
+# HTTP statuses worth another try; any other (404, 403, ...) will not change by waiting.
 _RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)\s*$")
@@ -256,10 +256,8 @@ def _fetch(
         raise _Interrupted(f"the connection closed after {partial.size:,} of {total:,} bytes")
 
 
-def _is_retryable(error: BaseException) -> bool:
-    if isinstance(error, urllib.error.HTTPError):
-        return error.code in _RETRYABLE_STATUSES
-    return isinstance(error, (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError))
+# Failures of the connection or the server; each is retried except an HTTP status that waiting cannot fix.
+_TRANSFER_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
 
 
 class _Progress:
@@ -370,11 +368,11 @@ def download(
                     # The server sent no length and stopped early: a dropped connection.
                     raise _Interrupted(f"the body ended after {partial.size:,} of {expected_size:,} bytes")
                 break
-            except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as error:
+            except _TRANSFER_ERRORS as error:
                 if isinstance(error, urllib.error.HTTPError):
                     error.close()
-                if not _is_retryable(error):
-                    raise DownloadError(f"Downloading {url} failed: {error}.") from error
+                    if error.code not in _RETRYABLE_STATUSES:
+                        raise DownloadError(f"Downloading {url} failed: {error}.") from error
                 failures = 0 if partial.size > before else failures + 1
                 if failures > retries:
                     raise DownloadError(
@@ -397,7 +395,7 @@ def download(
         raise IntegrityError(
             _mismatch(url, algorithm, expected, actual) + f" The partial file {str(partial.path)!r} was deleted."
         )
-    with partial.path.open("rb+") as file:  # Make the bytes durable before the rename publishes them.
+    with partial.path.open("ab") as file:  # Durable bytes before the rename publishes them ("ab": 0 bytes too).
         os.fsync(file.fileno())
     os.replace(partial.path, dest)
     return dest
