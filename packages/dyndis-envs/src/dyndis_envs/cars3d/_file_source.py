@@ -19,13 +19,10 @@ import scipy.io
 from PIL import Image
 from scipy.io.matlab import MatReadError
 
-from dyndis_envs.cars3d._factors import AZIMUTHS, ELEVATIONS
 from dyndis_envs.cars3d._sources import Cars3DViewTable, check_image_size
+from dyndis_envs.datasets import CARS3D_MESH_SHAPE
 
-__all__ = ["MAT_SHAPE", "Cars3DFileSource", "load_car_views", "read_object_list"]
-
-#: Shape of ``im`` in every ``.mat`` file: (H, W, RGB, azimuth, elevation).
-MAT_SHAPE = (128, 128, 3, len(AZIMUTHS), len(ELEVATIONS))
+__all__ = ["Cars3DFileSource", "load_car_views", "read_object_list"]
 
 
 def read_object_list(folder: str | Path) -> tuple[str, ...]:
@@ -39,7 +36,7 @@ def read_object_list(folder: str | Path) -> tuple[str, ...]:
     if not path.is_file():
         raise FileNotFoundError(
             f"No list.txt in {str(folder)!r}: a Cars3D folder (data/cars/ of nips2015-analogy-data.tar.gz) "
-            "lists its cars in list.txt, one name per line."
+            "lists its cars in list.txt, one name per line. `dyndis-envs download cars3d` fetches it."
         )
     names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if not names:
@@ -55,7 +52,7 @@ def load_car_views(path: str | Path, image_size: int) -> npt.NDArray[np.uint8]:
 
     Raises:
         FileNotFoundError: If the file is missing.
-        ValueError: If it is not a readable ``.mat`` file or its ``im`` is not uint8 of :data:`MAT_SHAPE`.
+        ValueError: If it is not a readable ``.mat`` file or its ``im`` is not uint8 of :data:`CARS3D_MESH_SHAPE`.
     """
     path = Path(path)
     if not path.is_file():
@@ -68,13 +65,13 @@ def load_car_views(path: str | Path, image_size: int) -> npt.NDArray[np.uint8]:
         found = sorted(name for name, _, _ in scipy.io.whosmat(path))
         raise ValueError(f"Cars3D file {str(path)!r} has no variable 'im' (found {found}).")
     im = contents["im"]
-    if im.dtype != np.uint8 or im.shape != MAT_SHAPE:
+    if im.dtype != np.uint8 or im.shape != CARS3D_MESH_SHAPE:
         raise ValueError(
-            f"Cars3D file {str(path)!r}: 'im' must be uint8 of shape {MAT_SHAPE} (H, W, RGB, azimuth, "
+            f"Cars3D file {str(path)!r}: 'im' must be uint8 of shape {CARS3D_MESH_SHAPE} (H, W, RGB, azimuth, "
             f"elevation), got {im.dtype} of shape {im.shape}."
         )
     views = np.transpose(im, (4, 3, 0, 1, 2))  # (elevation, azimuth, H, W, RGB)
-    if image_size == MAT_SHAPE[0]:
+    if image_size == CARS3D_MESH_SHAPE[0]:
         return np.ascontiguousarray(views)
     out = np.empty((*views.shape[:2], image_size, image_size, 3), dtype=np.uint8)
     for elevation in range(views.shape[0]):
