@@ -5,6 +5,7 @@ import dyndis_envs
 #: Keyword arguments that keep each registered env quick to build in tests; every id must have an entry.
 FAST_KWARGS: dict[str, dict] = {
     "DynDis/GridWorld-v0": {},
+    "DynDis/Cars3D-v0": {"factors": {"object": 2}, "image_size": 40, "cache": False},
 }
 
 

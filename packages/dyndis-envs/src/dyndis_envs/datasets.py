@@ -1,0 +1,217 @@
+"""The real datasets behind the file backends: where to get them, how to check them, where they go.
+
+Each :class:`Dataset` ends up at ``data_dir() / dataset.target``, the place its environment looks:
+``3dshapes.h5`` for Shapes3D, the folder ``cars/`` for Cars3D. A dataset published inside an archive
+(Cars3D) is downloaded, verified, and only its ``member_prefix`` folder is extracted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dyndis_envs import data_paths
+from dyndis_envs.archives import extract_tar
+from dyndis_envs.download import Checksum, IntegrityError, download, verify_file
+
+__all__ = [
+    "CARS3D_MESH_SHAPE",
+    "DATASETS",
+    "Dataset",
+    "check_cars_folder",
+    "dataset_path",
+    "download_dataset",
+    "get_dataset",
+    "verify_dataset",
+]
+
+#: Shape and meaning of the ``im`` array in every ``car_XXX_mesh.mat``: (H, W, RGB, azimuth, elevation).
+CARS3D_MESH_SHAPE = (128, 128, 3, 24, 4)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset that ``dyndis-envs download`` fetches.
+
+    Attributes:
+        name: The registry key (``"shapes3d"``).
+        description: One line for ``dyndis-envs list``.
+        url: Where the download comes from.
+        checksum: ``(algorithm, hex digest)`` of the downloaded file.
+        expected_size: Bytes of the downloaded file, or None when unknown.
+        target: The file or folder inside the data directory that the environment reads.
+        archive: None when the download is ``target`` itself; else the file name of the downloaded archive.
+        member_prefix: The archive's folder extracted into ``target`` (for an archive).
+        check_folder: Checks an extracted ``target`` folder and returns a one-line summary (for an archive).
+    """
+
+    name: str
+    description: str
+    url: str
+    checksum: Checksum
+    expected_size: int | None
+    target: str
+    archive: str | None = None
+    member_prefix: str | None = None
+    check_folder: Callable[[Path], str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.archive is not None and (self.member_prefix is None or self.check_folder is None):
+            raise ValueError(f"Dataset {self.name!r} is an archive: it needs `member_prefix` and `check_folder`.")
+
+
+def _mesh_file(entry: str) -> str:
+    # list.txt names the meshes without extension ("car_001_mesh"); tolerate names that include it.
+    return entry if entry.endswith(".mat") else f"{entry}.mat"
+
+
+def check_cars_folder(folder: Path) -> str:
+    """Check a Cars3D folder: ``list.txt``, every mesh it lists, and the array of the first mesh.
+
+    Only the first mesh is loaded (each holds 4.7 MB of pixels); the others must exist and be non-empty.
+
+    Returns:
+        A one-line summary.
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a folder.
+        IntegrityError: ``list.txt`` is missing or empty, a listed mesh is missing or empty, or the first
+            mesh has no uint8 ``im`` array of shape :data:`CARS3D_MESH_SHAPE`.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"No Cars3D folder at {str(folder)!r}.")
+    listing = folder / "list.txt"
+    if not listing.is_file():
+        raise IntegrityError(f"{str(folder)!r} has no list.txt: not a Cars3D folder.")
+    names = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+    if not names:
+        raise IntegrityError(f"{str(listing)!r} lists no meshes.")
+    meshes = [folder / _mesh_file(name) for name in names]
+    broken = [mesh.name for mesh in meshes if not mesh.is_file() or mesh.stat().st_size == 0]
+    if broken:
+        shown = ", ".join(broken[:3]) + (", ..." if len(broken) > 3 else "")
+        raise IntegrityError(
+            f"{len(broken)} of the {len(names)} meshes listed in {str(listing)!r} are missing or empty: {shown}."
+        )
+    import scipy.io  # Lazy: scipy is slow to import and only needed here.
+
+    first = meshes[0]
+    try:
+        mesh = scipy.io.loadmat(first, variable_names=["im"]).get("im")
+    except Exception as error:  # scipy's parser fails on garbage with assorted errors (IndexError, ...).
+        raise IntegrityError(f"{str(first)!r} is not a readable .mat file: {error}.") from error
+    if mesh is None or mesh.dtype != "uint8" or mesh.shape != CARS3D_MESH_SHAPE:
+        found = "no 'im' array" if mesh is None else f"'im' {mesh.dtype} {mesh.shape}"
+        raise IntegrityError(f"{str(first)!r}: expected 'im' uint8 {CARS3D_MESH_SHAPE}, found {found}.")
+    return f"{len(names)} meshes listed in list.txt, all present; {first.name} holds 'im' uint8 {mesh.shape}"
+
+
+#: The known datasets by name.
+DATASETS: dict[str, Dataset] = {
+    "shapes3d": Dataset(
+        name="shapes3d",
+        description="DeepMind 3D Shapes: 480,000 images of 64x64x3 with 6 factors (for DynDis/Shapes3D-v0)",
+        url="https://storage.googleapis.com/3d-shapes/3dshapes.h5",
+        checksum=("sha256", "0a0f6ed98baff276a50f3a081a7434d788da63cb135a98189b2a5b5769be1785"),
+        expected_size=267_573_662,
+        target="3dshapes.h5",
+    ),
+    "cars3d": Dataset(
+        name="cars3d",
+        description="Reed et al. 2015 car renderings: 183 cars x 24 azimuths x 4 elevations (for DynDis/Cars3D-v0)",
+        url="http://www.scottreed.info/files/nips2015-analogy-data.tar.gz",
+        checksum=("md5", "4e866a7919c1beedf53964e6f7a23686"),
+        expected_size=None,
+        target="cars",
+        archive="nips2015-analogy-data.tar.gz",
+        member_prefix="data/cars/",
+        check_folder=check_cars_folder,
+    ),
+}
+
+
+def get_dataset(name: str) -> Dataset:
+    """The registered dataset called ``name``; ValueError naming the known ones otherwise."""
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}, expected one of {sorted(DATASETS)}.")
+    return DATASETS[name]
+
+
+def _root(data_dir: str | os.PathLike[str] | None) -> Path:
+    return Path(data_dir).expanduser() if data_dir is not None else data_paths.data_dir()
+
+
+def dataset_path(name: str, data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where the dataset lives: ``data_dir / target`` (``data_dir`` defaults to :func:`data_paths.data_dir`)."""
+    return _root(data_dir) / get_dataset(name).target
+
+
+def download_dataset(
+    name: str,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    url: str | None = None,
+    keep_archive: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Download, verify and (for an archive) extract a dataset; a dataset already in place is kept.
+
+    Args:
+        name: A key of :data:`DATASETS`.
+        data_dir: The data directory; None for ``$DYNDIS_DATA`` or ``~/.cache/dyndis``.
+        url: Another address of the same file (a mirror); None for the registered one.
+        keep_archive: Keep the downloaded archive after extraction (archives only).
+        progress: Show a progress bar.
+
+    Returns:
+        The dataset's path (``dataset_path(name, data_dir)``).
+
+    Raises:
+        IntegrityError: The download's checksum or size differs, or an existing or extracted folder fails
+            its check.
+        DownloadError: The download failed; a new call resumes it.
+    """
+    dataset = get_dataset(name)
+    target = dataset_path(name, data_dir)
+    source = url if url is not None else dataset.url
+    check_folder, member_prefix = dataset.check_folder, dataset.member_prefix
+    # __post_init__ makes these all None or all set; naming the three keeps type checkers informed.
+    if dataset.archive is None or check_folder is None or member_prefix is None:
+        return download(
+            source, target, checksum=dataset.checksum, expected_size=dataset.expected_size, progress=progress
+        )
+    if target.exists():
+        try:
+            check_folder(target)
+        except IntegrityError as error:
+            raise IntegrityError(f"{error} Remove {str(target)!r} and download again.") from error
+        return target
+    archive = target.parent / dataset.archive
+    download(source, archive, checksum=dataset.checksum, expected_size=dataset.expected_size, progress=progress)
+    extract_tar(archive, target, member_prefix=member_prefix, check=check_folder)
+    if not keep_archive:
+        archive.unlink()
+    return target
+
+
+def verify_dataset(name: str, path: str | os.PathLike[str] | None = None) -> str:
+    """Check a dataset in place and describe it in one line.
+
+    Args:
+        name: A key of :data:`DATASETS`.
+        path: The dataset file or folder; None for ``dataset_path(name)``. For an archive dataset, a file
+            path is taken as the downloaded archive and its checksum is verified.
+
+    Raises:
+        FileNotFoundError: Nothing at ``path``.
+        IntegrityError: The checksum, size or folder check fails.
+    """
+    dataset = get_dataset(name)
+    path = Path(path).expanduser() if path is not None else dataset_path(name)
+    if dataset.check_folder is None or path.is_file():
+        digest = verify_file(path, dataset.checksum, dataset.expected_size)
+        return f"{dataset.checksum[0]} {digest}, {path.stat().st_size:,} bytes"
+    return dataset.check_folder(path)

@@ -1,0 +1,136 @@
+import dataclasses
+import hashlib
+import re
+
+import numpy as np
+import pytest
+
+from dyndis_envs.datasets import (
+    DATASETS,
+    Dataset,
+    check_cars_folder,
+    dataset_path,
+    download_dataset,
+    get_dataset,
+    verify_dataset,
+)
+from dyndis_envs.download import IntegrityError
+from tests.envs._dataset_fixtures import write_cars_tarball, write_mesh
+from tests.envs._http_server import LocalFileServer
+
+TARBALL = "/nips2015-analogy-data.tar.gz"
+
+
+def test_registry__known_datasets__match_the_published_files():
+    shapes, cars = DATASETS["shapes3d"], DATASETS["cars3d"]
+    assert shapes.url == "https://storage.googleapis.com/3d-shapes/3dshapes.h5"
+    assert shapes.checksum == ("sha256", "0a0f6ed98baff276a50f3a081a7434d788da63cb135a98189b2a5b5769be1785")
+    assert (shapes.expected_size, shapes.target, shapes.archive) == (267_573_662, "3dshapes.h5", None)
+    assert cars.url == "http://www.scottreed.info/files/nips2015-analogy-data.tar.gz"
+    assert cars.checksum == ("md5", "4e866a7919c1beedf53964e6f7a23686")
+    assert (cars.target, cars.archive, cars.member_prefix) == ("cars", "nips2015-analogy-data.tar.gz", "data/cars/")
+    assert all(name == dataset.name for name, dataset in DATASETS.items())
+
+
+def test_get_dataset__unknown_name__raises_listing_the_known_ones():
+    with pytest.raises(ValueError, match=re.escape("Unknown dataset 'mnist', expected one of ['cars3d', 'shapes3d'].")):
+        get_dataset("mnist")
+
+
+def test_dataset__archive_without_prefix_or_check__raises():
+    with pytest.raises(ValueError, match=re.escape("Dataset 'x' is an archive: it needs `member_prefix` and")):
+        Dataset("x", "", "http://127.0.0.1/x.tar", ("md5", "0" * 32), None, "x", archive="x.tar")
+
+
+def test_dataset_path__defaults_to_the_data_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("DYNDIS_DATA", str(tmp_path / "env"))
+    assert dataset_path("shapes3d") == tmp_path / "env" / "3dshapes.h5"
+    assert dataset_path("cars3d", tmp_path / "given") == tmp_path / "given" / "cars"
+
+
+@pytest.fixture
+def cars_folder(tmp_path):
+    folder = tmp_path / "cars"
+    folder.mkdir()
+    (folder / "list.txt").write_text("car_001_mesh\ncar_002_mesh\n\n")
+    write_mesh(folder / "car_001_mesh.mat")
+    (folder / "car_002_mesh.mat").write_bytes(b"only the first mesh is loaded")
+    return folder
+
+
+def test_check_cars_folder__valid_folder__summarises(cars_folder):
+    summary = check_cars_folder(cars_folder)
+    assert summary == (
+        "2 meshes listed in list.txt, all present; car_001_mesh.mat holds 'im' uint8 (128, 128, 3, 24, 4)"
+    )
+
+
+def test_check_cars_folder__missing_or_empty_pieces__raise(cars_folder, tmp_path):
+    (cars_folder / "car_002_mesh.mat").write_bytes(b"")
+    listing = cars_folder / "list.txt"
+    with pytest.raises(IntegrityError, match=re.escape(f"1 of the 2 meshes listed in {str(listing)!r} are missing")):
+        check_cars_folder(cars_folder)
+    listing.write_text("\n")
+    with pytest.raises(IntegrityError, match=re.escape(f"{str(listing)!r} lists no meshes.")):
+        check_cars_folder(cars_folder)
+    listing.unlink()
+    with pytest.raises(IntegrityError, match=re.escape("has no list.txt: not a Cars3D folder.")):
+        check_cars_folder(cars_folder)
+    with pytest.raises(FileNotFoundError, match=re.escape("No Cars3D folder at")):
+        check_cars_folder(tmp_path / "absent")
+
+
+def test_check_cars_folder__wrong_mesh_array__raises(cars_folder):
+    mesh = cars_folder / "car_001_mesh.mat"
+    write_mesh(mesh, np.zeros((64, 64, 3, 24, 4), np.uint8))
+    with pytest.raises(IntegrityError, match=re.escape("expected 'im' uint8 (128, 128, 3, 24, 4), found 'im' uint8")):
+        check_cars_folder(cars_folder)
+    mesh.write_bytes(b"not a mat file at all")
+    with pytest.raises(IntegrityError, match=re.escape(f"{str(mesh)!r} is not a readable .mat file")):
+        check_cars_folder(cars_folder)
+
+
+@pytest.fixture(scope="module")
+def cars_tarball(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cars_tarball")
+    return write_cars_tarball(folder / "data.tar.gz", folder / "work")
+
+
+@pytest.fixture
+def cars_server(cars_tarball, monkeypatch):
+    with LocalFileServer({TARBALL: cars_tarball}) as server:
+        patched = dataclasses.replace(
+            DATASETS["cars3d"], url=server.url(TARBALL), checksum=("md5", hashlib.md5(cars_tarball).hexdigest())
+        )
+        monkeypatch.setitem(DATASETS, "cars3d", patched)
+        yield server
+
+
+def test_download_dataset__cars__extracts_the_folder_and_deletes_the_archive(cars_server, tmp_path):
+    path = download_dataset("cars3d", data_dir=tmp_path, progress=False)
+    assert path == tmp_path / "cars"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cars"]
+    assert sorted(p.name for p in path.iterdir()) == ["car_001_mesh.mat", "list.txt"]
+    assert verify_dataset("cars3d", path).startswith("1 meshes listed in list.txt, all present")
+
+
+def test_download_dataset__keep_archive__archive_stays_and_verifies(cars_server, tmp_path):
+    download_dataset("cars3d", data_dir=tmp_path, keep_archive=True, progress=False)
+    archive = tmp_path / "nips2015-analogy-data.tar.gz"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cars", archive.name]
+    assert verify_dataset("cars3d", archive).startswith(f"md5 {DATASETS['cars3d'].checksum[1]}, ")
+
+
+def test_download_dataset__valid_folder_in_place__kept_without_a_request(cars_server, tmp_path):
+    download_dataset("cars3d", data_dir=tmp_path, progress=False)
+    requests = len(cars_server.requests)
+    download_dataset("cars3d", data_dir=tmp_path, progress=False)
+    assert len(cars_server.requests) == requests
+
+
+def test_download_dataset__broken_folder_in_place__raises_asking_to_remove_it(cars_server, tmp_path):
+    (tmp_path / "cars").mkdir()
+    (tmp_path / "cars" / "stray.txt").write_text("x")
+    with pytest.raises(IntegrityError, match=re.escape(f"Remove {str(tmp_path / 'cars')!r} and download again.")):
+        download_dataset("cars3d", data_dir=tmp_path, progress=False)
+    assert cars_server.requests == []
