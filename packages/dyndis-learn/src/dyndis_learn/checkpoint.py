@@ -79,7 +79,11 @@ def optimizer_state_from_tensors(
         state.setdefault(int(index), {})[name] = value
     for index, entries in meta["scalars"].items():
         state.setdefault(int(index), {}).update(entries)
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    groups = [  # JSON turned tuples (Adam's betas) into lists: give them back their type
+        {key: tuple(value) if isinstance(current.get(key), tuple) else value for key, value in saved.items()}
+        for saved, current in zip(meta["param_groups"], optimizer.param_groups, strict=True)
+    ]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
 def save_checkpoint(

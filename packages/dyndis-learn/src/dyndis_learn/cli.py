@@ -11,6 +11,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from typing import Any
 
 from dyndis_learn.api import Learner, load_config
 from dyndis_learn.checkpoint import write_json_atomic
-from dyndis_learn.config import TrainConfig
+from dyndis_learn.config import EvalConfig, TrainConfig
 from dyndis_learn.trainer import CHECKPOINT_NAME
 
 __all__ = ["main"]
@@ -116,13 +117,9 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluation_config(learner: Learner, args: argparse.Namespace) -> Any:
+def _evaluation_config(learner: Learner, args: argparse.Namespace) -> EvalConfig:
     changes = {k: v for k, v in (("episodes", args.episodes), ("horizon", args.horizon)) if v is not None}
-    return (
-        learner.config.evaluation
-        if not changes
-        else type(learner.config.evaluation)(**{**learner.config.evaluation.__dict__, **changes})
-    )
+    return dataclasses.replace(learner.config.evaluation, **changes)
 
 
 def _print_summary(evaluation: dict[str, Any]) -> None:

@@ -34,8 +34,8 @@ def _check_float(
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (value > minimum if strict else value >= minimum) and value <= maximum
     if not ok:
-        bound = f"> {minimum}" if strict else f">= {minimum}"
-        upper = f" and <= {maximum}" if math.isfinite(maximum) else ""
+        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+        upper = f" and <= {maximum:g}" if math.isfinite(maximum) else ""
         raise ValueError(f"{owner}.{name} must be a finite number {bound}{upper}, got {value!r}.")
 
 
