@@ -1,0 +1,197 @@
+"""Learning quality: do the quality criteria hold, in how many seeds, and after how much wall time?
+
+For each seed, train the default configuration (or the one given) and, every ``--check-every`` steps,
+check the criteria on fixed evaluation episodes: every action >= 99% of sum(theta^2) in one plane at a
+faithful angle within 1% of 2 pi k / N, factors in disjoint planes, rollout BCE at k = 500 <= 1.2 x BCE at
+k = 1. The wall time until they first hold counts SGD steps only (not the checks). At the end the full
+evaluation (every k, 95% intervals) runs once per seed.
+
+Usage: python benchmarks/learn_structure.py [--quick] [--suite gridworld|shapes3d|all] [--seeds 0 1 2 3 4]
+Targets: GridWorld 5x5 (latent 4) in 5 of 5 seeds; Shapes3D (floor_hue, wall_hue, orientation; latent 6)
+in 3 of 3 seeds; both within the default step budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import dyndis_envs  # noqa: F401  (registers the ids)
+from benchmarks._common import print_table, write_json
+from dyndis_learn import TrainConfig, Trainer
+from dyndis_learn.evaluate import collect_eval_episodes, evaluate_model
+
+SUITES: dict[str, dict[str, Any]] = {
+    "gridworld": {
+        "env_id": "DynDis/GridWorld-v0",
+        "env_kwargs": {},
+        "latent_dim": 4,
+        "seeds": [0, 1, 2, 3, 4],
+    },
+    "shapes3d": {
+        "env_id": "DynDis/Shapes3D-v0",
+        "env_kwargs": {
+            "factors": {
+                "floor_hue": "all",
+                "wall_hue": "all",
+                "orientation": "all",
+                "object_hue": [0],
+                "scale": [0],
+                "shape": [0],
+            },
+        },
+        "latent_dim": 6,
+        "seeds": [0, 1, 2],
+    },
+}
+
+
+def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {
+        "env_id": suite["env_id"],
+        "env_kwargs": suite["env_kwargs"],
+        "seed": seed,
+        "model": {"latent_dim": suite["latent_dim"]},
+        "threads": args.threads,
+    }
+    if args.steps:
+        overrides["steps"] = args.steps
+    if args.set:
+        overrides.update(json.loads(args.set))
+    if args.env_kwargs:
+        overrides["env_kwargs"] = {**suite["env_kwargs"], **json.loads(args.env_kwargs)}
+    if args.quick:
+        overrides.update(steps=args.steps or 40, warmup_steps=10, dynamics_ramp_steps=10, log_every=5)
+    config = TrainConfig.from_dict(overrides)
+    check_config = config.evaluation if not args.quick else type(config.evaluation)(episodes=4, horizon=50)
+    batch, factors = collect_eval_episodes(
+        config.env_id, config.env_kwargs, check_config, args.check_episodes
+    )
+    trainer = Trainer(config)
+    first: dict[str, Any] = {}
+    checks = []
+
+    def check(t: Trainer) -> None:
+        result = evaluate_model(
+            t.model,
+            config.env_id,
+            config.env_kwargs,
+            check_config,
+            ks=(1, check_config.horizon),
+            batch=batch,
+            factors=factors,
+        )
+        checks.append(
+            {
+                "step": t.step,
+                "seconds": t.train_seconds,
+                "all": result["criteria"]["all"],
+                "ratio": result["rollout_bce_ratio"],
+            }
+        )
+        if result["criteria"]["all"] and not first:
+            first.update(step=t.step, seconds=t.train_seconds)
+        t.model.train()
+
+    started = time.perf_counter()
+    trainer.train(progress=not args.no_progress, callback=check, callback_every=args.check_every)
+    wall = time.perf_counter() - started
+    final = evaluate_model(
+        trainer.model, config.env_id, config.env_kwargs, check_config if args.quick else config.evaluation
+    )
+    trainer.close()
+    criteria = final["criteria"]
+    rollout = dict(zip(final["rollout_bce"]["k"], final["rollout_bce"]["mean"], strict=True))
+    return {
+        "seed": seed,
+        "steps": trainer.step,
+        "train_seconds": trainer.train_seconds,
+        "wall_seconds_with_checks": wall,
+        "first_hold_step": first.get("step"),
+        "first_hold_seconds": first.get("seconds"),
+        "final_all": criteria["all"],
+        "final_criteria": {
+            k: criteria[k] for k in ("single_plane", "faithful_angles", "disjoint_planes", "rollout_stable")
+        },
+        "bce_k1": rollout[1],
+        "bce_kmax": rollout[final["horizon"]],
+        "min_share": min(a["plane_share"] for a in final["actions"]),
+        "max_angle_error": max(a.get("angle_relative_error", float("nan")) for a in final["actions"]),
+        "angles_over_unit": [a.get("angle_over_unit") for a in final["actions"]],
+        "checks": checks,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run (criteria will not hold)")
+    parser.add_argument("--suite", choices=[*SUITES, "all"], default="gridworld")
+    parser.add_argument("--seeds", type=int, nargs="*", help="override the suite's seeds")
+    parser.add_argument("--steps", type=int, help="override the default step budget")
+    parser.add_argument("--set", help="JSON object of TrainConfig fields to override (for experiments)")
+    parser.add_argument("--env-kwargs", help="JSON object merged into the suite's env kwargs")
+    parser.add_argument("--check-every", type=int, default=50, help="steps between criteria checks")
+    parser.add_argument("--check-episodes", type=int, default=16, help="episodes of the periodic checks")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    names = list(SUITES) if args.suite == "all" else [args.suite]
+    results: dict[str, Any] = {}
+    for name in names:
+        suite = SUITES[name]
+        if suite["env_id"] not in gym.registry:
+            print(f"skipping {name}: {suite['env_id']} is not registered in this checkout")
+            continue
+        seeds = args.seeds if args.seeds else suite["seeds"][: 1 if args.quick else None]
+        runs = [run_seed(suite, seed, args) for seed in seeds]
+        results[name] = runs
+        print(f"\n{name}: {suite['env_id']} latent {suite['latent_dim']}")
+        print_table(
+            [
+                "seed",
+                "steps",
+                "train s",
+                "first hold step",
+                "first hold s",
+                "final all",
+                "BCE k=1",
+                "BCE k=max",
+                "min share",
+                "max angle err",
+            ],
+            [
+                [
+                    r["seed"],
+                    r["steps"],
+                    r["train_seconds"],
+                    r["first_hold_step"] or "-",
+                    r["first_hold_seconds"] if r["first_hold_seconds"] is not None else "-",
+                    r["final_all"],
+                    r["bce_k1"],
+                    r["bce_kmax"],
+                    r["min_share"],
+                    r["max_angle_error"],
+                ]
+                for r in runs
+            ],
+        )
+        held = [r for r in runs if r["final_all"]]
+        firsts = [r["first_hold_seconds"] for r in runs if r["first_hold_seconds"] is not None]
+        print(
+            f"criteria hold at the end in {len(held)} of {len(runs)} seeds; wall time until they first hold: "
+            f"median {np.median(firsts) if firsts else float('nan'):.1f} s, max "
+            f"{max(firsts) if firsts else float('nan'):.1f} s (SGD time only; shared machine)"
+        )
+    write_json("learn_structure", {"quick": args.quick, "threads": args.threads, "results": results})
+
+
+if __name__ == "__main__":
+    main()

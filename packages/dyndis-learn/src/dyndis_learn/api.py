@@ -1,0 +1,171 @@
+"""The Python API in about four lines.
+
+Example:
+    >>> from dyndis_learn import Learner
+    >>> learner = Learner.from_env("DynDis/GridWorld-v0")          # doctest: +SKIP
+    >>> learner.train()                                            # doctest: +SKIP
+    >>> results = learner.evaluate()                               # doctest: +SKIP
+    >>> learner.save("gridworld.safetensors")                      # doctest: +SKIP
+    >>> learner = Learner.load("gridworld.safetensors")            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from dyndis_learn.config import EvalConfig, TrainConfig
+from dyndis_learn.evaluate import collect_eval_episodes, evaluate_model
+from dyndis_learn.model import WorldModel
+from dyndis_learn.report import write_report
+from dyndis_learn.rollouts import Policy
+from dyndis_learn.trainer import Trainer
+
+__all__ = ["Learner", "load_config"]
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a :class:`TrainConfig` from a JSON file (any subset of its fields)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No config file at {str(path)!r}.") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"Config file {str(path)!r} is not valid JSON: {exc}") from exc
+    return TrainConfig.from_dict(data)
+
+
+class Learner:
+    """Learns a world model whose actions are rotations of a latent sphere, from a Gymnasium env id.
+
+    Args:
+        config: The run's recipe.
+        run_dir: Optional folder for logs, checkpoints and the report.
+        policy: Optional behaviour policy for the training episodes (uniformly random by default).
+    """
+
+    def __init__(
+        self, config: TrainConfig, run_dir: str | Path | None = None, policy: Policy | None = None
+    ) -> None:
+        self.trainer = Trainer(config, run_dir, policy)
+
+    @classmethod
+    def from_env(
+        cls,
+        env_id: str,
+        env_kwargs: Mapping[str, Any] | None = None,
+        *,
+        run_dir: str | Path | None = None,
+        policy: Policy | None = None,
+        **config: Any,
+    ) -> Learner:
+        """A learner with the default recipe for ``env_id``; any :class:`TrainConfig` field can be overridden.
+
+        Example: ``Learner.from_env("DynDis/GridWorld-v0", steps=400, model={"latent_dim": 6})``.
+        """
+        return cls(
+            TrainConfig.from_dict({"env_id": env_id, "env_kwargs": dict(env_kwargs or {}), **config}),
+            run_dir,
+            policy,
+        )
+
+    # -- accessors -------------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> TrainConfig:
+        """The run's configuration."""
+        return self.trainer.config
+
+    @property
+    def model(self) -> WorldModel:
+        """The world model (a torch module)."""
+        return self.trainer.model
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        """The training log so far, one dict per logged step."""
+        return self.trainer.history
+
+    # -- training, evaluation, report ------------------------------------------------------------------
+
+    def train(self, steps: int | None = None, *, progress: bool = True) -> list[dict[str, float]]:
+        """Train up to ``steps`` SGD steps in total (default ``config.steps``); returns the history."""
+        return self.trainer.train(steps, progress=progress)
+
+    def evaluate(self, config: EvalConfig | None = None) -> dict[str, Any]:
+        """Rollout error and group structure on fresh episodes (see :mod:`dyndis_learn.evaluate`)."""
+        cfg = config or self.config.evaluation
+        return evaluate_model(self.model, self.config.env_id, self.config.env_kwargs, cfg)
+
+    def report(self, out_dir: str | Path | None = None, config: EvalConfig | None = None) -> Path:
+        """Evaluate and write PNGs, the GIF, ``report.json`` and ``report.md``; returns report.json's path.
+
+        Args:
+            out_dir: Destination folder (default: the run folder).
+            config: Evaluation settings (default ``config.evaluation``).
+        """
+        out = out_dir if out_dir is not None else self.trainer.run_dir
+        if out is None:
+            raise ValueError("`out_dir` is required for a learner without a run folder.")
+        cfg = config or self.config.evaluation
+        batch, factors = collect_eval_episodes(self.config.env_id, self.config.env_kwargs, cfg)
+        evaluation = evaluate_model(
+            self.model, self.config.env_id, self.config.env_kwargs, cfg, batch=batch, factors=factors
+        )
+        training = {
+            "steps": self.trainer.step,
+            "train_seconds": self.trainer.train_seconds,
+            "config": self.config.to_dict(),
+        }
+        return write_report(out, self.model, evaluation, self.history, batch, training, cfg.gif_steps)
+
+    # -- persistence -----------------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Write everything (model, optimiser, step, history, config) to one safetensors file."""
+        return self.trainer.save(path)
+
+    @classmethod
+    def load(cls, path: str | Path, run_dir: str | Path | None = None) -> Learner:
+        """Restore a learner saved with :meth:`save` (or a run folder's checkpoint); training can continue."""
+        learner = cls.__new__(cls)
+        learner.trainer = Trainer.load(path, run_dir)
+        return learner
+
+    # -- using the model -------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """uint8 images (..., H, W, C) -> points on the unit sphere (..., n)."""
+        self.model.eval()
+        return self.model.encode(torch.as_tensor(images)).numpy()
+
+    @torch.no_grad()
+    def decode(self, latents: npt.ArrayLike) -> npt.NDArray[np.uint8]:
+        """Latents (..., n) -> uint8 images (..., H, W, C)."""
+        self.model.eval()
+        probabilities = self.model.decode(torch.as_tensor(np.asarray(latents, dtype=np.float32)))
+        return (probabilities.numpy() * 255).round().astype(np.uint8)
+
+    @torch.no_grad()
+    def predict(self, images: npt.NDArray[np.uint8], actions: npt.ArrayLike) -> npt.NDArray[np.uint8]:
+        """Imagined frames: encode ``images`` (B, H, W, C), rotate by ``actions`` (B, T), decode every step.
+
+        Returns:
+            uint8 frames of shape (B, T + 1, H, W, C); index 0 is the reconstruction of the input.
+        """
+        self.model.eval()
+        actions_tensor = torch.as_tensor(np.asarray(actions, dtype=np.int64))
+        latents = self.model.rollout(self.model.encode(torch.as_tensor(images)), actions_tensor)
+        return self.decode(latents.numpy())
+
+    def close(self) -> None:
+        """Release the training environment."""
+        self.trainer.close()

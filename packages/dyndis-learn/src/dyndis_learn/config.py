@@ -1,0 +1,326 @@
+"""Configuration dataclasses: every field documented and validated in ``__post_init__``.
+
+:class:`TrainConfig` is the whole recipe of a run (environment, model, objective, schedules, logging);
+:class:`ModelConfig`, :class:`RegularizerConfig` and :class:`EvalConfig` are its parts. All of them
+round-trip through plain dicts (:meth:`TrainConfig.to_dict` / :meth:`TrainConfig.from_dict`), which is
+how they are stored in checkpoints and read from ``--config`` files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from dyndis_learn.regularizers import EntanglementTarget, ScheduleKind, WeightSchedule
+from dyndis_learn.rotations import Parametrisation
+
+__all__ = ["EvalConfig", "ModelConfig", "RegularizerConfig", "TrainConfig"]
+
+_T = TypeVar("_T")
+
+
+def _check_int(owner: str, name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{owner}.{name} must be an integer >= {minimum}, got {value!r}.")
+
+
+def _check_float(
+    owner: str, name: str, value: Any, minimum: float, *, strict: bool = False, maximum: float = math.inf
+) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > minimum if strict else value >= minimum) and value <= maximum
+    if not ok:
+        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+        upper = f" and <= {maximum:g}" if math.isfinite(maximum) else ""
+        raise ValueError(f"{owner}.{name} must be a finite number {bound}{upper}, got {value!r}.")
+
+
+def _from_mapping(cls: type[_T], data: Mapping[str, Any], nested: Mapping[str, type] | None = None) -> _T:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys with a suggestion."""
+    if not isinstance(data, Mapping):
+        raise TypeError(
+            f"{cls.__name__} expects a mapping of field names to values, got {type(data).__name__}."
+        )
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [key for key in data if key not in names]
+    if unknown:
+        hints = {key: difflib.get_close_matches(key, names, n=1) for key in unknown}
+        hint = "; ".join(f"{k!r}" + (f" (did you mean {m[0]!r}?)" if m else "") for k, m in hints.items())
+        raise ValueError(f"Unknown {cls.__name__} field(s): {hint}. Allowed: {names}.")
+    kwargs = dict(data)
+    for key, sub in (nested or {}).items():
+        if key in kwargs and not isinstance(kwargs[key], sub):
+            kwargs[key] = sub.from_dict(kwargs[key])
+    return cls(**kwargs)
+
+
+@dataclass
+class ModelConfig:
+    """The world model's architecture."""
+
+    latent_dim: int = 4
+    """Dimension ``n`` of the latent space; encodings live on the unit sphere S^(n-1). Needs at least two
+    dimensions per factor to give every factor its own plane."""
+    channels: tuple[int, ...] = (32, 32, 64, 64)
+    """Output channels of the encoder's strided convolutions (the decoder mirrors them)."""
+    kernel_size: int = 4
+    """Kernel size of every (transposed) convolution."""
+    stride: int = 2
+    """Stride of every (transposed) convolution."""
+    hidden_dim: int = 256
+    """Units of the fully connected hidden layer of the encoder and of the decoder."""
+    parametrisation: str = "givens"
+    """Action matrices: ``"givens"`` (ordered product of Givens rotations) or ``"exp"`` (matrix
+    exponential)."""
+    angle_init_scale: float = 0.01
+    """Initial angles are uniform in ``[-angle_init_scale, angle_init_scale]`` radians."""
+
+    def __post_init__(self) -> None:
+        _check_int("ModelConfig", "latent_dim", self.latent_dim, 2)
+        if isinstance(self.channels, (str, bytes)) or not hasattr(self.channels, "__iter__"):
+            raise ValueError(
+                f"ModelConfig.channels must be a sequence of positive integers, got {self.channels!r}."
+            )
+        self.channels = tuple(self.channels)
+        if not self.channels:
+            raise ValueError("ModelConfig.channels must hold at least one convolution, got ().")
+        for c in self.channels:
+            _check_int("ModelConfig", "channels[i]", c, 1)
+        _check_int("ModelConfig", "kernel_size", self.kernel_size, 1)
+        _check_int("ModelConfig", "stride", self.stride, 1)
+        _check_int("ModelConfig", "hidden_dim", self.hidden_dim, 1)
+        allowed = [p.value for p in Parametrisation]
+        if self.parametrisation not in allowed:
+            raise ValueError(
+                f"ModelConfig.parametrisation must be one of {allowed}, got {self.parametrisation!r}."
+            )
+        _check_float("ModelConfig", "angle_init_scale", self.angle_init_scale, 0.0)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        """Build from a mapping (as stored by :meth:`TrainConfig.to_dict`)."""
+        return _from_mapping(cls, data)
+
+
+@dataclass
+class RegularizerConfig:
+    """The entanglement regulariser on the action angles (see :mod:`dyndis_learn.regularizers`)."""
+
+    target: str = "min"
+    """``"min"`` (one plane per action), ``"max"`` or ``"value"``."""
+    value: float = 0.0
+    """Target entanglement for ``target="value"``."""
+    schedule: str = "linear"
+    """Weight schedule: ``"constant"`` (``weight`` from the first step) or ``"linear"`` (0 until ``delay``,
+    then a ramp to ``weight`` over ``ramp`` steps)."""
+    weight: float = 1.0
+    """Final weight of the regulariser."""
+    delay: int | None = None
+    """Steps before the linear ramp starts; None: at the end of ``TrainConfig.warmup_steps``, so that every
+    action grows in one plane from the moment the dynamics terms start."""
+    ramp: int | None = None
+    """Length of the linear ramp in steps; None: ``TrainConfig.dynamics_ramp_steps``."""
+
+    def __post_init__(self) -> None:
+        targets = [t.value for t in EntanglementTarget]
+        if self.target not in targets:
+            raise ValueError(f"RegularizerConfig.target must be one of {targets}, got {self.target!r}.")
+        kinds = [k.value for k in ScheduleKind]
+        if self.schedule not in kinds:
+            raise ValueError(f"RegularizerConfig.schedule must be one of {kinds}, got {self.schedule!r}.")
+        _check_float("RegularizerConfig", "value", self.value, 0.0)
+        _check_float("RegularizerConfig", "weight", self.weight, 0.0)
+        for name in ("delay", "ramp"):
+            if getattr(self, name) is not None:
+                _check_int("RegularizerConfig", name, getattr(self, name), 0)
+
+    def weight_schedule(self, warmup_steps: int, dynamics_ramp_steps: int) -> WeightSchedule:
+        """The schedule that maps a step to the weight (None delay / ramp follow the training warm-up)."""
+        delay = warmup_steps if self.delay is None else self.delay
+        ramp = dynamics_ramp_steps if self.ramp is None else self.ramp
+        return WeightSchedule(self.schedule, end=self.weight, start=0.0, delay=delay, ramp=ramp)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RegularizerConfig:
+        """Build from a mapping (as stored by :meth:`TrainConfig.to_dict`)."""
+        return _from_mapping(cls, data)
+
+
+@dataclass
+class EvalConfig:
+    """How a trained model is evaluated and reported."""
+
+    episodes: int = 32
+    """Evaluation episodes (fresh random starts, random actions) for the rollout error and the closures."""
+    horizon: int = 500
+    """Rollout length ``k_max``: the BCE is reported for every step ``k = 1 .. horizon``."""
+    seed: int = 1_000_003
+    """Seed of the evaluation episodes (kept apart from the training stream)."""
+    gif_steps: int = 120
+    """Frames of the ground-truth vs reconstruction GIF (the first steps of one long rollout)."""
+    bce_ratio_limit: float = 1.2
+    """Quality criterion: rollout BCE at ``k = horizon`` at most this times the BCE at ``k = 1``."""
+    share_threshold: float = 0.99
+    """Quality criterion: share of ``sum(theta^2)`` that every action must hold in its dominant plane."""
+    angle_tolerance: float = 0.01
+    """Quality criterion: relative distance of the dominant angle to the nearest ``2 pi k / N``."""
+
+    def __post_init__(self) -> None:
+        _check_int("EvalConfig", "episodes", self.episodes, 1)
+        _check_int("EvalConfig", "horizon", self.horizon, 1)
+        _check_int("EvalConfig", "seed", self.seed, 0)
+        _check_int("EvalConfig", "gif_steps", self.gif_steps, 1)
+        _check_float("EvalConfig", "bce_ratio_limit", self.bce_ratio_limit, 0.0, strict=True)
+        _check_float("EvalConfig", "share_threshold", self.share_threshold, 0.0, maximum=1.0)
+        _check_float("EvalConfig", "angle_tolerance", self.angle_tolerance, 0.0, strict=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvalConfig:
+        """Build from a mapping (as stored by :meth:`TrainConfig.to_dict`)."""
+        return _from_mapping(cls, data)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; the defaults train GridWorld 5x5 in a few minutes on 2 CPU cores.
+
+    The objective (see :mod:`dyndis_learn.losses`) is: autoencoding BCE on every frame, plus, ramped in
+    after ``warmup_steps``, the rollout BCE of the design (decode the rotated first frame), the latent
+    consistency between rotated and encoded frames, and the entanglement regulariser; a uniformity term
+    keeps the encodings spread over the sphere throughout.
+    """
+
+    env_id: str = "DynDis/GridWorld-v0"
+    """Gymnasium id of the environment (made with ``gym.make_vec``)."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the environment, e.g. ``{"factors": {"size": "all"}}``."""
+    seed: int = 0
+    """Seed of the initial weights, the training episodes and their random actions."""
+    steps: int = 800
+    """Number of SGD steps."""
+    episodes_per_step: int = 4
+    """Episodes ``B`` per SGD step, each from a fresh random start."""
+    episode_steps: int = 20
+    """Steps ``T`` per episode: every SGD step sees ``B (T + 1)`` frames."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Architecture of the world model."""
+    lr: float = 2e-3
+    """Adam learning rate of the encoder and decoder."""
+    angle_lr: float = 1e-2
+    """Adam learning rate of the action angles."""
+    decay_start: float = 0.8
+    """Fraction of ``steps`` after which both learning rates decay geometrically..."""
+    final_lr_fraction: float = 0.01
+    """...down to this fraction of their initial value at the last step."""
+    warmup_steps: int = 150
+    """Steps of autoencoding (and uniformity) alone before the dynamics terms start."""
+    dynamics_ramp_steps: int = 150
+    """Steps over which the rollout and consistency weights ramp from 0 to their values after warm-up."""
+    autoencoder_weight: float = 1.0
+    """Weight of the BCE of ``decode(encode(x_t))`` against ``x_t``."""
+    rollout_weight: float = 1.0
+    """Weight of the BCE of ``decode(R(a_t) ... R(a_1) encode(x_0))`` against ``x_t``."""
+    consistency_weight: float = 1.0
+    """Weight of the latent consistency between rotated and encoded frames (scale-free, see losses)."""
+    multistep_weight: float = 0.1
+    """Weight of the all-pairs (long-horizon) consistency relative to the one-step consistency."""
+    uniformity_weight: float = 0.1
+    """Weight of the uniformity term that spreads encodings over the sphere (prevents collapse)."""
+    uniformity_temperature: float = 2.0
+    """Temperature ``t`` of the uniformity term ``log mean exp(-t ||e_i - e_j||^2)``."""
+    regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
+    """The entanglement regulariser and its weight schedule."""
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+    """Evaluation and report settings."""
+    log_every: int = 10
+    """Write a row of the CSV (and TensorBoard) log every this many steps."""
+    checkpoint_every: int = 200
+    """Write a checkpoint every this many steps (0: only at the end of ``train``)."""
+    threads: int = 2
+    """Torch intra-op threads (0 leaves torch's default)."""
+    tensorboard: bool = False
+    """Also log to TensorBoard (needs the ``tensorboard`` extra)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise ValueError(f"TrainConfig.env_id must be a non-empty Gymnasium id, got {self.env_id!r}.")
+        if not isinstance(self.env_kwargs, Mapping):
+            raise ValueError(
+                f"TrainConfig.env_kwargs must be a dict of keyword arguments, got {self.env_kwargs!r}."
+            )
+        self.env_kwargs = dict(self.env_kwargs)
+        if isinstance(self.model, Mapping):
+            self.model = ModelConfig.from_dict(self.model)
+        if isinstance(self.regularizer, Mapping):
+            self.regularizer = RegularizerConfig.from_dict(self.regularizer)
+        if isinstance(self.evaluation, Mapping):
+            self.evaluation = EvalConfig.from_dict(self.evaluation)
+        _check_int("TrainConfig", "seed", self.seed, 0)
+        _check_int("TrainConfig", "steps", self.steps, 1)
+        _check_int("TrainConfig", "episodes_per_step", self.episodes_per_step, 1)
+        _check_int("TrainConfig", "episode_steps", self.episode_steps, 1)
+        _check_float("TrainConfig", "lr", self.lr, 0.0, strict=True)
+        _check_float("TrainConfig", "angle_lr", self.angle_lr, 0.0, strict=True)
+        _check_float("TrainConfig", "decay_start", self.decay_start, 0.0, maximum=1.0)
+        _check_float(
+            "TrainConfig", "final_lr_fraction", self.final_lr_fraction, 0.0, strict=True, maximum=1.0
+        )
+        _check_int("TrainConfig", "warmup_steps", self.warmup_steps, 0)
+        _check_int("TrainConfig", "dynamics_ramp_steps", self.dynamics_ramp_steps, 0)
+        for name in (
+            "autoencoder_weight",
+            "rollout_weight",
+            "consistency_weight",
+            "multistep_weight",
+            "uniformity_weight",
+        ):
+            _check_float("TrainConfig", name, getattr(self, name), 0.0)
+        if self.autoencoder_weight == 0 and self.rollout_weight == 0:
+            raise ValueError(
+                "TrainConfig: autoencoder_weight and rollout_weight cannot both be 0 (nothing trains "
+                "the decoder)."
+            )
+        _check_float("TrainConfig", "uniformity_temperature", self.uniformity_temperature, 0.0, strict=True)
+        _check_int("TrainConfig", "log_every", self.log_every, 1)
+        _check_int("TrainConfig", "checkpoint_every", self.checkpoint_every, 0)
+        _check_int("TrainConfig", "threads", self.threads, 0)
+        if not isinstance(self.tensorboard, bool):
+            raise ValueError(f"TrainConfig.tensorboard must be True or False, got {self.tensorboard!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Build from a mapping, e.g. a JSON config file; unknown keys raise a ValueError with a hint."""
+        return _from_mapping(
+            cls, data, {"model": ModelConfig, "regularizer": RegularizerConfig, "evaluation": EvalConfig}
+        )
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def dynamics_weight(self, step: int) -> float:
+        """Ramp factor in [0, 1] of the rollout and consistency terms at ``step``."""
+        if step < self.warmup_steps:
+            return 0.0
+        if self.dynamics_ramp_steps == 0:
+            return 1.0
+        return min((step - self.warmup_steps + 1) / self.dynamics_ramp_steps, 1.0)
+
+    def regularizer_weight(self, step: int) -> float:
+        """Weight of the entanglement regulariser at ``step``."""
+        return self.regularizer.weight_schedule(self.warmup_steps, self.dynamics_ramp_steps)(step)
+
+    def lr_scale(self, step: int) -> float:
+        """Multiplier of both learning rates at ``step``: 1, then geometric decay to ``final_lr_fraction``."""
+        start = self.decay_start * self.steps
+        if step < start or self.steps - start <= 0:
+            return 1.0
+        return self.final_lr_fraction ** ((step - start) / (self.steps - start))

@@ -1,0 +1,80 @@
+"""The terms of the training objective, as pure functions of tensors.
+
+Notation: ``B`` episodes of ``T`` steps, encodings ``e_t = enc(x_t)`` on the unit sphere, step rotations
+``R_t = R(a_t)`` and path rotations ``P_t = R_t ... R_1`` (``P_0 = I``).
+
+- :func:`frame_bce`: binary cross-entropy of decoded logits against the frames, per frame.
+- :func:`latent_consistency`: how far rotating an encoding lands from the encoding of the frame the
+  actions lead to. Encoding every frame and asking ``R_t e_(t-1) = e_t`` (and, over longer horizons,
+  ``P_t P_s^T e_s = e_t``) ties together the encodings of one state reached by different paths. Random
+  walks close cycles, so the rotations must satisfy the group law (``R^N = I``: faithful angles) and the
+  encoder becomes a map of states. Divided by the spread of the encodings, it cannot be lowered by
+  shrinking the latent cloud.
+- :func:`uniformity`: ``log mean exp(-t ||e_i - e_j||^2)`` (Wang & Isola, 2020) keeps encodings spread
+  over the sphere, so no factor is collapsed to lower the consistency.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["frame_bce", "latent_consistency", "uniformity"]
+
+
+def frame_bce(logits: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy per frame.
+
+    Args:
+        logits: Decoder logits, shape (..., H, W, C).
+        frames: Targets in [0, 1], same shape.
+
+    Returns:
+        Shape (...,): the mean over pixels and channels of each frame.
+    """
+    return F.binary_cross_entropy_with_logits(logits, frames, reduction="none").mean(dim=(-3, -2, -1))
+
+
+def latent_consistency(
+    encodings: torch.Tensor, steps: torch.Tensor, paths: torch.Tensor, multistep_weight: float
+) -> torch.Tensor:
+    """Scale-free consistency of rotated and encoded frames.
+
+    ``(one_step + multistep_weight * all_pairs) / spread`` where
+
+    - ``one_step = mean_t ||R_t e_(t-1) - e_t||^2``;
+    - ``all_pairs = mean_t ||u_t - mean_s u_s||^2`` with ``u_t = P_t^T e_t`` (every encoding carried back
+      to the episode's start); since rotations preserve distances this is half the mean over all pairs
+      ``(s, t)`` of ``||P_t P_s^T e_s - e_t||^2``: every horizon up to ``T`` at the cost of one pass;
+    - ``spread = mean ||e - mean(e)||^2`` over all frames of the batch.
+
+    Args:
+        encodings: Unit vectors ``e_t``, shape (B, T + 1, n).
+        steps: Step rotations ``R_t``, shape (B, T, n, n).
+        paths: Path rotations ``P_t``, shape (B, T + 1, n, n).
+        multistep_weight: Weight of ``all_pairs``.
+
+    Returns:
+        A scalar tensor.
+    """
+    predicted = (steps @ encodings[:, :-1].unsqueeze(-1)).squeeze(-1)
+    one_step = (predicted - encodings[:, 1:]).square().sum(-1).mean()
+    carried_back = (paths.transpose(-1, -2) @ encodings.unsqueeze(-1)).squeeze(-1)
+    all_pairs = (carried_back - carried_back.mean(dim=1, keepdim=True)).square().sum(-1).mean()
+    flat = encodings.reshape(-1, encodings.shape[-1])
+    spread = (flat - flat.mean(dim=0)).square().sum(-1).mean()
+    return (one_step + multistep_weight * all_pairs) / spread.clamp_min(1e-8)
+
+
+def uniformity(encodings: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``log mean_(i<j) exp(-temperature ||e_i - e_j||^2)`` over all encodings of the batch.
+
+    Args:
+        encodings: Unit vectors of shape (..., n); all leading dimensions are pooled.
+        temperature: ``t > 0``.
+
+    Returns:
+        A scalar tensor; lower means more uniformly spread.
+    """
+    flat = encodings.reshape(-1, encodings.shape[-1])
+    return torch.pdist(flat).square().mul(-temperature).exp().mean().log()

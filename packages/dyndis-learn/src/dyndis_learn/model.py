@@ -1,0 +1,145 @@
+"""The spherical-latent world model: encode onto S^(n-1), rotate by actions, decode.
+
+``encode`` maps an image to a unit vector; every action is a learnt rotation (see
+:mod:`dyndis_learn.rotations`); ``decode`` maps any point of the sphere back to pixel intensities. A latent
+rollout from an image ``x_0`` and actions ``a_1 .. a_T`` is ``z_t = R(a_t) ... R(a_1) enc(x_0)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dyndis_learn.networks import ConvDecoder, ConvEncoder
+from dyndis_learn.rotations import ActionRotations, Parametrisation, cumulative_rotations
+
+__all__ = ["WorldModel", "frames_to_float"]
+
+
+def frames_to_float(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 images in [0, 255] -> float32 in [0, 1], same shape (floats pass through unchanged)."""
+    if frames.dtype == torch.uint8:
+        return frames.to(torch.float32).mul_(1.0 / 255.0)
+    return frames
+
+
+class WorldModel(nn.Module):
+    """Encoder, decoder and one rotation per action.
+
+    Args:
+        image_shape: (H, W, C) of the observations, C in (1, 3).
+        n_actions: Number of discrete actions.
+        latent_dim: Dimension ``n``; latents live on the unit sphere S^(n-1).
+        channels: Encoder convolution channels (the decoder mirrors them).
+        kernel_size: Convolution kernel size.
+        stride: Convolution stride.
+        hidden_dim: Units of the hidden fully connected layers.
+        parametrisation: ``"givens"`` or ``"exp"`` (see :class:`~dyndis_learn.rotations.ActionRotations`).
+        angle_init_scale: Initial angles are uniform in ``[-angle_init_scale, angle_init_scale]``.
+        generator: Optional generator for the initial angles (the networks use torch's global RNG).
+    """
+
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        n_actions: int,
+        latent_dim: int = 4,
+        channels: Sequence[int] = (32, 32, 64, 64),
+        kernel_size: int = 4,
+        stride: int = 2,
+        hidden_dim: int = 256,
+        parametrisation: Parametrisation | str = Parametrisation.GIVENS,
+        angle_init_scale: float = 0.01,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.latent_dim = latent_dim
+        self.encoder = ConvEncoder(image_shape, latent_dim, channels, kernel_size, stride, hidden_dim)
+        self.decoder = ConvDecoder(image_shape, latent_dim, channels, kernel_size, stride, hidden_dim)
+        self.rotations = ActionRotations(n_actions, latent_dim, parametrisation, angle_init_scale, generator)
+        self.to(memory_format=torch.channels_last)  # fastest CPU convolutions; see networks.py
+
+    @property
+    def n_actions(self) -> int:
+        """Number of discrete actions."""
+        return self.rotations.n_actions
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Images -> points on the unit sphere.
+
+        Args:
+            frames: uint8 or float images of shape (..., H, W, C).
+
+        Returns:
+            Unit vectors of shape (..., n).
+        """
+        batch = frames.shape[:-3]
+        flat = frames_to_float(frames.reshape(-1, *frames.shape[-3:]))
+        return F.normalize(self.encoder(flat), dim=-1).reshape(*batch, self.latent_dim)
+
+    def decode_logits(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (..., n) -> pixel logits (..., H, W, C)."""
+        batch = latents.shape[:-1]
+        return self.decoder(latents.reshape(-1, self.latent_dim)).reshape(*batch, *self.image_shape)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (..., n) -> pixel intensities in [0, 1], shape (..., H, W, C)."""
+        return torch.sigmoid(self.decode_logits(latents))
+
+    def rotate(
+        self, latents: torch.Tensor, actions: torch.Tensor, magnitudes: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Apply one action (optionally ``magnitude`` times) to each latent.
+
+        Args:
+            latents: Shape (..., n).
+            actions: Long tensor of shape (...).
+            magnitudes: Optional integer tensor of shape (...).
+
+        Returns:
+            Shape (..., n).
+        """
+        return (self.rotations(actions, magnitudes) @ latents.unsqueeze(-1)).squeeze(-1)
+
+    def path_rotations(self, actions: torch.Tensor) -> torch.Tensor:
+        """Cumulative rotations ``P_t = R(a_t) ... R(a_1)`` along each episode, with ``P_0 = I``.
+
+        Args:
+            actions: Long tensor of shape (B, T).
+
+        Returns:
+            Shape (B, T + 1, n, n).
+        """
+        return cumulative_rotations(self.rotations.matrices()[actions])
+
+    def rollout(self, start: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Latent rollout ``z_t = R(a_t) z_(t-1)`` from ``z_0 = start``.
+
+        Args:
+            start: Shape (B, n).
+            actions: Long tensor of shape (B, T).
+
+        Returns:
+            Shape (B, T + 1, n).
+        """
+        steps = self.rotations.matrices()[actions]
+        latents = [start]
+        for t in range(actions.shape[1]):
+            latents.append((steps[:, t] @ latents[-1].unsqueeze(-1)).squeeze(-1))
+        return torch.stack(latents, dim=1)
+
+    def forward(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Predicted intensities of an episode from its first frame: ``decode(rollout(encode(x_0), a))``.
+
+        Args:
+            frames: Shape (B, H, W, C), the first frame of each episode.
+            actions: Long tensor of shape (B, T).
+
+        Returns:
+            Shape (B, T + 1, H, W, C).
+        """
+        return self.decode(self.rollout(self.encode(frames), actions))

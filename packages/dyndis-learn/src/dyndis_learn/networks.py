@@ -1,0 +1,175 @@
+"""Convolutional encoder and decoder for images of any size and 1 or 3 channels.
+
+The default architecture is the original framework's: convolutions (32, 4, 2), (32, 4, 2), (64, 4, 2),
+(64, 4, 2) with ReLU, a hidden fully connected layer of 256 units, and a mirrored decoder of transposed
+convolutions. Layer sizes come from a dummy forward pass, never from constants, and the decoder's output
+padding is chosen so that it reproduces every intermediate size of the encoder exactly, so odd sizes work.
+
+Both networks take and give channels-last layouts, which is what the environments produce: images are
+(B, H, W, C); inside, tensors are NCHW views in ``torch.channels_last`` memory format, which the CPU
+convolution kernels run fastest on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["ConvDecoder", "ConvEncoder", "conv_feature_shapes"]
+
+
+def _conv_stack(in_channels: int, channels: Sequence[int], kernel_size: int, stride: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    padding = max((kernel_size - stride) // 2, 0)  # halves even sizes exactly for the default (4, 2)
+    for out_channels in channels:
+        layers += [nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding), nn.ReLU()]
+        in_channels = out_channels
+    return nn.Sequential(*layers)
+
+
+def conv_feature_shapes(
+    image_shape: Sequence[int], channels: Sequence[int], kernel_size: int, stride: int
+) -> list[tuple[int, int, int]]:
+    """(C, H, W) of the input and of every convolution's output, from a dummy forward pass.
+
+    Args:
+        image_shape: (H, W, C) of the images.
+        channels: Output channels of each convolution.
+        kernel_size: Kernel size of every convolution.
+        stride: Stride of every convolution.
+
+    Raises:
+        ValueError: If the image is too small for that many strided convolutions.
+    """
+    height, width, in_channels = image_shape
+    shapes = [(in_channels, height, width)]
+    x = torch.zeros(1, in_channels, height, width)
+    with torch.no_grad():
+        for layer in _conv_stack(in_channels, channels, kernel_size, stride):
+            if isinstance(layer, nn.Conv2d):
+                if min(x.shape[-2:]) < kernel_size - 2 * layer.padding[0]:
+                    raise ValueError(
+                        f"Images of shape {tuple(image_shape)} are too small for "
+                        f"{len(channels)} convolutions "
+                        f"(kernel {kernel_size}, stride {stride}): use fewer `channels` or larger images."
+                    )
+                x = layer(x)
+                shapes.append(tuple(x.shape[1:]))
+    return shapes
+
+
+def _check_architecture(
+    image_shape: Sequence[int], latent_dim: int, channels: Sequence[int], hidden_dim: int
+) -> None:
+    if len(image_shape) != 3 or image_shape[-1] not in (1, 3) or min(image_shape[:2]) < 1:
+        raise ValueError(f"`image_shape` must be (H, W, C) with C in (1, 3), got {tuple(image_shape)}.")
+    if latent_dim < 1 or hidden_dim < 1:
+        raise ValueError(f"`latent_dim` and `hidden_dim` must be >= 1, got {latent_dim} and {hidden_dim}.")
+    if not channels or any(c < 1 for c in channels):
+        raise ValueError(
+            f"`channels` must be a non-empty sequence of positive integers, got {tuple(channels)}."
+        )
+
+
+class ConvEncoder(nn.Module):
+    """Images -> unnormalised latent vectors.
+
+    Args:
+        image_shape: (H, W, C) of the images, C in (1, 3).
+        latent_dim: Size ``n`` of the output vector.
+        channels: Output channels of each strided convolution.
+        kernel_size: Kernel size of the convolutions.
+        stride: Stride of the convolutions.
+        hidden_dim: Units of the hidden fully connected layer.
+    """
+
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        latent_dim: int,
+        channels: Sequence[int] = (32, 32, 64, 64),
+        kernel_size: int = 4,
+        stride: int = 2,
+        hidden_dim: int = 256,
+    ) -> None:
+        super().__init__()
+        _check_architecture(image_shape, latent_dim, channels, hidden_dim)
+        self.image_shape = tuple(image_shape)
+        shapes = conv_feature_shapes(image_shape, channels, kernel_size, stride)
+        flat = shapes[-1][0] * shapes[-1][1] * shapes[-1][2]
+        self.convs = _conv_stack(image_shape[-1], channels, kernel_size, stride)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(flat, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, latent_dim)
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Encode float images in [0, 1].
+
+        Args:
+            images: Shape (B, H, W, C).
+
+        Returns:
+            Shape (B, latent_dim).
+        """
+        x = images.permute(0, 3, 1, 2)  # NHWC memory seen as NCHW: exactly torch.channels_last
+        return self.head(self.convs(x))
+
+
+class ConvDecoder(nn.Module):
+    """Latent vectors -> image logits, mirroring :class:`ConvEncoder` with transposed convolutions.
+
+    Args:
+        image_shape: (H, W, C) of the images to produce.
+        latent_dim: Size ``n`` of the input vector.
+        channels: The *encoder's* convolution channels (the decoder runs them in reverse).
+        kernel_size: Kernel size of the transposed convolutions.
+        stride: Stride of the transposed convolutions.
+        hidden_dim: Units of the hidden fully connected layer.
+    """
+
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        latent_dim: int,
+        channels: Sequence[int] = (32, 32, 64, 64),
+        kernel_size: int = 4,
+        stride: int = 2,
+        hidden_dim: int = 256,
+    ) -> None:
+        super().__init__()
+        _check_architecture(image_shape, latent_dim, channels, hidden_dim)
+        self.image_shape = tuple(image_shape)
+        shapes = conv_feature_shapes(image_shape, channels, kernel_size, stride)
+        self.feature_shape = shapes[-1]
+        flat = shapes[-1][0] * shapes[-1][1] * shapes[-1][2]
+        self.head = nn.Sequential(
+            nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, flat), nn.ReLU()
+        )
+        padding = max((kernel_size - stride) // 2, 0)
+        layers: list[nn.Module] = []
+        for (c_in, h_in, w_in), (c_out, h_out, w_out) in zip(shapes[:0:-1], shapes[-2::-1], strict=True):
+            # Output padding that lands exactly on the encoder's size at this depth.
+            extra = [
+                target - ((size - 1) * stride - 2 * padding + kernel_size)
+                for size, target in ((h_in, h_out), (w_in, w_out))
+            ]
+            layers += [
+                nn.ConvTranspose2d(c_in, c_out, kernel_size, stride, padding, output_padding=tuple(extra)),
+                nn.ReLU(),
+            ]
+        self.deconvs = nn.Sequential(*layers[:-1])  # no ReLU on the logits
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        """Decode latent vectors to logits of Bernoulli pixel intensities.
+
+        Args:
+            latents: Shape (B, latent_dim).
+
+        Returns:
+            Logits of shape (B, H, W, C) (a channels-last view; ``sigmoid`` gives intensities in [0, 1]).
+        """
+        x = self.head(latents).view(-1, *self.feature_shape)
+        x = x.contiguous(memory_format=torch.channels_last)
+        return self.deconvs(x).permute(0, 2, 3, 1)

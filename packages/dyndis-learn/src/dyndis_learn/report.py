@@ -1,0 +1,231 @@
+"""The run report: figures (PNG), a rollout GIF, ``report.json`` and ``report.md``, written into a folder.
+
+- ``training_curves.png``: every loss term over training steps (log scale).
+- ``angles.png``: per action, its angle in every plane (the dominant plane highlighted).
+- ``rollout_bce.png``: rollout BCE per step ``k`` with its 95% interval.
+- ``rollout.gif``: ground truth (left) next to the decoded latent rollout (right) of one long evaluation
+  episode, subsampled to span the whole horizon.
+- ``report.json``: the evaluation figures (keys documented in the README) plus the training summary.
+- ``report.md``: the same, for people.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from PIL import Image
+
+from dyndis_learn.checkpoint import write_json_atomic
+from dyndis_learn.model import WorldModel
+from dyndis_learn.rollouts import EpisodeBatch
+from dyndis_learn.rotations import plane_pairs
+
+__all__ = ["plot_angles", "plot_rollout_bce", "plot_training_curves", "rollout_gif", "write_report"]
+
+_CURVES = ("loss", "autoencoder_bce", "rollout_bce", "consistency", "regularizer")
+
+
+def _save_figure(fig: plt.Figure, path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def plot_training_curves(history: Sequence[dict[str, float]], path: Path) -> Path:
+    """Loss terms (absolute values, log scale) and the smallest plane share against the step."""
+    fig, (ax_loss, ax_share) = plt.subplots(1, 2, figsize=(11, 3.8))
+    steps = [row["step"] for row in history]
+    for name in _CURVES:
+        values = np.abs([row[name] for row in history])
+        if np.any(values > 0):
+            ax_loss.plot(steps, np.where(values > 0, values, np.nan), label=name)
+    ax_loss.set(yscale="log", xlabel="step", title="training losses")
+    ax_loss.legend(fontsize=8)
+    ax_share.plot(steps, [row["min_plane_share"] for row in history], color="tab:purple")
+    ax_share.set(xlabel="step", ylim=(0, 1.02), title="smallest dominant-plane share over actions")
+    return _save_figure(fig, path)
+
+
+def plot_angles(evaluation: dict[str, Any], path: Path) -> Path:
+    """One bar chart per action: its angle in every plane, the dominant plane in colour."""
+    actions = evaluation["actions"]
+    pairs = plane_pairs(evaluation["latent_dim"]).tolist()
+    columns = min(len(actions), 4)
+    rows = math.ceil(len(actions) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
+    labels = [f"{i}{j}" for i, j in pairs]
+    for ax, entry in zip(axes.flat, actions, strict=False):  # extra axes stay empty
+        angles = np.asarray(entry["angles"])
+        colours = ["tab:orange" if list(p) == list(entry["dominant_plane"]) else "tab:gray" for p in pairs]
+        ax.bar(range(len(angles)), angles, color=colours)
+        ax.set_xticks(range(len(angles)), labels, fontsize=7, rotation=90 if len(angles) > 12 else 0)
+        title = f"action {entry['action']}"
+        if "factor" in entry:
+            sign = "+" if entry["direction"] > 0 else "-"
+            title += (
+                f": {entry['factor']}{sign}1\n{entry['angle_over_unit']:+.4f} x 2pi/{entry['cycle_length']}"
+            )
+        ax.set_title(title, fontsize=9)
+        ax.axhline(0, color="black", linewidth=0.5)
+    for ax in list(axes.flat)[len(actions) :]:
+        ax.axis("off")
+    fig.suptitle("angle (rad) per plane (i j)", fontsize=10)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def plot_rollout_bce(evaluation: dict[str, Any], path: Path) -> Path:
+    """Mean rollout BCE against the step k, with the 95% interval over episodes."""
+    rollout = evaluation["rollout_bce"]
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    ax.fill_between(rollout["k"], rollout["ci95_low"], rollout["ci95_high"], alpha=0.3, label="95% interval")
+    ax.plot(rollout["k"], rollout["mean"], label=f"mean over {rollout['episodes']} episodes")
+    ax.set(xlabel="rollout step k", ylabel="BCE", title="latent rollout error", ylim=(0, None))
+    ax.legend(fontsize=8)
+    return _save_figure(fig, path)
+
+
+@torch.no_grad()
+def rollout_gif(model: WorldModel, batch: EpisodeBatch, frames: int, path: Path, episode: int = 0) -> Path:
+    """Ground truth next to the decoded latent rollout of one episode, ``frames`` frames over its horizon."""
+    model.eval()
+    observations = torch.from_numpy(batch.observations[episode : episode + 1])
+    actions = torch.from_numpy(batch.actions[episode : episode + 1])
+    horizon = actions.shape[1]
+    stride = max(1, horizon // frames)
+    steps = np.arange(0, horizon + 1, stride)[:frames]
+    latents = model.rollout(model.encode(observations[:, 0]), actions)[0, steps]
+    predicted = (model.decode(latents).numpy() * 255).round().astype(np.uint8)
+    truth = batch.observations[episode, steps]
+    gap = np.full((len(steps), truth.shape[1], 2, truth.shape[3]), 255, dtype=np.uint8)
+    tiles = np.concatenate([truth, gap, predicted], axis=2)
+    if tiles.shape[-1] == 1:
+        tiles = np.repeat(tiles, 3, axis=-1)
+    scale = max(1, 128 // truth.shape[1])
+    images = [
+        Image.fromarray(t).resize((t.shape[1] * scale, t.shape[0] * scale), Image.NEAREST) for t in tiles
+    ]
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".gif", dir=path.parent)
+    os.close(fd)
+    try:
+        images[0].save(tmp, save_all=True, append_images=images[1:], duration=120, loop=0)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def _rounded(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    criteria = report["criteria"]
+    lines = [
+        f"# DynDis world model: {report['env_id']}",
+        "",
+        f"- environment kwargs: `{report['env_kwargs']}`; latent dim {report['latent_dim']}; "
+        f"{report['n_actions']} actions",
+        f"- training: {report['training']['steps']} steps, {report['training']['train_seconds']:.1f} s",
+        f"- rollout BCE: k=1 {report['rollout_bce_at'].get('1', float('nan')):.4f}, "
+        f"k={report['horizon']} {report['rollout_bce_at'].get(str(report['horizon']), float('nan')):.4f} "
+        f"(ratio {_rounded(report['rollout_bce_ratio'])}, "
+        f"limit {criteria['bce_ratio_limit']})",
+        "",
+        "## Quality criteria",
+        "",
+        "| criterion | holds |",
+        "|---|---|",
+    ]
+    for name in ("single_plane", "faithful_angles", "disjoint_planes", "rollout_stable", "all"):
+        lines.append(f"| {name} | {criteria[name]} |")
+    lines += [
+        "",
+        "## Actions",
+        "",
+        "| action | factor | dir | plane | share | angle / (2pi/N) | faithful | closure | inverse error |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for a in report["actions"]:
+        if "factor" in a:
+            lines.append(
+                f"| {a['action']} | {a['factor']} | {a['direction']:+d} | {tuple(a['dominant_plane'])} | "
+                f"{a['plane_share']:.5f} | {a['angle_over_unit']:+.5f} (N={a['cycle_length']}) | "
+                f"{a['faithful']} | "
+                f"{a['cycle_closure_mean']:.2e} | {a['inverse_error']:.2e} |"
+            )
+        else:
+            lines.append(
+                f"| {a['action']} | | | {tuple(a['dominant_plane'])} | {a['plane_share']:.5f} | "
+                f"{a['angle']:+.5f} rad | | | |"
+            )
+    lines += [
+        "",
+        f"Different factors in disjoint planes: {report['disjoint_planes']}.",
+        "",
+        "![training curves](training_curves.png)",
+        "![angles](angles.png)",
+        "![rollout BCE](rollout_bce.png)",
+        "![rollout](rollout.gif)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(
+    out_dir: str | Path,
+    model: WorldModel,
+    evaluation: dict[str, Any],
+    history: Sequence[dict[str, float]],
+    batch: EpisodeBatch,
+    training: dict[str, Any],
+    gif_frames: int,
+) -> Path:
+    """Write every report file into ``out_dir``; returns the path of ``report.json``.
+
+    Args:
+        out_dir: Destination folder (created if needed).
+        model: The trained model (for the GIF).
+        evaluation: The result of :func:`~dyndis_learn.evaluate.evaluate_model`.
+        history: The training history (for the curves; may be empty).
+        batch: The evaluation episodes (the GIF shows the first).
+        training: Training summary stored under ``"training"`` (steps, seconds, config).
+        gif_frames: Frames of the GIF.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    mean = dict(zip(evaluation["rollout_bce"]["k"], evaluation["rollout_bce"]["mean"], strict=True))
+    report = {
+        **evaluation,
+        "rollout_bce_at": {str(k): mean[k] for k in (1, 10, 100, evaluation["horizon"]) if k in mean},
+        "training": training,
+        "files": ["training_curves.png", "angles.png", "rollout_bce.png", "rollout.gif", "report.md"],
+    }
+    if history:
+        plot_training_curves(history, out / "training_curves.png")
+    plot_angles(evaluation, out / "angles.png")
+    plot_rollout_bce(evaluation, out / "rollout_bce.png")
+    rollout_gif(model, batch, gif_frames, out / "rollout.gif")
+    markdown = _markdown(report)
+    fd, tmp = tempfile.mkstemp(prefix=".report.md.", suffix=".tmp", dir=out)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(markdown)
+    os.replace(tmp, out / "report.md")
+    return write_json_atomic(out / "report.json", report)

@@ -1,0 +1,345 @@
+"""The training loop: collect fresh episodes, take one Adam step on the objective, log, checkpoint.
+
+One SGD step, top to bottom (see :mod:`dyndis_learn.losses` for the terms):
+
+1. Collect ``B`` episodes of ``T`` steps from fresh random starts (batch number = step, so the data of a
+   step never depends on the history: exact resume needs no replay).
+2. Encode every frame onto the sphere: ``e_t`` (one batched encoder pass).
+3. Rotations: step matrices ``R_t`` and path matrices ``P_t`` from all actions' matrices, built once.
+4. Decode, in one batched decoder pass, every ``e_t`` (autoencoding) and, after the warm-up, every
+   rotated first frame ``P_t e_0`` (the rollout loss of the design).
+5. Loss = autoencoding BCE + uniformity + ramp * (rollout BCE + latent consistency) + w * regulariser.
+
+The schedule: autoencoding and uniformity alone for ``warmup_steps`` (random starts give a learning
+signal at once), then the dynamics terms and the regulariser ramp in together, and in the last part of
+the run both learning rates decay geometrically, which is what makes the angles precise enough for
+500-step rollouts.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from dyndis_learn.checkpoint import (
+    load_checkpoint,
+    optimizer_state_from_tensors,
+    optimizer_state_to_tensors,
+    save_checkpoint,
+    write_json_atomic,
+)
+from dyndis_learn.config import TrainConfig
+from dyndis_learn.losses import frame_bce, latent_consistency, uniformity
+from dyndis_learn.model import WorldModel, frames_to_float
+from dyndis_learn.regularizers import dominant_share, entanglement_penalty
+from dyndis_learn.rollouts import EpisodeBatch, Policy, RolloutCollector
+from dyndis_learn.rotations import cumulative_rotations
+
+__all__ = ["CHECKPOINT_NAME", "CONFIG_NAME", "LOG_NAME", "Trainer"]
+
+#: File names inside a run folder.
+CHECKPOINT_NAME = "checkpoint.safetensors"
+CONFIG_NAME = "config.json"
+LOG_NAME = "train_log.csv"
+
+#: Columns of the training log, in order.
+LOG_COLUMNS = (
+    "step",
+    "wall_time",
+    "loss",
+    "autoencoder_bce",
+    "rollout_bce",
+    "consistency",
+    "uniformity",
+    "regularizer",
+    "regularizer_weight",
+    "dynamics_weight",
+    "lr",
+    "angle_lr",
+    "min_plane_share",
+)
+
+
+class Trainer:
+    """Trains a :class:`~dyndis_learn.model.WorldModel` on episodes of a Gymnasium environment.
+
+    Args:
+        config: The run's recipe.
+        run_dir: Folder for the CSV log, TensorBoard events, ``config.json`` and checkpoints; None keeps
+            everything in memory.
+        policy: Optional behaviour policy for the training episodes (uniformly random by default).
+
+    Attributes:
+        model: The world model being trained.
+        step: Number of SGD steps taken so far.
+        history: One dict per logged step (the columns of :data:`LOG_COLUMNS`).
+        train_seconds: Wall time spent in SGD steps (not in logging, checkpoints or callbacks).
+    """
+
+    def __init__(
+        self, config: TrainConfig, run_dir: str | Path | None = None, policy: Policy | None = None
+    ) -> None:
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"`config` must be a TrainConfig, got {type(config).__name__}.")
+        self.config = config
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)  # the networks' initial weights
+        self.collector = RolloutCollector(
+            config.env_id,
+            config.episodes_per_step,
+            config.episode_steps,
+            config.seed,
+            config.env_kwargs,
+            policy,
+        )
+        m = config.model
+        self.model = WorldModel(
+            self.collector.image_shape,
+            self.collector.n_actions,
+            m.latent_dim,
+            m.channels,
+            m.kernel_size,
+            m.stride,
+            m.hidden_dim,
+            m.parametrisation,
+            m.angle_init_scale,
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+        self.optimizer = torch.optim.Adam(
+            [
+                {"params": list(self.model.encoder.parameters()), "lr": config.lr, "name": "encoder"},
+                {"params": list(self.model.decoder.parameters()), "lr": config.lr, "name": "decoder"},
+                {"params": [self.model.rotations.angles], "lr": config.angle_lr, "name": "angles"},
+            ]
+        )
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        self.train_seconds = 0.0
+        self._writer: Any = None
+
+    # -- one SGD step ----------------------------------------------------------------------------------
+
+    def losses(self, batch: EpisodeBatch, step: int) -> dict[str, torch.Tensor]:
+        """Every term of the objective on one batch, and their weighted sum under ``"loss"``."""
+        cfg = self.config
+        frames = torch.from_numpy(batch.observations)  # (B, T + 1, H, W, C) uint8
+        actions = torch.from_numpy(batch.actions)  # (B, T)
+        targets = frames_to_float(frames)
+        ramp = cfg.dynamics_weight(step)
+
+        encodings = self.model.encode(frames)  # (B, T + 1, n)
+        steps = self.model.rotations.matrices()[actions]  # (B, T, n, n)
+        paths = cumulative_rotations(steps)  # (B, T + 1, n, n)
+
+        decode_rollout = ramp > 0 and cfg.rollout_weight > 0
+        latents = [encodings]
+        if decode_rollout:
+            rolled = (paths[:, 1:] @ encodings[:, :1].unsqueeze(-1)).squeeze(-1)  # P_t e_0, t = 1 .. T
+            latents.append(rolled)
+        logits = self.model.decode_logits(torch.cat(latents, dim=1))
+        bce = frame_bce(logits, torch.cat([targets, targets[:, 1:]] if decode_rollout else [targets], dim=1))
+        n_frames = frames.shape[1]
+        terms = {
+            "autoencoder_bce": bce[:, :n_frames].mean(),
+            "rollout_bce": bce[:, n_frames:].mean() if decode_rollout else bce.new_zeros(()),
+            "consistency": (
+                latent_consistency(encodings, steps, paths, cfg.multistep_weight)
+                if ramp > 0
+                else bce.new_zeros(())
+            ),
+            "uniformity": uniformity(encodings, cfg.uniformity_temperature),
+            "regularizer": entanglement_penalty(
+                self.model.rotations.angles, cfg.regularizer.target, cfg.regularizer.value
+            ),
+        }
+        terms["loss"] = (
+            cfg.autoencoder_weight * terms["autoencoder_bce"]
+            + ramp
+            * (cfg.rollout_weight * terms["rollout_bce"] + cfg.consistency_weight * terms["consistency"])
+            + cfg.uniformity_weight * terms["uniformity"]
+            + cfg.regularizer_weight(step) * terms["regularizer"]
+        )
+        return terms
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """Collect batch number ``step``, take one Adam step, advance ``step``; returns the loss terms."""
+        lr_scale = self.config.lr_scale(self.step)
+        for group in self.optimizer.param_groups:
+            base = self.config.angle_lr if group["name"] == "angles" else self.config.lr
+            group["lr"] = base * lr_scale
+        self.model.train()
+        terms = self.losses(self.collector.collect(self.step), self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        self.optimizer.step()
+        self.step += 1
+        return terms
+
+    # -- the loop --------------------------------------------------------------------------------------
+
+    def train(
+        self,
+        steps: int | None = None,
+        *,
+        progress: bool = True,
+        callback: Callable[[Trainer], None] | None = None,
+        callback_every: int = 0,
+    ) -> list[dict[str, float]]:
+        """Train until ``steps`` SGD steps in total have been taken (default ``config.steps``).
+
+        Args:
+            steps: Total number of steps to reach (a resumed trainer continues from ``self.step``).
+            progress: Show a tqdm progress bar with the live losses.
+            callback: Called as ``callback(trainer)`` every ``callback_every`` steps (e.g. an evaluation);
+                its time is not counted in ``train_seconds``.
+            callback_every: Period of ``callback`` in steps (0: never).
+
+        Returns:
+            The training history (one dict per logged step).
+        """
+        total = self.config.steps if steps is None else steps
+        if isinstance(total, bool) or not isinstance(total, int) or total < 1:
+            raise ValueError(f"`steps` must be a positive integer, got {steps!r}.")
+        if self.run_dir is not None:
+            self._prepare_run_dir()
+        bar = tqdm(
+            total=total,
+            initial=self.step,
+            disable=not progress,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+        )
+        try:
+            while self.step < total:
+                started = time.perf_counter()
+                terms = self.train_step()
+                self.train_seconds += time.perf_counter() - started
+                if self.step % self.config.log_every == 0 or self.step == total:
+                    row = self._log(terms)
+                    bar.set_postfix(
+                        ae=f"{row['autoencoder_bce']:.4f}",
+                        roll=f"{row['rollout_bce']:.4f}",
+                        cons=f"{row['consistency']:.1e}",
+                        share=f"{row['min_plane_share']:.3f}",
+                    )
+                bar.update(1)
+                every = self.config.checkpoint_every
+                if self.run_dir is not None and every and self.step % every == 0 and self.step < total:
+                    self.save(self.run_dir / CHECKPOINT_NAME)
+                if callback is not None and callback_every and self.step % callback_every == 0:
+                    callback(self)
+        finally:
+            bar.close()
+        if self.run_dir is not None:
+            self.save(self.run_dir / CHECKPOINT_NAME)
+        if self._writer is not None:
+            self._writer.flush()
+        return self.history
+
+    def _log(self, terms: dict[str, torch.Tensor]) -> dict[str, float]:
+        cfg = self.config
+        with torch.no_grad():
+            share = float(dominant_share(self.model.rotations.angles).min())
+        row: dict[str, float] = {
+            "step": self.step,
+            "wall_time": round(self.train_seconds, 4),
+            **{name: float(value.detach()) for name, value in terms.items()},
+            "regularizer_weight": cfg.regularizer_weight(self.step - 1),
+            "dynamics_weight": cfg.dynamics_weight(self.step - 1),
+            "lr": cfg.lr * cfg.lr_scale(self.step - 1),
+            "angle_lr": cfg.angle_lr * cfg.lr_scale(self.step - 1),
+            "min_plane_share": share,
+        }
+        row = {column: row[column] for column in LOG_COLUMNS}
+        self.history.append(row)
+        if self.run_dir is not None:
+            with open(self.run_dir / LOG_NAME, "a", newline="") as f:
+                csv.writer(f).writerow([row[c] for c in LOG_COLUMNS])
+        if self._writer is not None:
+            for name, value in row.items():
+                if name != "step":
+                    self._writer.add_scalar(
+                        f"{'losses' if name in terms else 'train'}/{name}", value, self.step
+                    )
+        return row
+
+    def _prepare_run_dir(self) -> None:
+        """Write config.json and (re)write the CSV log to match the history (so a resumed log has no gaps)."""
+        run_dir = Path(str(self.run_dir))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / CONFIG_NAME, self.config.to_dict())
+        with open(run_dir / LOG_NAME, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(LOG_COLUMNS)
+            writer.writerows([row[c] for c in LOG_COLUMNS] for row in self.history)
+        if self.config.tensorboard and self._writer is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as exc:
+                raise ImportError(
+                    "TrainConfig.tensorboard=True needs TensorBoard: pip install 'dyndis-learn[tensorboard]'."
+                ) from exc
+            self._writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=self.step + 1)
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint (model, optimiser, RNG, step, history, config) atomically to ``path``."""
+        optim_tensors, optim_meta = optimizer_state_to_tensors(self.optimizer)
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors.update(optim_tensors)
+        tensors["rng.torch"] = torch.get_rng_state()
+        state = {
+            "config": self.config.to_dict(),
+            "step": self.step,
+            "train_seconds": self.train_seconds,
+            "history": self.history,
+            "optimizer": optim_meta,
+            "image_shape": list(self.model.image_shape),
+            "n_actions": self.model.n_actions,
+        }
+        return save_checkpoint(path, tensors, state)
+
+    @classmethod
+    def load(
+        cls, path: str | Path, run_dir: str | Path | None = None, policy: Policy | None = None
+    ) -> Trainer:
+        """Rebuild a trainer from a checkpoint, ready to continue training exactly where it stopped.
+
+        Every parameter stays trainable and is registered with the restored optimiser.
+        """
+        tensors, state = load_checkpoint(path)
+        trainer = cls(TrainConfig.from_dict(state["config"]), run_dir, policy)
+        model_state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+        trainer.model.load_state_dict(model_state)
+        optimizer_state_from_tensors(
+            trainer.optimizer,
+            {k: v for k, v in tensors.items() if k.startswith("optim.")},
+            state["optimizer"],
+        )
+        torch.set_rng_state(tensors["rng.torch"])
+        trainer.step = int(state["step"])
+        trainer.train_seconds = float(state["train_seconds"])
+        trainer.history = [dict(row) for row in state["history"]]
+        return trainer
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, policy: Policy | None = None) -> Trainer:
+        """Continue the run in ``run_dir`` from its checkpoint."""
+        return cls.load(Path(run_dir) / CHECKPOINT_NAME, run_dir, policy)
+
+    def close(self) -> None:
+        """Close the environment and the TensorBoard writer."""
+        self.collector.close()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

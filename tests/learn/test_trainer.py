@@ -1,0 +1,117 @@
+import csv
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from dyndis_learn import Learner, TrainConfig, Trainer
+from dyndis_learn.checkpoint import load_checkpoint
+from dyndis_learn.trainer import CHECKPOINT_NAME, LOG_COLUMNS, LOG_NAME
+
+
+def _parameters(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+
+
+@pytest.mark.slow
+def test__short_training_lowers_the_loss(tiny_config):
+    trainer = Trainer(tiny_config.replace(steps=40, warmup_steps=40, log_every=1, lr=3e-3))
+    history = trainer.train(progress=False)
+    first = np.mean([row["autoencoder_bce"] for row in history[:5]])
+    last = np.mean([row["autoencoder_bce"] for row in history[-5:]])
+    assert last < 0.7 * first
+
+
+def test__resume_is_bit_identical(tiny_config, tmp_path):
+    config = tiny_config.replace(steps=6, checkpoint_every=3)
+    straight = Trainer(config)
+    straight.train(progress=False)
+
+    interrupted = Trainer(config, run_dir=tmp_path)
+    interrupted.train(3, progress=False)
+    resumed = Trainer.resume(tmp_path)
+    assert resumed.step == 3
+    resumed.train(progress=False)
+
+    expected, actual = _parameters(straight), _parameters(resumed)
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
+    for column in ("loss", "consistency"):
+        assert [r[column] for r in straight.history] == [r[column] for r in resumed.history]
+    with open(tmp_path / LOG_NAME) as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == list(range(1, 7)) and list(rows[0]) == list(LOG_COLUMNS)
+
+
+def test__after_loading_every_parameter_trains(tiny_config, tmp_path):
+    trainer = Trainer(tiny_config.replace(steps=3))
+    trainer.train(progress=False)
+    trainer.save(tmp_path / "model.safetensors")
+    loaded = Trainer.load(tmp_path / "model.safetensors")
+    before = _parameters(loaded)
+    assert all(p.requires_grad for p in loaded.model.parameters())
+    optimised = {id(p) for group in loaded.optimizer.param_groups for p in group["params"]}
+    assert optimised == {id(p) for p in loaded.model.parameters()}
+    loaded.train(4, progress=False)
+    after = _parameters(loaded)
+    frozen = [name for name in before if torch.equal(before[name], after[name])]
+    assert frozen == []
+
+
+def test__save_load_round_trip_gives_equal_predictions(tiny_config, tmp_path):
+    learner = Learner(tiny_config)
+    learner.train(progress=False)
+    path = learner.save(tmp_path / "run.safetensors")
+    loaded = Learner.load(path)
+    batch = learner.trainer.collector.collect(99)
+    np.testing.assert_array_equal(loaded.encode(batch.observations), learner.encode(batch.observations))
+    np.testing.assert_array_equal(
+        loaded.predict(batch.observations[:, 0], batch.actions),
+        learner.predict(batch.observations[:, 0], batch.actions),
+    )
+    assert loaded.config == learner.config and loaded.history == learner.history
+    saved, restored = learner.trainer.optimizer.state_dict(), loaded.trainer.optimizer.state_dict()
+    assert (
+        saved["param_groups"] == restored["param_groups"]
+        and saved["state"].keys() == restored["state"].keys()
+    )
+    for index, moments in saved["state"].items():
+        for key, value in moments.items():
+            assert torch.equal(value, restored["state"][index][key]), (index, key)
+
+
+def test__checkpoint_written_every_k_steps(tiny_config, tmp_path):
+    trainer = Trainer(tiny_config.replace(steps=5, checkpoint_every=2), run_dir=tmp_path)
+    path = tmp_path / CHECKPOINT_NAME
+    seen = []
+    trainer.train(
+        progress=False,
+        callback_every=1,
+        callback=lambda t: seen.append(load_checkpoint(path)[1]["step"] if path.exists() else None),
+    )
+    assert seen == [None, 2, 2, 4, 4]
+    assert load_checkpoint(path)[1]["step"] == 5  # and the end of training always saves
+
+
+def test__bad_steps(tiny_config):
+    with pytest.raises(ValueError, match=re.escape("`steps` must be a positive integer, got 0.")):
+        Trainer(tiny_config).train(0, progress=False)
+
+
+def test__config_type_is_checked():
+    with pytest.raises(TypeError, match=re.escape("`config` must be a TrainConfig, got dict.")):
+        Trainer({"steps": 3})
+
+
+def test__both_parametrisations_train(tiny_config):
+    for parametrisation in ("givens", "exp"):
+        config = TrainConfig.from_dict(
+            {
+                **tiny_config.to_dict(),
+                "steps": 4,
+                "model": {**tiny_config.to_dict()["model"], "parametrisation": parametrisation},
+            }
+        )
+        history = Trainer(config).train(progress=False)
+        assert np.isfinite(history[-1]["loss"])
