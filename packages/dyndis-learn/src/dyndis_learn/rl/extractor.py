@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import torch
+from torch import nn
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
@@ -52,6 +54,14 @@ class LatentFeaturesExtractor(BaseFeaturesExtractor):
         self._encode = model.encode  # the encoder followed by the projection onto the sphere
         self.encoder.requires_grad_(self.fine_tune)
         self.train(False)
+
+    def apply(self, fn: Callable[[nn.Module], None]) -> LatentFeaturesExtractor:
+        """Apply ``fn`` to nothing: the trained encoder must not be re-initialised.
+
+        SB3's actor-critic policies call ``features_extractor.apply(init_weights)`` (orthogonal init) when
+        they are built; that would silently overwrite the loaded weights.
+        """
+        return self
 
     def train(self, mode: bool = True) -> LatentFeaturesExtractor:
         """Switch to training mode, except a frozen encoder, which always stays in eval mode."""
