@@ -63,7 +63,7 @@ def test__acts_on_the_goal_task():
         obs, info = env.reset(seed=seed)
         budget = shortest(info["factors"], info["goal_factors"], env.unwrapped.factor_space.sizes)
         for _ in range(budget):
-            obs, reward, terminated, truncated, info = env.step(planner.act(obs))
+            obs, reward, terminated, _truncated, info = env.step(planner.act(obs))
         assert terminated and reward == 1.0
         assert planner.act(obs) is None
 

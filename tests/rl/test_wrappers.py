@@ -42,7 +42,7 @@ def test__latent_observation_refuses_other_images(learner):
 
 def test__one_hot_factors():
     env = FactorOneHotObservation(gym.make("DynDis/GridWorld-v0", factors={"colour": 3}))
-    obs, info = env.reset(seed=0, options={"factors": [1, 4, 0, 2, 0]})
+    obs, _info = env.reset(seed=0, options={"factors": [1, 4, 0, 2, 0]})
     assert env.observation_space.shape == (5 + 5 + 3,)
     np.testing.assert_array_equal(np.flatnonzero(obs), [1, 5 + 4, 10 + 2])
     obs, *_ = env.step(0)

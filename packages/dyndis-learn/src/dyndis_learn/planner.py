@@ -1,5 +1,7 @@
-"""Plan in latent space: search action sequences whose learned rotations carry the encoding of the current
-image onto the encoding of a goal image, and act on Goal tasks by re-planning every step.
+"""Plan in latent space with the learned rotations, and act on Goal tasks by re-planning every step.
+
+The planner searches action sequences whose learned rotations carry the encoding of the current image onto
+the encoding of a goal image.
 
 The search is a beam search over latent states: every node is expanded by every action's rotation,
 nodes that land on the same latent point (the same state, up to ``merge_distance``) are merged, and

@@ -6,9 +6,9 @@ import os
 from collections.abc import Callable
 
 import torch
-from torch import nn
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
 
 __all__ = ["LatentFeaturesExtractor"]
 

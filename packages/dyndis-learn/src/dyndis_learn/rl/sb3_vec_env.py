@@ -108,9 +108,13 @@ class SB3VecEnv(VecEnv):
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         """Not supported: the sub-envs of a native vector env share one template env."""
-        raise NotImplementedError("The sub-envs of a native vector env share their state; set attributes on it directly.")
+        raise NotImplementedError(
+            "The sub-envs of a native vector env share one template env; set attributes on it directly."
+        )
 
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any) -> list[Any]:
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
         """Call a method of the (shared) single env, once per selected sub-env."""
         method = getattr(self._template(), method_name)
         return [method(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
