@@ -104,16 +104,9 @@ def hue_rgb(hue: float) -> npt.NDArray[np.float64]:
     return 255.0 * np.asarray(rgb[int(sector)], dtype=np.float64)
 
 
-def _hue_levels() -> npt.NDArray[np.intp]:
-    """For each hue of :data:`HUES` and channel, the index into :data:`_LEVELS` of its value, shape (10, 3)."""
-    levels = np.stack([hue_rgb(h) for h in HUES]) / 51.0
-    indices = np.rint(levels).astype(np.intp)
-    if not np.allclose(levels, indices):  # why: the layers store only these six channel levels
-        raise AssertionError("every hue of HUES must have channels in multiples of 51")
-    return indices
-
-
-_HUE_LEVELS = _hue_levels()
+#: For each hue of :data:`HUES` and channel, the index into :data:`_LEVELS` of its value, shape (10, 3): the
+#: HSV colours of hues k / 10 have channels in multiples of 51, so six levels per channel cover all of them.
+_HUE_LEVELS = np.rint(np.stack([hue_rgb(h) for h in HUES]) / 51.0).astype(np.intp)
 
 
 def supersampling(image_size: int) -> int:
