@@ -47,7 +47,7 @@ class _ObjectPixels(NamedTuple):
     layers: Layers
 
 
-def geometry_index(
+def _geometry_index(
     orientation: npt.NDArray[np.int64], scale: npt.NDArray[np.int64], shape: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.int64]:
     """Index in [0, 480) of each (orientation, scale, shape) value-index triple."""
@@ -115,7 +115,7 @@ class Shapes3DSource(ObservationSource):
             self._trace(range(len(ORIENTATIONS)), range(_N_GEOMETRIES))
             return
         v = np.asarray(value_indices, dtype=np.int64).reshape(-1, len(self.factors))
-        geometries = geometry_index(v[:, 5], v[:, 3], v[:, 4])
+        geometries = _geometry_index(v[:, 5], v[:, 3], v[:, 4])
         self._trace(np.unique(v[:, 5]).tolist(), np.unique(geometries).tolist())
 
     def render(self, value_indices: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
@@ -124,7 +124,7 @@ class Shapes3DSource(ObservationSource):
         if v.ndim != 2 or v.shape[1] != len(self.factors):
             raise ValueError(f"`value_indices` must have shape (B, {len(self.factors)}), got {v.shape}.")
         floor, wall, obj, scale, shape, orientation = v.T
-        geometries = geometry_index(orientation, scale, shape)
+        geometries = _geometry_index(orientation, scale, shape)
         self._trace(np.unique(orientation).tolist(), np.unique(geometries).tolist())
         n_hues = len(HUES)
         out = np.take(self._room_floor, orientation * n_hues + floor, axis=0)
