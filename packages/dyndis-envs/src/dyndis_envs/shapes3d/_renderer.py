@@ -14,7 +14,7 @@ the material's hue at full saturation and value, as in the real data (whose brig
 
 Every constant in :class:`Scene` was fitted to the real frames of ``3dshapes.gif`` (DeepMind's 3d-shapes
 repository): camera and room to the room corners' image positions at 10 orientations and the objects'
-edges at 15 traversal frames (residuals below 0.5 pixel), the light's position to the shadows of 12
+edges in 10 frames (residuals mostly below 0.5 pixel), the light's position to the shadows of 12
 frames, and the shading to the pixel colours of 21 frames (RMS error 11 of 255 per channel, mostly from the
 GIF's blur and palette).
 
