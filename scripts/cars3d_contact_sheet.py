@@ -9,10 +9,9 @@ import argparse
 
 import gymnasium as gym
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 import dyndis_envs  # noqa: F401  (registers the ids)
-from dyndis_envs.preview import save_png
+from dyndis_envs.preview import labelled_sheet, save_png
 
 COLUMNS = 12
 LABEL_WIDTH = 190
@@ -45,26 +44,8 @@ def main() -> None:
         objects = np.arange(row * COLUMNS, (row + 1) * COLUMNS)
         label = f"objects {objects[0]}-{objects[-1]}"
         rows.append((label, frames(np.stack([np.full(COLUMNS, 2), np.full(COLUMNS, 4), objects], 1))))
-    save_png(_sheet(rows, args.image_size, args.scale), args.out)
+    save_png(labelled_sheet(rows, scale=args.scale, label_width=LABEL_WIDTH), args.out)
     print(f"wrote {args.out}")
-
-
-def _sheet(rows: list[tuple[str, np.ndarray]], size: int, scale: int) -> np.ndarray:
-    """Rows of images on a white canvas with a label on the left of each row."""
-    pad = 2
-    image_rows = [np.concatenate(list(images), axis=1) for _, images in rows]
-    width = LABEL_WIDTH // scale + max(r.shape[1] for r in image_rows)
-    canvas = np.full((len(rows) * (size + pad), width, 3), 255, dtype=np.uint8)
-    for i, image_row in enumerate(image_rows):
-        y = i * (size + pad)
-        canvas[y : y + size, LABEL_WIDTH // scale : LABEL_WIDTH // scale + image_row.shape[1]] = image_row
-    picture = Image.fromarray(canvas)
-    picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
-    draw = ImageDraw.Draw(picture)
-    font = ImageFont.load_default(size=14)
-    for i, (label, _) in enumerate(rows):
-        draw.text((6, (i * (size + pad) + size // 2) * scale), label, fill=(60, 60, 60), font=font, anchor="lm")
-    return np.asarray(picture)
 
 
 if __name__ == "__main__":

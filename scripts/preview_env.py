@@ -25,7 +25,7 @@ def main() -> None:
 
     env = gym.make(args.env, **args.env_kwargs).unwrapped
     name = args.env.split("/")[-1].split("-")[0].lower()
-    sheet = save_png(factor_sheet(env, seed=args.seed), f"{args.out}/{name}_factors.png", scale=2)
+    sheet = save_png(factor_sheet(env, seed=args.seed), f"{args.out}/{name}_factors.png")
     gif = save_gif(rollout_frames(env, args.steps, seed=args.seed), f"{args.out}/{name}_rollout.gif", scale=4)
     print(f"wrote {sheet} and {gif}")
 

@@ -8,46 +8,69 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from dyndis_envs.factor_env import FactorEnv
 
-__all__ = ["factor_sheet", "rollout_frames", "save_gif", "save_png", "tile"]
+__all__ = ["factor_rows", "factor_sheet", "labelled_sheet", "rollout_frames", "save_gif", "save_png"]
 
 
-def tile(rows: Sequence[npt.NDArray[np.uint8]], pad: int = 2, fill: int = 96) -> npt.NDArray[np.uint8]:
-    """Lay out rows of images (each (n_i, H, W, C)) on one canvas, left-aligned, with ``pad`` pixels between."""
-    h, w, c = rows[0].shape[1:]
-    width = max(len(r) for r in rows)
-    canvas = np.full((len(rows) * (h + pad) + pad, width * (w + pad) + pad, c), fill, dtype=np.uint8)
-    for i, row in enumerate(rows):
-        for j, image in enumerate(row):
-            y, x = pad + i * (h + pad), pad + j * (w + pad)
-            canvas[y : y + h, x : x + w] = image
-    return canvas
+def labelled_sheet(
+    rows: Sequence[tuple[str, npt.NDArray[np.uint8]]], scale: int = 2, label_width: int = 150, pad: int = 2
+) -> npt.NDArray[np.uint8]:
+    """Rows of images (each (n_i, H, W, C)) on a white canvas, each with a label on its left, upscaled.
+
+    Args:
+        rows: (label, images) per row; rows may have different lengths.
+        scale: Pixel upscaling of the sheet (nearest neighbour, so pixels stay sharp).
+        label_width: Width of the label column, in pixels of the upscaled sheet.
+        pad: Pixels between images, before upscaling.
+    """
+    size, width_1, channels = rows[0][1].shape[1:]
+    left = label_width // scale
+    columns = max(len(images) for _, images in rows)
+    canvas = np.full((len(rows) * (size + pad), left + columns * (width_1 + pad), 3), 255, dtype=np.uint8)
+    for i, (_, images) in enumerate(rows):
+        for j, image in enumerate(images):
+            y, x = i * (size + pad), left + j * (width_1 + pad)
+            canvas[y : y + size, x : x + width_1] = image if channels == 3 else image[..., :1]
+    picture = Image.fromarray(canvas)
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+    draw = ImageDraw.Draw(picture)
+    font = ImageFont.load_default(size=14)
+    for i, (label, _) in enumerate(rows):
+        draw.text((6, (i * (size + pad) + size // 2) * scale), label, fill=(60, 60, 60), font=font, anchor="lm")
+    return np.asarray(picture)
 
 
-def factor_sheet(env: FactorEnv, n_columns: int = 10, seed: int = 0) -> npt.NDArray[np.uint8]:
-    """One row per active factor stepping through its values from a random state, then a row of random states.
+def factor_rows(
+    env: FactorEnv, base: Sequence[int] | None = None, n_random: int = 10, seed: int = 0
+) -> list[tuple[str, npt.NDArray[np.uint8]]]:
+    """One row per active factor stepping through all its values from ``base``, then a row of random states.
 
     Args:
         env: The (unwrapped) environment.
-        n_columns: Images per row (a factor with fewer values shows them all).
+        base: The state each factor row starts from (default: a random state).
+        n_random: Images in the row of random states.
         seed: Seed of the random states.
     """
     space = env.factor_space
     rng = np.random.default_rng(seed)
-    base = np.asarray(space.sample(rng))
+    start = np.asarray(base if base is not None else space.sample(rng), dtype=np.int64)
     rows = []
     for k in space.active:
-        count = min(n_columns, space.sizes[k])
-        values = np.linspace(0, space.sizes[k] - 1, count).round().astype(np.int64)
-        states = np.repeat(base[None], count, axis=0)
-        states[:, k] = values
-        rows.append(env.frames.batch(states))
-    random_states = rng.integers(0, space.sizes, size=(n_columns, space.n_factors))
-    rows.append(env.frames.batch(random_states))
-    return tile(rows)
+        states = np.repeat(start[None], space.sizes[k], axis=0)
+        states[:, k] = np.arange(space.sizes[k])
+        rows.append((space.names[k], env.frames.batch(states)))
+    random_states = rng.integers(0, space.sizes, size=(n_random, space.n_factors))
+    rows.append(("random samples", env.frames.batch(random_states)))
+    return rows
+
+
+def factor_sheet(env: FactorEnv, base: Sequence[int] | None = None, n_random: int = 10, seed: int = 0,
+                 scale: int = 2) -> npt.NDArray[np.uint8]:
+    """The contact sheet of :func:`factor_rows`, labelled with the factor names."""
+    return labelled_sheet(factor_rows(env, base, n_random, seed), scale=scale)
 
 
 def rollout_frames(env: FactorEnv, n_steps: int, seed: int = 0) -> npt.NDArray[np.uint8]:

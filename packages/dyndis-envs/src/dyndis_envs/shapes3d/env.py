@@ -1,0 +1,119 @@
+"""Shapes3D: an object in a room, seen by a camera that turns around it; DeepMind's 3D Shapes factors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from dyndis_envs.data_paths import resolve_backend
+from dyndis_envs.datasets import DATASETS
+from dyndis_envs.factor_env import FactorEnv
+from dyndis_envs.factor_vector_env import FactorVectorEnv
+from dyndis_envs.factors import Subset
+from dyndis_envs.shapes3d._file_source import IMAGE_SHAPE, Shapes3DFileSource
+from dyndis_envs.shapes3d._procedural_source import Shapes3DSource, check_image_size
+from dyndis_envs.sources import DEFAULT_TABLE_BYTES, ObservationSource
+
+__all__ = ["Shapes3DEnv", "Shapes3DVectorEnv"]
+
+
+class Shapes3DEnv(FactorEnv):
+    """A cube, cylinder, sphere or capsule in a room with coloured floor and walls; actions change one factor.
+
+    ## Description
+    The 3D Shapes dataset of the disentanglement literature (Burgess & Kim 2018): an object centred on the
+    floor of a room, a sky band above the walls, and six factors. Stepping a factor as many times as it has
+    chosen values brings back exactly the same image.
+
+    Two sources of images (``backend``):
+
+    * ``"procedural"`` (default; no file, no GPU, no OpenGL): a NumPy ray caster of the same scene, with
+      camera, room, object sizes, lights and the shadow fitted to real frames of the dataset (see
+      :mod:`dyndis_envs.shapes3d._renderer`). It renders natively at any ``image_size`` from 16 to 256,
+      and traces each of the 480 (orientation, scale, shape) geometries once, on first use, into per-hue
+      colour layers, so that a batch of images is a few NumPy gathers.
+    * ``"file"``: the real images of ``3dshapes.h5`` (64 x 64), only the chosen states, in RAM as uint8
+      (the full set takes 5.9 GB). ``"auto"`` uses the file when found, else procedural.
+
+    ## Factors (state order)
+    | factor      | values                                                   | default choice |
+    |-------------|----------------------------------------------------------|----------------|
+    | floor_hue   | 0.0, 0.1, ..., 0.9 (HSV hue of the floor)                 | all            |
+    | wall_hue    | 0.0, 0.1, ..., 0.9 (HSV hue of the walls)                 | all            |
+    | object_hue  | 0.0, 0.1, ..., 0.9 (HSV hue of the object)                | all            |
+    | scale       | linspace(0.75, 1.25, 8) (object size)                      | all            |
+    | shape       | 0 cube, 1 cylinder, 2 sphere, 3 capsule                    | all            |
+    | orientation | linspace(-30, 30, 15) (camera angle around the object, degrees; negative: from the left) | all |
+
+    With the file backend the values are the distinct labels found in the file (the same for the real one).
+
+    ## Action Space
+    ``Discrete(2 * n_active)`` (12 by default): action ``2k`` moves active factor ``k`` +1, ``2k + 1``
+    moves it -1, both cyclic. Active factors are those with more than one chosen value, in table order.
+
+    ## Observation Space
+    ``Box(0, 255, (image_size, image_size, 3), uint8)``.
+
+    ## Rewards
+    0.0 on every step: this is a pure-dynamics environment (see the Reach and Goal tasks for RL).
+
+    ## Starting State
+    Uniformly random over the chosen values, or ``reset(options={"factors": [...]})``.
+
+    ## Episode End
+    Never terminates; ``gym.make`` truncates after ``max_episode_steps`` (200 for ``Shapes3D-v0``).
+
+    ## Info
+    ``info["factors"]``: int64 array, the index of each factor's value within its chosen values.
+
+    ## Arguments
+    ``factors`` (chosen values per factor: None or ``"all"``, an int n for the first n, or a list of
+    indices), ``image_size`` (16 to 256, default 64; 64 with the file backend), ``backend``
+    (``"procedural"``, ``"file"`` or ``"auto"``), ``data_path`` (the ``3dshapes.h5`` file; default
+    ``data_dir() / "3dshapes.h5"``, i.e. in ``$DYNDIS_DATA``), ``render_mode``, ``max_table_bytes``
+    (prerender every chosen state when they fit in this many bytes).
+
+    ## Version History
+    * v0: initial release.
+
+    Example:
+        >>> import gymnasium as gym, dyndis_envs
+        >>> env = gym.make("DynDis/Shapes3D-v0", factors={"shape": [2], "scale": 4})
+        >>> obs, info = env.reset(seed=0)
+        >>> obs.shape, obs.dtype, env.action_space
+        ((64, 64, 3), dtype('uint8'), Discrete(10))
+    """
+
+    def __init__(
+        self,
+        factors: Mapping[str, Subset] | None = None,
+        *,
+        image_size: int = 64,
+        backend: str = "procedural",
+        data_path: str | os.PathLike[str] | None = None,
+        render_mode: str | None = None,
+        max_table_bytes: int = DEFAULT_TABLE_BYTES,
+    ) -> None:
+        image_size = check_image_size(image_size)
+        _, path = resolve_backend(backend, data_path, DATASETS["shapes3d"].target)  # None: procedural
+        source: ObservationSource
+        if path is None:
+            source = Shapes3DSource(image_size)
+        elif image_size != IMAGE_SHAPE[0]:
+            raise ValueError(
+                f"`image_size` must be {IMAGE_SHAPE[0]} with the file backend (the images of {str(path)!r}), "
+                f"got {image_size}; use backend='procedural' for other sizes."
+            )
+        else:
+            source = Shapes3DFileSource(path, factors)
+        super().__init__(source, factors, render_mode, max_table_bytes)
+
+
+class Shapes3DVectorEnv(FactorVectorEnv):
+    """Natively batched :class:`Shapes3DEnv`.
+
+    Takes ``num_envs``, ``max_episode_steps``, ``autoreset_mode``, ``render_mode`` and the keyword
+    arguments of :class:`Shapes3DEnv`.
+    """
+
+    single_env_class = Shapes3DEnv

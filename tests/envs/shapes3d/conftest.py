@@ -1,0 +1,62 @@
+"""Fixtures of the Shapes3D tests: an isolated data directory and small 3dshapes.h5 files in the real layout."""
+
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from dyndis_envs.shapes3d import HUES, ORIENTATIONS, SCALES, SHAPES
+
+#: The values (indices into the real ones) in the test file: 2 x 2 x 2 x 2 x 2 x 3 = 96 images.
+GRID = {
+    "floor_hue": [0, 3],
+    "wall_hue": [1, 6],
+    "object_hue": [2, 9],
+    "scale": [0, 7],
+    "shape": [0, 3],
+    "orientation": [0, 7, 14],
+}
+_VALUES = (HUES, HUES, HUES, SCALES, SHAPES, ORIENTATIONS)
+
+
+def grid_labels(grid: dict[str, list[int]] = GRID) -> np.ndarray:
+    """Labels of every combination of ``grid``'s values, row-major with orientation fastest, float64 (N, 6)."""
+    axes = [np.asarray(values)[indices] for values, indices in zip(_VALUES, grid.values())]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([m.ravel() for m in mesh], axis=1).astype(np.float64)
+
+
+def write_shapes3d(path: Path, images: np.ndarray, labels: np.ndarray) -> Path:
+    """Write a 3dshapes.h5 as the real one is stored: gzip-chunked uint8 ``images`` and float64 ``labels``."""
+    with h5py.File(path, "w") as file:
+        file.create_dataset("images", data=images, chunks=(8, *images.shape[1:]), compression="gzip")
+        file.create_dataset("labels", data=labels)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own empty data directory, never the user's."""
+    folder = tmp_path / "dyndis-data"
+    monkeypatch.setenv("DYNDIS_DATA", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def _pristine_file(tmp_path_factory) -> tuple[Path, np.ndarray, np.ndarray]:
+    labels = grid_labels()
+    images = np.random.default_rng(0).integers(0, 256, (len(labels), 64, 64, 3), dtype=np.uint8)
+    path = write_shapes3d(tmp_path_factory.mktemp("pristine") / "3dshapes.h5", images, labels)
+    return path, images, labels
+
+
+@pytest.fixture
+def shapes3d_file(_pristine_file, tmp_path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """A 3dshapes.h5 in the exact real layout over :data:`GRID`: its path (a fresh copy, tests may break
+    it), images uint8 (96, 64, 64, 3) of random pixels and labels float64 (96, 6)."""
+    path, images, labels = _pristine_file
+    folder = tmp_path / "files"
+    folder.mkdir()
+    return Path(shutil.copy(path, folder / "3dshapes.h5")), images, labels
