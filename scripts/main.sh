@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job: set up (if needed), then render a GridWorld contact sheet and a random-rollout GIF.
+# The main job: set up (if needed), then train the rotation world model on GridWorld 5x5 with the default
+# recipe and write its report (PNGs, GIF, report.json, report.md) into outputs/gridworld/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-.venv/bin/python scripts/preview_env.py --env DynDis/GridWorld-v0 \
-    --env-kwargs '{"factors": {"size": "all", "colour": "all", "background": "all"}}' --out outputs/gridworld "$@"
+.venv/bin/dyndis-learn train --env DynDis/GridWorld-v0 --out outputs/gridworld "$@"
