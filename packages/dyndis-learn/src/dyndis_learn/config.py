@@ -212,6 +212,8 @@ class TrainConfig:
     """Adam learning rate of the encoder and decoder."""
     angle_lr: float = 1e-2
     """Adam learning rate of the action angles."""
+    angle_lr_ramp: bool = True
+    """Ramp the angles' learning rate up with the dynamics terms (see :meth:`learning_rate`)."""
     decay_start: float = 0.8
     """Fraction of ``steps`` after which both learning rates decay geometrically..."""
     final_lr_fraction: float = 0.01
@@ -224,6 +226,9 @@ class TrainConfig:
     """Weight of the BCE of ``decode(encode(x_t))`` against ``x_t``."""
     rollout_weight: float = 1.0
     """Weight of the BCE of ``decode(R(a_t) ... R(a_1) encode(x_0))`` against ``x_t``."""
+    split_decoding: bool = True
+    """After warm-up, decode each frame ``t >= 1`` once, from ``P_t e_0`` or from ``e_t`` at random (half
+    the decoder cost); False decodes both."""
     consistency_weight: float = 1.0
     """Weight of the latent consistency between rotated and encoded frames (scale-free, see losses)."""
     multistep_weight: float = 0.1
@@ -288,6 +293,12 @@ class TrainConfig:
         _check_int("TrainConfig", "log_every", self.log_every, 1)
         _check_int("TrainConfig", "checkpoint_every", self.checkpoint_every, 0)
         _check_int("TrainConfig", "threads", self.threads, 0)
+        if not isinstance(self.angle_lr_ramp, bool):
+            raise ValueError(f"TrainConfig.angle_lr_ramp must be True or False, got {self.angle_lr_ramp!r}.")
+        if not isinstance(self.split_decoding, bool):
+            raise ValueError(
+                f"TrainConfig.split_decoding must be True or False, got {self.split_decoding!r}."
+            )
         if not isinstance(self.tensorboard, bool):
             raise ValueError(f"TrainConfig.tensorboard must be True or False, got {self.tensorboard!r}.")
 
@@ -317,6 +328,21 @@ class TrainConfig:
     def regularizer_weight(self, step: int) -> float:
         """Weight of the entanglement regulariser at ``step``."""
         return self.regularizer.weight_schedule(self.warmup_steps, self.dynamics_ramp_steps)(step)
+
+    def learning_rate(self, part: str, step: int) -> float:
+        """Adam learning rate of ``part`` (``"encoder"``, ``"decoder"`` or ``"angles"``) at ``step``.
+
+        The angles' rate also follows the dynamics ramp: Adam normalises away the ramp of the loss weight,
+        so without it the angles would start at full speed in whatever planes the first noisy gradients
+        point to, before the encoder has followed.
+        """
+        if part == "angles":
+            return (
+                self.angle_lr
+                * self.lr_scale(step)
+                * (self.dynamics_weight(step) if self.angle_lr_ramp else 1.0)
+            )
+        return self.lr * self.lr_scale(step)
 
     def lr_scale(self, step: int) -> float:
         """Multiplier of both learning rates at ``step``: 1, then geometric decay to ``final_lr_fraction``."""

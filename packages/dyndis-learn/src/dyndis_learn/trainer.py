@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -47,6 +48,9 @@ __all__ = ["CHECKPOINT_NAME", "CONFIG_NAME", "LOG_NAME", "Trainer"]
 CHECKPOINT_NAME = "checkpoint.safetensors"
 CONFIG_NAME = "config.json"
 LOG_NAME = "train_log.csv"
+
+#: Entropy tag of the random choice of decoded latents (actions use the collector's own stream).
+_DECODING_STREAM = 2
 
 #: Columns of the training log, in order.
 LOG_COLUMNS = (
@@ -139,17 +143,34 @@ class Trainer:
         steps = self.model.rotations.matrices()[actions]  # (B, T, n, n)
         paths = cumulative_rotations(steps)  # (B, T + 1, n, n)
 
-        decode_rollout = ramp > 0 and cfg.rollout_weight > 0
-        latents = [encodings]
-        if decode_rollout:
-            rolled = (paths[:, 1:] @ encodings[:, :1].unsqueeze(-1)).squeeze(-1)  # P_t e_0, t = 1 .. T
-            latents.append(rolled)
-        logits = self.model.decode_logits(torch.cat(latents, dim=1))
-        bce = frame_bce(logits, torch.cat([targets, targets[:, 1:]] if decode_rollout else [targets], dim=1))
-        n_frames = frames.shape[1]
+        # Which frames t >= 1 are decoded from the rotated first frame P_t e_0 (the rollout loss) rather
+        # than from their own encoding e_t (autoencoding). With split decoding each frame is decoded once,
+        # from one or the other at random (drawn from the step number: a resumed run draws the same).
+        batch_size, n_frames = frames.shape[:2]
+        if ramp == 0 or cfg.rollout_weight == 0:
+            from_rollout = torch.zeros(batch_size, n_frames - 1, dtype=torch.bool)
+        elif cfg.split_decoding:
+            coin = np.random.default_rng([cfg.seed, step, _DECODING_STREAM]).random(
+                (batch_size, n_frames - 1)
+            )
+            from_rollout = torch.from_numpy(coin < 0.5)
+        else:
+            from_rollout = torch.ones(batch_size, n_frames - 1, dtype=torch.bool)
+        rolled = (paths[:, 1:] @ encodings[:, :1].unsqueeze(-1)).squeeze(-1)  # P_t e_0, t = 1 .. T
+        if cfg.split_decoding or not from_rollout.any():
+            latents = torch.cat(
+                [encodings[:, :1], torch.where(from_rollout[..., None], rolled, encodings[:, 1:])], 1
+            )
+            decoded_targets = targets
+            is_rollout = torch.cat([torch.zeros(batch_size, 1, dtype=torch.bool), from_rollout], dim=1)
+        else:  # decode every frame twice: from its encoding and from the rollout
+            latents = torch.cat([encodings, rolled], dim=1)
+            decoded_targets = torch.cat([targets, targets[:, 1:]], dim=1)
+            is_rollout = torch.cat([torch.zeros(batch_size, n_frames, dtype=torch.bool), from_rollout], dim=1)
+        bce = frame_bce(self.model.decode_logits(latents), decoded_targets)
         terms = {
-            "autoencoder_bce": bce[:, :n_frames].mean(),
-            "rollout_bce": bce[:, n_frames:].mean() if decode_rollout else bce.new_zeros(()),
+            "autoencoder_bce": bce[~is_rollout].mean(),
+            "rollout_bce": bce[is_rollout].mean() if is_rollout.any() else bce.new_zeros(()),
             "consistency": (
                 latent_consistency(encodings, steps, paths, cfg.multistep_weight)
                 if ramp > 0
@@ -171,10 +192,8 @@ class Trainer:
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """Collect batch number ``step``, take one Adam step, advance ``step``; returns the loss terms."""
-        lr_scale = self.config.lr_scale(self.step)
         for group in self.optimizer.param_groups:
-            base = self.config.angle_lr if group["name"] == "angles" else self.config.lr
-            group["lr"] = base * lr_scale
+            group["lr"] = self.config.learning_rate(group["name"], self.step)
         self.model.train()
         terms = self.losses(self.collector.collect(self.step), self.step)
         self.optimizer.zero_grad(set_to_none=True)
@@ -255,8 +274,8 @@ class Trainer:
             **{name: float(value.detach()) for name, value in terms.items()},
             "regularizer_weight": cfg.regularizer_weight(self.step - 1),
             "dynamics_weight": cfg.dynamics_weight(self.step - 1),
-            "lr": cfg.lr * cfg.lr_scale(self.step - 1),
-            "angle_lr": cfg.angle_lr * cfg.lr_scale(self.step - 1),
+            "lr": cfg.learning_rate("encoder", self.step - 1),
+            "angle_lr": cfg.learning_rate("angles", self.step - 1),
             "min_plane_share": share,
         }
         row = {column: row[column] for column in LOG_COLUMNS}
