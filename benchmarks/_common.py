@@ -46,3 +46,47 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(payload, indent=2))
     os.replace(tmp, path)
     return path
+
+
+def rate_over(fn: Callable[[Any], Any], inputs: Sequence[Any], items_per_call: int, min_seconds: float) -> float:
+    """Items per second of ``fn(x)``, cycling ``x`` through ``inputs`` (prepared outside the timing)."""
+    position = [0]
+
+    def call() -> None:
+        position[0] = (position[0] + 1) % len(inputs)
+        fn(inputs[position[0]])
+
+    return rate(call, items_per_call, min_seconds)
+
+
+def random_states(sizes: Sequence[int], batch: int, n: int = 16, seed: int = 0) -> list[Any]:
+    """``n`` batches of uniformly random states (``batch`` x len(sizes) int64 arrays)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, sizes, (batch, len(sizes))) for _ in range(n)]
+
+
+def single_env_rate(env: Any, min_seconds: float) -> float:
+    """Steps per second of a Gymnasium env under random actions, resetting when an episode ends."""
+    import numpy as np
+
+    env.reset(seed=0)
+    actions = np.random.default_rng(0).integers(0, env.action_space.n, 1000).tolist()
+
+    def steps() -> None:
+        for action in actions:
+            _, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                env.reset()
+
+    return rate(steps, len(actions), min_seconds)
+
+
+def vector_rate(vec: Any, min_seconds: float) -> float:
+    """Transitions per second of a Gymnasium vector env under random actions."""
+    import numpy as np
+
+    vec.reset(seed=0)
+    actions = np.random.default_rng(0).integers(0, vec.single_action_space.n, (32, vec.num_envs))
+    return rate_over(vec.step, actions, vec.num_envs, min_seconds)

@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 import dyndis_envs  # noqa: F401  (registers the ids)
-from benchmarks._common import print_table, rate, write_json
+from benchmarks._common import print_table, random_states, rate_over, single_env_rate, vector_rate, write_json
 from dyndis_envs.cars3d import Cars3DEnv, Cars3DRenderSource
 
 
@@ -25,32 +25,6 @@ def timed(fn):
     start = time.perf_counter()
     result = fn()
     return result, time.perf_counter() - start
-
-
-def batch_rate(frames, space, batch: int, seconds: float) -> float:
-    """Images/s of ``frames(states)`` for random batches of states."""
-    rng = np.random.default_rng(0)
-    batches = [rng.integers(0, space.sizes, (batch, space.n_factors)) for _ in range(16)]
-    position = [0]
-
-    def gather() -> None:
-        position[0] = (position[0] + 1) % len(batches)
-        frames(batches[position[0]])
-
-    return rate(gather, batch, seconds)
-
-
-def single_env_rate(env: gym.Env, seconds: float) -> float:
-    env.reset(seed=0)
-    actions = np.random.default_rng(0).integers(0, env.action_space.n, 1000).tolist()
-
-    def steps() -> None:
-        for action in actions:
-            _, _, terminated, truncated, _ = env.step(action)
-            if terminated or truncated:
-                env.reset()
-
-    return rate(steps, len(actions), seconds)
 
 
 def main() -> None:
@@ -68,26 +42,20 @@ def main() -> None:
         env, results["cache_load_s"] = timed(lambda: Cars3DEnv(**kwargs))
         results["views"] = env.factor_space.n_states
         for batch in (1, 64, 512):
-            results[f"images_per_s_batch_{batch}"] = batch_rate(env.frames.batch, env.factor_space, batch, seconds)
+            batches = random_states(env.factor_space.sizes, batch)
+            results[f"images_per_s_batch_{batch}"] = rate_over(env.frames.batch, batches, batch, seconds)
         renderer = Cars3DRenderSource(args.image_size)
         renderer.render(np.zeros((1, 3), dtype=np.int64))  # build one mesh outside the timing
-        results["uncached_render_images_per_s_batch_64"] = batch_rate(
-            lambda states: renderer.render(env.factor_space.to_value_indices(states)), env.factor_space, 64, seconds
+        results["uncached_render_images_per_s_batch_64"] = rate_over(
+            lambda states: renderer.render(env.factor_space.to_value_indices(states)),
+            random_states(env.factor_space.sizes, 64), 64, seconds,
         )
         results["single_unwrapped_steps_per_s"] = single_env_rate(env, seconds)
         wrapped = gym.make("DynDis/Cars3D-v0", **kwargs)
         results["single_gym_make_steps_per_s"] = single_env_rate(wrapped, seconds)
         for n in (64, 512):
             vec = gym.make_vec("DynDis/Cars3D-v0", num_envs=n, **kwargs)
-            vec.reset(seed=0)
-            actions = np.random.default_rng(0).integers(0, vec.single_action_space.n, (32, n))
-            position = [0]
-
-            def step(vec=vec, actions=actions, position=position) -> None:
-                position[0] = (position[0] + 1) % len(actions)
-                vec.step(actions[position[0]])
-
-            results[f"vector_{n}_transitions_per_s"] = rate(step, n, seconds)
+            results[f"vector_{n}_transitions_per_s"] = vector_rate(vec, seconds)
         del os.environ["DYNDIS_DATA"]
     rows = [[key, value] for key, value in results.items()]
     print_table(["measure", "value"], rows)

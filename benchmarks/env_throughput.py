@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 
 import gymnasium as gym
-import numpy as np
 
 import dyndis_envs  # noqa: F401  (registers the ids)
-from benchmarks._common import print_table, rate, write_json
+from benchmarks._common import print_table, single_env_rate, vector_rate, write_json
 
 CONFIGS = {
     "GridWorld 5x5": ("DynDis/GridWorld-v0", {}),
@@ -20,34 +19,6 @@ CONFIGS = {
         "DynDis/GridWorld-v0", {"grid_shape": (10, 10), "factors": {"size": 3, "colour": 3, "background": 3}}
     ),
 }
-
-
-def single_env_rate(env: gym.Env, seconds: float) -> float:
-    env.reset(seed=0)
-    actions = np.random.default_rng(0).integers(0, env.action_space.n, 4096).tolist()
-    position = [0]
-
-    def steps() -> None:  # 1000 steps per call, resetting whenever an episode ends
-        for _ in range(1000):
-            position[0] = (position[0] + 1) % len(actions)
-            _, _, terminated, truncated, _ = env.step(actions[position[0]])
-            if terminated or truncated:
-                env.reset()
-
-    return rate(steps, 1000, seconds)
-
-
-def vector_rate(env_id: str, kwargs: dict, num_envs: int, seconds: float) -> float:
-    vec = gym.make_vec(env_id, num_envs=num_envs, **kwargs)
-    vec.reset(seed=0)
-    batches = np.random.default_rng(0).integers(0, vec.single_action_space.n, (64, num_envs))
-    position = [0]
-
-    def step() -> None:
-        position[0] = (position[0] + 1) % len(batches)
-        vec.step(batches[position[0]])
-
-    return rate(step, num_envs, seconds)
 
 
 def main() -> None:
@@ -63,7 +34,7 @@ def main() -> None:
             "single_gym_make_steps_per_s": single_env_rate(env, seconds),
         }
         for n in (1, 64, 1024):
-            figures[f"vector_{n}_transitions_per_s"] = vector_rate(env_id, kwargs, n, seconds)
+            figures[f"vector_{n}_transitions_per_s"] = vector_rate(gym.make_vec(env_id, num_envs=n, **kwargs), seconds)
         results[name] = figures
         rows.append([name, *figures.values()])
     print_table(["config", "single unwrapped", "single gym.make", "vec 1", "vec 64", "vec 1024"], rows)

@@ -12,7 +12,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import dyndis_envs  # noqa: F401  (registers the ids)
-from benchmarks._common import print_table, rate, write_json
+from benchmarks._common import print_table, rate_over, write_json
 from dyndis_learn.rl import make_sb3_vec_env
 
 ENV_ID = "DynDis/GridWorldReach-v0"
@@ -22,13 +22,7 @@ def transitions_per_s(vec_env, n_envs: int, seconds: float) -> float:
     vec_env.seed(0)
     vec_env.reset()
     batches = np.random.default_rng(0).integers(0, vec_env.action_space.n, (64, n_envs))
-    position = [0]
-
-    def step() -> None:
-        position[0] = (position[0] + 1) % len(batches)
-        vec_env.step(batches[position[0]])
-
-    return rate(step, n_envs, seconds)
+    return rate_over(vec_env.step, batches, n_envs, seconds)
 
 
 def main() -> None:

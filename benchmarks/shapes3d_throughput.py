@@ -25,54 +25,10 @@ import h5py
 import numpy as np
 
 import dyndis_envs  # noqa: F401  (registers the ids)
-from benchmarks._common import print_table, rate, write_json
+from benchmarks._common import print_table, random_states, rate, rate_over, single_env_rate, vector_rate, write_json
 from dyndis_envs.shapes3d import HUES, ORIENTATIONS, SCALES, SHAPES, Shapes3DFileSource, Shapes3DSource
 
 SIZES = np.array([10, 10, 10, 8, 4, 15])
-
-
-def random_batches(sizes, batch: int, n: int = 16) -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    return [rng.integers(0, sizes, (batch, len(sizes))) for _ in range(n)]
-
-
-def batch_rate(render, sizes, batch: int, seconds: float) -> float:
-    """Images/s of ``render(value_indices)`` for random batches."""
-    batches = random_batches(sizes, batch)
-    position = [0]
-
-    def call() -> None:
-        position[0] = (position[0] + 1) % len(batches)
-        render(batches[position[0]])
-
-    return rate(call, batch, seconds)
-
-
-def single_env_rate(env: gym.Env, seconds: float) -> float:
-    env.reset(seed=0)
-    actions = np.random.default_rng(0).integers(0, env.action_space.n, 1000).tolist()
-
-    def steps() -> None:
-        for action in actions:
-            _, _, terminated, truncated, _ = env.step(action)
-            if terminated or truncated:
-                env.reset()
-
-    return rate(steps, len(actions), seconds)
-
-
-def vector_rate(num_envs: int, seconds: float) -> float:
-    vec = gym.make_vec("DynDis/Shapes3D-v0", num_envs=num_envs)
-    vec.unwrapped.env.source.warm_up()  # measure steps, not the first tracing of each geometry
-    vec.reset(seed=0)
-    actions = np.random.default_rng(0).integers(0, vec.single_action_space.n, (32, num_envs))
-    position = [0]
-
-    def step() -> None:
-        position[0] = (position[0] + 1) % len(actions)
-        vec.step(actions[position[0]])
-
-    return rate(step, num_envs, seconds)
 
 
 def write_file(path: Path, sizes: np.ndarray) -> int:
@@ -116,7 +72,9 @@ def _measure_load(path: str, seconds: float) -> None:
     results["file_rss_after_load_gib"] = _resident_gib()
     sizes = [len(f.values) for f in source.factors]
     for batch in (1, 64, 512):
-        results[f"file_ram_images_per_s_batch_{batch}"] = batch_rate(source.render, sizes, batch, seconds)
+        results[f"file_ram_images_per_s_batch_{batch}"] = rate_over(
+            source.render, random_states(sizes, batch), batch, seconds
+        )
     del source
     with h5py.File(path, "r") as file:
         images = file["images"]
@@ -147,12 +105,16 @@ def main() -> None:
     results["warm_up_s (all 480 geometries)"] = time.perf_counter() - start
     results["layers_mb"] = source.layer_bytes / 1e6
     for batch in (1, 64, 512):
-        results[f"procedural_images_per_s_batch_{batch}"] = batch_rate(source.render, SIZES, batch, seconds)
+        results[f"procedural_images_per_s_batch_{batch}"] = rate_over(
+            source.render, random_states(SIZES, batch), batch, seconds
+        )
     env = gym.make("DynDis/Shapes3D-v0")
     env.unwrapped.source.warm_up()
     results["single_gym_make_steps_per_s"] = single_env_rate(env, seconds)
     results["single_unwrapped_steps_per_s"] = single_env_rate(env.unwrapped, seconds)
-    results["vector_256_transitions_per_s"] = vector_rate(256, seconds)
+    vec = gym.make_vec("DynDis/Shapes3D-v0", num_envs=256)
+    vec.unwrapped.env.source.warm_up()  # measure steps, not the first tracing of each geometry
+    results["vector_256_transitions_per_s"] = vector_rate(vec, seconds)
 
     file_sizes = SIZES.copy()
     file_sizes[0] = 10 if args.full_file else args.file_floor_hues
