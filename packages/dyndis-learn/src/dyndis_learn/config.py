@@ -117,7 +117,7 @@ class RegularizerConfig:
     schedule: str = "linear"
     """Weight schedule: ``"constant"`` (``weight`` from the first step) or ``"linear"`` (0 until ``delay``,
     then a ramp to ``weight`` over ``ramp`` steps)."""
-    weight: float = 1.0
+    weight: float = 0.3
     """Final weight of the regulariser."""
     delay: int | None = None
     """Steps before the linear ramp starts; None: at the end of ``TrainConfig.warmup_steps``, so that every
