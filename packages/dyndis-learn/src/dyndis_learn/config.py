@@ -117,7 +117,7 @@ class RegularizerConfig:
     schedule: str = "linear"
     """Weight schedule: ``"constant"`` (``weight`` from the first step) or ``"linear"`` (0 until ``delay``,
     then a ramp to ``weight`` over ``ramp`` steps)."""
-    weight: float = 1.0
+    weight: float = 0.3
     """Final weight of the regulariser."""
     delay: int | None = None
     """Steps before the linear ramp starts; None: at the end of ``TrainConfig.warmup_steps``, so that every
@@ -200,7 +200,7 @@ class TrainConfig:
     """Keyword arguments of the environment, e.g. ``{"factors": {"size": "all"}}``."""
     seed: int = 0
     """Seed of the initial weights, the training episodes and their random actions."""
-    steps: int = 800
+    steps: int = 600
     """Number of SGD steps."""
     episodes_per_step: int = 4
     """Episodes ``B`` per SGD step, each from a fresh random start."""
@@ -214,7 +214,7 @@ class TrainConfig:
     """Adam learning rate of the action angles."""
     angle_lr_ramp: bool = True
     """Ramp the angles' learning rate up with the dynamics terms (see :meth:`learning_rate`)."""
-    decay_start: float = 0.8
+    decay_start: float = 0.75
     """Fraction of ``steps`` after which both learning rates decay geometrically..."""
     final_lr_fraction: float = 0.01
     """...down to this fraction of their initial value at the last step."""
