@@ -95,6 +95,19 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
                 "ratio": result["rollout_bce_ratio"],
             }
         )
+        if args.verbose:
+            actions = " ".join(
+                f"{tuple(a['dominant_plane'])}{a.get('angle_over_unit', float('nan')):+.3f}s{a['plane_share']:.2f}"
+                for a in result["actions"]
+            )
+            bce = result["rollout_bce"]["mean"]
+            row = t.history[-1] if t.history else {}
+            print(
+                f"seed {seed} step {t.step:5d} {t.train_seconds:6.1f} s  BCE k=1 {bce[0]:.4f} k=max {bce[-1]:.4f}"
+                f"  smooth {row.get('smoothness', float('nan')):.3f} white {row.get('whitening', float('nan')):.3f}"
+                f"  cons {row.get('consistency', float('nan')):.3f} all={result['criteria']['all']}  {actions}",
+                flush=True,
+            )
         if result["criteria"]["all"] and not first:
             first.update(step=t.step, seconds=t.train_seconds)
         t.model.train()
@@ -140,6 +153,7 @@ def main() -> None:
     parser.add_argument("--check-episodes", type=int, default=16, help="episodes of the periodic checks")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="print every check (angles, planes, BCE)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

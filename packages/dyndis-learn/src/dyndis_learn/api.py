@@ -51,9 +51,7 @@ class Learner:
         policy: Optional behaviour policy for the training episodes (uniformly random by default).
     """
 
-    def __init__(
-        self, config: TrainConfig, run_dir: str | Path | None = None, policy: Policy | None = None
-    ) -> None:
+    def __init__(self, config: TrainConfig, run_dir: str | Path | None = None, policy: Policy | None = None) -> None:
         self.trainer = Trainer(config, run_dir, policy)
 
     @classmethod

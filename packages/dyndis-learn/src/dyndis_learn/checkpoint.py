@@ -86,9 +86,7 @@ def optimizer_state_from_tensors(
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def save_checkpoint(
-    path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], state: dict[str, Any]
-) -> Path:
+def save_checkpoint(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> Path:
     """Write tensors and a JSON-able state into one safetensors file, atomically.
 
     Args:
@@ -132,7 +130,6 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     state = json.loads(metadata[_METADATA_KEY])
     if state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(
-            f"{str(path)!r} has checkpoint format {state.get('format')!r}; "
-            f"this version reads {CHECKPOINT_FORMAT}."
+            f"{str(path)!r} has checkpoint format {state.get('format')!r}; this version reads {CHECKPOINT_FORMAT}."
         )
     return tensors, state

@@ -32,9 +32,7 @@ def _json_object(text: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {text!r}") from exc
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(
-            f"expected a JSON object like '{{\"grid_shape\": [5, 5]}}', got {text!r}"
-        )
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"grid_shape\": [5, 5]}}', got {text!r}")
     return value
 
 
@@ -45,9 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a world model (then write the report)")
     train.add_argument("--out", type=Path, required=True, help="run folder (logs, checkpoint, report)")
     train.add_argument("--env", help="Gymnasium id (default DynDis/GridWorld-v0)")
-    train.add_argument(
-        "--env-kwargs", type=_json_object, help="environment keyword arguments as a JSON object"
-    )
+    train.add_argument("--env-kwargs", type=_json_object, help="environment keyword arguments as a JSON object")
     train.add_argument("--latent-dim", type=int, help="latent dimension n (sphere S^(n-1))")
     train.add_argument("--steps", type=int, help="total SGD steps")
     train.add_argument("--seed", type=int, help="seed of weights, episodes and actions")
@@ -125,17 +121,10 @@ def _evaluation_config(learner: Learner, args: argparse.Namespace) -> EvalConfig
 def _print_summary(evaluation: dict[str, Any]) -> None:
     mean = dict(zip(evaluation["rollout_bce"]["k"], evaluation["rollout_bce"]["mean"], strict=True))
     horizon = evaluation["horizon"]
-    print(
-        f"rollout BCE k=1: {mean.get(1, float('nan')):.4f}  "
-        f"k={horizon}: {mean.get(horizon, float('nan')):.4f}"
-    )
+    print(f"rollout BCE k=1: {mean.get(1, float('nan')):.4f}  k={horizon}: {mean.get(horizon, float('nan')):.4f}")
     for a in evaluation["actions"]:
         what = f"{a['factor']}{'+' if a['direction'] > 0 else '-'}1" if "factor" in a else ""
-        units = (
-            f"{a['angle_over_unit']:+.4f} x 2pi/{a['cycle_length']}"
-            if "factor" in a
-            else f"{a['angle']:+.4f} rad"
-        )
+        units = f"{a['angle_over_unit']:+.4f} x 2pi/{a['cycle_length']}" if "factor" in a else f"{a['angle']:+.4f} rad"
         print(
             f"action {a['action']} {what:>16}: plane {tuple(a['dominant_plane'])} "
             f"share {a['plane_share']:.4f} "

@@ -42,9 +42,7 @@ def _check_float(
 def _from_mapping(cls: type[_T], data: Mapping[str, Any], nested: Mapping[str, type] | None = None) -> _T:
     """Build dataclass ``cls`` from a mapping, rejecting unknown keys with a suggestion."""
     if not isinstance(data, Mapping):
-        raise TypeError(
-            f"{cls.__name__} expects a mapping of field names to values, got {type(data).__name__}."
-        )
+        raise TypeError(f"{cls.__name__} expects a mapping of field names to values, got {type(data).__name__}.")
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [key for key in data if key not in names]
     if unknown:
@@ -82,9 +80,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check_int("ModelConfig", "latent_dim", self.latent_dim, 2)
         if isinstance(self.channels, (str, bytes)) or not hasattr(self.channels, "__iter__"):
-            raise ValueError(
-                f"ModelConfig.channels must be a sequence of positive integers, got {self.channels!r}."
-            )
+            raise ValueError(f"ModelConfig.channels must be a sequence of positive integers, got {self.channels!r}.")
         self.channels = tuple(self.channels)
         if not self.channels:
             raise ValueError("ModelConfig.channels must hold at least one convolution, got ().")
@@ -95,9 +91,7 @@ class ModelConfig:
         _check_int("ModelConfig", "hidden_dim", self.hidden_dim, 1)
         allowed = [p.value for p in Parametrisation]
         if self.parametrisation not in allowed:
-            raise ValueError(
-                f"ModelConfig.parametrisation must be one of {allowed}, got {self.parametrisation!r}."
-            )
+            raise ValueError(f"ModelConfig.parametrisation must be one of {allowed}, got {self.parametrisation!r}.")
         _check_float("ModelConfig", "angle_init_scale", self.angle_init_scale, 0.0)
 
     @classmethod
@@ -233,6 +227,15 @@ class TrainConfig:
     """Weight of the latent consistency between rotated and encoded frames (scale-free, see losses)."""
     multistep_weight: float = 0.1
     """Weight of the all-pairs (long-horizon) consistency relative to the one-step consistency."""
+    align_planes: bool = True
+    """At the end of the warm-up, fit every action's rotation to the encoded transitions of the batch and
+    turn the latent basis onto their common planes (see :mod:`dyndis_learn.alignment`); the angles start
+    from the fitted ones."""
+    smoothness_weight: float = 1.0
+    """Weight of the transition smoothness ``mean ||e_t - e_(t-1)||^2`` (the spectral start, see losses):
+    full during the warm-up, then fading out as the dynamics terms ramp in."""
+    whitening_weight: float = 1.0
+    """Weight of the whitening penalty that holds the encodings at zero mean and covariance ``I / n``."""
     uniformity_weight: float = 0.1
     """Weight of the uniformity term that spreads encodings over the sphere (prevents collapse)."""
     uniformity_temperature: float = 2.0
@@ -254,9 +257,7 @@ class TrainConfig:
         if not isinstance(self.env_id, str) or not self.env_id:
             raise ValueError(f"TrainConfig.env_id must be a non-empty Gymnasium id, got {self.env_id!r}.")
         if not isinstance(self.env_kwargs, Mapping):
-            raise ValueError(
-                f"TrainConfig.env_kwargs must be a dict of keyword arguments, got {self.env_kwargs!r}."
-            )
+            raise ValueError(f"TrainConfig.env_kwargs must be a dict of keyword arguments, got {self.env_kwargs!r}.")
         self.env_kwargs = dict(self.env_kwargs)
         if isinstance(self.model, Mapping):
             self.model = ModelConfig.from_dict(self.model)
@@ -271,9 +272,7 @@ class TrainConfig:
         _check_float("TrainConfig", "lr", self.lr, 0.0, strict=True)
         _check_float("TrainConfig", "angle_lr", self.angle_lr, 0.0, strict=True)
         _check_float("TrainConfig", "decay_start", self.decay_start, 0.0, maximum=1.0)
-        _check_float(
-            "TrainConfig", "final_lr_fraction", self.final_lr_fraction, 0.0, strict=True, maximum=1.0
-        )
+        _check_float("TrainConfig", "final_lr_fraction", self.final_lr_fraction, 0.0, strict=True, maximum=1.0)
         _check_int("TrainConfig", "warmup_steps", self.warmup_steps, 0)
         _check_int("TrainConfig", "dynamics_ramp_steps", self.dynamics_ramp_steps, 0)
         for name in (
@@ -281,13 +280,14 @@ class TrainConfig:
             "rollout_weight",
             "consistency_weight",
             "multistep_weight",
+            "smoothness_weight",
+            "whitening_weight",
             "uniformity_weight",
         ):
             _check_float("TrainConfig", name, getattr(self, name), 0.0)
         if self.autoencoder_weight == 0 and self.rollout_weight == 0:
             raise ValueError(
-                "TrainConfig: autoencoder_weight and rollout_weight cannot both be 0 (nothing trains "
-                "the decoder)."
+                "TrainConfig: autoencoder_weight and rollout_weight cannot both be 0 (nothing trains the decoder)."
             )
         _check_float("TrainConfig", "uniformity_temperature", self.uniformity_temperature, 0.0, strict=True)
         _check_int("TrainConfig", "log_every", self.log_every, 1)
@@ -295,10 +295,10 @@ class TrainConfig:
         _check_int("TrainConfig", "threads", self.threads, 0)
         if not isinstance(self.angle_lr_ramp, bool):
             raise ValueError(f"TrainConfig.angle_lr_ramp must be True or False, got {self.angle_lr_ramp!r}.")
+        if not isinstance(self.align_planes, bool):
+            raise ValueError(f"TrainConfig.align_planes must be True or False, got {self.align_planes!r}.")
         if not isinstance(self.split_decoding, bool):
-            raise ValueError(
-                f"TrainConfig.split_decoding must be True or False, got {self.split_decoding!r}."
-            )
+            raise ValueError(f"TrainConfig.split_decoding must be True or False, got {self.split_decoding!r}.")
         if not isinstance(self.tensorboard, bool):
             raise ValueError(f"TrainConfig.tensorboard must be True or False, got {self.tensorboard!r}.")
 
@@ -325,6 +325,10 @@ class TrainConfig:
             return 1.0
         return min((step - self.warmup_steps + 1) / self.dynamics_ramp_steps, 1.0)
 
+    def smoothness_scale(self, step: int) -> float:
+        """Weight of the transition smoothness at ``step``: full in the warm-up, fading with the dynamics ramp."""
+        return self.smoothness_weight * (1.0 - self.dynamics_weight(step))
+
     def regularizer_weight(self, step: int) -> float:
         """Weight of the entanglement regulariser at ``step``."""
         return self.regularizer.weight_schedule(self.warmup_steps, self.dynamics_ramp_steps)(step)
@@ -337,11 +341,7 @@ class TrainConfig:
         point to, before the encoder has followed.
         """
         if part == "angles":
-            return (
-                self.angle_lr
-                * self.lr_scale(step)
-                * (self.dynamics_weight(step) if self.angle_lr_ramp else 1.0)
-            )
+            return self.angle_lr * self.lr_scale(step) * (self.dynamics_weight(step) if self.angle_lr_ramp else 1.0)
         return self.lr * self.lr_scale(step)
 
     def lr_scale(self, step: int) -> float:

@@ -93,9 +93,7 @@ def rollout_bce(
     steps = np.arange(frames.shape[1]) if ks is None else np.asarray(ks, dtype=np.int64)
     if steps.size and (steps.min() < 0 or steps.max() >= frames.shape[1]):
         raise ValueError(f"`ks` must lie in [0, {frames.shape[1] - 1}], got {list(steps)}.")
-    latents = model.rollout(model.encode(frames[:, 0]), torch.from_numpy(batch.actions))[
-        :, steps
-    ]  # (E, K, n)
+    latents = model.rollout(model.encode(frames[:, 0]), torch.from_numpy(batch.actions))[:, steps]  # (E, K, n)
     per_chunk = max(1, chunk_frames // frames.shape[0])
     bce = torch.empty(latents.shape[:2])
     for start in range(0, len(steps), per_chunk):
@@ -152,9 +150,7 @@ def structure(
         if factors is not None and a // 2 < len(factors):
             info = factors[a // 2]
             in_units, k, error, faithful = _faithful_angle(angle, info.cycle_length, config.angle_tolerance)
-            power = matrix_power(
-                matrices[a].expand(len(states), -1, -1), torch.full((len(states),), info.cycle_length)
-            )
+            power = matrix_power(matrices[a].expand(len(states), -1, -1), torch.full((len(states),), info.cycle_length))
             closure = ((power @ states.unsqueeze(-1)).squeeze(-1) - states).norm(dim=-1)
             partner = a + 1 if a % 2 == 0 else a - 1
             inverse = float(torch.linalg.matrix_norm(matrices[a] @ matrices[partner] - eye))
@@ -176,8 +172,7 @@ def structure(
     result: dict[str, Any] = {"actions": actions, "disjoint_planes": None, "factors": None}
     if factors is not None:
         coordinates = [
-            sorted({c for e in actions if e.get("factor") == f.name for c in e["dominant_plane"]})
-            for f in factors
+            sorted({c for e in actions if e.get("factor") == f.name for c in e["dominant_plane"]}) for f in factors
         ]
         result["factors"] = [
             {"name": f.name, "cycle_length": f.cycle_length, "actions": [2 * i, 2 * i + 1], "coordinates": c}
@@ -193,9 +188,7 @@ def structure(
 
 def _summary(ks: np.ndarray, bce: np.ndarray) -> dict[str, Any]:
     mean = bce.mean(axis=0)
-    half = (
-        1.96 * bce.std(axis=0, ddof=1) / math.sqrt(bce.shape[0]) if bce.shape[0] > 1 else np.zeros_like(mean)
-    )
+    half = 1.96 * bce.std(axis=0, ddof=1) / math.sqrt(bce.shape[0]) if bce.shape[0] > 1 else np.zeros_like(mean)
     return {
         "k": ks.tolist(),
         "mean": mean.tolist(),

@@ -12,6 +12,14 @@ Notation: ``B`` episodes of ``T`` steps, encodings ``e_t = enc(x_t)`` on the uni
   shrinking the latent cloud.
 - :func:`uniformity`: ``log mean exp(-t ||e_i - e_j||^2)`` (Wang & Isola, 2020) keeps encodings spread
   over the sphere, so no factor is collapsed to lower the consistency.
+- :func:`transition_smoothness` and :func:`whitening_penalty`: the spectral start. Minimising the mean
+  ``||e_t - e_(t-1)||^2`` over observed transitions while the encodings stay white (zero mean, covariance
+  ``I / n``) is the graph-drawing form of Laplacian eigenmaps (Wu et al., 2019): the encoder converges to
+  the lowest non-constant eigenvectors of the transition graph. For factors that actions shift cyclically
+  the graph is a product of cycles, whose lowest eigenvectors are the first Fourier modes
+  ``(cos 2 pi x / N, sin 2 pi x / N)`` of each factor: unit norm, and every action a rotation by
+  ``2 pi / N`` in its factor's plane. It needs no angles, so it breaks the chicken-and-egg of learning an
+  encoder and its rotations together from a random start.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["frame_bce", "latent_consistency", "uniformity"]
+__all__ = ["frame_bce", "latent_consistency", "transition_smoothness", "uniformity", "whitening_penalty"]
 
 
 def frame_bce(logits: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
@@ -78,3 +86,35 @@ def uniformity(encodings: torch.Tensor, temperature: float) -> torch.Tensor:
     """
     flat = encodings.reshape(-1, encodings.shape[-1])
     return torch.pdist(flat).square().mul(-temperature).exp().mean().log()
+
+
+def transition_smoothness(encodings: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance ``||e_t - e_(t-1)||^2`` between the encodings of consecutive frames.
+
+    Args:
+        encodings: Shape (B, T + 1, n).
+
+    Returns:
+        A scalar tensor.
+    """
+    return (encodings[:, 1:] - encodings[:, :-1]).square().sum(-1).mean()
+
+
+def whitening_penalty(encodings: torch.Tensor) -> torch.Tensor:
+    """``||n C - I||_F^2 / n`` for the covariance ``C`` of the encodings (all leading dimensions pooled).
+
+    Zero exactly when the encodings have zero mean and covariance ``I / n`` (on the unit sphere the trace
+    of ``C`` is ``1 - ||mean||^2``, so a non-zero mean is penalised too); a collapse to one point scores 1.
+
+    Args:
+        encodings: Unit vectors of shape (..., n).
+
+    Returns:
+        A scalar tensor.
+    """
+    flat = encodings.reshape(-1, encodings.shape[-1])
+    n = flat.shape[-1]
+    centred = flat - flat.mean(dim=0)
+    covariance = centred.T @ centred / flat.shape[0]
+    eye = torch.eye(n, dtype=flat.dtype, device=flat.device)
+    return (n * covariance - eye).square().sum() / n

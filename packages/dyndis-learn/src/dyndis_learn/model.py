@@ -90,6 +90,25 @@ class WorldModel(nn.Module):
         """Latents (..., n) -> pixel intensities in [0, 1], shape (..., H, W, C)."""
         return torch.sigmoid(self.decode_logits(latents))
 
+    @torch.no_grad()
+    def rotate_latent_basis(self, basis: torch.Tensor) -> None:
+        """Express the latent space in another orthonormal basis: the new coordinates are ``basis^T e``.
+
+        The encoder's last layer and the decoder's first layer turn together, so ``decode(encode(x))`` is
+        unchanged; the action angles are left as they are (set them to the rotations in the new basis).
+
+        Args:
+            basis: Orthogonal matrix of shape (n, n) whose columns are the new basis vectors.
+        """
+        if basis.shape != (self.latent_dim, self.latent_dim):
+            raise ValueError(
+                f"`basis` must have shape ({self.latent_dim}, {self.latent_dim}), got {tuple(basis.shape)}."
+            )
+        out, into = self.encoder.head[-1], self.decoder.head[0]
+        out.weight.copy_(basis.T @ out.weight)
+        out.bias.copy_(basis.T @ out.bias)
+        into.weight.copy_(into.weight @ basis)
+
     def rotate(
         self, latents: torch.Tensor, actions: torch.Tensor, magnitudes: torch.Tensor | None = None
     ) -> torch.Tensor:

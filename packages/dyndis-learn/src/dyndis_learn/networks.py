@@ -60,17 +60,13 @@ def conv_feature_shapes(
     return shapes
 
 
-def _check_architecture(
-    image_shape: Sequence[int], latent_dim: int, channels: Sequence[int], hidden_dim: int
-) -> None:
+def _check_architecture(image_shape: Sequence[int], latent_dim: int, channels: Sequence[int], hidden_dim: int) -> None:
     if len(image_shape) != 3 or image_shape[-1] not in (1, 3) or min(image_shape[:2]) < 1:
         raise ValueError(f"`image_shape` must be (H, W, C) with C in (1, 3), got {tuple(image_shape)}.")
     if latent_dim < 1 or hidden_dim < 1:
         raise ValueError(f"`latent_dim` and `hidden_dim` must be >= 1, got {latent_dim} and {hidden_dim}.")
     if not channels or any(c < 1 for c in channels):
-        raise ValueError(
-            f"`channels` must be a non-empty sequence of positive integers, got {tuple(channels)}."
-        )
+        raise ValueError(f"`channels` must be a non-empty sequence of positive integers, got {tuple(channels)}.")
 
 
 class ConvEncoder(nn.Module):
@@ -144,9 +140,7 @@ class ConvDecoder(nn.Module):
         shapes = conv_feature_shapes(image_shape, channels, kernel_size, stride)
         self.feature_shape = shapes[-1]
         flat = shapes[-1][0] * shapes[-1][1] * shapes[-1][2]
-        self.head = nn.Sequential(
-            nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, flat), nn.ReLU()
-        )
+        self.head = nn.Sequential(nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, flat), nn.ReLU())
         padding = max((kernel_size - stride) // 2, 0)
         layers: list[nn.Module] = []
         for (c_in, h_in, w_in), (c_out, h_out, w_out) in zip(shapes[:0:-1], shapes[-2::-1], strict=True):

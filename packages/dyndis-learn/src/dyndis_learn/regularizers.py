@@ -119,17 +119,11 @@ class WeightSchedule:
             object.__setattr__(self, "kind", ScheduleKind(self.kind))
         except ValueError:
             raise ValueError(
-                f"Invalid schedule `kind`, expected one of {[k.value for k in ScheduleKind]}, "
-                f"got {self.kind!r}."
+                f"Invalid schedule `kind`, expected one of {[k.value for k in ScheduleKind]}, got {self.kind!r}."
             ) from None
         for name in ("start", "end"):
             value = getattr(self, name)
-            if (
-                not isinstance(value, (int, float))
-                or isinstance(value, bool)
-                or not math.isfinite(value)
-                or value < 0
-            ):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"Schedule `{name}` must be a finite number >= 0, got {value!r}.")
         for name in ("delay", "ramp"):
             value = getattr(self, name)

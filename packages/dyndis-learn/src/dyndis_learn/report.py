@@ -79,9 +79,7 @@ def plot_angles(evaluation: dict[str, Any], path: Path) -> Path:
         title = f"action {entry['action']}"
         if "factor" in entry:
             sign = "+" if entry["direction"] > 0 else "-"
-            title += (
-                f": {entry['factor']}{sign}1\n{entry['angle_over_unit']:+.4f} x 2pi/{entry['cycle_length']}"
-            )
+            title += f": {entry['factor']}{sign}1\n{entry['angle_over_unit']:+.4f} x 2pi/{entry['cycle_length']}"
         ax.set_title(title, fontsize=9)
         ax.axhline(0, color="black", linewidth=0.5)
     for ax in list(axes.flat)[len(actions) :]:
@@ -119,9 +117,7 @@ def rollout_gif(model: WorldModel, batch: EpisodeBatch, frames: int, path: Path,
     if tiles.shape[-1] == 1:
         tiles = np.repeat(tiles, 3, axis=-1)
     scale = max(1, 128 // truth.shape[1])
-    images = [
-        Image.fromarray(t).resize((t.shape[1] * scale, t.shape[0] * scale), Image.NEAREST) for t in tiles
-    ]
+    images = [Image.fromarray(t).resize((t.shape[1] * scale, t.shape[0] * scale), Image.NEAREST) for t in tiles]
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".gif", dir=path.parent)
     os.close(fd)
     try:

@@ -42,9 +42,7 @@ class EpisodeBatch(NamedTuple):
     factors: npt.NDArray[np.int64] | None
 
 
-def make_vector_env(
-    env_id: str, num_envs: int, episode_steps: int, env_kwargs: Mapping[str, Any] | None = None
-):
+def make_vector_env(env_id: str, num_envs: int, episode_steps: int, env_kwargs: Mapping[str, Any] | None = None):
     """``gym.make_vec`` with a time limit that never cuts an episode of ``episode_steps`` steps short.
 
     Args:
@@ -67,14 +65,10 @@ def make_vector_env(
     except gym.error.Error as exc:
         raise ValueError(f"Cannot make a vector env for `env_id`={env_id!r}: {exc}") from exc
     if not isinstance(env.single_action_space, gym.spaces.Discrete):
-        raise ValueError(
-            f"`env_id`={env_id!r} must have a Discrete action space, got {env.single_action_space}."
-        )
+        raise ValueError(f"`env_id`={env_id!r} must have a Discrete action space, got {env.single_action_space}.")
     shape = env.single_observation_space.shape
     if shape is None or len(shape) != 3 or shape[-1] not in (1, 3):
-        raise ValueError(
-            f"`env_id`={env_id!r} must give (H, W, C) images with C in (1, 3), got shape {shape}."
-        )
+        raise ValueError(f"`env_id`={env_id!r} must give (H, W, C) images with C in (1, 3), got shape {shape}.")
     return env
 
 

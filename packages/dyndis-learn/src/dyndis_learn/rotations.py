@@ -188,8 +188,7 @@ def matrix_power(matrices: torch.Tensor, exponents: torch.Tensor) -> torch.Tenso
     """
     if exponents.shape != matrices.shape[:-2]:
         raise ValueError(
-            f"`exponents` must have shape {tuple(matrices.shape[:-2])} (one per matrix), "
-            f"got {tuple(exponents.shape)}."
+            f"`exponents` must have shape {tuple(matrices.shape[:-2])} (one per matrix), got {tuple(exponents.shape)}."
         )
     base = torch.where((exponents < 0)[..., None, None], matrices.transpose(-1, -2), matrices)
     remaining = exponents.abs()
@@ -280,8 +279,7 @@ class ActionRotations(nn.Module):
             return self.matrices()[actions]
         if magnitudes.shape != actions.shape:
             raise ValueError(
-                f"`magnitudes` must have the shape of `actions` {tuple(actions.shape)}, "
-                f"got {tuple(magnitudes.shape)}."
+                f"`magnitudes` must have the shape of `actions` {tuple(actions.shape)}, got {tuple(magnitudes.shape)}."
             )
         if self.parametrisation is Parametrisation.EXP:
             generators = skew_symmetric(self.angles, self.latent_dim)[actions]
@@ -291,6 +289,5 @@ class ActionRotations(nn.Module):
     def extra_repr(self) -> str:
         """Shown by ``repr(module)``."""
         return (
-            f"n_actions={self.n_actions}, latent_dim={self.latent_dim}, "
-            f"parametrisation={self.parametrisation.value!r}"
+            f"n_actions={self.n_actions}, latent_dim={self.latent_dim}, parametrisation={self.parametrisation.value!r}"
         )

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dyndis_learn.alignment import common_planes, fit_rotations, plane_angles
 from dyndis_learn.checkpoint import (
     load_checkpoint,
     optimizer_state_from_tensors,
@@ -36,7 +37,13 @@ from dyndis_learn.checkpoint import (
     write_json_atomic,
 )
 from dyndis_learn.config import TrainConfig
-from dyndis_learn.losses import frame_bce, latent_consistency, uniformity
+from dyndis_learn.losses import (
+    frame_bce,
+    latent_consistency,
+    transition_smoothness,
+    uniformity,
+    whitening_penalty,
+)
 from dyndis_learn.model import WorldModel, frames_to_float
 from dyndis_learn.regularizers import dominant_share, entanglement_penalty
 from dyndis_learn.rollouts import EpisodeBatch, Policy, RolloutCollector
@@ -60,6 +67,8 @@ LOG_COLUMNS = (
     "autoencoder_bce",
     "rollout_bce",
     "consistency",
+    "smoothness",
+    "whitening",
     "uniformity",
     "regularizer",
     "regularizer_weight",
@@ -86,9 +95,7 @@ class Trainer:
         train_seconds: Wall time spent in SGD steps (not in logging, checkpoints or callbacks).
     """
 
-    def __init__(
-        self, config: TrainConfig, run_dir: str | Path | None = None, policy: Policy | None = None
-    ) -> None:
+    def __init__(self, config: TrainConfig, run_dir: str | Path | None = None, policy: Policy | None = None) -> None:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"`config` must be a TrainConfig, got {type(config).__name__}.")
         self.config = config
@@ -150,17 +157,13 @@ class Trainer:
         if ramp == 0 or cfg.rollout_weight == 0:
             from_rollout = torch.zeros(batch_size, n_frames - 1, dtype=torch.bool)
         elif cfg.split_decoding:
-            coin = np.random.default_rng([cfg.seed, step, _DECODING_STREAM]).random(
-                (batch_size, n_frames - 1)
-            )
+            coin = np.random.default_rng([cfg.seed, step, _DECODING_STREAM]).random((batch_size, n_frames - 1))
             from_rollout = torch.from_numpy(coin < 0.5)
         else:
             from_rollout = torch.ones(batch_size, n_frames - 1, dtype=torch.bool)
         rolled = (paths[:, 1:] @ encodings[:, :1].unsqueeze(-1)).squeeze(-1)  # P_t e_0, t = 1 .. T
         if cfg.split_decoding or not from_rollout.any():
-            latents = torch.cat(
-                [encodings[:, :1], torch.where(from_rollout[..., None], rolled, encodings[:, 1:])], 1
-            )
+            latents = torch.cat([encodings[:, :1], torch.where(from_rollout[..., None], rolled, encodings[:, 1:])], 1)
             decoded_targets = targets
             is_rollout = torch.cat([torch.zeros(batch_size, 1, dtype=torch.bool), from_rollout], dim=1)
         else:  # decode every frame twice: from its encoding and from the rollout
@@ -172,10 +175,10 @@ class Trainer:
             "autoencoder_bce": bce[~is_rollout].mean(),
             "rollout_bce": bce[is_rollout].mean() if is_rollout.any() else bce.new_zeros(()),
             "consistency": (
-                latent_consistency(encodings, steps, paths, cfg.multistep_weight)
-                if ramp > 0
-                else bce.new_zeros(())
+                latent_consistency(encodings, steps, paths, cfg.multistep_weight) if ramp > 0 else bce.new_zeros(())
             ),
+            "smoothness": transition_smoothness(encodings),
+            "whitening": whitening_penalty(encodings),
             "uniformity": uniformity(encodings, cfg.uniformity_temperature),
             "regularizer": entanglement_penalty(
                 self.model.rotations.angles, cfg.regularizer.target, cfg.regularizer.value
@@ -183,8 +186,9 @@ class Trainer:
         }
         terms["loss"] = (
             cfg.autoencoder_weight * terms["autoencoder_bce"]
-            + ramp
-            * (cfg.rollout_weight * terms["rollout_bce"] + cfg.consistency_weight * terms["consistency"])
+            + ramp * (cfg.rollout_weight * terms["rollout_bce"] + cfg.consistency_weight * terms["consistency"])
+            + cfg.smoothness_scale(step) * terms["smoothness"]
+            + cfg.whitening_weight * terms["whitening"]
             + cfg.uniformity_weight * terms["uniformity"]
             + cfg.regularizer_weight(step) * terms["regularizer"]
         )
@@ -195,12 +199,35 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.learning_rate(group["name"], self.step)
         self.model.train()
-        terms = self.losses(self.collector.collect(self.step), self.step)
+        batch = self.collector.collect(self.step)
+        if self.config.align_planes and self.step == self.config.warmup_steps:
+            self.align_planes(batch)
+        terms = self.losses(batch, self.step)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         self.optimizer.step()
         self.step += 1
         return terms
+
+    @torch.no_grad()
+    def align_planes(self, batch: EpisodeBatch) -> None:
+        """Turn the latent basis onto the planes of the actions' rotations, fitted to the batch.
+
+        Each action's rotation is fitted to the batch's encoded transitions, the latent basis turned onto
+        their common planes, and the angles set to the fitted ones (see :mod:`dyndis_learn.alignment`).
+        """
+        encodings = self.model.encode(torch.from_numpy(batch.observations))
+        n = self.model.latent_dim
+        rotations = fit_rotations(
+            encodings[:, :-1].reshape(-1, n),
+            encodings[:, 1:].reshape(-1, n),
+            torch.from_numpy(batch.actions).reshape(-1),
+            self.model.n_actions,
+        )
+        basis = common_planes(rotations, torch.Generator().manual_seed(self.config.seed))
+        self.model.rotate_latent_basis(basis)
+        self.model.rotations.angles.copy_(plane_angles(basis.T @ rotations @ basis))
+        self.optimizer.state.clear()  # Adam's moments belong to the coordinates of the old basis
 
     # -- the loop --------------------------------------------------------------------------------------
 
@@ -286,9 +313,7 @@ class Trainer:
         if self._writer is not None:
             for name, value in row.items():
                 if name != "step":
-                    self._writer.add_scalar(
-                        f"{'losses' if name in terms else 'train'}/{name}", value, self.step
-                    )
+                    self._writer.add_scalar(f"{'losses' if name in terms else 'train'}/{name}", value, self.step)
         return row
 
     def _prepare_run_dir(self) -> None:
@@ -329,9 +354,7 @@ class Trainer:
         return save_checkpoint(path, tensors, state)
 
     @classmethod
-    def load(
-        cls, path: str | Path, run_dir: str | Path | None = None, policy: Policy | None = None
-    ) -> Trainer:
+    def load(cls, path: str | Path, run_dir: str | Path | None = None, policy: Policy | None = None) -> Trainer:
         """Rebuild a trainer from a checkpoint, ready to continue training exactly where it stopped.
 
         Every parameter stays trainable and is registered with the restored optimiser.

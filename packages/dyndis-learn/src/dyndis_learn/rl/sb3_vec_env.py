@@ -139,7 +139,10 @@ def make_sb3_vec_env(env_id: str, n_envs: int = 1, seed: int | None = None, **en
         **env_kwargs: Keyword arguments of the environment.
     """
     vector_env = gym.make_vec(
-        env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", autoreset_mode=AutoresetMode.SAME_STEP,
+        env_id,
+        num_envs=n_envs,
+        vectorization_mode="vector_entry_point",
+        autoreset_mode=AutoresetMode.SAME_STEP,
         **env_kwargs,
     )
     env = SB3VecEnv(vector_env)

@@ -1,0 +1,104 @@
+"""Fit the actions' rotations to encoded transitions and turn the latent basis onto their planes.
+
+After the spectral warm-up (see :mod:`dyndis_learn.losses`) the encoder already maps states to a torus
+on which every action is a rotation, but in planes that are an arbitrary rotation ``Q`` of the
+coordinate planes (the warm-up's objective does not depend on the basis). Gradient descent on the angle
+regulariser alone turns that basis very slowly: the rest of the objective is flat along it. This module
+does the turn in closed form, once:
+
+1. :func:`fit_rotations`: per action, the rotation that best maps ``e_(t-1)`` to ``e_t`` over the
+   transitions of a batch (orthogonal Procrustes with ``det = +1``, by SVD).
+2. :func:`common_planes`: the actions of different factors commute, so their rotations share invariant
+   planes. The eigenvectors of a random combination of their symmetric parts ``(R + R^T) / 2`` (which is
+   ``cos theta`` on a plane, 1 on a fixed axis) span them; sorted eigenvalues come in pairs, one per
+   plane.
+3. :func:`plane_angles`: each action's angle in every coordinate plane of the new basis.
+
+:meth:`dyndis_learn.model.WorldModel.rotate_latent_basis` then rotates the encoder's output and the
+decoder's input together (the model computes the same images), and the angles are set to the fitted ones.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dyndis_learn.rotations import plane_pairs
+
+__all__ = ["common_planes", "fit_rotations", "plane_angles"]
+
+
+def fit_rotations(before: torch.Tensor, after: torch.Tensor, actions: torch.Tensor, n_actions: int) -> torch.Tensor:
+    """Per action, the rotation ``R`` minimising ``sum ||R e_before - e_after||^2`` (orthogonal Procrustes).
+
+    Args:
+        before: Encodings before each transition, shape (M, n).
+        after: Encodings after it, shape (M, n).
+        actions: Action of each transition, shape (M,), values in ``[0, n_actions)``.
+        n_actions: Number of actions ``A``.
+
+    Returns:
+        Shape (A, n, n), each in SO(n); the identity for an action with no transition.
+    """
+    n = before.shape[-1]
+    cross = before.new_zeros(n_actions, n, n)
+    cross.index_add_(0, actions, after.unsqueeze(-1) * before.unsqueeze(-2))  # sum of e_after e_before^T
+    u, _, vh = torch.linalg.svd(cross)
+    # Flip the last singular direction where U V^T is a reflection: the best proper rotation.
+    sign = torch.linalg.det(u @ vh).sign()
+    u = torch.cat([u[..., :-1], u[..., -1:] * sign[:, None, None]], dim=-1)
+    rotations = u @ vh
+    seen = torch.bincount(actions, minlength=n_actions) > 0
+    eye = torch.eye(n, dtype=before.dtype, device=before.device)
+    return torch.where(seen[:, None, None], rotations, eye)
+
+
+def common_planes(rotations: torch.Tensor, generator: torch.Generator | None = None, draws: int = 16) -> torch.Tensor:
+    """An orthonormal basis whose coordinate planes ``(0, 1), (2, 3), ...`` are the rotations' common planes.
+
+    Of ``draws`` random combinations, the one whose sorted eigenvalues split most clearly into pairs (the
+    largest smallest gap between consecutive pairs, relative to the spread) gives the basis.
+
+    Args:
+        rotations: Commuting rotations, shape (A, n, n).
+        generator: Source of the random combinations (for reproducibility).
+        draws: Number of random combinations tried.
+
+    Returns:
+        An orthogonal matrix ``Z`` of shape (n, n); the new coordinates are ``Z^T e``.
+    """
+    symmetric = (rotations + rotations.transpose(-1, -2)).double() / 2
+    n = symmetric.shape[-1]
+    best, best_gap = None, -1.0
+    for _ in range(draws):
+        weights = torch.randn(symmetric.shape[0], generator=generator, dtype=torch.float64)
+        values, vectors = torch.linalg.eigh(torch.einsum("a,aij->ij", weights, symmetric))
+        between = values[2 : n - n % 2 : 2] - values[1 : n - 1 - n % 2 : 2]  # gaps separating the pairs
+        spread = (values[-1] - values[0]).clamp_min(1e-12)
+        gap = float(between.min() / spread) if between.numel() else 1.0
+        if gap > best_gap:
+            best, best_gap = vectors, gap
+    assert best is not None
+    return best.to(rotations.dtype)
+
+
+def plane_angles(rotations: torch.Tensor) -> torch.Tensor:
+    """Each rotation's angle in every coordinate plane ``(i, j)``, ``i < j``, in the order of ``plane_pairs``.
+
+    For a rotation that is block-diagonal in the planes ``(0, 1), (2, 3), ...`` the angles of those planes
+    (``atan2`` of the 2 x 2 block's rotation part) rebuild it exactly; every other plane gets 0.
+
+    Args:
+        rotations: Shape (A, n, n).
+
+    Returns:
+        Shape (A, n (n - 1) / 2).
+    """
+    n = rotations.shape[-1]
+    pairs = plane_pairs(n)
+    angles = rotations.new_zeros(rotations.shape[0], pairs.shape[0])
+    for k, (i, j) in enumerate(pairs.tolist()):
+        if i % 2 == 0 and j == i + 1:
+            sine = rotations[:, j, i] - rotations[:, i, j]
+            cosine = rotations[:, i, i] + rotations[:, j, j]
+            angles[:, k] = torch.atan2(sine, cosine)
+    return angles
