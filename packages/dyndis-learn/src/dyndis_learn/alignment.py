@@ -9,9 +9,9 @@ does the turn in closed form, once:
 1. :func:`fit_rotations`: per action, the rotation that best maps ``e_(t-1)`` to ``e_t`` over the
    transitions of a batch (orthogonal Procrustes with ``det = +1``, by SVD).
 2. :func:`common_planes`: the actions of different factors commute, so their rotations share invariant
-   planes. The eigenvectors of a random combination of their symmetric parts ``(R + R^T) / 2`` (which is
-   ``cos theta`` on a plane, 1 on a fixed axis) span them; sorted eigenvalues come in pairs, one per
-   plane.
+   planes. The eigenvectors of a random non-negative combination of their symmetric parts ``(R + R^T) / 2``
+   (which is ``cos theta`` on a plane, 1 on a fixed axis) span them; sorted eigenvalues come in pairs, one
+   per plane, and a common fixed axis (odd ``n``) has the largest one, so it sorts last.
 3. :func:`plane_angles`: each action's angle in every coordinate plane of the new basis.
 
 :meth:`dyndis_learn.model.WorldModel.rotate_latent_basis` then rotates the encoder's output and the
@@ -56,7 +56,8 @@ def common_planes(rotations: torch.Tensor, generator: torch.Generator | None = N
     """An orthonormal basis whose coordinate planes ``(0, 1), (2, 3), ...`` are the rotations' common planes.
 
     Of ``draws`` random combinations, the one whose sorted eigenvalues split most clearly into pairs (the
-    largest smallest gap between consecutive pairs, relative to the spread) gives the basis.
+    largest smallest gap between consecutive pairs, and before a lone last eigenvalue, relative to the
+    spread) gives the basis.
 
     Args:
         rotations: Commuting rotations, shape (A, n, n).
@@ -67,12 +68,13 @@ def common_planes(rotations: torch.Tensor, generator: torch.Generator | None = N
         An orthogonal matrix ``Z`` of shape (n, n); the new coordinates are ``Z^T e``.
     """
     symmetric = (rotations + rotations.transpose(-1, -2)).double() / 2
-    n = symmetric.shape[-1]
     best, best_gap = None, -1.0
     for _ in range(draws):
-        weights = torch.randn(symmetric.shape[0], generator=generator, dtype=torch.float64)
+        # Non-negative: a fixed axis then has the largest eigenvalue (sum of the weights, as cos theta <= 1)
+        # and sorts last, after the pairs; with signed weights it could land between a pair's two vectors.
+        weights = torch.randn(symmetric.shape[0], generator=generator, dtype=torch.float64).abs()
         values, vectors = torch.linalg.eigh(torch.einsum("a,aij->ij", weights, symmetric))
-        between = values[2 : n - n % 2 : 2] - values[1 : n - 1 - n % 2 : 2]  # gaps separating the pairs
+        between = values[2::2] - values[1:-1:2]  # gaps after each pair (the last one before a lone fixed axis)
         spread = (values[-1] - values[0]).clamp_min(1e-12)
         gap = float(between.min() / spread) if between.numel() else 1.0
         if gap > best_gap:
