@@ -33,6 +33,11 @@ def test__round_trip_through_json():
             "TrainConfig: autoencoder_weight and rollout_weight cannot both be 0",
         ),
         ({"stepz": 10}, "Unknown TrainConfig field(s): 'stepz' (did you mean 'steps'?)."),
+        ({"smoothness_weight": -1.0}, "TrainConfig.smoothness_weight must be a finite number >= 0, got -1.0."),
+        ({"whitening_weight": float("inf")}, "TrainConfig.whitening_weight must be a finite number >= 0, got inf."),
+        ({"whitening_weight": "1"}, "TrainConfig.whitening_weight must be a finite number >= 0, got '1'."),
+        ({"align_planes": 1}, "TrainConfig.align_planes must be True or False, got 1."),
+        ({"align_planes": "no"}, "TrainConfig.align_planes must be True or False, got 'no'."),
         (
             {"model": {"latentdim": 3}},
             "Unknown ModelConfig field(s): 'latentdim' (did you mean 'latent_dim'?).",
@@ -64,3 +69,9 @@ def test__schedules():
     assert config.regularizer_weight(9) == 0.0 and config.regularizer_weight(20) == pytest.approx(1.0)
     assert config.regularizer_weight(99) == pytest.approx(2.0)
     assert config.lr_scale(49) == 1.0 and config.lr_scale(75) == pytest.approx(0.1)
+
+
+def test__smoothness_is_full_in_the_warmup_and_fades_out_with_the_dynamics_ramp():
+    config = TrainConfig(steps=100, warmup_steps=10, dynamics_ramp_steps=20, smoothness_weight=2.0)
+    assert [config.smoothness_scale(s) for s in (0, 9, 10, 19, 29, 50)] == pytest.approx([2, 2, 1.9, 1, 0, 0])
+    assert TrainConfig(smoothness_weight=0.0).smoothness_scale(0) == 0.0
