@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from dyndis_learn import Learner, TrainConfig, Trainer
+from dyndis_learn.alignment import fit_rotations, plane_angles
 from dyndis_learn.checkpoint import load_checkpoint
+from dyndis_learn.rotations import plane_pairs
 from dyndis_learn.trainer import CHECKPOINT_NAME, LOG_COLUMNS, LOG_NAME
 
 
@@ -42,6 +44,68 @@ def test__resume_is_bit_identical(tiny_config, tmp_path):
     with open(tmp_path / LOG_NAME) as f:
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == list(range(1, 7)) and list(rows[0]) == list(LOG_COLUMNS)
+
+
+def test__resume_across_the_plane_alignment_is_bit_identical(tiny_config, tmp_path):
+    config = tiny_config.replace(steps=4, align_planes=True)
+    straight = Trainer(config)
+    straight.train(progress=False)
+
+    interrupted = Trainer(config, run_dir=tmp_path)
+    interrupted.train(config.warmup_steps, progress=False)  # the alignment is the resumed run's first act
+    resumed = Trainer.resume(tmp_path)
+    assert resumed.step == config.warmup_steps
+    resumed.train(progress=False)
+
+    expected, actual = _parameters(straight), _parameters(resumed)
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
+    assert [r["loss"] for r in straight.history] == [r["loss"] for r in resumed.history]
+
+
+@pytest.mark.parametrize("align_planes", [True, False])
+def test__plane_alignment_runs_once_at_the_end_of_the_warmup(tiny_config, monkeypatch, align_planes):
+    trainer = Trainer(tiny_config.replace(align_planes=align_planes))
+    calls = []
+    original = trainer.align_planes
+
+    def spy(batch):
+        calls.append(trainer.step)
+        np.testing.assert_array_equal(batch.observations, trainer.collector.collect(trainer.step).observations)
+        original(batch)
+
+    monkeypatch.setattr(trainer, "align_planes", spy)
+    trainer.train(progress=False)
+    assert calls == ([tiny_config.warmup_steps] if align_planes else [])
+
+
+def test__plane_alignment__keeps_the_images_and_starts_the_angles_in_the_new_planes(tiny_config):
+    # Enough transitions per action that the fitted rotations are unique (a rank-deficient fit is not).
+    trainer = Trainer(tiny_config.replace(episodes_per_step=8, episode_steps=8))
+    trainer.train(tiny_config.warmup_steps, progress=False)
+    batch = trainer.collector.collect(trainer.step)
+    frames, actions = torch.from_numpy(batch.observations), torch.from_numpy(batch.actions).reshape(-1)
+    model, n = trainer.model, trainer.model.latent_dim
+    with torch.no_grad():
+        before = model.encode(frames)
+        images = model.decode(before)
+        trainer.align_planes(batch)
+        after = model.encode(frames)
+        assert torch.allclose(model.decode(after), images, atol=1e-6)
+    # A turn of the basis: every inner product between encodings is kept, but the coordinates change.
+    flat_before, flat_after = before.reshape(-1, n), after.reshape(-1, n)
+    torch.testing.assert_close(flat_after @ flat_after.T, flat_before @ flat_before.T, atol=1e-5, rtol=0)
+    assert not torch.allclose(flat_after, flat_before, atol=1e-3)
+    # Each action turns only the planes (0, 1), (2, 3), ..., by the angles of its rotation fitted in the
+    # new coordinates (right after the alignment; the next SGD steps move every angle again).
+    angles = model.rotations.angles.detach()
+    on_blocks = torch.tensor([i % 2 == 0 and j == i + 1 for i, j in plane_pairs(n).tolist()])
+    assert torch.all(angles[:, ~on_blocks] == 0)
+    fitted = fit_rotations(after[:, :-1].reshape(-1, n), after[:, 1:].reshape(-1, n), actions, model.n_actions)
+    # Loose: two warm-up steps leave the encodings nearly collinear, so the float32 fit is ill-conditioned
+    # (about 2e-3 apart); angles fitted in the old basis, or turned by basis instead of basis^T, are ~1 off.
+    torch.testing.assert_close(angles, plane_angles(fitted), atol=2e-2, rtol=0)
+    assert trainer.optimizer.state == {}
 
 
 def test__after_loading_every_parameter_trains(tiny_config, tmp_path):
