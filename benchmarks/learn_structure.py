@@ -70,9 +70,7 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
         overrides.update(steps=args.steps or 40, warmup_steps=10, dynamics_ramp_steps=10, log_every=5)
     config = TrainConfig.from_dict(overrides)
     check_config = config.evaluation if not args.quick else type(config.evaluation)(episodes=4, horizon=50)
-    batch, factors = collect_eval_episodes(
-        config.env_id, config.env_kwargs, check_config, args.check_episodes
-    )
+    batch, factors = collect_eval_episodes(config.env_id, config.env_kwargs, check_config, args.check_episodes)
     trainer = Trainer(config)
     first: dict[str, Any] = {}
     checks = []

@@ -25,9 +25,7 @@ def test__missing_and_foreign_files(tmp_path):
     with pytest.raises(FileNotFoundError, match=re.escape("No checkpoint at")):
         load_checkpoint(tmp_path / "nope.safetensors")
     save_file({"x": torch.zeros(1)}, tmp_path / "other.safetensors")
-    with pytest.raises(
-        ValueError, match=re.escape("is a safetensors file but not a dyndis-learn checkpoint.")
-    ):
+    with pytest.raises(ValueError, match=re.escape("is a safetensors file but not a dyndis-learn checkpoint.")):
         load_checkpoint(tmp_path / "other.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ValueError, match=re.escape("is not a readable safetensors checkpoint")):

@@ -63,9 +63,7 @@ def test__schedules():
         final_lr_fraction=0.01,
         regularizer=RegularizerConfig(weight=2.0),
     )
-    assert [config.dynamics_weight(s) for s in (0, 9, 10, 19, 29, 50)] == pytest.approx(
-        [0, 0, 0.05, 0.5, 1, 1]
-    )
+    assert [config.dynamics_weight(s) for s in (0, 9, 10, 19, 29, 50)] == pytest.approx([0, 0, 0.05, 0.5, 1, 1])
     assert config.regularizer_weight(9) == 0.0 and config.regularizer_weight(20) == pytest.approx(1.0)
     assert config.regularizer_weight(99) == pytest.approx(2.0)
     assert config.lr_scale(49) == 1.0 and config.lr_scale(75) == pytest.approx(0.1)

@@ -20,9 +20,7 @@ def _model_with_angles(planes_and_angles):
 
 
 def _states():
-    return torch.nn.functional.normalize(
-        torch.randn(10, 4, generator=torch.Generator().manual_seed(0)), dim=-1
-    )
+    return torch.nn.functional.normalize(torch.randn(10, 4, generator=torch.Generator().manual_seed(0)), dim=-1)
 
 
 @pytest.mark.parametrize(
@@ -43,9 +41,7 @@ def test__faithful_angle(angle, cycle, faithful):
 
 def test__structure__perfect_model():
     unit = 2 * math.pi / 5
-    model = _model_with_angles(
-        [(0, unit), (0, -unit), (5, 2 * unit), (5, -2 * unit)]
-    )  # planes (0,1) and (2,3)
+    model = _model_with_angles([(0, unit), (0, -unit), (5, 2 * unit), (5, -2 * unit)])  # planes (0,1) and (2,3)
     result = structure(model, GRID, _states(), EvalConfig())
     assert result["disjoint_planes"] is True
     for entry in result["actions"]:

@@ -27,9 +27,7 @@ def test__consistency__invariant_to_a_rotation_of_the_latent_basis():
     basis = givens_product(torch.tensor([0.3, -1.0, 0.2, 0.5, 0.1, 0.7]), 4)
     wrong_paths = cumulative_rotations(wrong)
     value = latent_consistency(encodings, wrong, wrong_paths, 0.5)
-    rotated = latent_consistency(
-        encodings @ basis.T, basis @ wrong @ basis.T, basis @ wrong_paths @ basis.T, 0.5
-    )
+    rotated = latent_consistency(encodings @ basis.T, basis @ wrong @ basis.T, basis @ wrong_paths @ basis.T, 0.5)
     assert value.item() > 1e-3
     torch.testing.assert_close(rotated, value)
 

@@ -17,9 +17,7 @@ def test__dominant_share__largest_square_over_sum():
     assert dominant_share(torch.zeros(1, 3)).item() == 1.0
 
 
-@pytest.mark.parametrize(
-    ("target", "value", "expected"), [("min", 0.0, 2.5), ("max", 0.0, -2.5), ("value", 1.0, 2.25)]
-)
+@pytest.mark.parametrize(("target", "value", "expected"), [("min", 0.0, 2.5), ("max", 0.0, -2.5), ("value", 1.0, 2.25)])
 def test__penalty__targets(target, value, expected):
     assert entanglement_penalty(ANGLES, target, value).item() == pytest.approx(expected)
 

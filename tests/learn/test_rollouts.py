@@ -8,9 +8,7 @@ from dyndis_learn.rollouts import RolloutCollector
 
 @pytest.fixture(scope="module")
 def collector():
-    c = RolloutCollector(
-        "DynDis/GridWorld-v0", num_episodes=3, episode_steps=7, seed=5, env_kwargs={"image_size": 16}
-    )
+    c = RolloutCollector("DynDis/GridWorld-v0", num_episodes=3, episode_steps=7, seed=5, env_kwargs={"image_size": 16})
     yield c
     c.close()
 

@@ -86,9 +86,7 @@ def test__matrix_power__matches_repeated_products_including_inverses():
 
 @pytest.mark.parametrize("parametrisation", ["givens", "exp"])
 def test__action_rotations__magnitude_applies_the_action_m_times(parametrisation):
-    rotations = ActionRotations(
-        3, 4, parametrisation, init_scale=0.5, generator=torch.Generator().manual_seed(0)
-    )
+    rotations = ActionRotations(3, 4, parametrisation, init_scale=0.5, generator=torch.Generator().manual_seed(0))
     actions = torch.tensor([0, 1, 2, 2])
     magnitudes = torch.tensor([3, -2, 0, 4])
     once = rotations.matrices()
@@ -121,7 +119,5 @@ def test__action_rotations__bad_arguments(kwargs, message):
 
 
 def test__givens_product__wrong_number_of_angles():
-    with pytest.raises(
-        ValueError, match=re.escape("`angles` must have shape (..., 6) for latent_dim=4, got (2, 5).")
-    ):
+    with pytest.raises(ValueError, match=re.escape("`angles` must have shape (..., 6) for latent_dim=4, got (2, 5).")):
         givens_product(torch.zeros(2, 5), 4)

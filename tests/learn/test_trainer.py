@@ -71,7 +71,7 @@ def test__plane_alignment_runs_once_at_the_end_of_the_warmup(tiny_config, monkey
 
     def spy(batch):
         calls.append(trainer.step)
-        np.testing.assert_array_equal(batch.observations, trainer.collector.collect(trainer.step).observations)
+        np.testing.assert_array_equal(batch.observations, trainer.batch(trainer.step).observations)
         original(batch)
 
     monkeypatch.setattr(trainer, "align_planes", spy)
@@ -83,7 +83,7 @@ def test__plane_alignment__keeps_the_images_and_starts_the_angles_in_the_new_pla
     # Enough transitions per action that the fitted rotations are unique (a rank-deficient fit is not).
     trainer = Trainer(tiny_config.replace(episodes_per_step=8, episode_steps=8))
     trainer.train(tiny_config.warmup_steps, progress=False)
-    batch = trainer.collector.collect(trainer.step)
+    batch = trainer.batch(trainer.step)
     frames, actions = torch.from_numpy(batch.observations), torch.from_numpy(batch.actions).reshape(-1)
     model, n = trainer.model, trainer.model.latent_dim
     with torch.no_grad():
@@ -136,10 +136,7 @@ def test__save_load_round_trip_gives_equal_predictions(tiny_config, tmp_path):
     )
     assert loaded.config == learner.config and loaded.history == learner.history
     saved, restored = learner.trainer.optimizer.state_dict(), loaded.trainer.optimizer.state_dict()
-    assert (
-        saved["param_groups"] == restored["param_groups"]
-        and saved["state"].keys() == restored["state"].keys()
-    )
+    assert saved["param_groups"] == restored["param_groups"] and saved["state"].keys() == restored["state"].keys()
     for index, moments in saved["state"].items():
         for key, value in moments.items():
             assert torch.equal(value, restored["state"][index][key]), (index, key)

@@ -67,8 +67,10 @@ def common_planes(rotations: torch.Tensor, generator: torch.Generator | None = N
     Returns:
         An orthogonal matrix ``Z`` of shape (n, n); the new coordinates are ``Z^T e``.
     """
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise ValueError(f"`draws` must be a positive integer, got {draws!r}.")
     symmetric = (rotations + rotations.transpose(-1, -2)).double() / 2
-    best, best_gap = None, -1.0
+    best, best_gap = torch.empty(0), -1.0
     for _ in range(draws):
         # Non-negative: a fixed axis then has the largest eigenvalue (sum of the weights, as cos theta <= 1)
         # and sorts last, after the pairs; with signed weights it could land between a pair's two vectors.
@@ -79,7 +81,6 @@ def common_planes(rotations: torch.Tensor, generator: torch.Generator | None = N
         gap = float(between.min() / spread) if between.numel() else 1.0
         if gap > best_gap:
             best, best_gap = vectors, gap
-    assert best is not None
     return best.to(rotations.dtype)
 
 

@@ -197,12 +197,18 @@ class TrainConfig:
     steps: int = 600
     """Number of SGD steps."""
     episodes_per_step: int = 4
-    """Episodes ``B`` per SGD step, each from a fresh random start."""
+    """Episodes ``B`` per SGD step after the warm-up, each from a fresh random start."""
     episode_steps: int = 20
-    """Steps ``T`` per episode: every SGD step sees ``B (T + 1)`` frames."""
+    """Steps ``T`` per episode after the warm-up: every SGD step sees ``B (T + 1)`` frames. Long episodes
+    give the rollout and consistency terms a long lever arm on the angles (precise to 500 steps)."""
+    warmup_episodes_per_step: int = 16
+    """Episodes per SGD step during the warm-up. Many short episodes from as many random starts spread the
+    batch over the state space, which the whitening penalty (estimated per batch) needs."""
+    warmup_episode_steps: int = 5
+    """Steps per episode during the warm-up."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """Architecture of the world model."""
-    lr: float = 2e-3
+    lr: float = 5e-3
     """Adam learning rate of the encoder and decoder."""
     angle_lr: float = 1e-2
     """Adam learning rate of the action angles."""
@@ -214,7 +220,7 @@ class TrainConfig:
     """...down to this fraction of their initial value at the last step."""
     warmup_steps: int = 150
     """Steps of autoencoding (and uniformity) alone before the dynamics terms start."""
-    dynamics_ramp_steps: int = 150
+    dynamics_ramp_steps: int = 75
     """Steps over which the rollout and consistency weights ramp from 0 to their values after warm-up."""
     autoencoder_weight: float = 1.0
     """Weight of the BCE of ``decode(encode(x_t))`` against ``x_t``."""
@@ -225,16 +231,16 @@ class TrainConfig:
     the decoder cost); False decodes both."""
     consistency_weight: float = 1.0
     """Weight of the latent consistency between rotated and encoded frames (scale-free, see losses)."""
-    multistep_weight: float = 0.1
+    multistep_weight: float = 0.3
     """Weight of the all-pairs (long-horizon) consistency relative to the one-step consistency."""
     align_planes: bool = True
     """At the end of the warm-up, fit every action's rotation to the encoded transitions of the batch and
     turn the latent basis onto their common planes (see :mod:`dyndis_learn.alignment`); the angles start
     from the fitted ones."""
-    smoothness_weight: float = 1.0
+    smoothness_weight: float = 3.0
     """Weight of the transition smoothness ``mean ||e_t - e_(t-1)||^2`` (the spectral start, see losses):
     full during the warm-up, then fading out as the dynamics terms ramp in."""
-    whitening_weight: float = 1.0
+    whitening_weight: float = 10.0
     """Weight of the whitening penalty that holds the encodings at zero mean and covariance ``I / n``."""
     uniformity_weight: float = 0.1
     """Weight of the uniformity term that spreads encodings over the sphere (prevents collapse)."""
@@ -269,6 +275,8 @@ class TrainConfig:
         _check_int("TrainConfig", "steps", self.steps, 1)
         _check_int("TrainConfig", "episodes_per_step", self.episodes_per_step, 1)
         _check_int("TrainConfig", "episode_steps", self.episode_steps, 1)
+        _check_int("TrainConfig", "warmup_episodes_per_step", self.warmup_episodes_per_step, 1)
+        _check_int("TrainConfig", "warmup_episode_steps", self.warmup_episode_steps, 1)
         _check_float("TrainConfig", "lr", self.lr, 0.0, strict=True)
         _check_float("TrainConfig", "angle_lr", self.angle_lr, 0.0, strict=True)
         _check_float("TrainConfig", "decay_start", self.decay_start, 0.0, maximum=1.0)

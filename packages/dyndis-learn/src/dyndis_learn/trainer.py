@@ -2,18 +2,26 @@
 
 One SGD step, top to bottom (see :mod:`dyndis_learn.losses` for the terms):
 
-1. Collect ``B`` episodes of ``T`` steps from fresh random starts (batch number = step, so the data of a
-   step never depends on the history: exact resume needs no replay).
+1. Collect the step's episodes from fresh random starts (batch number = step, so the data of a step never
+   depends on the history: exact resume needs no replay).
 2. Encode every frame onto the sphere: ``e_t`` (one batched encoder pass).
 3. Rotations: step matrices ``R_t`` and path matrices ``P_t`` from all actions' matrices, built once.
-4. Decode, in one batched decoder pass, every ``e_t`` (autoencoding) and, after the warm-up, every
-   rotated first frame ``P_t e_0`` (the rollout loss of the design).
-5. Loss = autoencoding BCE + uniformity + ramp * (rollout BCE + latent consistency) + w * regulariser.
+4. Decode every ``e_t`` (autoencoding) and, after the warm-up, rotated first frames ``P_t e_0`` (the
+   rollout loss of the design).
+5. Loss = autoencoding BCE + whitening + uniformity + smoothness (warm-up) + ramp * (rollout BCE + latent
+   consistency) + w * regulariser.
 
-The schedule: autoencoding and uniformity alone for ``warmup_steps`` (random starts give a learning
-signal at once), then the dynamics terms and the regulariser ramp in together, and in the last part of
-the run both learning rates decay geometrically, which is what makes the angles precise enough for
-500-step rollouts.
+The schedule, in three phases:
+
+- Spectral warm-up (``warmup_steps``, many short episodes per batch): autoencoding, transition
+  smoothness and whitening turn the encoder into a map of the states on which every action is a rotation
+  (the first Fourier modes of each factor), with no angles involved.
+- Alignment (one step): each action's rotation is fitted to the encoded transitions in closed form, the
+  latent basis turned onto their common planes and the angles set to the fitted ones
+  (:mod:`dyndis_learn.alignment`).
+- Dynamics (fewer, long episodes): the rollout and consistency terms and the regulariser ramp in and
+  make the rotations exact; in the last part of the run both learning rates decay geometrically, which is
+  what makes the angles precise enough for 500-step rollouts.
 """
 
 from __future__ import annotations
@@ -111,6 +119,8 @@ class Trainer:
             config.env_kwargs,
             policy,
         )
+        self.policy = policy
+        self._warmup_collector: RolloutCollector | None = None  # made when a warm-up batch is first needed
         m = config.model
         self.model = WorldModel(
             self.collector.image_shape,
@@ -199,7 +209,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.learning_rate(group["name"], self.step)
         self.model.train()
-        batch = self.collector.collect(self.step)
+        batch = self.batch(self.step)
         if self.config.align_planes and self.step == self.config.warmup_steps:
             self.align_planes(batch)
         terms = self.losses(batch, self.step)
@@ -208,6 +218,29 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         return terms
+
+    def batch(self, step: int) -> EpisodeBatch:
+        """The episodes of SGD step ``step``: the same batch every time it is asked for.
+
+        Warm-up steps draw many short episodes (``warmup_episodes_per_step`` x ``warmup_episode_steps``),
+        the later steps fewer long ones (``episodes_per_step`` x ``episode_steps``).
+        """
+        cfg = self.config
+        if step >= cfg.warmup_steps:
+            if self._warmup_collector is not None:
+                self._warmup_collector.close()
+                self._warmup_collector = None
+            return self.collector.collect(step)
+        if self._warmup_collector is None:
+            self._warmup_collector = RolloutCollector(
+                cfg.env_id,
+                cfg.warmup_episodes_per_step,
+                cfg.warmup_episode_steps,
+                cfg.seed,
+                cfg.env_kwargs,
+                self.policy,
+            )
+        return self._warmup_collector.collect(step)
 
     @torch.no_grad()
     def align_planes(self, batch: EpisodeBatch) -> None:
@@ -382,6 +415,9 @@ class Trainer:
     def close(self) -> None:
         """Close the environment and the TensorBoard writer."""
         self.collector.close()
+        if self._warmup_collector is not None:
+            self._warmup_collector.close()
+            self._warmup_collector = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
