@@ -69,7 +69,6 @@ def test__schedules():
     assert config.lr_scale(49) == 1.0 and config.lr_scale(75) == pytest.approx(0.1)
 
 
-def test__smoothness_is_full_in_the_warmup_and_fades_out_with_the_dynamics_ramp():
-    config = TrainConfig(steps=100, warmup_steps=10, dynamics_ramp_steps=20, smoothness_weight=2.0)
-    assert [config.smoothness_scale(s) for s in (0, 9, 10, 19, 29, 50)] == pytest.approx([2, 2, 1.9, 1, 0, 0])
-    assert TrainConfig(smoothness_weight=0.0).smoothness_scale(0) == 0.0
+def test__spectral_terms_are_full_in_the_warmup_and_fade_out_with_the_dynamics_ramp():
+    config = TrainConfig(steps=100, warmup_steps=10, dynamics_ramp_steps=20)
+    assert [config.spectral_scale(s) for s in (0, 9, 10, 19, 29, 50)] == pytest.approx([1, 1, 0.95, 0.5, 0, 0])

@@ -238,10 +238,12 @@ class TrainConfig:
     turn the latent basis onto their common planes (see :mod:`dyndis_learn.alignment`); the angles start
     from the fitted ones."""
     smoothness_weight: float = 3.0
-    """Weight of the transition smoothness ``mean ||e_t - e_(t-1)||^2`` (the spectral start, see losses):
-    full during the warm-up, then fading out as the dynamics terms ramp in."""
+    """Weight of the transition smoothness ``mean ||e_t - e_(t-1)||^2`` (the spectral start, see losses)."""
     whitening_weight: float = 10.0
-    """Weight of the whitening penalty that holds the encodings at zero mean and covariance ``I / n``."""
+    """Weight of the whitening penalty that holds the encodings at zero mean and covariance ``I / n``.
+    Both spectral terms are at full weight during the warm-up and fade out as the dynamics terms ramp in:
+    estimated on a few long episodes, the covariance is far from the state distribution's, and its noise
+    would keep the encoder from the precise equivariance that 500-step rollouts need."""
     uniformity_weight: float = 0.1
     """Weight of the uniformity term that spreads encodings over the sphere (prevents collapse)."""
     uniformity_temperature: float = 2.0
@@ -333,9 +335,9 @@ class TrainConfig:
             return 1.0
         return min((step - self.warmup_steps + 1) / self.dynamics_ramp_steps, 1.0)
 
-    def smoothness_scale(self, step: int) -> float:
-        """Weight of the transition smoothness at ``step``: full in the warm-up, fading with the dynamics ramp."""
-        return self.smoothness_weight * (1.0 - self.dynamics_weight(step))
+    def spectral_scale(self, step: int) -> float:
+        """Factor in [0, 1] of the spectral terms (smoothness, whitening): 1, then fading with the ramp."""
+        return 1.0 - self.dynamics_weight(step)
 
     def regularizer_weight(self, step: int) -> float:
         """Weight of the entanglement regulariser at ``step``."""

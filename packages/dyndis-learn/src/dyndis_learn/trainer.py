@@ -197,8 +197,8 @@ class Trainer:
         terms["loss"] = (
             cfg.autoencoder_weight * terms["autoencoder_bce"]
             + ramp * (cfg.rollout_weight * terms["rollout_bce"] + cfg.consistency_weight * terms["consistency"])
-            + cfg.smoothness_scale(step) * terms["smoothness"]
-            + cfg.whitening_weight * terms["whitening"]
+            + cfg.spectral_scale(step)
+            * (cfg.smoothness_weight * terms["smoothness"] + cfg.whitening_weight * terms["whitening"])
             + cfg.uniformity_weight * terms["uniformity"]
             + cfg.regularizer_weight(step) * terms["regularizer"]
         )
