@@ -37,6 +37,8 @@ def test__round_trip_through_json():
         ({"whitening_weight": float("inf")}, "TrainConfig.whitening_weight must be a finite number >= 0, got inf."),
         ({"whitening_weight": "1"}, "TrainConfig.whitening_weight must be a finite number >= 0, got '1'."),
         ({"align_planes": 1}, "TrainConfig.align_planes must be True or False, got 1."),
+        ({"warmup_episodes_per_step": 0}, "TrainConfig.warmup_episodes_per_step must be an integer >= 1, got 0."),
+        ({"warmup_episode_steps": 2.5}, "TrainConfig.warmup_episode_steps must be an integer >= 1, got 2.5."),
         ({"align_planes": "no"}, "TrainConfig.align_planes must be True or False, got 'no'."),
         (
             {"model": {"latentdim": 3}},

@@ -63,6 +63,17 @@ def test__resume_across_the_plane_alignment_is_bit_identical(tiny_config, tmp_pa
     assert [r["loss"] for r in straight.history] == [r["loss"] for r in resumed.history]
 
 
+def test__warmup_batches_hold_many_short_episodes_and_later_ones_fewer_long_ones(tiny_config):
+    config = tiny_config.replace(warmup_episodes_per_step=5, warmup_episode_steps=3)
+    trainer = Trainer(config)
+    warmup, later = trainer.batch(config.warmup_steps - 1), trainer.batch(config.warmup_steps)
+    assert warmup.observations.shape[:2] == (5, 4) and warmup.actions.shape == (5, 3)
+    assert later.observations.shape[:2] == (config.episodes_per_step, config.episode_steps + 1)
+    # Asked for again (as a resumed run does), a warm-up batch is the same.
+    np.testing.assert_array_equal(trainer.batch(0).observations, Trainer(config).batch(0).observations)
+    trainer.close()
+
+
 @pytest.mark.parametrize("align_planes", [True, False])
 def test__plane_alignment_runs_once_at_the_end_of_the_warmup(tiny_config, monkeypatch, align_planes):
     trainer = Trainer(tiny_config.replace(align_planes=align_planes))
