@@ -182,10 +182,11 @@ class EvalConfig:
 class TrainConfig:
     """Everything a training run needs; the defaults train GridWorld 5x5 in a few minutes on 2 CPU cores.
 
-    The objective (see :mod:`dyndis_learn.losses`) is: autoencoding BCE on every frame, plus, ramped in
-    after ``warmup_steps``, the rollout BCE of the design (decode the rotated first frame), the latent
-    consistency between rotated and encoded frames, and the entanglement regulariser; a uniformity term
-    keeps the encodings spread over the sphere throughout.
+    The objective (see :mod:`dyndis_learn.losses`) is: autoencoding BCE on every frame and a uniformity
+    term throughout; during the warm-up the spectral terms (transition smoothness under whitening); at
+    its end the closed-form plane alignment (``align_planes``); then, ramped in, the rollout BCE of the
+    design (decode the rotated first frame), the latent consistency between rotated and encoded frames,
+    and the entanglement regulariser. :mod:`dyndis_learn.trainer` walks through one run.
     """
 
     env_id: str = "DynDis/GridWorld-v0"
