@@ -13,11 +13,11 @@ from dyndis_learn.rl import LatentFeaturesExtractor, make_sb3_vec_env
 ENV_KWARGS = {"image_size": 16, "max_episode_steps": 8}
 
 
-def _agent(path, fine_tune=False):
-    env = make_sb3_vec_env("DynDis/GridWorldReach-v0", n_envs=2, seed=0, **ENV_KWARGS)
+def _agent(path, fine_tune=False, seed=0):
+    env = make_sb3_vec_env("DynDis/GridWorldReach-v0", n_envs=2, seed=seed, **ENV_KWARGS)
     kwargs = {"features_extractor_class": LatentFeaturesExtractor,
               "features_extractor_kwargs": {"model_path": str(path), "fine_tune": fine_tune}}
-    return PPO("CnnPolicy", env, policy_kwargs=kwargs, n_steps=16, batch_size=16, n_epochs=2, seed=0)
+    return PPO("CnnPolicy", env, policy_kwargs=kwargs, n_steps=16, batch_size=16, n_epochs=2, seed=seed)
 
 
 def _encoder_state(agent):
@@ -43,6 +43,13 @@ def test__frozen_encoder_stays_frozen_and_in_eval_mode_through_learn(tiny_model_
     assert all(not p.requires_grad for p in extractor.encoder.parameters())
     for key, value in _encoder_state(agent).items():
         torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+
+
+def test__agents_with_different_seeds_start_from_different_policies(tiny_model_path):
+    first, second = _agent(tiny_model_path, seed=0), _agent(tiny_model_path, seed=1)
+    assert not torch.equal(first.policy.action_net.weight, second.policy.action_net.weight)
+    torch.testing.assert_close(_agent(tiny_model_path, seed=0).policy.action_net.weight,
+                               first.policy.action_net.weight, rtol=0, atol=0)
 
 
 def test__survives_sb3_save_and_load(tiny_model_path, tmp_path):

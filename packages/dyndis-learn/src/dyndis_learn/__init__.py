@@ -8,7 +8,7 @@ The four-line API::
     learner.save("gridworld.safetensors"); learner = Learner.load("gridworld.safetensors")
 """
 
-from dyndis_learn.api import Learner, load_config
+from dyndis_learn.api import Learner, load_config, load_model
 from dyndis_learn.config import EvalConfig, ModelConfig, RegularizerConfig, TrainConfig
 from dyndis_learn.model import WorldModel
 from dyndis_learn.rollouts import EpisodeBatch, RolloutCollector
@@ -28,5 +28,6 @@ __all__ = [
     "Trainer",
     "WorldModel",
     "load_config",
+    "load_model",
 ]
 __version__ = "0.1.0"

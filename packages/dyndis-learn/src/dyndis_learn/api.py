@@ -1,16 +1,18 @@
 """The Python API in about four lines.
 
 Example:
-    >>> from dyndis_learn import Learner
+    >>> from dyndis_learn import Learner, load_model
     >>> learner = Learner.from_env("DynDis/GridWorld-v0")          # doctest: +SKIP
     >>> learner.train()                                            # doctest: +SKIP
     >>> results = learner.evaluate()                               # doctest: +SKIP
     >>> learner.save("gridworld.safetensors")                      # doctest: +SKIP
     >>> learner = Learner.load("gridworld.safetensors")            # doctest: +SKIP
+    >>> model = load_model("gridworld.safetensors")                # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from dyndis_learn.checkpoint import load_checkpoint
 from dyndis_learn.config import EvalConfig, TrainConfig
 from dyndis_learn.evaluate import collect_eval_episodes, evaluate_model
 from dyndis_learn.model import WorldModel
@@ -27,7 +30,7 @@ from dyndis_learn.report import write_report
 from dyndis_learn.rollouts import Policy
 from dyndis_learn.trainer import Trainer
 
-__all__ = ["Learner", "load_config"]
+__all__ = ["Learner", "load_config", "load_model"]
 
 
 def load_config(path: str | Path) -> TrainConfig:
@@ -40,6 +43,25 @@ def load_config(path: str | Path) -> TrainConfig:
     except json.JSONDecodeError as exc:
         raise ValueError(f"Config file {str(path)!r} is not valid JSON: {exc}") from exc
     return TrainConfig.from_dict(data)
+
+
+def load_model(path: str | Path) -> WorldModel:
+    """The world model of a file written by :meth:`Learner.save` (or a run's checkpoint), for inference.
+
+    Unlike :meth:`Learner.load` this builds no trainer (no environment, no optimiser) and leaves torch's
+    process-wide state alone: restoring a learner also restores its run's thread count and global RNG
+    state, so an agent built around it would run on the training run's threads and start from the same
+    weights whatever its own seed.
+
+    Returns:
+        The model, in eval mode.
+    """
+    tensors, state = load_checkpoint(path)
+    architecture = dataclasses.asdict(TrainConfig.from_dict(state["config"]).model)
+    with torch.random.fork_rng(devices=[]):  # the layers' initial weights draw from the global RNG
+        model = WorldModel(state["image_shape"], state["n_actions"], **architecture)
+    model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+    return model.eval()
 
 
 class Learner:

@@ -36,9 +36,9 @@ class LatentFeaturesExtractor(BaseFeaturesExtractor):
     """
 
     def __init__(self, observation_space: spaces.Box, model_path: str | os.PathLike[str], fine_tune: bool = False):
-        from dyndis_learn.api import Learner  # the learner brings the model's configuration
+        from dyndis_learn.api import load_model  # the checkpoint brings the model's configuration
 
-        model = Learner.load(model_path).model
+        model = load_model(model_path)  # not Learner.load: that would reset the policy's seed and threads
         image_shape = tuple(model.image_shape)  # (H, W, C)
         shape = tuple(observation_space.shape)
         channels_first = (image_shape[2], image_shape[0], image_shape[1])
