@@ -8,7 +8,7 @@ import argparse
 import gymnasium as gym
 
 import dyndis_envs  # noqa: F401  (registers the ids)
-from dyndis_learn import Learner
+from dyndis_learn import load_model
 from dyndis_learn.planner import LatentPlanner
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -16,7 +16,7 @@ parser.add_argument("--model", required=True, help="a GridWorld learner written 
 parser.add_argument("--episodes", type=int, default=20)
 args = parser.parse_args()
 
-planner = LatentPlanner.from_model(Learner.load(args.model).model)
+planner = LatentPlanner.from_model(load_model(args.model))
 env = gym.make("DynDis/GridWorldGoal-v0")
 successes = 0
 for seed in range(args.episodes):
