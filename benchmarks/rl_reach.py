@@ -50,7 +50,8 @@ import matplotlib.pyplot as plt
 WORLD = "DynDis/GridWorld-v0"
 TASK = "DynDis/GridWorldReach-v0"
 METHODS = ("pixels (NatureCNN)", "frozen learned encoder", "one-hot factors")
-#: SB3's Atari settings with a larger step size: at 2.5e-4 the MLP on one-hot factors needed 3x more steps.
+#: SB3's Atari settings with a larger step size: at 2.5e-4 the MLPs of (b) and (c) needed ~2.5x more steps
+#: (16k to 90%); pixels reached 90% in ~4.4k steps at 2.5e-4, 1e-3 and 3e-3 alike.
 PPO_KWARGS = {"n_steps": 128, "batch_size": 256, "n_epochs": 4, "learning_rate": 1e-3, "ent_coef": 0.01}
 #: The world-model recipe used when no ``--model`` is given (the CLI's ``--config`` fields).
 RECIPE = {"whitening_weight": 10.0, "smoothness_weight": 3.0, "lr": 0.005, "steps": 600, "decay_start": 0.5,
