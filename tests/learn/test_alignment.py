@@ -5,6 +5,7 @@ import torch
 
 from dyndis_learn.alignment import common_planes, fit_rotations, plane_angles
 from dyndis_learn.rotations import ActionRotations, Parametrisation, givens_product, n_planes, plane_pairs
+from tests.learn.test_rotations import givens
 
 
 def _orthogonal(n: int, seed: int, proper: bool = True) -> torch.Tensor:
@@ -17,20 +18,11 @@ def _orthogonal(n: int, seed: int, proper: bool = True) -> torch.Tensor:
     return q
 
 
-def _givens(n: int, i: int, j: int, theta: float) -> torch.Tensor:
-    """The textbook Givens rotation in plane (i, j): axis i turns towards axis j."""
-    g = torch.eye(n, dtype=torch.float64)
-    g[i, i] = g[j, j] = math.cos(theta)
-    g[j, i] = math.sin(theta)
-    g[i, j] = -math.sin(theta)
-    return g
-
-
 def _factor_rotations(n: int, cycle_lengths: list[int]) -> torch.Tensor:
     """Actions ``2f`` / ``2f + 1`` turn plane ``(2f, 2f + 1)`` by ``+-2 pi / N_f`` (they commute), shape (A, n, n)."""
     return torch.stack(
         [
-            _givens(n, 2 * f, 2 * f + 1, sign * 2 * math.pi / length)
+            givens(n, 2 * f, 2 * f + 1, sign * 2 * math.pi / length)
             for f, length in enumerate(cycle_lengths)
             for sign in (1, -1)
         ]
@@ -127,10 +119,10 @@ def test__plane_angles__rebuild_the_aligned_rotations_in_either_parametrisation(
 
 def test__plane_angles__exact_angles_with_the_givens_sign_convention():
     n = 5  # planes (0, 1) and (2, 3); coordinate 4 is fixed
-    quarter = _givens(n, 0, 1, math.pi / 2)
+    quarter = givens(n, 0, 1, math.pi / 2)
     assert torch.allclose(quarter[:, 0], torch.eye(n, dtype=torch.float64)[1])  # axis 0 turns onto axis 1
     rotations = torch.stack(
-        [quarter @ _givens(n, 2, 3, -2.5), _givens(n, 2, 3, 0.3), torch.eye(n, dtype=torch.float64)]
+        [quarter @ givens(n, 2, 3, -2.5), givens(n, 2, 3, 0.3), torch.eye(n, dtype=torch.float64)]
     )
     angles = plane_angles(rotations)
     index = {tuple(p): k for k, p in enumerate(plane_pairs(n).tolist())}
