@@ -33,7 +33,7 @@ from dyndis_learn.rotations import plane_pairs
 
 __all__ = ["plot_angles", "plot_rollout_bce", "plot_training_curves", "rollout_gif", "write_report"]
 
-_CURVES = ("loss", "autoencoder_bce", "rollout_bce", "consistency", "regularizer")
+_CURVES = ("loss", "autoencoder_bce", "rollout_bce", "consistency", "smoothness", "whitening", "regularizer")
 
 
 def _save_figure(fig: plt.Figure, path: Path) -> Path:
@@ -53,7 +53,7 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: Path) -> Pat
     fig, (ax_loss, ax_share) = plt.subplots(1, 2, figsize=(11, 3.8))
     steps = [row["step"] for row in history]
     for name in _CURVES:
-        values = np.abs([row[name] for row in history])
+        values = np.abs([row.get(name, 0.0) for row in history])  # older runs lack newer terms
         if np.any(values > 0):
             ax_loss.plot(steps, np.where(values > 0, values, np.nan), label=name)
     ax_loss.set(yscale="log", xlabel="step", title="training losses")
