@@ -28,7 +28,7 @@ from dyndis_learn.evaluate import collect_eval_episodes, evaluate_model
 from dyndis_learn.model import WorldModel
 from dyndis_learn.report import write_report
 from dyndis_learn.rollouts import Policy
-from dyndis_learn.trainer import Trainer
+from dyndis_learn.trainer import Trainer, model_state
 
 __all__ = ["Learner", "load_config", "load_model"]
 
@@ -60,7 +60,7 @@ def load_model(path: str | Path) -> WorldModel:
     architecture = dataclasses.asdict(TrainConfig.from_dict(state["config"]).model)
     with torch.random.fork_rng(devices=[]):  # the layers' initial weights draw from the global RNG
         model = WorldModel(state["image_shape"], state["n_actions"], **architecture)
-    model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+    model.load_state_dict(model_state(tensors))
     return model.eval()
 
 

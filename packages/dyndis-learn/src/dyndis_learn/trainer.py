@@ -27,6 +27,7 @@ The schedule, in three phases:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,12 +58,15 @@ from dyndis_learn.regularizers import dominant_share, entanglement_penalty
 from dyndis_learn.rollouts import EpisodeBatch, Policy, RolloutCollector
 from dyndis_learn.rotations import cumulative_rotations
 
-__all__ = ["CHECKPOINT_NAME", "CONFIG_NAME", "LOG_NAME", "Trainer"]
+__all__ = ["CHECKPOINT_NAME", "CONFIG_NAME", "LOG_NAME", "Trainer", "model_state"]
 
 #: File names inside a run folder.
 CHECKPOINT_NAME = "checkpoint.safetensors"
 CONFIG_NAME = "config.json"
 LOG_NAME = "train_log.csv"
+
+#: Prefix of the model's tensors in a checkpoint (the optimiser's are ``optim.``, the RNG's ``rng.``).
+_MODEL_PREFIX = "model."
 
 #: Entropy tag of the random choice of decoded latents (actions use the collector's own stream).
 _DECODING_STREAM = 2
@@ -85,6 +89,11 @@ LOG_COLUMNS = (
     "angle_lr",
     "min_plane_share",
 )
+
+
+def model_state(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The world model's ``state_dict`` among the tensors of a checkpoint written by :meth:`Trainer.save`."""
+    return {k.removeprefix(_MODEL_PREFIX): v for k, v in tensors.items() if k.startswith(_MODEL_PREFIX)}
 
 
 class Trainer:
@@ -121,17 +130,10 @@ class Trainer:
         )
         self.policy = policy
         self._warmup_collector: RolloutCollector | None = None  # made when a warm-up batch is first needed
-        m = config.model
         self.model = WorldModel(
             self.collector.image_shape,
             self.collector.n_actions,
-            m.latent_dim,
-            m.channels,
-            m.kernel_size,
-            m.stride,
-            m.hidden_dim,
-            m.parametrisation,
-            m.angle_init_scale,
+            **dataclasses.asdict(config.model),
             generator=torch.Generator().manual_seed(config.seed),
         )
         self.optimizer = torch.optim.Adam(
@@ -227,9 +229,7 @@ class Trainer:
         """
         cfg = self.config
         if step >= cfg.warmup_steps:
-            if self._warmup_collector is not None:
-                self._warmup_collector.close()
-                self._warmup_collector = None
+            self._close_warmup_collector()
             return self.collector.collect(step)
         if self._warmup_collector is None:
             self._warmup_collector = RolloutCollector(
@@ -241,6 +241,11 @@ class Trainer:
                 self.policy,
             )
         return self._warmup_collector.collect(step)
+
+    def _close_warmup_collector(self) -> None:
+        if self._warmup_collector is not None:
+            self._warmup_collector.close()
+            self._warmup_collector = None
 
     @torch.no_grad()
     def align_planes(self, batch: EpisodeBatch) -> None:
@@ -372,7 +377,7 @@ class Trainer:
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint (model, optimiser, RNG, step, history, config) atomically to ``path``."""
         optim_tensors, optim_meta = optimizer_state_to_tensors(self.optimizer)
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors = {f"{_MODEL_PREFIX}{k}": v for k, v in self.model.state_dict().items()}
         tensors.update(optim_tensors)
         tensors["rng.torch"] = torch.get_rng_state()
         state = {
@@ -394,8 +399,7 @@ class Trainer:
         """
         tensors, state = load_checkpoint(path)
         trainer = cls(TrainConfig.from_dict(state["config"]), run_dir, policy)
-        model_state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-        trainer.model.load_state_dict(model_state)
+        trainer.model.load_state_dict(model_state(tensors))
         optimizer_state_from_tensors(
             trainer.optimizer,
             {k: v for k, v in tensors.items() if k.startswith("optim.")},
@@ -415,9 +419,7 @@ class Trainer:
     def close(self) -> None:
         """Close the environment and the TensorBoard writer."""
         self.collector.close()
-        if self._warmup_collector is not None:
-            self._warmup_collector.close()
-            self._warmup_collector = None
+        self._close_warmup_collector()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
