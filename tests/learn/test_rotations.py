@@ -1,6 +1,7 @@
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,6 +101,13 @@ def test__action_rotations__gradient_reaches_every_angle():
     rotations = ActionRotations(4, 6)
     rotations.matrices().sum().backward()
     assert rotations.angles.grad is not None and torch.all(rotations.angles.grad != 0)
+
+
+def test__action_rotations__accepts_numpy_integers():
+    # a Gymnasium Discrete space's ``n`` is a NumPy integer
+    rotations = ActionRotations(np.int64(3), np.int32(4))
+    assert rotations.n_actions == 3 and type(rotations.n_actions) is int
+    assert rotations.matrices().shape == (3, 4, 4)
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ With a single non-zero angle both give the same Givens rotation ``G(i, j, theta)
 from __future__ import annotations
 
 import enum
+import numbers
 
 import torch
 from torch import nn
@@ -242,9 +243,10 @@ class ActionRotations(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(n_actions, bool) or not isinstance(n_actions, int) or n_actions < 1:
+        # numbers.Integral admits NumPy integers too, as ``env.single_action_space.n`` gives them
+        if isinstance(n_actions, bool) or not isinstance(n_actions, numbers.Integral) or n_actions < 1:
             raise ValueError(f"`n_actions` must be a positive integer, got {n_actions!r}.")
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 2:
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, numbers.Integral) or latent_dim < 2:
             raise ValueError(f"`latent_dim` must be an integer >= 2, got {latent_dim!r}.")
         try:
             self.parametrisation = Parametrisation(parametrisation)
@@ -253,8 +255,8 @@ class ActionRotations(nn.Module):
                 f"Invalid `parametrisation`, expected one of {[p.value for p in Parametrisation]}, "
                 f"got {parametrisation!r}."
             ) from None
-        self.n_actions = n_actions
-        self.latent_dim = latent_dim
+        self.n_actions = int(n_actions)
+        self.latent_dim = int(latent_dim)
         initial = (torch.rand(n_actions, n_planes(latent_dim), generator=generator) * 2 - 1) * init_scale
         self.angles = nn.Parameter(initial)
 
