@@ -202,7 +202,9 @@ def main() -> None:
             f"median {np.median(firsts) if firsts else float('nan'):.1f} s, max "
             f"{max(firsts) if firsts else float('nan'):.1f} s (SGD time only; shared machine)"
         )
-    write_json("learn_structure", {"quick": args.quick, "threads": args.threads, "results": results})
+    # one file per suite, so that suites can run side by side (one thread each)
+    name = "learn_structure" if args.suite == "all" else f"learn_structure_{args.suite}"
+    write_json(name, {"quick": args.quick, "threads": args.threads, "results": results})
 
 
 if __name__ == "__main__":

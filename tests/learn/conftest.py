@@ -13,6 +13,9 @@ TINY: dict = {
     "episode_steps": 4,
     "steps": 6,
     "warmup_steps": 2,
+    "exploration_batches": 1,  # 800 random transitions see every edge of the 25 states' graph
+    "exploration_episodes": 32,
+    "exploration_steps": 25,
     "dynamics_ramp_steps": 2,
     "log_every": 1,
     "checkpoint_every": 0,

@@ -72,5 +72,7 @@ def test__schedules():
 
 
 def test__spectral_terms_are_full_in_the_warmup_and_fade_out_with_the_dynamics_ramp():
-    config = TrainConfig(steps=100, warmup_steps=10, dynamics_ramp_steps=20)
+    config = TrainConfig(steps=100, warmup_steps=10, dynamics_ramp_steps=20, warmup="spectral")
     assert [config.spectral_scale(s) for s in (0, 9, 10, 19, 29, 50)] == pytest.approx([1, 1, 0.95, 0.5, 0, 0])
+    # the graph warm-up does without them
+    assert {config.replace(warmup="graph").spectral_scale(s) for s in (0, 9, 10, 50)} == {0.0}

@@ -8,6 +8,7 @@ import torch
 from dyndis_learn import Learner, TrainConfig, Trainer
 from dyndis_learn.alignment import fit_rotations, plane_angles
 from dyndis_learn.checkpoint import load_checkpoint
+from dyndis_learn.regularizers import dominant_share
 from dyndis_learn.rotations import plane_pairs
 from dyndis_learn.trainer import CHECKPOINT_NAME, LOG_COLUMNS, LOG_NAME
 
@@ -47,7 +48,7 @@ def test__resume_is_bit_identical(tiny_config, tmp_path):
 
 
 def test__resume_across_the_plane_alignment_is_bit_identical(tiny_config, tmp_path):
-    config = tiny_config.replace(steps=4, align_planes=True)
+    config = tiny_config.replace(steps=4, warmup="spectral", align_planes=True)
     straight = Trainer(config)
     straight.train(progress=False)
 
@@ -64,7 +65,7 @@ def test__resume_across_the_plane_alignment_is_bit_identical(tiny_config, tmp_pa
 
 
 def test__warmup_batches_hold_many_short_episodes_and_later_ones_fewer_long_ones(tiny_config):
-    config = tiny_config.replace(warmup_episodes_per_step=5, warmup_episode_steps=3)
+    config = tiny_config.replace(warmup="spectral", warmup_episodes_per_step=5, warmup_episode_steps=3)
     trainer = Trainer(config)
     warmup, later = trainer.batch(config.warmup_steps - 1), trainer.batch(config.warmup_steps)
     assert warmup.observations.shape[:2] == (5, 4) and warmup.actions.shape == (5, 3)
@@ -76,7 +77,7 @@ def test__warmup_batches_hold_many_short_episodes_and_later_ones_fewer_long_ones
 
 @pytest.mark.parametrize("align_planes", [True, False])
 def test__plane_alignment_runs_once_at_the_end_of_the_warmup(tiny_config, monkeypatch, align_planes):
-    trainer = Trainer(tiny_config.replace(align_planes=align_planes))
+    trainer = Trainer(tiny_config.replace(warmup="spectral", align_planes=align_planes))
     calls = []
     original = trainer.align_planes
 
@@ -92,7 +93,7 @@ def test__plane_alignment_runs_once_at_the_end_of_the_warmup(tiny_config, monkey
 
 def test__plane_alignment__keeps_the_images_and_starts_the_angles_in_the_new_planes(tiny_config):
     # Enough transitions per action that the fitted rotations are unique (a rank-deficient fit is not).
-    trainer = Trainer(tiny_config.replace(episodes_per_step=8, episode_steps=8))
+    trainer = Trainer(tiny_config.replace(warmup="spectral", episodes_per_step=8, episode_steps=8))
     trainer.train(tiny_config.warmup_steps, progress=False)
     batch = trainer.batch(trainer.step)
     frames, actions = torch.from_numpy(batch.observations), torch.from_numpy(batch.actions).reshape(-1)
@@ -117,6 +118,44 @@ def test__plane_alignment__keeps_the_images_and_starts_the_angles_in_the_new_pla
     # (about 2e-3 apart); angles fitted in the old basis, or turned by basis instead of basis^T, are ~1 off.
     torch.testing.assert_close(angles, plane_angles(fitted), atol=2e-2, rtol=0)
     assert trainer.optimizer.state == {}
+
+
+def test__graph_warmup__starts_each_action_as_a_rotation_by_2pi_over_n_in_its_own_plane(tiny_config):
+    trainer = Trainer(tiny_config.replace(steps=3, warmup_steps=2))
+    trainer.train(1, progress=False)
+    angles = trainer.model.rotations.angles.detach()
+    assert torch.all(dominant_share(angles) > 1 - 1e-6)
+    dominant = angles.abs().argmax(dim=1)
+    torch.testing.assert_close(angles.abs().amax(dim=1), torch.full((4,), 2 * np.pi / 5), atol=1e-4, rtol=0)
+    # +1 and -1 of one factor share a plane and turn opposite ways; the two factors' planes are disjoint
+    assert dominant[0] == dominant[1] and dominant[2] == dominant[3] and dominant[0] != dominant[2]
+    assert torch.sign(angles[0, dominant[0]]) == -torch.sign(angles[1, dominant[1]])
+    pairs = plane_pairs(4)[dominant[[0, 2]]].tolist()
+    assert not set(pairs[0]) & set(pairs[1])
+    # The encoder is regressed onto the targets, in the warm-up and after it on the episodes' frames.
+    trainer.train(progress=False)
+    assert all(row["target"] > 0 for row in trainer.history)
+    batch = trainer.batch(trainer.step)
+    states = trainer.state_indices(batch.observations)
+    assert states.shape == batch.observations.shape[:2] and np.all(states >= 0)
+    assert np.array_equal(trainer._graph.images[states[0, 0]], batch.observations[0, 0])
+    assert np.all(trainer.state_indices(np.zeros((3, 16, 16, 3), np.uint8)) == -1)  # an image never seen
+
+
+def test__resume_during_the_graph_warmup_is_bit_identical(tiny_config, tmp_path):
+    config = tiny_config.replace(steps=5, warmup_steps=3)
+    straight = Trainer(config)
+    straight.train(progress=False)
+
+    interrupted = Trainer(config, run_dir=tmp_path)
+    interrupted.train(1, progress=False)
+    resumed = Trainer.resume(tmp_path)  # explores the graph again, and must not set the angles again
+    resumed.train(progress=False)
+
+    expected, actual = _parameters(straight), _parameters(resumed)
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
+    assert [r["loss"] for r in straight.history] == [r["loss"] for r in resumed.history]
 
 
 def test__after_loading_every_parameter_trains(tiny_config, tmp_path):

@@ -2,7 +2,9 @@
 
 After the spectral warm-up (see :mod:`dyndis_learn.losses`) the encoder already maps states to a torus
 on which every action is a rotation, but in planes that are an arbitrary rotation ``Q`` of the
-coordinate planes (the warm-up's objective does not depend on the basis). Gradient descent on the angle
+coordinate planes (the warm-up's objective does not depend on the basis); the same holds for the
+Laplacian eigenmap of the graph warm-up (:mod:`dyndis_learn.transition_graph`), which is turned by these
+functions before the encoder is regressed onto it. Gradient descent on the angle
 regulariser alone turns that basis very slowly: the rest of the objective is flat along it. This module
 does the turn in closed form, once:
 

@@ -18,7 +18,10 @@ from typing import Any, TypeVar
 from dyndis_learn.regularizers import EntanglementTarget, ScheduleKind, WeightSchedule
 from dyndis_learn.rotations import Parametrisation
 
-__all__ = ["EvalConfig", "ModelConfig", "RegularizerConfig", "TrainConfig"]
+__all__ = ["WARMUPS", "EvalConfig", "ModelConfig", "RegularizerConfig", "TrainConfig"]
+
+#: The ways of starting the encoder (``TrainConfig.warmup``).
+WARMUPS = ("graph", "spectral")
 
 _T = TypeVar("_T")
 
@@ -182,11 +185,12 @@ class EvalConfig:
 class TrainConfig:
     """Everything a training run needs; the defaults train GridWorld 5x5 in a few minutes on 2 CPU cores.
 
-    The objective (see :mod:`dyndis_learn.losses`) is: autoencoding BCE on every frame and a uniformity
-    term throughout; during the warm-up the spectral terms (transition smoothness under whitening); at
-    its end the closed-form plane alignment (``align_planes``); then, ramped in, the rollout BCE of the
-    design (decode the rotated first frame), the latent consistency between rotated and encoded frames,
-    and the entanglement regulariser. :mod:`dyndis_learn.trainer` walks through one run.
+    The objective (see :mod:`dyndis_learn.losses`) is: autoencoding BCE on every frame throughout; during
+    the warm-up the regression onto the explored transition graph's eigenmap (``warmup="graph"``) or the
+    spectral terms and the plane alignment (``warmup="spectral"``); then, ramped in, the rollout BCE of
+    the design (decode the rotated first frame), the latent consistency between rotated and encoded
+    frames, uniformity, and the entanglement regulariser. :mod:`dyndis_learn.trainer` walks through one
+    run.
     """
 
     env_id: str = "DynDis/GridWorld-v0"
@@ -202,14 +206,37 @@ class TrainConfig:
     episode_steps: int = 20
     """Steps ``T`` per episode after the warm-up: every SGD step sees ``B (T + 1)`` frames. Long episodes
     give the rollout and consistency terms a long lever arm on the angles (precise to 500 steps)."""
+    warmup: str = "graph"
+    """How the encoder gets its start during the first ``warmup_steps`` steps:
+
+    - ``"graph"``: explore the environment, identify states by their images, and regress the encoder onto
+      the Laplacian eigenmap of the transition graph, already turned onto the actions' planes
+      (:mod:`dyndis_learn.transition_graph`). Needs an environment that renders each state the same way
+      every time and whose states random exploration can cover (tens of thousands at most).
+    - ``"spectral"``: learn the same map by SGD on transition smoothness under whitening, through the
+      encoder alone, then align the planes (``align_planes``). Needs no exploration, but converges slowly
+      where factors change the image by very different amounts (on Shapes3D it misses orientation)."""
+    exploration_batches: int = 8
+    """Graph warm-up: batches of random episodes that explore the transition graph..."""
+    exploration_episodes: int = 32
+    """...each of this many episodes..."""
+    exploration_steps: int = 100
+    """...of this many steps (25,600 transitions by default; 0.3 s on Shapes3D)."""
+    graph_batch_size: int = 96
+    """Graph warm-up: explored states (drawn uniformly) per SGD step."""
+    target_weight: float = 1.0
+    """Graph warm-up: weight of ``mean ||e - y||^2``, the distance of each encoding to its state's embedding.
+    It trains the encoder during the warm-up and then, on every frame of an explored state, keeps it on
+    that map: otherwise the dynamics terms shrink a factor whose images change little (Shapes3D's
+    orientation) and its angle drifts by 1-3%."""
     warmup_episodes_per_step: int = 16
-    """Episodes per SGD step during the warm-up. Many short episodes from as many random starts spread the
+    """Spectral warm-up: episodes per SGD step. Many short episodes from as many random starts spread the
     batch over the state space, which the whitening penalty (estimated per batch) needs."""
     warmup_episode_steps: int = 5
-    """Steps per episode during the warm-up."""
+    """Spectral warm-up: steps per episode."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """Architecture of the world model."""
-    lr: float = 5e-3
+    lr: float = 2e-3
     """Adam learning rate of the encoder and decoder."""
     angle_lr: float = 1e-2
     """Adam learning rate of the action angles."""
@@ -220,7 +247,7 @@ class TrainConfig:
     final_lr_fraction: float = 0.01
     """...down to this fraction of their initial value at the last step."""
     warmup_steps: int = 150
-    """Steps of autoencoding (and uniformity) alone before the dynamics terms start."""
+    """Steps of the warm-up (see ``warmup``) before the dynamics terms start."""
     dynamics_ramp_steps: int = 75
     """Steps over which the rollout and consistency weights ramp from 0 to their values after warm-up."""
     autoencoder_weight: float = 1.0
@@ -235,16 +262,17 @@ class TrainConfig:
     multistep_weight: float = 0.3
     """Weight of the all-pairs (long-horizon) consistency relative to the one-step consistency."""
     align_planes: bool = True
-    """At the end of the warm-up, fit every action's rotation to the encoded transitions of the batch and
+    """Spectral warm-up: at its end, fit every action's rotation to the encoded transitions of the batch and
     turn the latent basis onto their common planes (see :mod:`dyndis_learn.alignment`); the angles start
     from the fitted ones."""
     smoothness_weight: float = 3.0
-    """Weight of the transition smoothness ``mean ||e_t - e_(t-1)||^2`` (the spectral start, see losses)."""
+    """Spectral warm-up: weight of the transition smoothness ``mean ||e_t - e_(t-1)||^2`` (see losses)."""
     whitening_weight: float = 10.0
-    """Weight of the whitening penalty that holds the encodings at zero mean and covariance ``I / n``.
-    Both spectral terms are at full weight during the warm-up and fade out as the dynamics terms ramp in:
-    estimated on a few long episodes, the covariance is far from the state distribution's, and its noise
-    would keep the encoder from the precise equivariance that 500-step rollouts need."""
+    """Spectral warm-up: weight of the whitening penalty that holds the encodings at zero mean and
+    covariance ``I / n``. Both spectral terms are at full weight during the warm-up and fade out as the
+    dynamics terms ramp in: estimated on a few long episodes, the covariance is far from the state
+    distribution's, and its noise would keep the encoder from the precise equivariance that 500-step
+    rollouts need."""
     uniformity_weight: float = 0.1
     """Weight of the uniformity term that spreads encodings over the sphere (prevents collapse)."""
     uniformity_temperature: float = 2.0
@@ -278,6 +306,12 @@ class TrainConfig:
         _check_int("TrainConfig", "steps", self.steps, 1)
         _check_int("TrainConfig", "episodes_per_step", self.episodes_per_step, 1)
         _check_int("TrainConfig", "episode_steps", self.episode_steps, 1)
+        if self.warmup not in WARMUPS:
+            raise ValueError(f"TrainConfig.warmup must be one of {list(WARMUPS)}, got {self.warmup!r}.")
+        _check_int("TrainConfig", "exploration_batches", self.exploration_batches, 1)
+        _check_int("TrainConfig", "exploration_episodes", self.exploration_episodes, 1)
+        _check_int("TrainConfig", "exploration_steps", self.exploration_steps, 1)
+        _check_int("TrainConfig", "graph_batch_size", self.graph_batch_size, 1)
         _check_int("TrainConfig", "warmup_episodes_per_step", self.warmup_episodes_per_step, 1)
         _check_int("TrainConfig", "warmup_episode_steps", self.warmup_episode_steps, 1)
         _check_float("TrainConfig", "lr", self.lr, 0.0, strict=True)
@@ -291,6 +325,7 @@ class TrainConfig:
             "rollout_weight",
             "consistency_weight",
             "multistep_weight",
+            "target_weight",
             "smoothness_weight",
             "whitening_weight",
             "uniformity_weight",
@@ -337,8 +372,12 @@ class TrainConfig:
         return min((step - self.warmup_steps + 1) / self.dynamics_ramp_steps, 1.0)
 
     def spectral_scale(self, step: int) -> float:
-        """Factor in [0, 1] of the spectral terms (smoothness, whitening): 1, then fading with the ramp."""
-        return 1.0 - self.dynamics_weight(step)
+        """Factor in [0, 1] of the spectral terms (smoothness, whitening) at ``step``.
+
+        With the spectral warm-up 1, then fading out with the dynamics ramp; with the graph warm-up always
+        0 (the terms are only logged).
+        """
+        return 0.0 if self.warmup == "graph" else 1.0 - self.dynamics_weight(step)
 
     def regularizer_weight(self, step: int) -> float:
         """Weight of the entanglement regulariser at ``step``."""

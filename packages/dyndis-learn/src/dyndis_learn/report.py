@@ -33,7 +33,7 @@ from dyndis_learn.rotations import plane_pairs
 
 __all__ = ["plot_angles", "plot_rollout_bce", "plot_training_curves", "rollout_gif", "write_report"]
 
-_CURVES = ("loss", "autoencoder_bce", "rollout_bce", "consistency", "smoothness", "whitening", "regularizer")
+_CURVES = ("loss", "autoencoder_bce", "rollout_bce", "consistency", "target", "smoothness", "whitening", "regularizer")
 
 
 def _save_figure(fig: plt.Figure, path: Path) -> Path:

@@ -8,17 +8,19 @@ One SGD step, top to bottom (see :mod:`dyndis_learn.losses` for the terms):
 3. Rotations: step matrices ``R_t`` and path matrices ``P_t`` from all actions' matrices, built once.
 4. Decode every ``e_t`` (autoencoding) and, after the warm-up, rotated first frames ``P_t e_0`` (the
    rollout loss of the design).
-5. Loss = autoencoding BCE + whitening + uniformity + smoothness (warm-up) + ramp * (rollout BCE + latent
-   consistency) + w * regulariser.
+5. Loss = autoencoding BCE + uniformity + ramp * (rollout BCE + latent consistency) + w * regulariser
+   (+ smoothness and whitening, fading out, after a spectral warm-up).
 
-The schedule, in three phases:
+The schedule, in two phases:
 
-- Spectral warm-up (``warmup_steps``, many short episodes per batch): autoencoding, transition
-  smoothness and whitening turn the encoder into a map of the states on which every action is a rotation
-  (the first Fourier modes of each factor), with no angles involved.
-- Alignment (one step): each action's rotation is fitted to the encoded transitions in closed form, the
-  latent basis turned onto their common planes and the angles set to the fitted ones
-  (:mod:`dyndis_learn.alignment`).
+- Warm-up (``warmup_steps``): the encoder learns a map of the states on which every action is a
+  rotation in its own plane (each factor's first Fourier modes), with no angles involved. With the
+  default ``warmup="graph"`` the map is computed in closed form first: random episodes explore the
+  transition graph, its Laplacian eigenmap is turned onto the actions' common planes and the angles set
+  to the fitted rotations (:mod:`dyndis_learn.transition_graph`, :mod:`dyndis_learn.alignment`); each
+  warm-up step then regresses the encoder onto that map and trains the decoder on explored states. With
+  ``warmup="spectral"`` the encoder finds the map itself by SGD on transition smoothness under whitening
+  (many short episodes per batch), and the planes are aligned in closed form at the warm-up's end.
 - Dynamics (fewer, long episodes): the rollout and consistency terms and the regulariser ramp in and
   make the rotations exact; in the last part of the run both learning rates decay geometrically, which is
   what makes the angles precise enough for 500-step rollouts.
@@ -57,6 +59,7 @@ from dyndis_learn.model import WorldModel, frames_to_float
 from dyndis_learn.regularizers import dominant_share, entanglement_penalty
 from dyndis_learn.rollouts import EpisodeBatch, Policy, RolloutCollector
 from dyndis_learn.rotations import cumulative_rotations
+from dyndis_learn.transition_graph import TransitionGraph, explore, laplacian_eigenmap
 
 __all__ = ["CHECKPOINT_NAME", "CONFIG_NAME", "LOG_NAME", "Trainer", "model_state"]
 
@@ -68,8 +71,10 @@ LOG_NAME = "train_log.csv"
 #: Prefix of the model's tensors in a checkpoint (the optimiser's are ``optim.``, the RNG's ``rng.``).
 _MODEL_PREFIX = "model."
 
-#: Entropy tag of the random choice of decoded latents (actions use the collector's own stream).
+#: Entropy tags of the random choice of decoded latents and of the graph warm-up's states (actions use
+#: the collectors' own streams).
 _DECODING_STREAM = 2
+_GRAPH_STREAM = 3
 
 #: Columns of the training log, in order.
 LOG_COLUMNS = (
@@ -81,6 +86,7 @@ LOG_COLUMNS = (
     "consistency",
     "smoothness",
     "whitening",
+    "target",
     "uniformity",
     "regularizer",
     "regularizer_weight",
@@ -130,6 +136,9 @@ class Trainer:
         )
         self.policy = policy
         self._warmup_collector: RolloutCollector | None = None  # made when a warm-up batch is first needed
+        self._graph: TransitionGraph | None = None  # explored when the graph warm-up first needs it
+        self._graph_targets: torch.Tensor | None = None
+        self._state_of_image: dict[bytes, int] = {}
         self.model = WorldModel(
             self.collector.image_shape,
             self.collector.n_actions,
@@ -183,6 +192,13 @@ class Trainer:
             decoded_targets = torch.cat([targets, targets[:, 1:]], dim=1)
             is_rollout = torch.cat([torch.zeros(batch_size, n_frames, dtype=torch.bool), from_rollout], dim=1)
         bce = frame_bce(self.model.decode_logits(latents), decoded_targets)
+        target = bce.new_zeros(())
+        if cfg.warmup == "graph" and cfg.target_weight > 0:  # keep the encoder on the explored states' map
+            states = torch.from_numpy(self.state_indices(batch.observations))
+            seen = states >= 0
+            if seen.any():
+                targets = self.graph_embedding()[1][states[seen]]
+                target = (encodings[seen] - targets).square().sum(-1).mean()
         terms = {
             "autoencoder_bce": bce[~is_rollout].mean(),
             "rollout_bce": bce[is_rollout].mean() if is_rollout.any() else bce.new_zeros(()),
@@ -191,6 +207,7 @@ class Trainer:
             ),
             "smoothness": transition_smoothness(encodings),
             "whitening": whitening_penalty(encodings),
+            "target": target,
             "uniformity": uniformity(encodings, cfg.uniformity_temperature),
             "regularizer": entanglement_penalty(
                 self.model.rotations.angles, cfg.regularizer.target, cfg.regularizer.value
@@ -202,6 +219,7 @@ class Trainer:
             + cfg.spectral_scale(step)
             * (cfg.smoothness_weight * terms["smoothness"] + cfg.whitening_weight * terms["whitening"])
             + cfg.uniformity_weight * terms["uniformity"]
+            + cfg.target_weight * target
             + cfg.regularizer_weight(step) * terms["regularizer"]
         )
         return terms
@@ -211,10 +229,14 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.learning_rate(group["name"], self.step)
         self.model.train()
-        batch = self.batch(self.step)
-        if self.config.align_planes and self.step == self.config.warmup_steps:
-            self.align_planes(batch)
-        terms = self.losses(batch, self.step)
+        cfg = self.config
+        if cfg.warmup == "graph" and self.step < cfg.warmup_steps:
+            terms = self.graph_losses(self.step)
+        else:
+            batch = self.batch(self.step)
+            if cfg.warmup == "spectral" and cfg.align_planes and self.step == cfg.warmup_steps:
+                self.align_planes(batch)
+            terms = self.losses(batch, self.step)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         self.optimizer.step()
@@ -224,11 +246,11 @@ class Trainer:
     def batch(self, step: int) -> EpisodeBatch:
         """The episodes of SGD step ``step``: the same batch every time it is asked for.
 
-        Warm-up steps draw many short episodes (``warmup_episodes_per_step`` x ``warmup_episode_steps``),
-        the later steps fewer long ones (``episodes_per_step`` x ``episode_steps``).
+        The steps of a spectral warm-up draw many short episodes (``warmup_episodes_per_step`` x
+        ``warmup_episode_steps``), all others fewer long ones (``episodes_per_step`` x ``episode_steps``).
         """
         cfg = self.config
-        if step >= cfg.warmup_steps:
+        if cfg.warmup != "spectral" or step >= cfg.warmup_steps:
             self._close_warmup_collector()
             return self.collector.collect(step)
         if self._warmup_collector is None:
@@ -246,6 +268,80 @@ class Trainer:
         if self._warmup_collector is not None:
             self._warmup_collector.close()
             self._warmup_collector = None
+
+    def graph_losses(self, step: int) -> dict[str, torch.Tensor]:
+        """The graph warm-up's objective on ``graph_batch_size`` explored states drawn for ``step``.
+
+        Autoencoding BCE plus ``target_weight`` times the squared distance of each encoding to its state's
+        target (see :meth:`graph_embedding`); whitening and uniformity are logged, not optimised. After the
+        warm-up the same distance, on the frames of the step's episodes, stays in the objective.
+        """
+        cfg = self.config
+        graph, targets = self.graph_embedding()
+        rng = np.random.default_rng([cfg.seed, step, _GRAPH_STREAM])
+        states = rng.integers(0, graph.n_states, cfg.graph_batch_size)
+        frames = torch.from_numpy(graph.images[states])
+        encodings = self.model.encode(frames)
+        bce = frame_bce(self.model.decode_logits(encodings), frames_to_float(frames)).mean()
+        zero = bce.new_zeros(())
+        terms = {
+            "autoencoder_bce": bce,
+            "rollout_bce": zero,
+            "consistency": zero,
+            "smoothness": zero,
+            "whitening": whitening_penalty(encodings),
+            "target": (encodings - targets[states]).square().sum(-1).mean(),
+            "uniformity": uniformity(encodings, cfg.uniformity_temperature),
+            "regularizer": entanglement_penalty(
+                self.model.rotations.angles, cfg.regularizer.target, cfg.regularizer.value
+            ),
+        }
+        terms["loss"] = (
+            cfg.autoencoder_weight * bce
+            + cfg.target_weight * terms["target"]
+            + cfg.regularizer_weight(step) * terms["regularizer"]
+        )
+        return terms
+
+    @torch.no_grad()
+    def graph_embedding(self) -> tuple[TransitionGraph, torch.Tensor]:
+        """The explored transition graph and every state's target encoding, made on first use.
+
+        Random episodes (``exploration_*``) explore the graph; its Laplacian eigenmap is turned onto the
+        common planes of the rotations fitted to the embedded transitions, and, at step 0, the angles are
+        set to those rotations' (:mod:`dyndis_learn.transition_graph`, :mod:`dyndis_learn.alignment`).
+        Everything here is a function of the config alone, so a run resumed during the warm-up makes the
+        same targets again.
+        """
+        if self._graph is None or self._graph_targets is None:
+            cfg = self.config
+            collector = RolloutCollector(
+                cfg.env_id, cfg.exploration_episodes, cfg.exploration_steps, cfg.seed, cfg.env_kwargs, self.policy
+            )
+            try:
+                graph = explore(collector, cfg.exploration_batches)
+            finally:
+                collector.close()
+            embedding = torch.from_numpy(laplacian_eigenmap(graph, self.model.latent_dim)).float()
+            rotations = fit_rotations(
+                embedding[graph.sources],
+                embedding[graph.targets],
+                torch.from_numpy(graph.actions),
+                self.model.n_actions,
+            )
+            basis = common_planes(rotations, torch.Generator().manual_seed(cfg.seed))
+            if self.step == 0:
+                self.model.rotations.angles.copy_(plane_angles(basis.T @ rotations @ basis))
+            self._graph, self._graph_targets = graph, embedding @ basis
+            self._state_of_image = {image.tobytes(): i for i, image in enumerate(graph.images)}
+        return self._graph, self._graph_targets
+
+    def state_indices(self, frames: np.ndarray) -> np.ndarray:
+        """The explored state of each frame (shape ``frames.shape[:-3]``), -1 for images never seen."""
+        self.graph_embedding()
+        flat = frames.reshape(-1, *frames.shape[-3:])
+        found = [self._state_of_image.get(frame.tobytes(), -1) for frame in flat]
+        return np.array(found, dtype=np.int64).reshape(frames.shape[:-3])
 
     @torch.no_grad()
     def align_planes(self, batch: EpisodeBatch) -> None:
