@@ -54,8 +54,7 @@ METHODS = ("pixels (NatureCNN)", "frozen learned encoder", "one-hot factors")
 #: (16k to 90%); pixels reached 90% in ~4.4k steps at 2.5e-4, 1e-3 and 3e-3 alike.
 PPO_KWARGS = {"n_steps": 128, "batch_size": 256, "n_epochs": 4, "learning_rate": 1e-3, "ent_coef": 0.01}
 #: The world-model recipe used when no ``--model`` is given (the CLI's ``--config`` fields).
-RECIPE = {"whitening_weight": 10.0, "smoothness_weight": 3.0, "lr": 0.005, "steps": 600, "decay_start": 0.5,
-          "dynamics_ramp_steps": 75, "multistep_weight": 0.3}
+RECIPE = {"steps": 600}  # the defaults (graph warm-up); every quality criterion holds on the 9x9 grid
 
 
 def saved_config(model_path: Path) -> TrainConfig:

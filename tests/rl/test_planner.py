@@ -73,3 +73,22 @@ def test__bad_arguments():
         LatentPlanner(lambda x: x, torch.zeros(2, 3))
     with pytest.raises(ValueError, match=re.escape("`beam_width` must be a positive integer, got 0.")):
         LatentPlanner(lambda x: x, torch.zeros(2, 3, 3), beam_width=0)
+
+
+def test__of_plans_to_the_same_state_the_shortest_wins():
+    # Action 0 turns by theta; action 1 by 0.55 theta, so two of it end 0.1 theta past action 0's end: the
+    # same state (nearer than the merge distance) but, here, in another quantisation cell, so the search
+    # keeps both. The goal's encoding sits by the two-step end, 0.2 off the plane (an encoder error larger
+    # than the merge distance, so the search runs on): that end is nearest, but a model's small errors
+    # decide such ties by chance, and re-planning every step then oscillates. The one-step plan must win.
+    theta = 2 * math.pi / 15
+
+    def turn(angle):
+        c, s = math.cos(angle), math.sin(angle)
+        return torch.tensor([[c, -s, 0], [s, c, 0], [0, 0, 1]], dtype=torch.float64)
+
+    one, half = turn(theta), turn(0.55 * theta)
+    start = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    goal = half @ half @ start + torch.tensor([0.0, 0.0, 0.2], dtype=torch.float64)
+    assert torch.linalg.vector_norm(half @ half @ start - goal) < torch.linalg.vector_norm(one @ start - goal)
+    assert LatentPlanner(lambda frames: frames, torch.stack([one, half])).plan_latent(start, goal) == [0]

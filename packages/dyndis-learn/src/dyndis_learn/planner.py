@@ -93,11 +93,11 @@ class LatentPlanner:
         one_step = torch.linalg.vector_norm(matrices @ start - start, dim=-1)
         merge = self.merge_distance if self.merge_distance is not None else float(one_step.min()) / 3
         nodes = start[None]  # (F, n)
+        layers = [nodes]  # per depth: the kept nodes, nearest the goal first
         parents: list[torch.Tensor] = []  # per depth: (F,) index of the parent node
         moves: list[torch.Tensor] = []  # per depth: (F,) action taken from the parent
         visited = {_cell(start, merge)}  # latent points quantised to cells of size `merge`: known states
-        best = (float(torch.linalg.vector_norm(start - goal)), 0, 0)  # (distance, depth, node)
-        for depth in range(1, self.max_depth + 1):
+        for _ in range(self.max_depth):
             children = torch.einsum("aij,fj->fai", matrices, nodes).reshape(-1, nodes.shape[1])
             distance = torch.linalg.vector_norm(children - goal, dim=-1)
             kept: list[int] = []
@@ -112,13 +112,21 @@ class LatentPlanner:
                 break
             order = torch.tensor(kept)
             nodes = children[order]
+            layers.append(nodes)
             parents.append(order // n_actions)
             moves.append(order % n_actions)
-            if float(distance[order[0]]) < best[0]:
-                best = (float(distance[order[0]]), depth, 0)
-            if best[0] < merge:
+            if float(distance[order[0]]) < merge:
                 break
-        _, depth, node = best
+        # The shallowest plan to the state nearest the goal. Longer paths to that state (cycles) end a hair
+        # nearer or farther by the model's small errors and fall into other cells when those straddle a
+        # cell boundary; taking the nearest end outright picks among them by chance, and re-planning every
+        # step then oscillates. So: the nearest end, then the first depth with an end within `merge` of it.
+        nearest_end = min((layer[0] for layer in layers), key=lambda p: float(torch.linalg.vector_norm(p - goal)))
+        depth, node = next(
+            (d, int(gaps.argmin()))
+            for d, gaps in enumerate(torch.linalg.vector_norm(layer - nearest_end, dim=-1) for layer in layers)
+            if float(gaps.min()) <= merge
+        )
         plan = []
         for d in range(depth, 0, -1):
             plan.append(int(moves[d - 1][node]))
