@@ -26,22 +26,26 @@ def test__short_training_lowers_the_loss(tiny_config):
     assert last < 0.7 * first
 
 
-def test__resume_is_bit_identical(tiny_config, tmp_path):
-    config = tiny_config.replace(steps=6, checkpoint_every=3)
+def _assert_resume_is_bit_identical(config: TrainConfig, run_dir, stop: int) -> None:
+    """Train straight through, and again stopped after ``stop`` steps and resumed from the run folder."""
     straight = Trainer(config)
     straight.train(progress=False)
 
-    interrupted = Trainer(config, run_dir=tmp_path)
-    interrupted.train(3, progress=False)
-    resumed = Trainer.resume(tmp_path)
-    assert resumed.step == 3
+    interrupted = Trainer(config, run_dir=run_dir)
+    interrupted.train(stop, progress=False)
+    resumed = Trainer.resume(run_dir)
+    assert resumed.step == stop
     resumed.train(progress=False)
 
     expected, actual = _parameters(straight), _parameters(resumed)
     for name in expected:
         assert torch.equal(expected[name], actual[name]), name
-    for column in ("loss", "consistency"):
+    for column in ("loss", "consistency", "target"):
         assert [r[column] for r in straight.history] == [r[column] for r in resumed.history]
+
+
+def test__resume_is_bit_identical(tiny_config, tmp_path):
+    _assert_resume_is_bit_identical(tiny_config.replace(steps=6, checkpoint_every=3), tmp_path, 3)
     with open(tmp_path / LOG_NAME) as f:
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == list(range(1, 7)) and list(rows[0]) == list(LOG_COLUMNS)
@@ -49,19 +53,8 @@ def test__resume_is_bit_identical(tiny_config, tmp_path):
 
 def test__resume_across_the_plane_alignment_is_bit_identical(tiny_config, tmp_path):
     config = tiny_config.replace(steps=4, warmup="spectral", align_planes=True)
-    straight = Trainer(config)
-    straight.train(progress=False)
-
-    interrupted = Trainer(config, run_dir=tmp_path)
-    interrupted.train(config.warmup_steps, progress=False)  # the alignment is the resumed run's first act
-    resumed = Trainer.resume(tmp_path)
-    assert resumed.step == config.warmup_steps
-    resumed.train(progress=False)
-
-    expected, actual = _parameters(straight), _parameters(resumed)
-    for name in expected:
-        assert torch.equal(expected[name], actual[name]), name
-    assert [r["loss"] for r in straight.history] == [r["loss"] for r in resumed.history]
+    # the alignment is the resumed run's first act
+    _assert_resume_is_bit_identical(config, tmp_path, config.warmup_steps)
 
 
 def test__warmup_batches_hold_many_short_episodes_and_later_ones_fewer_long_ones(tiny_config):
@@ -143,19 +136,8 @@ def test__graph_warmup__starts_each_action_as_a_rotation_by_2pi_over_n_in_its_ow
 
 
 def test__resume_during_the_graph_warmup_is_bit_identical(tiny_config, tmp_path):
-    config = tiny_config.replace(steps=5, warmup_steps=3)
-    straight = Trainer(config)
-    straight.train(progress=False)
-
-    interrupted = Trainer(config, run_dir=tmp_path)
-    interrupted.train(1, progress=False)
-    resumed = Trainer.resume(tmp_path)  # explores the graph again, and must not set the angles again
-    resumed.train(progress=False)
-
-    expected, actual = _parameters(straight), _parameters(resumed)
-    for name in expected:
-        assert torch.equal(expected[name], actual[name]), name
-    assert [r["loss"] for r in straight.history] == [r["loss"] for r in resumed.history]
+    # the resumed run explores the graph again, and must not set the angles again
+    _assert_resume_is_bit_identical(tiny_config.replace(steps=5, warmup_steps=3), tmp_path, 1)
 
 
 def test__after_loading_every_parameter_trains(tiny_config, tmp_path):
