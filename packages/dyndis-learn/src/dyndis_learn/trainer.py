@@ -197,8 +197,8 @@ class Trainer:
             states = torch.from_numpy(self.state_indices(batch.observations))
             seen = states >= 0
             if seen.any():
-                targets = self.graph_embedding()[1][states[seen]]
-                target = (encodings[seen] - targets).square().sum(-1).mean()
+                state_targets = self.graph_embedding()[1][states[seen]]
+                target = (encodings[seen] - state_targets).square().sum(-1).mean()
         terms = {
             "autoencoder_bce": bce[~is_rollout].mean(),
             "rollout_bce": bce[is_rollout].mean() if is_rollout.any() else bce.new_zeros(()),

@@ -82,7 +82,7 @@ def explore(collector: RolloutCollector, batches: int) -> TransitionGraph:
             key = frame.tobytes()
             state = index_of.setdefault(key, len(index_of))
             if state == len(images):
-                images.append(frame)
+                images.append(frame.copy())  # a view would keep the whole batch alive
             ids[j] = state
         ids = ids.reshape(batch.observations.shape[:2])
         sources.append(ids[:, :-1].ravel())
