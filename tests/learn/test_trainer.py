@@ -129,10 +129,11 @@ def test__graph_warmup__starts_each_action_as_a_rotation_by_2pi_over_n_in_its_ow
     trainer.train(progress=False)
     assert all(row["target"] > 0 for row in trainer.history)
     batch = trainer.batch(trainer.step)
-    states = trainer.state_indices(batch.observations)
+    graph, _ = trainer.graph_embedding()
+    states = graph.state_indices(batch.observations)
     assert states.shape == batch.observations.shape[:2] and np.all(states >= 0)
-    assert np.array_equal(trainer._graph.images[states[0, 0]], batch.observations[0, 0])
-    assert np.all(trainer.state_indices(np.zeros((3, 16, 16, 3), np.uint8)) == -1)  # an image never seen
+    assert np.array_equal(graph.images[states[0, 0]], batch.observations[0, 0])
+    assert np.all(graph.state_indices(np.zeros((3, 16, 16, 3), np.uint8)) == -1)  # an image never seen
 
 
 def test__resume_during_the_graph_warmup_is_bit_identical(tiny_config, tmp_path):

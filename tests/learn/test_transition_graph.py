@@ -62,7 +62,10 @@ def test__laplacian_eigenmap__product_of_cycles_gives_each_action_a_rotation_by_
 
 def _graph(edges: list[tuple[int, int]], n: int) -> TransitionGraph:
     sources, targets = (np.array(x, dtype=np.int64) for x in zip(*edges, strict=True))
-    return TransitionGraph(np.zeros((n, 2, 2, 1), np.uint8), sources, targets, np.zeros_like(sources))
+    images = np.arange(n, dtype=np.uint8).reshape(n, 1, 1, 1)
+    return TransitionGraph(
+        images, sources, targets, np.zeros_like(sources), {x.tobytes(): i for i, x in enumerate(images)}
+    )
 
 
 def test__laplacian_eigenmap__a_disconnected_graph_is_an_error():

@@ -16,6 +16,8 @@ does the turn in closed form, once:
    per plane, and a common fixed axis (odd ``n``) has the largest one, so it sorts last.
 3. :func:`plane_angles`: each action's angle in every coordinate plane of the new basis.
 
+:func:`fit_planes` does the three in a row.
+
 :meth:`dyndis_learn.model.WorldModel.rotate_latent_basis` then rotates the encoder's output and the
 decoder's input together (the model computes the same images), and the angles are set to the fitted ones.
 """
@@ -26,7 +28,7 @@ import torch
 
 from dyndis_learn.rotations import plane_pairs
 
-__all__ = ["common_planes", "fit_rotations", "plane_angles"]
+__all__ = ["common_planes", "fit_planes", "fit_rotations", "plane_angles"]
 
 
 def fit_rotations(before: torch.Tensor, after: torch.Tensor, actions: torch.Tensor, n_actions: int) -> torch.Tensor:
@@ -107,3 +109,28 @@ def plane_angles(rotations: torch.Tensor) -> torch.Tensor:
             cosine = rotations[:, i, i] + rotations[:, j, j]
             angles[:, k] = torch.atan2(sine, cosine)
     return angles
+
+
+def fit_planes(
+    before: torch.Tensor,
+    after: torch.Tensor,
+    actions: torch.Tensor,
+    n_actions: int,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fit every action's rotation to the transitions, and find their common planes.
+
+    Args:
+        before: Encodings before each transition, shape (M, n).
+        after: Encodings after it, shape (M, n).
+        actions: Action of each transition, shape (M,).
+        n_actions: Number of actions ``A``.
+        generator: Source of :func:`common_planes`' random combinations.
+
+    Returns:
+        The basis ``Z`` of :func:`common_planes` and the fitted rotations' angles in its coordinate planes
+        (:func:`plane_angles` of ``Z^T R Z``), shape (A, n (n - 1) / 2).
+    """
+    rotations = fit_rotations(before, after, actions, n_actions)
+    basis = common_planes(rotations, generator)
+    return basis, plane_angles(basis.T @ rotations @ basis)

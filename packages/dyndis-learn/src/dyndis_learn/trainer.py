@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from dyndis_learn.alignment import common_planes, fit_rotations, plane_angles
+from dyndis_learn.alignment import fit_planes
 from dyndis_learn.checkpoint import (
     load_checkpoint,
     optimizer_state_from_tensors,
@@ -136,9 +136,7 @@ class Trainer:
         )
         self.policy = policy
         self._warmup_collector: RolloutCollector | None = None  # made when a warm-up batch is first needed
-        self._graph: TransitionGraph | None = None  # explored when the graph warm-up first needs it
-        self._graph_targets: torch.Tensor | None = None
-        self._state_of_image: dict[bytes, int] = {}
+        self._graph_map: tuple[TransitionGraph, torch.Tensor] | None = None  # made when first needed
         self.model = WorldModel(
             self.collector.image_shape,
             self.collector.n_actions,
@@ -194,11 +192,11 @@ class Trainer:
         bce = frame_bce(self.model.decode_logits(latents), decoded_targets)
         target = bce.new_zeros(())
         if cfg.warmup == "graph" and cfg.target_weight > 0:  # keep the encoder on the explored states' map
-            states = torch.from_numpy(self.state_indices(batch.observations))
+            graph, state_targets = self.graph_embedding()
+            states = torch.from_numpy(graph.state_indices(batch.observations))
             seen = states >= 0
             if seen.any():
-                state_targets = self.graph_embedding()[1][states[seen]]
-                target = (encodings[seen] - state_targets).square().sum(-1).mean()
+                target = (encodings[seen] - state_targets[states[seen]]).square().sum(-1).mean()
         terms = {
             "autoencoder_bce": bce[~is_rollout].mean(),
             "rollout_bce": bce[is_rollout].mean() if is_rollout.any() else bce.new_zeros(()),
@@ -313,7 +311,7 @@ class Trainer:
         Everything here is a function of the config alone, so a run resumed during the warm-up makes the
         same targets again.
         """
-        if self._graph is None or self._graph_targets is None:
+        if self._graph_map is None:
             cfg = self.config
             collector = RolloutCollector(
                 cfg.env_id, cfg.exploration_episodes, cfg.exploration_steps, cfg.seed, cfg.env_kwargs, self.policy
@@ -323,25 +321,17 @@ class Trainer:
             finally:
                 collector.close()
             embedding = torch.from_numpy(laplacian_eigenmap(graph, self.model.latent_dim)).float()
-            rotations = fit_rotations(
+            basis, angles = fit_planes(
                 embedding[graph.sources],
                 embedding[graph.targets],
                 torch.from_numpy(graph.actions),
                 self.model.n_actions,
+                torch.Generator().manual_seed(cfg.seed),
             )
-            basis = common_planes(rotations, torch.Generator().manual_seed(cfg.seed))
             if self.step == 0:
-                self.model.rotations.angles.copy_(plane_angles(basis.T @ rotations @ basis))
-            self._graph, self._graph_targets = graph, embedding @ basis
-            self._state_of_image = {image.tobytes(): i for i, image in enumerate(graph.images)}
-        return self._graph, self._graph_targets
-
-    def state_indices(self, frames: np.ndarray) -> np.ndarray:
-        """The explored state of each frame (shape ``frames.shape[:-3]``), -1 for images never seen."""
-        self.graph_embedding()
-        flat = frames.reshape(-1, *frames.shape[-3:])
-        found = [self._state_of_image.get(frame.tobytes(), -1) for frame in flat]
-        return np.array(found, dtype=np.int64).reshape(frames.shape[:-3])
+                self.model.rotations.angles.copy_(angles)
+            self._graph_map = graph, embedding @ basis
+        return self._graph_map
 
     @torch.no_grad()
     def align_planes(self, batch: EpisodeBatch) -> None:
@@ -352,15 +342,15 @@ class Trainer:
         """
         encodings = self.model.encode(torch.from_numpy(batch.observations))
         n = self.model.latent_dim
-        rotations = fit_rotations(
+        basis, angles = fit_planes(
             encodings[:, :-1].reshape(-1, n),
             encodings[:, 1:].reshape(-1, n),
             torch.from_numpy(batch.actions).reshape(-1),
             self.model.n_actions,
+            torch.Generator().manual_seed(self.config.seed),
         )
-        basis = common_planes(rotations, torch.Generator().manual_seed(self.config.seed))
         self.model.rotate_latent_basis(basis)
-        self.model.rotations.angles.copy_(plane_angles(basis.T @ rotations @ basis))
+        self.model.rotations.angles.copy_(angles)
         self.optimizer.state.clear()  # Adam's moments belong to the coordinates of the old basis
 
     # -- the loop --------------------------------------------------------------------------------------

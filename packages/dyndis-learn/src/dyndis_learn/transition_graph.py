@@ -46,17 +46,25 @@ class TransitionGraph(NamedTuple):
         sources: State index before each observed transition, shape (M,) int64.
         targets: State index after it, shape (M,) int64.
         actions: The action taken, shape (M,) int64.
+        state_of_image: Each image's bytes -> its state index.
     """
 
     images: npt.NDArray[np.uint8]
     sources: npt.NDArray[np.int64]
     targets: npt.NDArray[np.int64]
     actions: npt.NDArray[np.int64]
+    state_of_image: dict[bytes, int]
 
     @property
     def n_states(self) -> int:
         """Number of distinct states seen."""
         return len(self.images)
+
+    def state_indices(self, frames: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
+        """The state of each frame (shape ``frames.shape[:-3]``), -1 for images never seen."""
+        flat = frames.reshape(-1, *frames.shape[-3:])
+        found = [self.state_of_image.get(frame.tobytes(), -1) for frame in flat]
+        return np.array(found, dtype=np.int64).reshape(frames.shape[:-3])
 
 
 def explore(collector: RolloutCollector, batches: int) -> TransitionGraph:
@@ -88,7 +96,9 @@ def explore(collector: RolloutCollector, batches: int) -> TransitionGraph:
         sources.append(ids[:, :-1].ravel())
         targets.append(ids[:, 1:].ravel())
         actions.append(batch.actions.ravel())
-    return TransitionGraph(np.stack(images), np.concatenate(sources), np.concatenate(targets), np.concatenate(actions))
+    return TransitionGraph(
+        np.stack(images), np.concatenate(sources), np.concatenate(targets), np.concatenate(actions), index_of
+    )
 
 
 def laplacian_eigenmap(graph: TransitionGraph, dim: int) -> npt.NDArray[np.float64]:
