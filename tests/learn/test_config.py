@@ -4,6 +4,7 @@ import re
 import pytest
 
 from dyndis_learn import ModelConfig, RegularizerConfig, TrainConfig
+from dyndis_learn.config import SPECTRAL_ANGLE_LR
 
 
 def test__round_trip_through_json():
@@ -17,6 +18,7 @@ def test__round_trip_through_json():
     [
         ({"steps": 0}, "TrainConfig.steps must be an integer >= 1, got 0."),
         ({"lr": -1e-3}, "TrainConfig.lr must be a finite number > 0, got -0.001."),
+        ({"angle_lr": -1e-3}, "TrainConfig.angle_lr must be a finite number >= 0, got -0.001."),
         ({"decay_start": 1.5}, "TrainConfig.decay_start must be a finite number >= 0 and <= 1, got 1.5."),
         ({"env_kwargs": [1, 2]}, "TrainConfig.env_kwargs must be a dict of keyword arguments, got [1, 2]."),
         ({"model": {"latent_dim": 1}}, "ModelConfig.latent_dim must be an integer >= 2, got 1."),
@@ -76,3 +78,13 @@ def test__spectral_terms_are_full_in_the_warmup_and_fade_out_with_the_dynamics_r
     assert [config.spectral_scale(s) for s in (0, 9, 10, 19, 29, 50)] == pytest.approx([1, 1, 0.95, 0.5, 0, 0])
     # the graph warm-up does without them
     assert {config.replace(warmup="graph").spectral_scale(s) for s in (0, 9, 10, 50)} == {0.0}
+
+
+def test__angle_lr_defaults_to_kept_angles_under_the_graph_warmup_and_learned_under_the_spectral_one():
+    graph, spectral = TrainConfig(warmup="graph"), TrainConfig(warmup="spectral")
+    assert graph.angle_lr is None and graph.angle_lr_value == 0.0
+    assert spectral.angle_lr_value == SPECTRAL_ANGLE_LR > 0
+    assert graph.learning_rate("angles", graph.steps - 1) == 0.0
+    assert TrainConfig(warmup="graph", angle_lr=1e-3).angle_lr_value == 1e-3
+    # None survives the JSON round trip, so a saved run resolves it the same way
+    assert TrainConfig.from_dict(graph.to_dict()).angle_lr is None

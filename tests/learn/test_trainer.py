@@ -125,8 +125,11 @@ def test__graph_warmup__starts_each_action_as_a_rotation_by_2pi_over_n_in_its_ow
     assert torch.sign(angles[0, dominant[0]]) == -torch.sign(angles[1, dominant[1]])
     pairs = plane_pairs(4)[dominant[[0, 2]]].tolist()
     assert not set(pairs[0]) & set(pairs[1])
-    # The encoder is regressed onto the targets, in the warm-up and after it on the episodes' frames.
+    # The encoder is regressed onto the targets, in the warm-up and after it on the episodes' frames;
+    # the angles (angle_lr None: 0 under the graph warm-up) stay at the graph's fit through the dynamics phase.
     trainer.train(progress=False)
+    assert trainer.step > trainer.config.warmup_steps
+    assert torch.equal(trainer.model.rotations.angles.detach(), angles)
     assert all(row["target"] > 0 for row in trainer.history)
     batch = trainer.batch(trainer.step)
     graph, _ = trainer.graph_embedding()
@@ -142,7 +145,7 @@ def test__resume_during_the_graph_warmup_is_bit_identical(tiny_config, tmp_path)
 
 
 def test__after_loading_every_parameter_trains(tiny_config, tmp_path):
-    trainer = Trainer(tiny_config.replace(steps=3))
+    trainer = Trainer(tiny_config.replace(steps=3, angle_lr=1e-2))  # angles learned, not kept at the graph's fit
     trainer.train(progress=False)
     trainer.save(tmp_path / "model.safetensors")
     loaded = Trainer.load(tmp_path / "model.safetensors")

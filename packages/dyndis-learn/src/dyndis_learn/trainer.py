@@ -147,7 +147,7 @@ class Trainer:
             [
                 {"params": list(self.model.encoder.parameters()), "lr": config.lr, "name": "encoder"},
                 {"params": list(self.model.decoder.parameters()), "lr": config.lr, "name": "decoder"},
-                {"params": [self.model.rotations.angles], "lr": config.angle_lr, "name": "angles"},
+                {"params": [self.model.rotations.angles], "lr": config.angle_lr_value, "name": "angles"},
             ]
         )
         self.step = 0
