@@ -18,6 +18,10 @@ def test__round_trip_through_json():
     [
         ({"steps": 0}, "TrainConfig.steps must be an integer >= 1, got 0."),
         ({"lr": -1e-3}, "TrainConfig.lr must be a finite number > 0, got -0.001."),
+        (
+            {"eigenmap_candidates": 3},
+            "TrainConfig.eigenmap_candidates must be >= model.latent_dim (4), got 3.",
+        ),
         ({"angle_lr": -1e-3}, "TrainConfig.angle_lr must be a finite number >= 0, got -0.001."),
         ({"decay_start": 1.5}, "TrainConfig.decay_start must be a finite number >= 0 and <= 1, got 1.5."),
         ({"env_kwargs": [1, 2]}, "TrainConfig.env_kwargs must be a dict of keyword arguments, got [1, 2]."),

@@ -68,6 +68,45 @@ def _graph(edges: list[tuple[int, int]], n: int) -> TransitionGraph:
     )
 
 
+def _product_of_cycles(sizes: tuple[int, ...]) -> TransitionGraph:
+    """Every transition of the DynDis actions (+1 and -1 of each factor) on a product of cycles."""
+    states = np.stack(np.meshgrid(*[np.arange(n) for n in sizes], indexing="ij"), -1).reshape(-1, len(sizes))
+    index = np.ravel_multi_index(states.T, sizes)
+    sources, targets, actions = [], [], []
+    for factor, n in enumerate(sizes):
+        for direction, action in ((1, 2 * factor), (-1, 2 * factor + 1)):
+            moved = states.copy()
+            moved[:, factor] = (moved[:, factor] + direction) % n
+            sources.append(index)
+            targets.append(np.ravel_multi_index(moved.T, sizes))
+            actions.append(np.full(len(states), action))
+    images = np.zeros((len(states), 1, 1, 1), np.uint8)  # not looked at
+    return TransitionGraph(images, np.concatenate(sources), np.concatenate(targets), np.concatenate(actions), {})
+
+
+def _action_cosines(embedding: np.ndarray, graph: TransitionGraph) -> torch.Tensor:
+    """cos of each action's angle, from the trace of its fitted rotation (2 cos(theta) + n - 2 for one plane)."""
+    y = torch.from_numpy(embedding)
+    rotations = fit_rotations(y[graph.sources], y[graph.targets], torch.from_numpy(graph.actions), 6)
+    moved = torch.einsum("mij,mj->mi", rotations[torch.from_numpy(graph.actions)], y[graph.sources])
+    torch.testing.assert_close(moved, y[graph.targets], atol=1e-6, rtol=0)  # each action is a rotation
+    return (torch.diagonal(rotations, dim1=1, dim2=2).sum(-1) - (y.shape[1] - 2)) / 2
+
+
+def test__laplacian_eigenmap__finds_each_factors_first_mode_past_smoother_modes_of_two_factors():
+    # On 9 x 9 x 5 the mode cos(2 pi x / 9) cos(2 pi y / 9) (eigenvalue 0.94) is smoother than the 5-cycle's
+    # first mode (1.38): the lowest 6 eigenvectors miss the third factor, the search finds it.
+    graph = _product_of_cycles((9, 9, 5))
+    embedding = laplacian_eigenmap(graph, 6, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1, atol=1e-6)
+    np.testing.assert_allclose(np.cov(embedding.T, bias=True), np.eye(6) / 6, atol=1e-6)
+    expected = np.cos(2 * np.pi / np.repeat([9, 9, 5], 2))
+    torch.testing.assert_close(_action_cosines(embedding, graph), torch.from_numpy(expected), atol=1e-6, rtol=0)
+    lowest = laplacian_eigenmap(graph, 6, candidates=6)
+    with pytest.raises(AssertionError):
+        _action_cosines(lowest, graph)
+
+
 def test__laplacian_eigenmap__a_disconnected_graph_is_an_error():
     graph = _graph([(0, 1), (1, 2), (2, 0), (3, 4), (4, 5), (5, 3)], 6)
     message = "The explored transition graph (6 states, 6 transitions) falls into 2 disconnected parts"
@@ -80,11 +119,13 @@ def test__laplacian_eigenmap__a_disconnected_graph_is_an_error():
     [
         (3, "The transition graph has 3 states, too few for a 3-dimensional embedding."),
         (0, "`dim` must be a positive integer, got 0."),
+        (2, "`candidates` must be an integer >= dim (2), got 1."),
     ],
 )
 def test__laplacian_eigenmap__bad_arguments(dim, message):
+    candidates = 1 if "candidates" in message else 64
     with pytest.raises(ValueError, match=re.escape(message)):
-        laplacian_eigenmap(_graph([(0, 1), (1, 2), (2, 0)], 3), dim)
+        laplacian_eigenmap(_graph([(0, 1), (1, 2), (2, 0)], 3), dim, candidates)
 
 
 def test__explore__bad_batches():

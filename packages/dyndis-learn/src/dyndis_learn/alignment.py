@@ -44,8 +44,12 @@ def fit_rotations(before: torch.Tensor, after: torch.Tensor, actions: torch.Tens
         Shape (A, n, n), each in SO(n); the identity for an action with no transition.
     """
     n = before.shape[-1]
+    # sum of e_after e_before^T per action, one matmul each (an (M, n, n) outer product would not fit for
+    # the graph warm-up's tens of thousands of transitions in 64 dimensions)
     cross = before.new_zeros(n_actions, n, n)
-    cross.index_add_(0, actions, after.unsqueeze(-1) * before.unsqueeze(-2))  # sum of e_after e_before^T
+    for action in actions.unique().tolist():
+        taken = actions == action
+        cross[action] = after[taken].T @ before[taken]
     u, _, vh = torch.linalg.svd(cross)
     # Flip the last singular direction where U V^T is a reflection: the best proper rotation.
     sign = torch.linalg.det(u @ vh).sign()

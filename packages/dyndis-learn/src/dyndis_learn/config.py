@@ -226,6 +226,10 @@ class TrainConfig:
     """...each of this many episodes..."""
     exploration_steps: int = 100
     """...of this many steps (51,200 transitions by default; about 0.6 s on Shapes3D)."""
+    eigenmap_candidates: int = 64
+    """Graph warm-up: the Laplacian eigenvectors searched for each factor's first Fourier modes. Every mode
+    smoother than the roughest factor's first one must be among them: 12 for a 9 x 9 grid with 5 colours
+    and 5 backgrounds (:func:`~dyndis_learn.transition_graph.laplacian_eigenmap`)."""
     graph_batch_size: int = 96
     """Graph warm-up: explored states (drawn uniformly) per SGD step."""
     target_weight: float = 1.0
@@ -318,6 +322,12 @@ class TrainConfig:
         _check_int("TrainConfig", "exploration_batches", self.exploration_batches, 1)
         _check_int("TrainConfig", "exploration_episodes", self.exploration_episodes, 1)
         _check_int("TrainConfig", "exploration_steps", self.exploration_steps, 1)
+        _check_int("TrainConfig", "eigenmap_candidates", self.eigenmap_candidates, 1)
+        if self.eigenmap_candidates < self.model.latent_dim:
+            raise ValueError(
+                f"TrainConfig.eigenmap_candidates must be >= model.latent_dim ({self.model.latent_dim}), "
+                f"got {self.eigenmap_candidates}."
+            )
         _check_int("TrainConfig", "graph_batch_size", self.graph_batch_size, 1)
         _check_int("TrainConfig", "warmup_episodes_per_step", self.warmup_episodes_per_step, 1)
         _check_int("TrainConfig", "warmup_episode_steps", self.warmup_episode_steps, 1)

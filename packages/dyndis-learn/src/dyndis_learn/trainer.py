@@ -320,13 +320,15 @@ class Trainer:
                 graph = explore(collector, cfg.exploration_batches)
             finally:
                 collector.close()
-            embedding = torch.from_numpy(laplacian_eigenmap(graph, self.model.latent_dim)).float()
+            generator = torch.Generator().manual_seed(cfg.seed)
+            embedding = laplacian_eigenmap(graph, self.model.latent_dim, cfg.eigenmap_candidates, generator)
+            embedding = torch.from_numpy(embedding).float()
             basis, angles = fit_planes(
                 embedding[graph.sources],
                 embedding[graph.targets],
                 torch.from_numpy(graph.actions),
                 self.model.n_actions,
-                torch.Generator().manual_seed(cfg.seed),
+                generator,
             )
             if self.step == 0:
                 self.model.rotations.angles.copy_(angles)

@@ -29,10 +29,13 @@ import scipy.linalg
 import scipy.sparse
 import scipy.sparse.csgraph
 import scipy.sparse.linalg
+import torch
 
+from dyndis_learn.alignment import fit_planes
 from dyndis_learn.rollouts import RolloutCollector
+from dyndis_learn.rotations import plane_pairs
 
-__all__ = ["TransitionGraph", "explore", "laplacian_eigenmap"]
+__all__ = ["TransitionGraph", "explore", "factor_planes", "laplacian_eigenmap"]
 
 #: Up to this many states the eigenvectors come from a dense solver (exact, about 1 s for 1,500 states).
 _DENSE_LIMIT = 3000
@@ -101,16 +104,25 @@ def explore(collector: RolloutCollector, batches: int) -> TransitionGraph:
     )
 
 
-def laplacian_eigenmap(graph: TransitionGraph, dim: int) -> npt.NDArray[np.float64]:
-    """The ``dim`` lowest non-constant Laplacian eigenvectors of the graph, one row per state.
+def laplacian_eigenmap(
+    graph: TransitionGraph, dim: int, candidates: int = 64, generator: torch.Generator | None = None
+) -> npt.NDArray[np.float64]:
+    """An embedding of the states by the first Fourier modes of each factor, one row per state.
 
-    The graph is taken undirected and unweighted (an edge wherever a transition was seen either way). The
-    eigenvectors are scaled to zero mean and covariance ``I / dim`` over the states and each row is then
+    The graph is taken undirected and unweighted (an edge wherever a transition was seen either way). Of
+    its lowest ``candidates`` non-constant Laplacian eigenvectors, :func:`factor_planes` keeps the
+    ``dim // 2`` planes that only one factor's actions turn, smoothest first. For a product of cycles the
+    lowest ``dim`` eigenvectors are those modes only while the cycles' lengths are close: on a 9 x 9 grid
+    with 5 colours, ``cos x cos y`` (a mode of two factors) is smoother than the first colour mode. The
+    embedding is scaled to zero mean and covariance ``I / dim`` over the states and each row is then
     normalised onto the unit sphere (for a product of cycles the rows have unit norm already).
 
     Args:
         graph: The explored graph.
         dim: Embedding dimension (the latent dimension).
+        candidates: Eigenvectors searched (at least ``dim``; at most the number of states minus 1). Enough
+            to reach every factor's first mode past the smoother modes of the others.
+        generator: Source of :func:`~dyndis_learn.alignment.common_planes`' random combinations.
 
     Raises:
         ValueError: If the graph has no more than ``dim`` states or is not connected (explore longer).
@@ -118,6 +130,8 @@ def laplacian_eigenmap(graph: TransitionGraph, dim: int) -> npt.NDArray[np.float
     n = graph.n_states
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise ValueError(f"`dim` must be a positive integer, got {dim!r}.")
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < dim:
+        raise ValueError(f"`candidates` must be an integer >= dim ({dim}), got {candidates!r}.")
     if n <= dim:
         raise ValueError(f"The transition graph has {n} states, too few for a {dim}-dimensional embedding.")
     loops = graph.sources == graph.targets
@@ -133,11 +147,77 @@ def laplacian_eigenmap(graph: TransitionGraph, dim: int) -> npt.NDArray[np.float
             "TrainConfig.warmup='spectral'."
         )
     laplacian = scipy.sparse.csgraph.laplacian(adjacency)
+    count = min(candidates, n - 1)
     if n <= _DENSE_LIMIT:
-        _, vectors = scipy.linalg.eigh(laplacian.toarray(), subset_by_index=[0, dim])
+        values, vectors = scipy.linalg.eigh(laplacian.toarray(), subset_by_index=[0, count])
     else:  # shift-invert around 0 (L + 1e-3 I is positive definite); a fixed start vector keeps it reproducible
         start = np.random.default_rng(0).random(n)
-        values, vectors = scipy.sparse.linalg.eigsh(laplacian.tocsc(), k=dim + 1, sigma=-1e-3, v0=start)
-        vectors = vectors[:, np.argsort(values)]
-    embedding = vectors[:, 1:] * np.sqrt(n / dim)  # orthonormal columns -> covariance I / dim
+        values, vectors = scipy.sparse.linalg.eigsh(laplacian.tocsc(), k=count + 1, sigma=-1e-3, v0=start)
+        order = np.argsort(values)
+        values, vectors = values[order], vectors[:, order]
+    if count > dim:
+        vectors = vectors[:, 1:] @ factor_planes(vectors[:, 1:], values[1:], graph, dim, generator)
+    else:
+        vectors = vectors[:, 1 : dim + 1]
+    embedding = vectors * np.sqrt(n / dim)  # orthonormal columns -> covariance I / dim
     return embedding / np.linalg.norm(embedding, axis=1, keepdims=True)
+
+
+def factor_planes(
+    vectors: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
+    graph: TransitionGraph,
+    dim: int,
+    generator: torch.Generator | None = None,
+) -> npt.NDArray[np.float64]:
+    """Directions in the span of Laplacian eigenvectors that give each factor's first Fourier modes.
+
+    The actions of a product of cycles commute with the Laplacian, so each of its eigenspaces splits into
+    planes that every action turns by an angle of its own (:func:`~dyndis_learn.alignment.fit_planes`,
+    fitted per eigenspace: near-equal eigenvalues, within 2%). A plane that one factor's actions alone
+    turn is a mode of that factor, and the smoothest such plane is its first mode; a plane turned by two
+    factors' actions is a mode of both. Going through the eigenspaces smoothest first, a plane is kept when
+    the actions that turn it (by more than a quarter of its largest angle) share none with a plane already
+    kept, until ``dim // 2`` are kept; the smoothest remaining directions fill what is left (an odd
+    ``dim``, or fewer factors than planes). The last eigenspace is left out when the search's end may
+    cut through it.
+
+    Args:
+        vectors: Orthonormal eigenvectors without the constant one, shape (S, m), smoothest first.
+        values: Their eigenvalues, shape (m,), ascending.
+        graph: The graph whose transitions show how the actions move the states.
+        dim: Number of directions wanted (at most ``m``).
+        generator: Source of :func:`~dyndis_learn.alignment.common_planes`' random combinations.
+
+    Returns:
+        Orthonormal coefficients of the chosen directions in ``vectors``, shape (m, dim).
+    """
+    m = vectors.shape[1]
+    breaks = np.flatnonzero(np.diff(values) > 0.02 * values[1:]) + 1
+    spaces = np.split(np.arange(m), breaks)
+    if len(spaces) > 1 and m < graph.n_states - 1:
+        spaces = spaces[:-1]  # the search ended inside it, or just after it: it may be incomplete
+    n_actions = int(graph.actions.max()) + 1
+    actions = torch.from_numpy(graph.actions)
+    chosen: list[npt.NDArray[np.float64]] = []
+    rest: list[tuple[float, npt.NDArray[np.float64]]] = []
+    taken: set[int] = set()
+    for space in spaces:
+        directions = np.eye(m)[:, space]  # coefficients of this eigenspace's vectors
+        if len(space) >= 2 and len(chosen) < 2 * (dim // 2):
+            span = torch.from_numpy(vectors[:, space])
+            basis, angles = fit_planes(span[graph.sources], span[graph.targets], actions, n_actions, generator)
+            directions = directions @ basis.numpy()
+            pairs = plane_pairs(len(space)).tolist()
+            for plane in range(len(space) // 2):
+                turns = angles[:, pairs.index([2 * plane, 2 * plane + 1])].abs().numpy()
+                largest = turns.max()
+                turned = set(np.flatnonzero(turns > largest / 4).tolist()) if largest > 1e-3 else set()
+                if len(chosen) < 2 * (dim // 2) and turned and not turned & taken:
+                    chosen += [directions[:, 2 * plane].copy(), directions[:, 2 * plane + 1].copy()]
+                    taken |= turned
+                    directions[:, 2 * plane : 2 * plane + 2] = np.nan  # kept: not in the rest
+        rest += [(float(values[space].mean()), d) for d in directions.T if not np.isnan(d).any()]
+    rest.sort(key=lambda pair: pair[0])
+    filling = [d for _, d in rest[: dim - len(chosen)]]
+    return np.stack(chosen + filling, axis=1)
