@@ -416,7 +416,8 @@ class TrainConfig:
         point to, before the encoder has followed.
         """
         if part == "angles":
-            return self.angle_lr_value * self.lr_scale(step) * (self.dynamics_weight(step) if self.angle_lr_ramp else 1.0)
+            ramp = self.dynamics_weight(step) if self.angle_lr_ramp else 1.0
+            return self.angle_lr_value * self.lr_scale(step) * ramp
         return self.lr * self.lr_scale(step)
 
     def lr_scale(self, step: int) -> float:
