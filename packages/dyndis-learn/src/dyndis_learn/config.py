@@ -215,8 +215,8 @@ class TrainConfig:
       the Laplacian eigenmap of the transition graph, already turned onto the actions' planes
       (:mod:`dyndis_learn.transition_graph`). Needs an environment that renders each state the same way
       every time, whose states random exploration can cover (tens of thousands at most), and whose
-      cycles differ in length by less than about 2x (else the second Fourier mode of a long cycle comes
-      before the first of a short one among the lowest eigenvectors).
+      factors' first Fourier modes are among the ``eigenmap_candidates`` smoothest eigenvectors. The
+      angles stay at their fit to the explored transitions (``angle_lr``).
     - ``"spectral"``: learn the same map by SGD on transition smoothness under whitening, through the
       encoder alone, then align the planes (``align_planes``). Needs no exploration, but converges slowly
       where factors change the image by very different amounts (on Shapes3D it misses orientation)."""

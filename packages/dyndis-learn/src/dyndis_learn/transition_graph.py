@@ -5,11 +5,12 @@ The graph warm-up of the trainer (``TrainConfig.warmup="graph"``) starts from he
 1. :func:`explore` runs random episodes and identifies states by their images: two frames are the same
    state exactly when their bytes are equal. That holds for environments that render each state
    deterministically (every DynDis env does), and it uses nothing but observations and actions.
-2. :func:`laplacian_eigenmap` embeds the undirected graph of observed transitions with the lowest
-   non-constant eigenvectors of its Laplacian ``L = D - A`` (Belkin & Niyogi, 2003). For factors that
-   actions shift cyclically the graph is a product of cycles, whose lowest eigenvectors are each factor's
-   first Fourier modes ``(cos 2 pi x / N, sin 2 pi x / N)``: scaled to covariance ``I / n`` they have unit
-   norm, and every action is a rotation by ``2 pi / N`` in its factor's plane.
+2. :func:`laplacian_eigenmap` embeds the undirected graph of observed transitions with eigenvectors of
+   its Laplacian ``L = D - A`` (Belkin & Niyogi, 2003). For factors that actions shift cyclically the
+   graph is a product of cycles, whose eigenvectors include each factor's first Fourier modes
+   ``(cos 2 pi x / N, sin 2 pi x / N)``: scaled to covariance ``I / n`` they have unit norm, and every
+   action is a rotation by ``2 pi / N`` in its factor's plane. :func:`factor_planes` picks them out of the
+   smoothest eigenvectors (they need not be the lowest: modes of two factors can be smoother).
 
 This is the closed-form version of the spectral objective of :mod:`dyndis_learn.losses` (smoothness under
 whitening): solving it exactly on the explored graph instead of by SGD through the encoder matters when
