@@ -62,6 +62,9 @@ METHODS = ("pixels (NatureCNN)", "frozen learned encoder", "one-hot factors")
 PPO_KWARGS = {"n_steps": 128, "batch_size": 256, "n_epochs": 4, "learning_rate": 1e-3, "ent_coef": 0.01}
 #: The world-model recipe used when no ``--model`` is given (the CLI's ``--config`` fields).
 RECIPE = {"steps": 600}  # the defaults (graph warm-up); every quality criterion holds on this world
+#: The background colour changes every pixel: without per-image normalisation the encoder never learns the
+#: position (see ``ModelConfig.encoder_norm``).
+MODEL = {"encoder_norm": "instance"}
 #: The world of the task: a 9 x 9 grid whose object colour and background colour are factors too.
 WORLD_KWARGS = {"grid_shape": [9, 9], "factors": {"colour": 5, "background": 5}}
 
@@ -75,7 +78,7 @@ def train_model(world_kwargs: dict[str, Any], out: Path, threads: int, steps: in
     """Train the world model of the plain GridWorld with ``RECIPE`` for ``steps`` SGD steps; save it to ``out``."""
     recipe = {**RECIPE, "steps": steps, "threads": threads}
     active = len(gym.make(WORLD, **world_kwargs).unwrapped.factor_space.active)
-    learner = Learner.from_env(WORLD, world_kwargs, model={"latent_dim": 2 * active}, **recipe)
+    learner = Learner.from_env(WORLD, world_kwargs, model={**MODEL, "latent_dim": 2 * active}, **recipe)
     start = time.perf_counter()
     learner.train(progress=False)
     print(f"trained the {WORLD} model ({world_kwargs}) in {time.perf_counter() - start:.0f} s")

@@ -27,6 +27,10 @@ def test__round_trip_through_json():
         ({"env_kwargs": [1, 2]}, "TrainConfig.env_kwargs must be a dict of keyword arguments, got [1, 2]."),
         ({"model": {"latent_dim": 1}}, "ModelConfig.latent_dim must be an integer >= 2, got 1."),
         (
+            {"model": {"encoder_norm": "batch"}},
+            "ModelConfig.encoder_norm must be one of ['none', 'instance'], got 'batch'.",
+        ),
+        (
             {"model": {"parametrisation": "quaternion"}},
             "ModelConfig.parametrisation must be one of ['givens', 'exp'], got 'quaternion'.",
         ),

@@ -27,3 +27,23 @@ def test__encoder__bad_channels_in_image_shape():
         ValueError, match=re.escape("`image_shape` must be (H, W, C) with C in (1, 3), got (16, 16, 4).")
     ):
         ConvEncoder((16, 16, 4), 4)
+
+
+def test__instance_norm__normalises_each_image_and_channel_on_its_own():
+    encoder = ConvEncoder((16, 16, 3), 4, channels=(8, 8), norm="instance")
+    images = torch.rand(2, 16, 16, 3)
+    images[1] += 0.4  # a brighter background
+    x = images.permute(0, 3, 1, 2)
+    for layer in encoder.convs:
+        x = layer(x)
+        if isinstance(layer, torch.nn.GroupNorm):  # affine starts at the identity
+            torch.testing.assert_close(x.mean((2, 3)), torch.zeros(2, 8), atol=1e-5, rtol=0)
+            torch.testing.assert_close(x.std((2, 3), unbiased=False), torch.ones(2, 8), atol=1e-3, rtol=0)
+    assert sum(isinstance(layer, torch.nn.GroupNorm) for layer in encoder.convs) == 2
+    # per image: an encoding does not depend on the rest of the batch, in training as in eval mode
+    torch.testing.assert_close(encoder(images[:1]), encoder(images)[:1])
+
+
+def test__encoder__bad_norm():
+    with pytest.raises(ValueError, match=re.escape("`norm` must be one of ['none', 'instance'], got 'batch'.")):
+        ConvEncoder((16, 16, 3), 4, norm="batch")

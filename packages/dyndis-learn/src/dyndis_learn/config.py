@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from dyndis_learn.networks import ENCODER_NORMS
 from dyndis_learn.regularizers import EntanglementTarget, ScheduleKind, WeightSchedule
 from dyndis_learn.rotations import Parametrisation
 
@@ -81,6 +82,11 @@ class ModelConfig:
     exponential)."""
     angle_init_scale: float = 0.01
     """Initial angles are uniform in ``[-angle_init_scale, angle_init_scale]`` radians."""
+    encoder_norm: str = "none"
+    """``"none"`` or ``"instance"``: normalise each encoder convolution per image and channel
+    (:class:`~dyndis_learn.networks.ConvEncoder`). Needed where a factor changes every pixel: on a 9 x 9
+    GridWorld with 5 background colours the plain encoder never learned position or object colour
+    (linear R^2 0.2-0.3 after 1,200 steps), the normalised one learned every factor in 150 steps."""
 
     def __post_init__(self) -> None:
         _check_int("ModelConfig", "latent_dim", self.latent_dim, 2)
@@ -98,6 +104,9 @@ class ModelConfig:
         if self.parametrisation not in allowed:
             raise ValueError(f"ModelConfig.parametrisation must be one of {allowed}, got {self.parametrisation!r}.")
         _check_float("ModelConfig", "angle_init_scale", self.angle_init_scale, 0.0)
+        if self.encoder_norm not in ENCODER_NORMS:
+            allowed = list(ENCODER_NORMS)
+            raise ValueError(f"ModelConfig.encoder_norm must be one of {allowed}, got {self.encoder_norm!r}.")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:

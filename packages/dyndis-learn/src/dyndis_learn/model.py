@@ -39,6 +39,7 @@ class WorldModel(nn.Module):
         hidden_dim: Units of the hidden fully connected layers.
         parametrisation: ``"givens"`` or ``"exp"`` (see :class:`~dyndis_learn.rotations.ActionRotations`).
         angle_init_scale: Initial angles are uniform in ``[-angle_init_scale, angle_init_scale]``.
+        encoder_norm: ``"none"`` or ``"instance"`` (see :class:`~dyndis_learn.networks.ConvEncoder`).
         generator: Optional generator for the initial angles (the networks use torch's global RNG).
     """
 
@@ -53,12 +54,13 @@ class WorldModel(nn.Module):
         hidden_dim: int = 256,
         parametrisation: Parametrisation | str = Parametrisation.GIVENS,
         angle_init_scale: float = 0.01,
+        encoder_norm: str = "none",
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         self.image_shape = tuple(int(s) for s in image_shape)
         self.latent_dim = latent_dim
-        self.encoder = ConvEncoder(image_shape, latent_dim, channels, kernel_size, stride, hidden_dim)
+        self.encoder = ConvEncoder(image_shape, latent_dim, channels, kernel_size, stride, hidden_dim, encoder_norm)
         self.decoder = ConvDecoder(image_shape, latent_dim, channels, kernel_size, stride, hidden_dim)
         self.rotations = ActionRotations(n_actions, latent_dim, parametrisation, angle_init_scale, generator)
         self.to(memory_format=torch.channels_last)  # fastest CPU convolutions; see networks.py

@@ -17,14 +17,23 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["ConvDecoder", "ConvEncoder", "conv_feature_shapes"]
+__all__ = ["ENCODER_NORMS", "ConvDecoder", "ConvEncoder", "conv_feature_shapes"]
 
 
-def _conv_stack(in_channels: int, channels: Sequence[int], kernel_size: int, stride: int) -> nn.Sequential:
+#: Normalisations of the encoder's convolutions (:class:`ConvEncoder`'s ``norm``).
+ENCODER_NORMS = ("none", "instance")
+
+
+def _conv_stack(
+    in_channels: int, channels: Sequence[int], kernel_size: int, stride: int, norm: str = "none"
+) -> nn.Sequential:
     layers: list[nn.Module] = []
     padding = max((kernel_size - stride) // 2, 0)  # halves even sizes exactly for the default (4, 2)
     for out_channels in channels:
-        layers += [nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding), nn.ReLU()]
+        layers.append(nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding))
+        if norm == "instance":  # GroupNorm with one group per channel: per image, so train = eval
+            layers.append(nn.GroupNorm(out_channels, out_channels))
+        layers.append(nn.ReLU())
         in_channels = out_channels
     return nn.Sequential(*layers)
 
@@ -79,6 +88,11 @@ class ConvEncoder(nn.Module):
         kernel_size: Kernel size of the convolutions.
         stride: Stride of the convolutions.
         hidden_dim: Units of the hidden fully connected layer.
+        norm: ``"none"`` (the original architecture) or ``"instance"``: every convolution's output is
+            normalised per image and channel over its positions (``GroupNorm`` with one group per
+            channel). That takes out most of what a whole-image change, such as a background colour, adds
+            to every position (all of it away from the zero-padded borders), which otherwise swamps the
+            gradients of small objects.
     """
 
     def __init__(
@@ -89,13 +103,16 @@ class ConvEncoder(nn.Module):
         kernel_size: int = 4,
         stride: int = 2,
         hidden_dim: int = 256,
+        norm: str = "none",
     ) -> None:
         super().__init__()
         _check_architecture(image_shape, latent_dim, channels, hidden_dim)
+        if norm not in ENCODER_NORMS:
+            raise ValueError(f"`norm` must be one of {list(ENCODER_NORMS)}, got {norm!r}.")
         self.image_shape = tuple(image_shape)
         shapes = conv_feature_shapes(image_shape, channels, kernel_size, stride)
         flat = shapes[-1][0] * shapes[-1][1] * shapes[-1][2]
-        self.convs = _conv_stack(image_shape[-1], channels, kernel_size, stride)
+        self.convs = _conv_stack(image_shape[-1], channels, kernel_size, stride, norm)
         self.head = nn.Sequential(
             nn.Flatten(), nn.Linear(flat, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, latent_dim)
         )
