@@ -107,6 +107,15 @@ def test__laplacian_eigenmap__finds_each_factors_first_mode_past_smoother_modes_
         _action_cosines(lowest, graph)
 
 
+def test__laplacian_eigenmap__too_few_candidates_fill_with_the_smoothest_directions():
+    # 7 candidates end inside the 4-dimensional eigenspace of the x-y modes: its planes are not searched,
+    # but the embedding still gets its 6 dimensions: the two position planes and 2 of those directions.
+    graph = _product_of_cycles((9, 9, 5))
+    embedding = laplacian_eigenmap(graph, 6, candidates=7, generator=torch.Generator().manual_seed(0))
+    assert embedding.shape == (405, 6)
+    np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1, atol=1e-6)
+
+
 def test__laplacian_eigenmap__a_disconnected_graph_is_an_error():
     graph = _graph([(0, 1), (1, 2), (2, 0), (3, 4), (4, 5), (5, 3)], 6)
     message = "The explored transition graph (6 states, 6 transitions) falls into 2 disconnected parts"

@@ -180,8 +180,8 @@ def factor_planes(
     factors' actions is a mode of both. Going through the eigenspaces smoothest first, a plane is kept when
     the actions that turn it (by more than a quarter of its largest angle) share none with a plane already
     kept, until ``dim // 2`` are kept; the smoothest remaining directions fill what is left (an odd
-    ``dim``, or fewer factors than planes). The last eigenspace is left out when the search's end may
-    cut through it.
+    ``dim``, or fewer factors than planes). The last eigenspace's planes are not searched when the
+    search's end may cut through it.
 
     Args:
         vectors: Orthonormal eigenvectors without the constant one, shape (S, m), smoothest first.
@@ -196,16 +196,16 @@ def factor_planes(
     m = vectors.shape[1]
     breaks = np.flatnonzero(np.diff(values) > 0.02 * values[1:]) + 1
     spaces = np.split(np.arange(m), breaks)
-    if len(spaces) > 1 and m < graph.n_states - 1:
-        spaces = spaces[:-1]  # the search ended inside it, or just after it: it may be incomplete
+    # The search may have ended inside the last eigenspace: its planes are not searched, only filled from.
+    searched = len(spaces) - 1 if len(spaces) > 1 and m < graph.n_states - 1 else len(spaces)
     n_actions = int(graph.actions.max()) + 1
     actions = torch.from_numpy(graph.actions)
     chosen: list[npt.NDArray[np.float64]] = []
     rest: list[tuple[float, npt.NDArray[np.float64]]] = []
     taken: set[int] = set()
-    for space in spaces:
+    for i, space in enumerate(spaces):
         directions = np.eye(m)[:, space]  # coefficients of this eigenspace's vectors
-        if len(space) >= 2 and len(chosen) < 2 * (dim // 2):
+        if i < searched and len(space) >= 2 and len(chosen) < 2 * (dim // 2):
             span = torch.from_numpy(vectors[:, space])
             basis, angles = fit_planes(span[graph.sources], span[graph.targets], actions, n_actions, generator)
             directions = directions @ basis.numpy()
