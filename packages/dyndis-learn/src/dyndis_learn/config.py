@@ -234,7 +234,7 @@ class TrainConfig:
     exploration_episodes: int = 32
     """...each of this many episodes..."""
     exploration_steps: int = 100
-    """...of this many steps (51,200 transitions by default; about 0.6 s on Shapes3D)."""
+    """...of this many steps (51,200 transitions by default; about 1 s on Shapes3D)."""
     eigenmap_candidates: int = 64
     """Graph warm-up: the Laplacian eigenvectors searched for each factor's first Fourier modes. Every mode
     smoother than the roughest factor's first one must be among them: 12 for a 9 x 9 grid with 5 colours

@@ -205,6 +205,7 @@ def factor_planes(
     taken: set[int] = set()
     for i, space in enumerate(spaces):
         directions = np.eye(m)[:, space]  # coefficients of this eigenspace's vectors
+        kept = np.zeros(len(space), dtype=bool)
         if i < searched and len(space) >= 2 and len(chosen) < 2 * (dim // 2):
             span = torch.from_numpy(vectors[:, space])
             basis, angles = fit_planes(span[graph.sources], span[graph.targets], actions, n_actions, generator)
@@ -215,10 +216,10 @@ def factor_planes(
                 largest = turns.max()
                 turned = set(np.flatnonzero(turns > largest / 4).tolist()) if largest > 1e-3 else set()
                 if len(chosen) < 2 * (dim // 2) and turned and not turned & taken:
-                    chosen += [directions[:, 2 * plane].copy(), directions[:, 2 * plane + 1].copy()]
+                    chosen += [directions[:, 2 * plane], directions[:, 2 * plane + 1]]
                     taken |= turned
-                    directions[:, 2 * plane : 2 * plane + 2] = np.nan  # kept: not in the rest
-        rest += [(float(values[space].mean()), d) for d in directions.T if not np.isnan(d).any()]
+                    kept[2 * plane : 2 * plane + 2] = True
+        rest += [(float(values[space].mean()), d) for d in directions[:, ~kept].T]
     rest.sort(key=lambda pair: pair[0])
     filling = [d for _, d in rest[: dim - len(chosen)]]
     return np.stack(chosen + filling, axis=1)
