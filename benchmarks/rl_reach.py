@@ -251,7 +251,7 @@ def main() -> None:
 
     png = RESULTS / f"{name}.png"
     world = " x ".join(f"{factor.name} {size}" for factor, size in zip(space.factors, sizes, strict=True) if size > 1)
-    plot(runs, args.steps, f"PPO on GridWorldReach ({world}), {len(args.seeds)} seeds", png)
+    plot(runs, args.steps, f"PPO on GridWorldReach, {len(args.seeds)} seeds\n{world}", png)
 
     # The latent planner on Goal tasks, with the same model (and a Shapes3D one if given)
     planner = {"GridWorldGoal": evaluate_planner(model_path, args.planner_episodes)}
