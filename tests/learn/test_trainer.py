@@ -1,5 +1,6 @@
 import csv
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from dyndis_learn.alignment import fit_rotations, plane_angles
 from dyndis_learn.checkpoint import load_checkpoint
 from dyndis_learn.regularizers import dominant_share
 from dyndis_learn.rotations import plane_pairs
-from dyndis_learn.trainer import CHECKPOINT_NAME, LOG_COLUMNS, LOG_NAME
+from dyndis_learn.trainer import CHECKPOINT_NAME, GRAPH_FIT_LIMIT, LOG_COLUMNS, LOG_NAME, _warn_if_off_the_map
 
 
 def _parameters(trainer: Trainer) -> dict[str, torch.Tensor]:
@@ -212,3 +213,19 @@ def test__both_parametrisations_train(tiny_config):
         )
         history = Trainer(config).train(progress=False)
         assert np.isfinite(history[-1]["loss"])
+
+
+def test__a_graph_warmup_that_ends_off_the_map_warns(tiny_config):
+    # Two warm-up steps leave the tiny encoder far from the map: the criteria would not show it.
+    trainer = Trainer(tiny_config.replace(steps=3, warmup_steps=2))
+    with pytest.warns(UserWarning, match="ended the graph warm-up at a mean squared distance of"):
+        trainer.train(progress=False)
+    assert trainer.history[1]["target"] > GRAPH_FIT_LIMIT
+
+
+def test__a_graph_warmup_that_ends_on_the_map_is_silent():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_if_off_the_map(0.008)  # Shapes3D's distance at the end of its warm-up
+    with pytest.warns(UserWarning, match=re.escape("model={'encoder_norm': 'instance'}")):
+        _warn_if_off_the_map(0.9)  # the plain encoder on GridWorld with background colours
