@@ -88,21 +88,21 @@ def train_model(world_kwargs: dict[str, Any], out: Path, threads: int, steps: in
     return learner.save(out)
 
 
-def make_env(method: str, env_kwargs: dict[str, Any], model: torch.nn.Module, n_envs: int, seed: int) -> VecEnv:
+def make_env(method: str, env_kwargs: dict[str, Any], model_path: Path, n_envs: int, seed: int) -> VecEnv:
     """The observations each method sees: images, latent points of the frozen encoder, or one-hot factors."""
     if method == "one-hot factors":
         env = DummyVecEnv([lambda: FactorOneHotObservation(gym.make(TASK, **env_kwargs)) for _ in range(n_envs)])
         env.seed(seed)
         return env
     images = make_sb3_vec_env(TASK, n_envs, seed=seed, **env_kwargs)
-    return images if method == "pixels (NatureCNN)" else VecLatentObservation(images, model)
+    return images if method == "pixels (NatureCNN)" else VecLatentObservation(images, load_model(model_path))
 
 
 def run_ppo(method: str, seed: int, env_kwargs: dict[str, Any], model_path: Path, steps: int, n_envs: int,
             threads: int) -> dict[str, Any]:
     """One PPO run of ``steps`` env steps: its episodes' (end step, success) and the steps to 90% success."""
     torch.set_num_threads(threads)  # also in a worker process
-    env = make_env(method, env_kwargs, load_model(model_path), n_envs, seed)
+    env = make_env(method, env_kwargs, model_path, n_envs, seed)
     agent = PPO("CnnPolicy" if method == "pixels (NatureCNN)" else "MlpPolicy", env, seed=seed, **PPO_KWARGS)
     recorder = SuccessRecorder()
     start = time.perf_counter()
@@ -250,8 +250,8 @@ def main() -> None:
               f"(b)/(c) = {speed_ratio(medians, reached, frozen, one_hot)} (target <= 1.5)")
 
     png = RESULTS / f"{name}.png"
-    world = " x ".join(f"{factor.name} {size}" for factor, size in zip(space.factors, sizes, strict=True) if size > 1)
-    plot(runs, args.steps, f"PPO on GridWorldReach, {len(args.seeds)} seeds\n{world}", png)
+    factors = " x ".join(f"{factor.name} {size}" for factor, size in zip(space.factors, sizes, strict=True) if size > 1)
+    plot(runs, args.steps, f"PPO on GridWorldReach, {len(args.seeds)} seeds\n{factors}", png)
 
     # The latent planner on Goal tasks, with the same model (and a Shapes3D one if given)
     planner = {"GridWorldGoal": evaluate_planner(model_path, args.planner_episodes)}
