@@ -7,12 +7,13 @@ imports it on demand (the form subprocess vector envs need).
 from dyndis_envs._registration import register_envs, task_ids
 from dyndis_envs.factor_env import FactorEnv
 from dyndis_envs.factor_vector_env import FactorVectorEnv
-from dyndis_envs.factors import Factor, FactorSpace, Subset
+from dyndis_envs.factors import ActionEffect, Factor, FactorSpace, Subset
 from dyndis_envs.sources import FrameTable, ObservationSource
 
 __all__ = [
     "ENV_IDS",
     "TASK_IDS",
+    "ActionEffect",
     "Factor",
     "FactorEnv",
     "FactorSpace",

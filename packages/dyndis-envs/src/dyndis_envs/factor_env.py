@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 from gymnasium import spaces
 
-from dyndis_envs.factors import FactorSpace, Subset
+from dyndis_envs.factors import ActionEffect, FactorSpace, Subset
 from dyndis_envs.sources import DEFAULT_TABLE_BYTES, FrameLookup, ObservationSource
 
 __all__ = ["FactorEnv", "check_action", "check_render_mode"]
@@ -91,6 +91,11 @@ class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
     def backend(self) -> str:
         """Where the images come from: ``"procedural"`` or ``"file"``."""
         return self.source.backend
+
+    @property
+    def action_effects(self) -> tuple[ActionEffect, ...]:
+        """What each action does, indexed by action (see :class:`~dyndis_envs.factors.ActionEffect`)."""
+        return self.factor_space.action_effects
 
     @property
     def state(self) -> npt.NDArray[np.int64]:

@@ -17,6 +17,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from dyndis_envs.factor_env import FactorEnv, check_render_mode
+from dyndis_envs.factors import ActionEffect
 
 __all__ = ["FactorVectorEnv"]
 
@@ -93,6 +94,11 @@ class FactorVectorEnv(VectorEnv):
         self._steps = np.zeros(n, dtype=np.int64)
         self._needs_reset = np.zeros(n, dtype=bool)  # NEXT_STEP: reset these on the next step
         self._was_reset = False
+
+    @property
+    def action_effects(self) -> tuple[ActionEffect, ...]:
+        """What each action does, indexed by action (see :class:`~dyndis_envs.factors.ActionEffect`)."""
+        return self.factor_space.action_effects
 
     @property
     def backend(self) -> str:

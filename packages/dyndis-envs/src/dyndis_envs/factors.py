@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Factor", "FactorSpace", "Subset"]
+__all__ = ["ActionEffect", "Factor", "FactorSpace", "Subset"]
 
 #: How a user picks a factor's values: ``None`` or ``"all"`` for every value, an int ``n`` for the first
 #: ``n`` values, or a sequence of value indices (in the order given).
@@ -38,6 +38,25 @@ class Factor:
             raise ValueError("Factor name must be a non-empty string.")
         if len(self.values) < 1:
             raise ValueError(f"Factor {self.name!r} needs at least one value, got none.")
+
+
+@dataclass(frozen=True)
+class ActionEffect:
+    """What one action does: move one factor one value forward or back along its cycle.
+
+    Attributes:
+        factor: The name of the factor the action moves.
+        factor_index: The factor's position among all factors (its column in ``info["factors"]``).
+        direction: ``+1`` (to the next chosen value) or ``-1`` (to the previous one), cyclically.
+        cycle_length: ``N``: the number of chosen values of the factor; ``N`` steps return to the start.
+        inverse: The action that undoes this one (same factor, opposite direction).
+    """
+
+    factor: str
+    factor_index: int
+    direction: int
+    cycle_length: int
+    inverse: int
 
 
 def _resolve_subset(factor: Factor, subset: Subset) -> npt.NDArray[np.int64]:
@@ -109,6 +128,11 @@ class FactorSpace:
         self.action_factor = np.repeat(np.asarray(self.active, dtype=np.int64), 2)
         self.action_delta = np.tile(np.asarray([1, -1], dtype=np.int64), len(self.active))
         self._action_table = [(int(k), int(d)) for k, d in zip(self.action_factor, self.action_delta)]
+        #: What each action does, indexed by action: its factor, direction, cycle length and inverse.
+        self.action_effects: tuple[ActionEffect, ...] = tuple(
+            ActionEffect(self.names[k], k, d, self.sizes[k], a + d)  # 2k + 1 undoes 2k and vice versa
+            for a, (k, d) in enumerate(self._action_table)
+        )
 
     # -- description -----------------------------------------------------------------------------------------
 
