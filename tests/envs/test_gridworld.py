@@ -76,7 +76,7 @@ def test__matching_colours_draw_an_outline():
         ({"grid_shape": (10, 20), "image_size": 32}, "`image_size`=32 is too small for `grid_shape`=(10, 20)"),
         ({"grid_shape": (5,)}, "`grid_shape` must be (rows, columns), got (5,)."),
         ({"grid_shape": (0, 5)}, "`grid_shape` must be an integer >= 1, got 0."),
-        ({"channels": 2}, "Invalid `channels`, expected 1 or 3, got 2."),
+        ({"channels": 2}, "Invalid `channels`, expected one of (1, 3), got 2."),
         ({"shape": "triangle"}, "Invalid `shape`, expected one of ('square', 'disc'), got 'triangle'."),
         ({"object_sizes": (0.5, 1.5)}, "`object_sizes` must be distinct fractions of a cell in (0, 1]"),
         ({"object_sizes": (0.5, 0.5)}, "`object_sizes` must be distinct fractions of a cell in (0, 1]"),

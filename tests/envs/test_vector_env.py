@@ -78,8 +78,8 @@ def test__disabled_autoreset_requires_an_explicit_reset():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"num_envs": 0}, "`num_envs` must be a positive integer, got 0."),
-        ({"max_episode_steps": 0}, "`max_episode_steps` must be a positive integer or None, got 0."),
+        ({"num_envs": 0}, "`num_envs` must be an integer >= 1, got 0."),
+        ({"max_episode_steps": 0}, "`max_episode_steps` must be an integer >= 1 or None, got 0."),
         (
             {"autoreset_mode": "sometimes"},
             "Invalid `autoreset_mode`, expected one of ['NextStep', 'SameStep', 'Disabled']",

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dyndis_envs.validation import check_choice
+
 __all__ = ["BACKENDS", "data_dir", "resolve_backend"]
 
 BACKENDS = ("procedural", "file", "auto")
@@ -41,8 +43,7 @@ def resolve_backend(
         ValueError: For an unknown backend.
         FileNotFoundError: For ``backend="file"`` when the dataset is not there.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"Invalid `backend`, expected one of {BACKENDS}, got {backend!r}.")
+    backend = check_choice("backend", backend, BACKENDS)
     if backend == "procedural":
         return "procedural", None
     path = Path(data_path).expanduser() if data_path is not None else data_dir() / default_name

@@ -20,6 +20,8 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dyndis_envs.validation import check_choice, check_int, check_number
+
 if TYPE_CHECKING:
     from tqdm import tqdm
 
@@ -88,19 +90,6 @@ def _checked_checksum(checksum: Any) -> Checksum:
     return algorithm, digest
 
 
-def _check_number(name: str, value: Any, *, integer: bool, allow_zero: bool) -> None:
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < 0 or (value == 0 and not allow_zero):
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"`{name}` must be {kind} {'>= 0' if allow_zero else '> 0'}, got {value!r}.")
-
-
-def _checked_size(expected_size: Any) -> int | None:
-    if expected_size is not None:
-        _check_number("expected_size", expected_size, integer=True, allow_zero=True)
-    return expected_size
-
-
 def _hash_file(path: Path, algorithm: str, chunk_size: int) -> tuple[Any, int]:
     """The hash object of the file's bytes and their count."""
     hasher = hashlib.new(algorithm)
@@ -120,8 +109,7 @@ def file_digest(path: str | os.PathLike[str], algorithm: str, *, chunk_size: int
         algorithm: ``"sha256"`` or ``"md5"``.
         chunk_size: Bytes per read.
     """
-    if algorithm not in DIGEST_LENGTHS:
-        raise ValueError(f"Invalid `algorithm`, expected one of {tuple(DIGEST_LENGTHS)}, got {algorithm!r}.")
+    algorithm = check_choice("algorithm", algorithm, tuple(DIGEST_LENGTHS))
     return _hash_file(Path(path), algorithm, chunk_size)[0].hexdigest()
 
 
@@ -145,7 +133,7 @@ def verify_file(path: str | os.PathLike[str], checksum: Checksum, expected_size:
         IntegrityError: The size or digest differs.
     """
     algorithm, expected = _checked_checksum(checksum)
-    expected_size = _checked_size(expected_size)
+    expected_size = check_int("expected_size", expected_size, minimum=0, optional=True)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No file to verify at {str(path)!r}.")
@@ -336,14 +324,14 @@ def download(
             so a new call resumes it).
     """
     algorithm, expected = _checked_checksum(checksum)
-    expected_size = _checked_size(expected_size)
+    expected_size = check_int("expected_size", expected_size, minimum=0, optional=True)
     parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"Invalid `url`, expected an http:// or https:// URL, got {url!r}.")
-    _check_number("chunk_size", chunk_size, integer=True, allow_zero=False)
-    _check_number("timeout", timeout, integer=False, allow_zero=False)
-    _check_number("retries", retries, integer=True, allow_zero=True)
-    _check_number("backoff", backoff, integer=False, allow_zero=True)
+    chunk_size = check_int("chunk_size", chunk_size, minimum=1)
+    timeout = check_number("timeout", timeout, minimum=0, exclusive_minimum=True)
+    retries = check_int("retries", retries, minimum=0)
+    backoff = check_number("backoff", backoff, minimum=0)
 
     dest = Path(dest)
     if dest.is_file():

@@ -12,16 +12,14 @@ from gymnasium import spaces
 
 from dyndis_envs.factors import ActionEffect, FactorSpace, Subset
 from dyndis_envs.sources import DEFAULT_TABLE_BYTES, FrameLookup, ObservationSource
+from dyndis_envs.validation import check_choice, is_integer
 
 __all__ = ["FactorEnv", "check_action", "check_render_mode"]
 
 
 def check_render_mode(render_mode: str | None, metadata: Mapping[str, Any]) -> None:
     """Raise a ValueError unless ``render_mode`` is None or one of ``metadata["render_modes"]``."""
-    if render_mode is not None and render_mode not in metadata["render_modes"]:
-        raise ValueError(
-            f"Invalid `render_mode`, expected None or one of {metadata['render_modes']}, got {render_mode!r}."
-        )
+    check_choice("render_mode", render_mode, metadata["render_modes"], optional=True)
 
 
 def check_action(action: Any, n_actions: int) -> int:
@@ -31,7 +29,7 @@ def check_action(action: Any, n_actions: int) -> int:
     """
     if isinstance(action, np.ndarray) and action.shape == () and np.issubdtype(action.dtype, np.integer):
         action = action.item()
-    if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
+    if not is_integer(action):
         raise TypeError(
             f"`action` must be an integer in [0, {n_actions - 1}], got {action!r} of type {type(action).__name__}."
         )

@@ -18,6 +18,7 @@ from gymnasium.vector.utils import batch_space
 
 from dyndis_envs.factor_env import FactorEnv, check_render_mode
 from dyndis_envs.factors import ActionEffect
+from dyndis_envs.validation import check_choice, check_int, is_integer
 
 __all__ = ["FactorVectorEnv"]
 
@@ -25,12 +26,9 @@ _RESET_OPTIONS = frozenset({"factors", "reset_mask"})
 
 
 def _check_autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
-    try:
-        return AutoresetMode(mode)
-    except ValueError:
-        raise ValueError(
-            f"Invalid `autoreset_mode`, expected one of {[m.value for m in AutoresetMode]}, got {mode!r}."
-        ) from None
+    if isinstance(mode, AutoresetMode):
+        return mode
+    return AutoresetMode(check_choice("autoreset_mode", mode, [m.value for m in AutoresetMode]))
 
 
 class FactorVectorEnv(VectorEnv):
@@ -59,13 +57,8 @@ class FactorVectorEnv(VectorEnv):
         single_env: FactorEnv | None = None,
         **env_kwargs: Any,
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"`num_envs` must be a positive integer, got {num_envs!r}.")
-        if max_episode_steps is not None and (
-            isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, (int, np.integer))
-            or max_episode_steps < 1
-        ):
-            raise ValueError(f"`max_episode_steps` must be a positive integer or None, got {max_episode_steps!r}.")
+        num_envs = check_int("num_envs", num_envs, minimum=1)
+        max_episode_steps = check_int("max_episode_steps", max_episode_steps, minimum=1, optional=True)
         self.autoreset_mode = _check_autoreset_mode(autoreset_mode)
         if single_env is None:
             env = self.single_env_class(render_mode=render_mode, **env_kwargs)
@@ -154,7 +147,7 @@ class FactorVectorEnv(VectorEnv):
         n = self.num_envs
         if seed is None:
             seeds: list[int | None] = [None] * n
-        elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        elif is_integer(seed):
             super().reset(seed=int(seed))
             seeds = [int(seed) + i for i in range(n)]
         elif isinstance(seed, (list, tuple)) and len(seed) == n:

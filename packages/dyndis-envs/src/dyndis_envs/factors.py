@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from dyndis_envs.validation import is_integer
+
 __all__ = ["ActionEffect", "Factor", "FactorSpace", "Subset"]
 
 #: How a user picks a factor's values: ``None`` or ``"all"`` for every value, an int ``n`` for the first
@@ -69,7 +71,7 @@ def _resolve_subset(factor: Factor, subset: Subset) -> npt.NDArray[np.int64]:
         raise ValueError(f"Invalid subset for factor {factor.name!r}: expected {allowed}, got {subset!r}.")
     if isinstance(subset, (bool, np.bool_)):
         raise TypeError(f"Invalid subset for factor {factor.name!r}: expected {allowed}, got {subset!r}.")
-    if isinstance(subset, (int, np.integer)):
+    if is_integer(subset):
         if not 1 <= subset <= n:
             raise ValueError(f"Invalid subset for factor {factor.name!r}: expected {allowed}, got {subset}.")
         return np.arange(int(subset), dtype=np.int64)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -12,6 +11,7 @@ from dyndis_envs.factor_env import FactorEnv
 from dyndis_envs.factor_vector_env import FactorVectorEnv
 from dyndis_envs.factors import Factor, Subset
 from dyndis_envs.sources import DEFAULT_TABLE_BYTES, ObservationSource
+from dyndis_envs.validation import check_choice, check_int
 
 __all__ = ["COLOURS", "GridWorldEnv", "GridWorldSource", "GridWorldVectorEnv"]
 
@@ -28,12 +28,6 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 _OUTLINE = (128, 128, 128)
 _LUMA = np.array([0.299, 0.587, 0.114])
 _SHAPES = ("square", "disc")
-
-
-def _int_arg(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
 
 
 class GridWorldSource(ObservationSource):
@@ -57,8 +51,8 @@ class GridWorldSource(ObservationSource):
     ) -> None:
         if isinstance(grid_shape, (str, bytes)) or len(grid_shape) != 2:
             raise ValueError(f"`grid_shape` must be (rows, columns), got {grid_shape!r}.")
-        rows, cols = (_int_arg("grid_shape", g, 1) for g in grid_shape)
-        image_size = _int_arg("image_size", image_size, 16)
+        rows, cols = (check_int("grid_shape", g, minimum=1) for g in grid_shape)
+        image_size = check_int("image_size", image_size, minimum=16)
         if image_size < 2 * max(rows, cols):
             raise ValueError(
                 f"`image_size`={image_size} is too small for `grid_shape`={(rows, cols)}: every cell needs at "
@@ -67,10 +61,8 @@ class GridWorldSource(ObservationSource):
         sizes = tuple(float(s) for s in object_sizes)
         if not sizes or any(not 0.0 < s <= 1.0 for s in sizes) or len(set(sizes)) != len(sizes):
             raise ValueError(f"`object_sizes` must be distinct fractions of a cell in (0, 1], got {object_sizes!r}.")
-        if shape not in _SHAPES:
-            raise ValueError(f"Invalid `shape`, expected one of {_SHAPES}, got {shape!r}.")
-        if channels not in (1, 3):
-            raise ValueError(f"Invalid `channels`, expected 1 or 3, got {channels!r}.")
+        shape = check_choice("shape", shape, _SHAPES)
+        channels = check_choice("channels", channels, (1, 3))
         self.grid_shape = (rows, cols)
         self.shape = shape
         self.image_shape = (image_size, image_size, channels)

@@ -24,6 +24,7 @@ from dyndis_envs.cars3d._models import MODEL_SEED, CarModel, generate_models
 from dyndis_envs.cars3d._renderer import render_views, renderer_parameters
 from dyndis_envs.data_paths import data_dir
 from dyndis_envs.sources import ObservationSource
+from dyndis_envs.validation import check_int
 
 __all__ = ["MODELS", "Cars3DRenderSource", "Cars3DRenderedTable", "Cars3DViewTable", "check_image_size"]
 
@@ -34,9 +35,7 @@ _N_VIEWS = len(ELEVATIONS) * len(AZIMUTHS)
 
 def check_image_size(image_size: object) -> int:
     """Validate ``image_size``: an integer >= 16."""
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 16:
-        raise ValueError(f"`image_size` must be an integer >= 16, got {image_size!r}.")
-    return int(image_size)
+    return check_int("image_size", image_size, minimum=16)
 
 
 def _all_views(mesh: CarMesh, image_size: int) -> npt.NDArray[np.uint8]:

@@ -15,6 +15,7 @@ from dyndis_envs.factor_env import FactorEnv
 from dyndis_envs.factor_vector_env import FactorVectorEnv
 from dyndis_envs.factors import FactorSpace, Subset
 from dyndis_envs.sources import DEFAULT_TABLE_BYTES, ObservationSource
+from dyndis_envs.validation import check_bool
 
 __all__ = ["Cars3DEnv", "Cars3DVectorEnv"]
 
@@ -97,8 +98,7 @@ class Cars3DEnv(FactorEnv):
         max_table_bytes: int = DEFAULT_TABLE_BYTES,
     ) -> None:
         image_size = check_image_size(image_size)
-        if not isinstance(cache, bool):
-            raise TypeError(f"`cache` must be True or False, got {cache!r}.")
+        cache = check_bool("cache", cache)
         _, path = resolve_backend(backend, data_path, "cars")  # path is None for the procedural backend
         names = read_object_list(path) if path is not None else [m.name for m in MODELS]
         # resolve the chosen cars first (this validates `factors`), so that only they are loaded or rendered

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from dyndis_envs.shapes3d._factors import HUES, ORIENTATIONS, SCALES, SHAPES, shapes3d_factors
 from dyndis_envs.shapes3d._renderer import Layers, background_layers, object_layers
 from dyndis_envs.sources import ObservationSource
+from dyndis_envs.validation import check_int
 
 __all__ = ["MAX_IMAGE_SIZE", "MIN_IMAGE_SIZE", "Shapes3DSource", "check_image_size"]
 
@@ -29,15 +30,7 @@ _N_GEOMETRIES = len(ORIENTATIONS) * len(SCALES) * len(SHAPES)
 
 def check_image_size(image_size: object) -> int:
     """Validate ``image_size``: an integer in [MIN_IMAGE_SIZE, MAX_IMAGE_SIZE]."""
-    if (
-        isinstance(image_size, bool)
-        or not isinstance(image_size, (int, np.integer))
-        or not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE
-    ):
-        raise ValueError(
-            f"`image_size` must be an integer in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}], got {image_size!r}."
-        )
-    return int(image_size)
+    return check_int("image_size", image_size, minimum=MIN_IMAGE_SIZE, maximum=MAX_IMAGE_SIZE)
 
 
 class _ObjectPixels(NamedTuple):
