@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
+from dyndis_envs._files import atomic_write
 from dyndis_envs.factor_env import FactorEnv
 
 __all__ = ["factor_rows", "factor_sheet", "labelled_sheet", "rollout_frames", "save_gif", "save_png"]
@@ -87,26 +88,22 @@ def _to_pil(image: npt.NDArray[np.uint8], scale: int) -> Image.Image:
     return picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
 
 
-def _atomic_save(path: str | os.PathLike[str], save) -> Path:
+def save_png(image: npt.NDArray[np.uint8], path: str | os.PathLike[str], scale: int = 1) -> Path:
+    """Write an (H, W, C) uint8 image as PNG, atomically, upscaled by ``scale``; creates the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save(tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as file:
+        _to_pil(image, scale).save(file, format="PNG")
     return path
 
 
-def save_png(image: npt.NDArray[np.uint8], path: str | os.PathLike[str], scale: int = 1) -> Path:
-    """Write an (H, W, C) uint8 image as PNG, atomically, upscaled by ``scale``."""
-    return _atomic_save(path, lambda tmp: _to_pil(image, scale).save(tmp, format="PNG"))
-
-
 def save_gif(frames: npt.NDArray[np.uint8], path: str | os.PathLike[str], fps: int = 8, scale: int = 1) -> Path:
-    """Write frames (T, H, W, C) as a looping GIF, atomically."""
+    """Write frames (T, H, W, C) as a looping GIF, atomically; creates the folder."""
     pictures = [_to_pil(f, scale) for f in frames]
-    return _atomic_save(
-        path,
-        lambda tmp: pictures[0].save(
-            tmp, format="GIF", save_all=True, append_images=pictures[1:], duration=int(1000 / fps), loop=0
-        ),
-    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as file:
+        pictures[0].save(
+            file, format="GIF", save_all=True, append_images=pictures[1:], duration=int(1000 / fps), loop=0
+        )
+    return path

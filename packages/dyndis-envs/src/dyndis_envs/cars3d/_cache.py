@@ -2,8 +2,8 @@
 
 The cache lives in ``data_dir() / "cache" / f"cars3d-{key}"``, where ``key`` hashes everything the images
 depend on (renderer version and parameters, the models, the image size), so a change to any of them starts
-a fresh folder instead of reusing stale images. Every file is written atomically (a temporary file in the
-same folder, then ``os.replace``): the ``.npy`` first, then the sidecar, so a sidecar always describes a
+a fresh folder instead of reusing stale images. Every file is written atomically
+(:func:`~dyndis_envs._files.atomic_write`): the ``.npy`` first, then the sidecar, so a sidecar always describes a
 complete array. Loading checks the array file's SHA-256 against its sidecar, then its dtype and shape; a
 file that fails is reported with a warning and rendered again. Arrays are stored as plain ``.npy`` and read
 with ``allow_pickle=False``.
@@ -14,15 +14,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from dyndis_envs._files import atomic_write
 
 __all__ = ["ViewCache", "cache_key"]
 
@@ -31,18 +31,6 @@ def cache_key(parameters: Mapping[str, Any]) -> str:
     """A short, stable hash of JSON-serialisable parameters."""
     text = json.dumps(parameters, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _write_atomically(path: Path, write: Callable[[Any], None]) -> None:
-    """Write ``path`` through a temporary file in the same folder, then rename it into place."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ViewCache:
@@ -97,8 +85,10 @@ class ViewCache:
         array_path, sidecar_path = self._paths(name)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            _write_atomically(array_path, lambda file: file.write(data))
-            _write_atomically(sidecar_path, lambda file: file.write(json.dumps(sidecar, indent=1).encode()))
+            with atomic_write(array_path) as file:
+                file.write(data)
+            with atomic_write(sidecar_path) as file:
+                file.write(json.dumps(sidecar, indent=1).encode())
         except OSError as exc:
             self._write_failed = True
             warnings.warn(
