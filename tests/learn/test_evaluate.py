@@ -1,13 +1,41 @@
+import dataclasses
+import json
 import math
+import re
 
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 
-from dyndis_learn import EvalConfig, Learner
-from dyndis_learn.evaluate import FactorInfo, _faithful_angle, structure
+import dyndis_envs
+from dyndis_learn import EvalConfig
+from dyndis_learn.evaluate import (
+    CRITERIA,
+    ActionStructure,
+    Criteria,
+    EvalEpisodes,
+    Evaluation,
+    FactorStructure,
+    RolloutError,
+    TrainingSummary,
+    _action_effects,
+    _faithful_angle,
+    collect_eval_episodes,
+    evaluate_model,
+    format_summary,
+    rollout_bce,
+    structure,
+)
 from dyndis_learn.model import WorldModel
 
-GRID = [FactorInfo("north_south", 5), FactorInfo("east_west", 5)]
+from .conftest import TINY
+
+#: GridWorld 5 x 5: actions 0/1 move north_south, 2/3 east_west.
+GRID = gym.make("DynDis/GridWorld-v0").unwrapped.action_effects
+#: Only east_west (7 values) and colour (3 values) move: the first active factor is not the first factor.
+SHIFTED_KWARGS = {"image_size": 16, "grid_shape": [5, 7], "factors": {"north_south": [0], "colour": 3}}
+EVAL = EvalConfig(episodes=3, horizon=10)
 
 
 def _model_with_angles(planes_and_angles):
@@ -19,8 +47,35 @@ def _model_with_angles(planes_and_angles):
     return model
 
 
+def _tiny_model(seed=0):
+    torch.manual_seed(seed)
+    model = TINY["model"]
+    return WorldModel(
+        (16, 16, 3),
+        4,
+        latent_dim=model["latent_dim"],
+        channels=tuple(model["channels"]),
+        hidden_dim=model["hidden_dim"],
+    )
+
+
 def _states():
     return torch.nn.functional.normalize(torch.randn(10, 4, generator=torch.Generator().manual_seed(0)), dim=-1)
+
+
+def _criteria(**checks):
+    values = {"single_plane": True, "faithful_angles": True, "disjoint_planes": True, "rollout_stable": True}
+    return Criteria(**{**values, **checks}, share_threshold=0.99, angle_tolerance=0.01, bce_ratio_limit=1.2)
+
+
+@pytest.fixture(scope="module")
+def tiny_episodes():
+    return collect_eval_episodes("DynDis/GridWorld-v0", TINY["env_kwargs"], EVAL)
+
+
+@pytest.fixture(scope="module")
+def tiny_evaluation(tiny_episodes):
+    return evaluate_model(_tiny_model(), "DynDis/GridWorld-v0", TINY["env_kwargs"], EVAL, episodes=tiny_episodes)
 
 
 @pytest.mark.parametrize(
@@ -43,37 +98,246 @@ def test__structure__perfect_model():
     unit = 2 * math.pi / 5
     model = _model_with_angles([(0, unit), (0, -unit), (5, 2 * unit), (5, -2 * unit)])  # planes (0,1) and (2,3)
     result = structure(model, GRID, _states(), EvalConfig())
-    assert result["disjoint_planes"] is True
-    for entry in result["actions"]:
-        assert entry["plane_share"] == 1.0 and entry["faithful"]
-        assert entry["cycle_closure_max"] < 1e-5 and entry["inverse_error"] < 1e-5
-    assert [a["nearest_k"] for a in result["actions"]] == [1, -1, 2, -2]
-    assert [a["factor"] for a in result["actions"]] == ["north_south"] * 2 + ["east_west"] * 2
-    assert result["factors"][1]["coordinates"] == [2, 3]
+    assert result.disjoint_planes is True
+    for entry in result.actions:
+        assert entry.plane_share == 1.0 and entry.faithful
+        assert entry.cycle_closure_max < 1e-5 and entry.inverse_error < 1e-5
+    assert [a.nearest_k for a in result.actions] == [1, -1, 2, -2]
+    assert [a.factor for a in result.actions] == ["north_south"] * 2 + ["east_west"] * 2
+    assert [a.direction for a in result.actions] == [1, -1, 1, -1]
+    assert result.factors == (
+        FactorStructure("north_south", 5, (0, 1), (0, 1)),
+        FactorStructure("east_west", 5, (2, 3), (2, 3)),
+    )
 
 
 def test__structure__half_angle_and_shared_plane_are_caught():
     half = math.pi / 5  # five steps flip a sign: not a faithful 5-cycle
     model = _model_with_angles([(0, half), (0, -half), (1, 2 * half), (1, -2 * half)])  # planes (0,1), (0,2)
     result = structure(model, GRID, _states(), EvalConfig())
-    assert result["disjoint_planes"] is False
-    assert [a["faithful"] for a in result["actions"]] == [False, False, True, True]
-    assert result["actions"][0]["cycle_closure_mean"] > 0.1
+    assert result.disjoint_planes is False
+    assert [a.faithful for a in result.actions] == [False, False, True, True]
+    assert result.actions[0].cycle_closure_mean > 0.1
 
 
-def test__evaluate__keys_and_shapes(tiny_config):
-    learner = Learner(tiny_config)
-    evaluation = learner.evaluate(EvalConfig(episodes=3, horizon=10))
-    assert evaluation["rollout_bce"]["k"] == list(range(11))
-    assert len(evaluation["rollout_bce"]["ci95_low"]) == 11 and evaluation["rollout_bce"]["episodes"] == 3
-    low, mean, high = (evaluation["rollout_bce"][k][4] for k in ("ci95_low", "mean", "ci95_high"))
-    assert low <= mean <= high
-    assert set(evaluation["criteria"]) >= {
-        "single_plane",
-        "faithful_angles",
+def test__structure__inverse_comes_from_the_effects_not_the_action_order():
+    # Actions 0 and 2 undo each other (as do 1 and 3): the pairing is read from ActionEffect.inverse.
+    unit = 2 * math.pi / 5
+    effects = (
+        dyndis_envs.ActionEffect("a", 0, 1, 5, 2),
+        dyndis_envs.ActionEffect("b", 1, 1, 5, 3),
+        dyndis_envs.ActionEffect("a", 0, -1, 5, 0),
+        dyndis_envs.ActionEffect("b", 1, -1, 5, 1),
+    )
+    model = _model_with_angles([(0, unit), (5, unit), (0, -unit), (5, -unit)])
+    result = structure(model, effects, _states(), EvalConfig())
+    assert all(a.inverse_error < 1e-5 for a in result.actions)
+    assert [f.actions for f in result.factors] == [(0, 2), (1, 3)]
+    assert result.disjoint_planes is True
+
+
+def test__structure__without_effects_leaves_the_factor_figures_out():
+    result = structure(_model_with_angles([(0, 1.0)] * 4), None, _states(), EvalConfig())
+    assert result.factors is None and result.disjoint_planes is None
+    assert all(a.factor is None and a.faithful is None for a in result.actions)
+    assert set(result.actions[0].to_dict()) == {"action", "dominant_plane", "plane_share", "angle", "angles"}
+
+
+def test__structure__effects_must_match_the_actions():
+    with pytest.raises(
+        ValueError, match=re.escape("`effects` must describe the model's 4 actions, got 2 action effects.")
+    ):
+        structure(_model_with_angles([(0, 1.0)] * 4), GRID[:2], _states(), EvalConfig())
+
+
+def test__action_effects_of_envs_without_them_are_none():
+    env = gym.make_vec("CartPole-v1", num_envs=2)
+    try:
+        assert _action_effects(env) is None
+    finally:
+        env.close()
+
+
+def test__evaluate__names_factors_from_the_action_effects():
+    episodes = collect_eval_episodes("DynDis/GridWorld-v0", SHIFTED_KWARGS, EVAL)
+    assert episodes.action_effects == gym.make("DynDis/GridWorld-v0", **SHIFTED_KWARGS).unwrapped.action_effects
+    evaluation = evaluate_model(_tiny_model(), "DynDis/GridWorld-v0", SHIFTED_KWARGS, EVAL, episodes=episodes)
+    assert [(f.name, f.cycle_length, f.actions) for f in evaluation.factors] == [
+        ("east_west", 7, (0, 1)),
+        ("colour", 3, (2, 3)),
+    ]
+    assert [(a.factor, a.direction, a.cycle_length) for a in evaluation.actions] == [
+        ("east_west", 1, 7),
+        ("east_west", -1, 7),
+        ("colour", 1, 3),
+        ("colour", -1, 3),
+    ]
+
+
+def test__evaluate__shapes_and_untrained_criteria(tiny_evaluation):
+    rollout = tiny_evaluation.rollout_bce
+    assert rollout.k == tuple(range(11)) and rollout.episodes == 3
+    assert len(rollout.mean) == len(rollout.ci95_low) == len(rollout.ci95_high) == 11
+    assert rollout.ci95_low[4] <= rollout.mean[4] <= rollout.ci95_high[4]
+    assert tiny_evaluation.rollout_bce_ratio == pytest.approx(rollout.mean_at(10) / rollout.mean_at(1))
+    assert tiny_evaluation.criteria.all is False  # untrained
+    assert len(tiny_evaluation.actions) == 4 and tiny_evaluation.horizon == 10
+    assert tiny_evaluation.training is None
+
+
+def test__evaluate__to_dict_has_the_report_keys_and_round_trips(tiny_evaluation):
+    data = tiny_evaluation.to_dict()
+    assert list(data) == [
+        "env_id",
+        "env_kwargs",
+        "latent_dim",
+        "n_actions",
+        "rollout_bce",
+        "rollout_bce_ratio",
+        "horizon",
+        "actions",
         "disjoint_planes",
-        "rollout_stable",
+        "factors",
+        "criteria",
+    ]
+    assert list(data["rollout_bce"]) == ["k", "mean", "ci95_low", "ci95_high", "episodes"]
+    assert list(data["actions"][0]) == [
+        "action",
+        "dominant_plane",
+        "plane_share",
+        "angle",
+        "angles",
+        "factor",
+        "direction",
+        "cycle_length",
+        "angle_over_unit",
+        "nearest_k",
+        "angle_relative_error",
+        "faithful",
+        "cycle_closure_mean",
+        "cycle_closure_max",
+        "inverse_error",
+    ]
+    assert list(data["factors"][0]) == ["name", "cycle_length", "actions", "coordinates"]
+    assert data["factors"][0]["actions"] == [0, 1] and data["factors"][0]["name"] == "north_south"
+    assert list(data["criteria"]) == [
+        *CRITERIA,
+        "share_threshold",
+        "angle_tolerance",
+        "bce_ratio_limit",
         "all",
+    ]
+    assert isinstance(data["actions"][0]["dominant_plane"], list)
+    text = json.dumps(data)
+    assert Evaluation.from_dict(json.loads(text)) == tiny_evaluation
+
+    trained = dataclasses.replace(tiny_evaluation, training=TrainingSummary(6, 1.5, {"seed": 0}))
+    data = trained.to_dict()
+    assert list(data)[-1] == "training" and data["training"] == {
+        "steps": 6,
+        "train_seconds": 1.5,
+        "config": {"seed": 0},
     }
-    assert evaluation["criteria"]["all"] is False  # untrained
-    assert len(evaluation["actions"]) == 4
+    report_json = {**json.loads(json.dumps(data)), "rollout_bce_at": {"1": 0.5}, "files": ["report.md"]}
+    assert Evaluation.from_dict(report_json) == trained  # report-only keys are ignored
+
+
+def test__criteria_names_are_the_checks():
+    assert CRITERIA == ("single_plane", "faithful_angles", "disjoint_planes", "rollout_stable")
+    assert list(_criteria().checks()) == list(CRITERIA)
+
+
+def test__criteria__all_holds_only_when_every_check_is_true():
+    assert _criteria().all is True
+    for name in CRITERIA:
+        for value in (False, None):
+            criteria = _criteria(**{name: value})
+            assert criteria.all is False, (name, value)
+            assert criteria.to_dict()["all"] is False
+            assert Criteria.from_dict(criteria.to_dict()) == criteria
+
+
+def test__from_dict__errors():
+    data = _criteria().to_dict()
+    with pytest.raises(ValueError, match=re.escape("Criteria.from_dict: stored all=False contradicts the checks")):
+        Criteria.from_dict({**data, "all": False})
+    del data["single_plane"]
+    with pytest.raises(ValueError, match=re.escape("Criteria.from_dict: missing key(s) ['single_plane']")):
+        Criteria.from_dict(data)
+    with pytest.raises(TypeError, match=re.escape("Evaluation.from_dict expects a mapping, got list.")):
+        Evaluation.from_dict([])
+
+
+def test__action_structure__effect_fields_come_all_or_none():
+    with pytest.raises(ValueError, match=re.escape("ActionStructure: the effect fields come all or none; missing")):
+        ActionStructure(0, (0, 1), 1.0, 0.5, (0.5,), factor="x")
+
+
+def test__format_summary():
+    with_effect = ActionStructure(
+        0, (0, 1), 0.99999, 1.2566, (1.2566, 0.0), "north_south", 1, 5, 0.2, 0, math.inf, False, 0.0, 0.0, 0.0
+    )
+    evaluation = Evaluation(
+        env_id="DynDis/GridWorld-v0",
+        env_kwargs={},
+        latent_dim=2,
+        n_actions=2,
+        rollout_bce=RolloutError((0, 1, 5), (0.1, 0.2, 0.3), (0.1, 0.2, 0.3), (0.1, 0.2, 0.3), 1),
+        rollout_bce_ratio=1.5,
+        horizon=5,
+        actions=(with_effect, ActionStructure(1, (0, 1), 0.5, -0.25, (-0.25, 0.0))),
+        factors=None,
+        disjoint_planes=None,
+        criteria=_criteria(rollout_stable=False),
+    )
+    assert format_summary(evaluation) == "\n".join(
+        [
+            "rollout BCE k=1: 0.2000  k=5: 0.3000",
+            "action 0    north_south+1: plane (0, 1) share 1.0000 angle +0.2000 x 2pi/5",
+            "action 1                 : plane (0, 1) share 0.5000 angle -0.2500 rad",
+            "criteria: single_plane=True, faithful_angles=True, disjoint_planes=True, rollout_stable=False, all=False",
+        ]
+    )
+    missing = dataclasses.replace(evaluation, rollout_bce=RolloutError((0,), (0.1,), (0.1,), (0.1,), 1))
+    assert format_summary(missing).startswith("rollout BCE k=1: nan  k=5: nan")
+
+
+@pytest.mark.parametrize(
+    ("ks", "message"),
+    [
+        ([0, 11], "`ks` must be integers in [0, 10], got [0, 11]."),
+        ([-1], "`ks` must be integers in [0, 10], got [-1]."),
+        ([1.5], "`ks` must be integers in [0, 10], got [1.5]."),
+        ([True], "`ks` must be integers in [0, 10], got [True]."),
+    ],
+)
+def test__rollout_bce__bad_ks(tiny_episodes, ks, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        rollout_bce(_tiny_model(), tiny_episodes.batch, ks)
+
+
+def test__rollout_bce__chosen_ks(tiny_episodes):
+    ks, bce = rollout_bce(_tiny_model(), tiny_episodes.batch, np.array([1, 10]))
+    assert ks.tolist() == [1, 10] and bce.shape == (3, 2)
+    evaluation = evaluate_model(
+        _tiny_model(), "DynDis/GridWorld-v0", TINY["env_kwargs"], EVAL, ks=(1, 10), episodes=tiny_episodes
+    )
+    assert evaluation.rollout_bce.k == (1, 10) and evaluation.rollout_bce_ratio is not None
+    no_ratio = evaluate_model(
+        _tiny_model(), "DynDis/GridWorld-v0", TINY["env_kwargs"], EVAL, ks=(0, 1), episodes=tiny_episodes
+    )
+    assert no_ratio.rollout_bce_ratio is None and no_ratio.criteria.rollout_stable is None
+    assert no_ratio.criteria.all is False
+
+
+def test__evaluate__bad_episodes(tiny_episodes):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("`episodes` hold 10-step episodes but `config.horizon` is 12; collect them with the same"),
+    ):
+        evaluate_model(
+            _tiny_model(), "DynDis/GridWorld-v0", {}, EvalConfig(episodes=3, horizon=12), episodes=tiny_episodes
+        )
+    with pytest.raises(TypeError, match=re.escape("`episodes` must be EvalEpisodes")):
+        evaluate_model(_tiny_model(), "DynDis/GridWorld-v0", {}, EVAL, episodes=tuple(tiny_episodes))
+    assert isinstance(tiny_episodes, EvalEpisodes)
