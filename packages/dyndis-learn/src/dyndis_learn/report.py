@@ -5,7 +5,8 @@
 - ``rollout_bce.png``: rollout BCE per step ``k`` with its 95% interval.
 - ``rollout.gif``: ground truth (left) next to the decoded latent rollout (right) of one long evaluation
   episode, subsampled to span the whole horizon.
-- ``report.json``: the evaluation figures (keys documented in the README) plus the training summary.
+- ``report.json``: the evaluation figures (``Evaluation.to_dict()``, keys documented in the README, with the
+  training summary when the evaluation carries one) plus ``rollout_bce_at`` and the list of ``files``.
 - ``report.md``: the same, for people.
 """
 
@@ -14,9 +15,8 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -26,26 +26,41 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dyndis_learn.checkpoint import write_json_atomic
+from dyndis_learn.files import write_json_atomic
+from dyndis_learn.evaluate import Evaluation
 from dyndis_learn.model import WorldModel
 from dyndis_learn.rollouts import EpisodeBatch
 from dyndis_learn.rotations import plane_pairs
 
-__all__ = ["plot_angles", "plot_rollout_bce", "plot_training_curves", "rollout_gif", "write_report"]
+__all__ = [
+    "plot_angles",
+    "plot_rollout_bce",
+    "plot_training_curves",
+    "rollout_bce_at",
+    "rollout_gif",
+    "write_report",
+]
 
 _CURVES = ("loss", "autoencoder_bce", "rollout_bce", "consistency", "target", "smoothness", "whitening", "regularizer")
 
 
-def _save_figure(fig: plt.Figure, path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+def _write_atomic(path: Path, write: Callable[[str], object]) -> Path:
+    """``write(tmp)`` fills a temporary file beside ``path`` (same suffix), which then replaces ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        write(tmp)
         os.replace(tmp, path)
     finally:
-        plt.close(fig)
         Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def _save_figure(fig: plt.Figure, path: Path) -> Path:
+    try:
+        return _write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
 
 
 def plot_training_curves(history: Sequence[dict[str, float]], path: Path) -> Path:
@@ -63,23 +78,23 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: Path) -> Pat
     return _save_figure(fig, path)
 
 
-def plot_angles(evaluation: dict[str, Any], path: Path) -> Path:
+def plot_angles(evaluation: Evaluation, path: Path) -> Path:
     """One bar chart per action: its angle in every plane, the dominant plane in colour."""
-    actions = evaluation["actions"]
-    pairs = plane_pairs(evaluation["latent_dim"]).tolist()
+    actions = evaluation.actions
+    pairs = [(int(i), int(j)) for i, j in plane_pairs(evaluation.latent_dim).tolist()]
     columns = min(len(actions), 4)
     rows = math.ceil(len(actions) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
     labels = [f"{i}{j}" for i, j in pairs]
     for ax, entry in zip(axes.flat, actions, strict=False):  # extra axes stay empty
-        angles = np.asarray(entry["angles"])
-        colours = ["tab:orange" if list(p) == list(entry["dominant_plane"]) else "tab:gray" for p in pairs]
+        angles = np.asarray(entry.angles)
+        colours = ["tab:orange" if p == entry.dominant_plane else "tab:gray" for p in pairs]
         ax.bar(range(len(angles)), angles, color=colours)
         ax.set_xticks(range(len(angles)), labels, fontsize=7, rotation=90 if len(angles) > 12 else 0)
-        title = f"action {entry['action']}"
-        if "factor" in entry:
-            sign = "+" if entry["direction"] > 0 else "-"
-            title += f": {entry['factor']}{sign}1\n{entry['angle_over_unit']:+.4f} x 2pi/{entry['cycle_length']}"
+        title = f"action {entry.action}"
+        if entry.factor is not None:
+            sign = "+" if entry.direction is not None and entry.direction > 0 else "-"
+            title += f": {entry.factor}{sign}1\n{entry.angle_over_unit:+.4f} x 2pi/{entry.cycle_length}"
         ax.set_title(title, fontsize=9)
         ax.axhline(0, color="black", linewidth=0.5)
     for ax in list(axes.flat)[len(actions) :]:
@@ -89,12 +104,12 @@ def plot_angles(evaluation: dict[str, Any], path: Path) -> Path:
     return _save_figure(fig, path)
 
 
-def plot_rollout_bce(evaluation: dict[str, Any], path: Path) -> Path:
+def plot_rollout_bce(evaluation: Evaluation, path: Path) -> Path:
     """Mean rollout BCE against the step k, with the 95% interval over episodes."""
-    rollout = evaluation["rollout_bce"]
+    rollout = evaluation.rollout_bce
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    ax.fill_between(rollout["k"], rollout["ci95_low"], rollout["ci95_high"], alpha=0.3, label="95% interval")
-    ax.plot(rollout["k"], rollout["mean"], label=f"mean over {rollout['episodes']} episodes")
+    ax.fill_between(rollout.k, rollout.ci95_low, rollout.ci95_high, alpha=0.3, label="95% interval")
+    ax.plot(rollout.k, rollout.mean, label=f"mean over {rollout.episodes} episodes")
     ax.set(xlabel="rollout step k", ylabel="BCE", title="latent rollout error", ylim=(0, None))
     ax.legend(fontsize=8)
     return _save_figure(fig, path)
@@ -118,40 +133,45 @@ def rollout_gif(model: WorldModel, batch: EpisodeBatch, frames: int, path: Path,
         tiles = np.repeat(tiles, 3, axis=-1)
     scale = max(1, 128 // truth.shape[1])
     images = [Image.fromarray(t).resize((t.shape[1] * scale, t.shape[0] * scale), Image.NEAREST) for t in tiles]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".gif", dir=path.parent)
-    os.close(fd)
-    try:
-        images[0].save(tmp, save_all=True, append_images=images[1:], duration=120, loop=0)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return _write_atomic(
+        path, lambda tmp: images[0].save(tmp, save_all=True, append_images=images[1:], duration=120, loop=0)
+    )
 
 
 def _rounded(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _markdown(report: dict[str, Any]) -> str:
-    criteria = report["criteria"]
+def rollout_bce_at(evaluation: Evaluation) -> dict[str, float]:
+    """Mean rollout BCE at k = 1, 10, 100 and the horizon (those evaluated), keyed by ``str(k)``."""
+    points = {k: evaluation.rollout_bce.mean_at(k) for k in (1, 10, 100, evaluation.horizon)}
+    return {str(k): value for k, value in points.items() if value is not None}
+
+
+def _markdown(evaluation: Evaluation) -> str:
+    criteria = evaluation.criteria
+    at = rollout_bce_at(evaluation)
     lines = [
-        f"# DynDis world model: {report['env_id']}",
+        f"# DynDis world model: {evaluation.env_id}",
         "",
-        f"- environment kwargs: `{report['env_kwargs']}`; latent dim {report['latent_dim']}; "
-        f"{report['n_actions']} actions",
-        f"- training: {report['training']['steps']} steps, {report['training']['train_seconds']:.1f} s",
-        f"- rollout BCE: k=1 {report['rollout_bce_at'].get('1', float('nan')):.4f}, "
-        f"k={report['horizon']} {report['rollout_bce_at'].get(str(report['horizon']), float('nan')):.4f} "
-        f"(ratio {_rounded(report['rollout_bce_ratio'])}, "
-        f"limit {criteria['bce_ratio_limit']})",
+        f"- environment kwargs: `{evaluation.env_kwargs}`; latent dim {evaluation.latent_dim}; "
+        f"{evaluation.n_actions} actions",
+    ]
+    if evaluation.training is not None:
+        lines.append(f"- training: {evaluation.training.steps} steps, {evaluation.training.train_seconds:.1f} s")
+    lines += [
+        f"- rollout BCE: k=1 {at.get('1', float('nan')):.4f}, "
+        f"k={evaluation.horizon} {at.get(str(evaluation.horizon), float('nan')):.4f} "
+        f"(ratio {_rounded(evaluation.rollout_bce_ratio)}, "
+        f"limit {criteria.bce_ratio_limit})",
         "",
         "## Quality criteria",
         "",
         "| criterion | holds |",
         "|---|---|",
     ]
-    for name in ("single_plane", "faithful_angles", "disjoint_planes", "rollout_stable", "all"):
-        lines.append(f"| {name} | {criteria[name]} |")
+    for name, value in {**criteria.checks(), "all": criteria.all}.items():
+        lines.append(f"| {name} | {value} |")
     lines += [
         "",
         "## Actions",
@@ -159,22 +179,19 @@ def _markdown(report: dict[str, Any]) -> str:
         "| action | factor | dir | plane | share | angle / (2pi/N) | faithful | closure | inverse error |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for a in report["actions"]:
-        if "factor" in a:
+    for a in evaluation.actions:
+        if a.factor is not None:
             lines.append(
-                f"| {a['action']} | {a['factor']} | {a['direction']:+d} | {tuple(a['dominant_plane'])} | "
-                f"{a['plane_share']:.5f} | {a['angle_over_unit']:+.5f} (N={a['cycle_length']}) | "
-                f"{a['faithful']} | "
-                f"{a['cycle_closure_mean']:.2e} | {a['inverse_error']:.2e} |"
+                f"| {a.action} | {a.factor} | {a.direction:+d} | {a.dominant_plane} | "
+                f"{a.plane_share:.5f} | {a.angle_over_unit:+.5f} (N={a.cycle_length}) | "
+                f"{a.faithful} | "
+                f"{a.cycle_closure_mean:.2e} | {a.inverse_error:.2e} |"
             )
         else:
-            lines.append(
-                f"| {a['action']} | | | {tuple(a['dominant_plane'])} | {a['plane_share']:.5f} | "
-                f"{a['angle']:+.5f} rad | | | |"
-            )
+            lines.append(f"| {a.action} | | | {a.dominant_plane} | {a.plane_share:.5f} | {a.angle:+.5f} rad | | | |")
     lines += [
         "",
-        f"Different factors in disjoint planes: {report['disjoint_planes']}.",
+        f"Different factors in disjoint planes: {evaluation.disjoint_planes}.",
         "",
         "![training curves](training_curves.png)",
         "![angles](angles.png)",
@@ -188,30 +205,33 @@ def _markdown(report: dict[str, Any]) -> str:
 def write_report(
     out_dir: str | Path,
     model: WorldModel,
-    evaluation: dict[str, Any],
+    evaluation: Evaluation,
     history: Sequence[dict[str, float]],
     batch: EpisodeBatch,
-    training: dict[str, Any],
     gif_frames: int,
 ) -> Path:
     """Write every report file into ``out_dir``; returns the path of ``report.json``.
 
+    ``report.json`` is ``evaluation.to_dict()`` (with ``training`` when the evaluation carries it) plus
+    ``rollout_bce_at`` and the list of the other ``files``.
+
     Args:
         out_dir: Destination folder (created if needed).
         model: The trained model (for the GIF).
-        evaluation: The result of :func:`~dyndis_learn.evaluate.evaluate_model`.
+        evaluation: The result of :func:`~dyndis_learn.evaluate.evaluate_model`, its ``training`` filled in
+            by the caller (``dataclasses.replace(evaluation, training=TrainingSummary(...))``).
         history: The training history (for the curves; may be empty).
         batch: The evaluation episodes (the GIF shows the first).
-        training: Training summary stored under ``"training"`` (steps, seconds, config).
         gif_frames: Frames of the GIF.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    mean = dict(zip(evaluation["rollout_bce"]["k"], evaluation["rollout_bce"]["mean"], strict=True))
+    data = evaluation.to_dict()
+    training = data.pop("training", None)
     report = {
-        **evaluation,
-        "rollout_bce_at": {str(k): mean[k] for k in (1, 10, 100, evaluation["horizon"]) if k in mean},
-        "training": training,
+        **data,
+        "rollout_bce_at": rollout_bce_at(evaluation),
+        **({} if training is None else {"training": training}),
         "files": ["training_curves.png", "angles.png", "rollout_bce.png", "rollout.gif", "report.md"],
     }
     if history:
@@ -219,9 +239,5 @@ def write_report(
     plot_angles(evaluation, out / "angles.png")
     plot_rollout_bce(evaluation, out / "rollout_bce.png")
     rollout_gif(model, batch, gif_frames, out / "rollout.gif")
-    markdown = _markdown(report)
-    fd, tmp = tempfile.mkstemp(prefix=".report.md.", suffix=".tmp", dir=out)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(markdown)
-    os.replace(tmp, out / "report.md")
+    _write_atomic(out / "report.md", lambda tmp: Path(tmp).write_text(_markdown(evaluation), encoding="utf-8"))
     return write_json_atomic(out / "report.json", report)
