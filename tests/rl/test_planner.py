@@ -13,25 +13,29 @@ from dyndis_learn.planner import LatentPlanner
 
 
 def exact_model(env):
-    """Encoder and rotations of a perfectly disentangled model of a factor env: one plane per active factor."""
-    space = env.factor_space
-    active = list(space.active)
-    index = {frame.tobytes(): state for frame, state in zip(env.frames.table.frames, space.all_states())}
+    """Encoder and rotations of a perfectly disentangled model of a factor env: one plane per moving factor.
+
+    The actions' factors, directions and cycle lengths come from the env's public ``action_effects``.
+    """
+    effects = env.action_effects
+    moving = list(dict.fromkeys(e.factor_index for e in effects))  # factors, in order of their first action
+    cycle = {e.factor_index: e.cycle_length for e in effects}
+    index = {frame.tobytes(): state for frame, state in zip(env.frames.table.frames, env.factor_space.all_states())}
 
     def encode(frames: torch.Tensor) -> torch.Tensor:
         states = np.stack([index[f.numpy().tobytes()] for f in frames])
-        angles = np.stack([2 * np.pi * states[:, k] / space.sizes[k] for k in active], axis=1)
+        angles = np.stack([2 * np.pi * states[:, k] / cycle[k] for k in moving], axis=1)
         latent = np.stack([np.cos(angles), np.sin(angles)], axis=2).reshape(len(frames), -1)
-        return torch.as_tensor(latent / math.sqrt(len(active)))
+        return torch.as_tensor(latent / math.sqrt(len(moving)))
 
-    n = 2 * len(active)
-    matrices = torch.zeros(2 * len(active), n, n, dtype=torch.float64)
-    for a in range(len(matrices)):
+    n = 2 * len(moving)
+    matrices = torch.zeros(len(effects), n, n, dtype=torch.float64)
+    for a, effect in enumerate(effects):
         matrices[a] = torch.eye(n, dtype=torch.float64)
-        k, sign = a // 2, 1 - 2 * (a % 2)
-        theta = sign * 2 * np.pi / space.sizes[active[k]]
+        p = moving.index(effect.factor_index)
+        theta = effect.direction * 2 * np.pi / effect.cycle_length
         c, s = math.cos(theta), math.sin(theta)
-        matrices[a, 2 * k : 2 * k + 2, 2 * k : 2 * k + 2] = torch.tensor([[c, -s], [s, c]])
+        matrices[a, 2 * p : 2 * p + 2, 2 * p : 2 * p + 2] = torch.tensor([[c, -s], [s, c]])
     return encode, matrices
 
 
@@ -39,8 +43,12 @@ def shortest(start, goal, sizes):
     return sum(min(abs(a - b), n - abs(a - b)) for a, b, n in zip(start, goal, sizes))
 
 
-def test__plans_are_shortest_paths_that_reach_the_goal():
-    env = gym.make("DynDis/GridWorld-v0", grid_shape=(5, 7), factors={"colour": 3}).unwrapped
+@pytest.mark.parametrize(
+    "factors",
+    [{"colour": 3}, {"north_south": [0], "colour": 3}],  # the second: the first factor does not move
+)
+def test__plans_are_shortest_paths_that_reach_the_goal(factors):
+    env = gym.make("DynDis/GridWorld-v0", grid_shape=(5, 7), factors=factors).unwrapped
     planner = LatentPlanner(*exact_model(env))
     rng = np.random.default_rng(0)
     space = env.factor_space
