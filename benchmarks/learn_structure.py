@@ -52,6 +52,10 @@ SUITES: dict[str, dict[str, Any]] = {
 }
 
 
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
 def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {
         "env_id": suite["env_id"],
@@ -70,7 +74,7 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
         overrides.update(steps=args.steps or 40, warmup_steps=10, dynamics_ramp_steps=10, log_every=5)
     config = TrainConfig.from_dict(overrides)
     check_config = config.evaluation if not args.quick else type(config.evaluation)(episodes=4, horizon=50)
-    batch, factors = collect_eval_episodes(config.env_id, config.env_kwargs, check_config, args.check_episodes)
+    episodes = collect_eval_episodes(config.env_id, config.env_kwargs, check_config, args.check_episodes)
     trainer = Trainer(config)
     first: dict[str, Any] = {}
     checks = []
@@ -82,31 +86,29 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
             config.env_kwargs,
             check_config,
             ks=(1, check_config.horizon),
-            batch=batch,
-            factors=factors,
+            episodes=episodes,
         )
         checks.append(
             {
                 "step": t.step,
                 "seconds": t.train_seconds,
-                "all": result["criteria"]["all"],
-                "ratio": result["rollout_bce_ratio"],
+                "all": result.criteria.all,
+                "ratio": result.rollout_bce_ratio,
             }
         )
         if args.verbose:
             actions = " ".join(
-                f"{tuple(a['dominant_plane'])}{a.get('angle_over_unit', float('nan')):+.3f}s{a['plane_share']:.2f}"
-                for a in result["actions"]
+                f"{a.dominant_plane}{_or_nan(a.angle_over_unit):+.3f}s{a.plane_share:.2f}" for a in result.actions
             )
-            bce = result["rollout_bce"]["mean"]
+            bce = result.rollout_bce.mean
             row = t.history[-1] if t.history else {}
             print(
                 f"seed {seed} step {t.step:5d} {t.train_seconds:6.1f} s  BCE k=1 {bce[0]:.4f} k=max {bce[-1]:.4f}"
                 f"  smooth {row.get('smoothness', float('nan')):.3f} white {row.get('whitening', float('nan')):.3f}"
-                f"  cons {row.get('consistency', float('nan')):.3f} all={result['criteria']['all']}  {actions}",
+                f"  cons {row.get('consistency', float('nan')):.3f} all={result.criteria.all}  {actions}",
                 flush=True,
             )
-        if result["criteria"]["all"] and not first:
+        if result.criteria.all and not first:
             first.update(step=t.step, seconds=t.train_seconds)
         t.model.train()
 
@@ -117,8 +119,7 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
         trainer.model, config.env_id, config.env_kwargs, check_config if args.quick else config.evaluation
     )
     trainer.close()
-    criteria = final["criteria"]
-    rollout = dict(zip(final["rollout_bce"]["k"], final["rollout_bce"]["mean"], strict=True))
+    criteria = final.criteria
     return {
         "seed": seed,
         "steps": trainer.step,
@@ -126,15 +127,13 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
         "wall_seconds_with_checks": wall,
         "first_hold_step": first.get("step"),
         "first_hold_seconds": first.get("seconds"),
-        "final_all": criteria["all"],
-        "final_criteria": {
-            k: criteria[k] for k in ("single_plane", "faithful_angles", "disjoint_planes", "rollout_stable")
-        },
-        "bce_k1": rollout[1],
-        "bce_kmax": rollout[final["horizon"]],
-        "min_share": min(a["plane_share"] for a in final["actions"]),
-        "max_angle_error": max(a.get("angle_relative_error", float("nan")) for a in final["actions"]),
-        "angles_over_unit": [a.get("angle_over_unit") for a in final["actions"]],
+        "final_all": criteria.all,
+        "final_criteria": criteria.checks(),
+        "bce_k1": final.rollout_bce.mean_at(1),
+        "bce_kmax": final.rollout_bce.mean_at(final.horizon),
+        "min_share": min(a.plane_share for a in final.actions),
+        "max_angle_error": max(_or_nan(a.angle_relative_error) for a in final.actions),
+        "angles_over_unit": [a.angle_over_unit for a in final.actions],
         "checks": checks,
     }
 
