@@ -21,27 +21,36 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
+import yaml
 
-from dyndis_learn.checkpoint import load_checkpoint
+from dyndis_learn.checkpoint import read_checkpoint
 from dyndis_learn.config import EvalConfig, TrainConfig
-from dyndis_learn.evaluate import collect_eval_episodes, evaluate_model
+from dyndis_learn.evaluate import Evaluation, TrainingSummary, collect_eval_episodes, evaluate_model
+from dyndis_learn.methods import make_method
 from dyndis_learn.model import WorldModel
 from dyndis_learn.report import write_report
 from dyndis_learn.rollouts import Policy
-from dyndis_learn.trainer import Trainer, model_state
+from dyndis_learn.trainer import Trainer
 
 __all__ = ["Learner", "load_config", "load_model"]
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    """Read a :class:`TrainConfig` from a JSON file (any subset of its fields)."""
+    """Read a :class:`TrainConfig` from a JSON or YAML file (any subset of its fields; older layouts migrated).
+
+    Files ending in ``.yaml`` or ``.yml`` are read as YAML, all others as JSON.
+    """
     path = Path(path)
+    yaml_file = path.suffix.lower() in (".yaml", ".yml")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) if yaml_file else json.loads(text)
     except FileNotFoundError:
         raise FileNotFoundError(f"No config file at {str(path)!r}.") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"Config file {str(path)!r} is not valid JSON: {exc}") from exc
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"Config file {str(path)!r} is not valid {'YAML' if yaml_file else 'JSON'}: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise ValueError(f"Config file {str(path)!r} must hold a mapping of TrainConfig fields, got {data!r}.")
     return TrainConfig.from_dict(data)
 
 
@@ -56,11 +65,11 @@ def load_model(path: str | Path) -> WorldModel:
     Returns:
         The model, in eval mode.
     """
-    tensors, state = load_checkpoint(path)
-    architecture = dataclasses.asdict(TrainConfig.from_dict(state["config"]).model)
+    checkpoint = read_checkpoint(path)
+    config = TrainConfig.from_dict(checkpoint.config).model
     with torch.random.fork_rng(devices=[]):  # the layers' initial weights draw from the global RNG
-        model = WorldModel(state["image_shape"], state["n_actions"], **architecture)
-    model.load_state_dict(model_state(tensors))
+        model = make_method(config).build_model(checkpoint.image_shape, checkpoint.n_actions, config)
+    model.load_state_dict(checkpoint.model_state)
     return model.eval()
 
 
@@ -90,11 +99,8 @@ class Learner:
 
         Example: ``Learner.from_env("DynDis/GridWorld-v0", steps=400, model={"latent_dim": 6})``.
         """
-        return cls(
-            TrainConfig.from_dict({"env_id": env_id, "env_kwargs": dict(env_kwargs or {}), **config}),
-            run_dir,
-            policy,
-        )
+        env = {"id": env_id, "kwargs": dict(env_kwargs or {})}
+        return cls(TrainConfig.from_dict({"env": env, **config}), run_dir, policy)
 
     # -- accessors -------------------------------------------------------------------------------------
 
@@ -119,10 +125,18 @@ class Learner:
         """Train up to ``steps`` SGD steps in total (default ``config.steps``); returns the history."""
         return self.trainer.train(steps, progress=progress)
 
-    def evaluate(self, config: EvalConfig | None = None) -> dict[str, Any]:
-        """Rollout error and group structure on fresh episodes (see :mod:`dyndis_learn.evaluate`)."""
+    def evaluate(self, config: EvalConfig | None = None) -> Evaluation:
+        """Rollout error and group structure on fresh episodes, with the training summary.
+
+        ``evaluate().to_dict()`` holds every key of the report's ``report.json`` but the report-only ones
+        (``rollout_bce_at`` and the list of ``files``).
+        """
         cfg = config or self.config.evaluation
-        return evaluate_model(self.model, self.config.env_id, self.config.env_kwargs, cfg)
+        evaluation = evaluate_model(self.model, self.config.env.id, self.config.env.kwargs, cfg)
+        return dataclasses.replace(evaluation, training=self._training_summary())
+
+    def _training_summary(self) -> TrainingSummary:
+        return TrainingSummary(self.trainer.step, self.trainer.train_seconds, self.config.to_dict())
 
     def report(self, out_dir: str | Path | None = None, config: EvalConfig | None = None) -> Path:
         """Evaluate and write PNGs, the GIF, ``report.json`` and ``report.md``; returns report.json's path.
@@ -135,16 +149,11 @@ class Learner:
         if out is None:
             raise ValueError("`out_dir` is required for a learner without a run folder.")
         cfg = config or self.config.evaluation
-        batch, factors = collect_eval_episodes(self.config.env_id, self.config.env_kwargs, cfg)
-        evaluation = evaluate_model(
-            self.model, self.config.env_id, self.config.env_kwargs, cfg, batch=batch, factors=factors
-        )
-        training = {
-            "steps": self.trainer.step,
-            "train_seconds": self.trainer.train_seconds,
-            "config": self.config.to_dict(),
-        }
-        return write_report(out, self.model, evaluation, self.history, batch, training, cfg.gif_steps)
+        env = self.config.env
+        episodes = collect_eval_episodes(env.id, env.kwargs, cfg)
+        evaluation = evaluate_model(self.model, env.id, env.kwargs, cfg, episodes=episodes)
+        evaluation = dataclasses.replace(evaluation, training=self._training_summary())
+        return write_report(out, self.model, evaluation, self.history, episodes.batch, cfg.gif_steps)
 
     # -- persistence -----------------------------------------------------------------------------------
 

@@ -1,437 +1,465 @@
-"""Configuration dataclasses: every field documented and validated in ``__post_init__``.
+"""The configuration of a run: one tree of dataclasses, nested by concern.
 
-:class:`TrainConfig` is the whole recipe of a run (environment, model, objective, schedules, logging);
-:class:`ModelConfig`, :class:`RegularizerConfig` and :class:`EvalConfig` are its parts. All of them
-round-trip through plain dicts (:meth:`TrainConfig.to_dict` / :meth:`TrainConfig.from_dict`), which is
-how they are stored in checkpoints and read from ``--config`` files.
+:class:`TrainConfig` is the whole recipe; each section is a dataclass of its own: the environment
+(:class:`EnvConfig`), the episodes of each SGD step (:class:`DataConfig`), the model
+(:class:`ModelConfig`), the warm-up (:class:`WarmupConfig`, with a section per kind), optimisation and
+schedules (:class:`OptimConfig`), the loss weights (:class:`LossConfig`), the regulariser
+(:class:`RegularizerConfig`), evaluation (:class:`EvalConfig`) and logging (:class:`LogConfig`).
+
+Every field declares what it accepts in its type (checked by :func:`~dyndis_learn.validation.validate_fields`)
+and documents itself in a docstring, which ``dyndis-learn train --help`` prints. The tree round-trips
+through plain dicts (:meth:`TrainConfig.to_dict` / :meth:`TrainConfig.from_dict`), which is how it is
+stored in checkpoints and read from JSON or YAML files; :func:`migrate_config` upgrades the flat dicts of
+format-1 checkpoints.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
-import math
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from dyndis_learn.networks import ENCODER_NORMS
-from dyndis_learn.regularizers import EntanglementTarget, ScheduleKind, WeightSchedule
-from dyndis_learn.rotations import Parametrisation
+import tyro
 
-__all__ = ["WARMUPS", "EvalConfig", "ModelConfig", "RegularizerConfig", "TrainConfig"]
+from dyndis_learn.validation import Ge, Gt, Le, validate_fields
 
-#: The ways of starting the encoder (``TrainConfig.warmup``).
-WARMUPS = ("graph", "spectral")
-#: ``TrainConfig.angle_lr`` under the spectral warm-up when it is not given.
-SPECTRAL_ANGLE_LR = 1e-2
+__all__ = [
+    "CONFIG_VERSION",
+    "DataConfig",
+    "EnvConfig",
+    "EvalConfig",
+    "GraphWarmupConfig",
+    "LogConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RegularizerConfig",
+    "SpectralWarmupConfig",
+    "TrainConfig",
+    "WarmupConfig",
+    "migrate_config",
+]
+
+#: Version of the dict layout written by :meth:`TrainConfig.to_dict` (1: the flat layout before sections).
+CONFIG_VERSION = 2
 
 _T = TypeVar("_T")
 
-
-def _check_int(owner: str, name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{owner}.{name} must be an integer >= {minimum}, got {value!r}.")
-
-
-def _check_float(
-    owner: str, name: str, value: Any, minimum: float, *, strict: bool = False, maximum: float = math.inf
-) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > minimum if strict else value >= minimum) and value <= maximum
-    if not ok:
-        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-        upper = f" and <= {maximum:g}" if math.isfinite(maximum) else ""
-        raise ValueError(f"{owner}.{name} must be a finite number {bound}{upper}, got {value!r}.")
+#: A JSON object given on the command line as one argument, e.g. ``'{"grid_shape": [5, 5]}'``.
+JsonObject = Annotated[
+    dict[str, Any],
+    tyro.constructors.PrimitiveConstructorSpec(
+        nargs=1,
+        metavar="JSON",
+        instance_from_str=lambda args: _json_object(args[0]),
+        is_instance=lambda value: isinstance(value, dict),
+        str_from_instance=lambda value: [json.dumps(value)],
+    ),
+]
 
 
-def _from_mapping(cls: type[_T], data: Mapping[str, Any], nested: Mapping[str, type] | None = None) -> _T:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys with a suggestion."""
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc}): {text!r}") from exc
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object like '{{\"grid_shape\": [5, 5]}}', got {text!r}")
+    return value
+
+
+class _Section:
+    """Validation on construction, and construction from a mapping that refuses unknown keys."""
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
+    @classmethod
+    def from_dict(cls: type[_T], data: Mapping[str, Any]) -> _T:
+        """Build from a mapping (sections may be mappings too); unknown keys raise a ValueError with a hint."""
+        return _from_mapping(cls, data)
+
+
+def _from_mapping(cls: type[_T], data: Any) -> _T:
+    if isinstance(data, cls):
+        return data
     if not isinstance(data, Mapping):
-        raise TypeError(f"{cls.__name__} expects a mapping of field names to values, got {type(data).__name__}.")
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = [key for key in data if key not in names]
+        raise ValueError(f"{cls.__name__} expects a mapping of field names to values, got {data!r}.")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [key for key in data if key not in fields]
     if unknown:
-        hints = {key: difflib.get_close_matches(key, names, n=1) for key in unknown}
+        hints = {key: difflib.get_close_matches(key, list(fields), n=1) for key in unknown}
         hint = "; ".join(f"{k!r}" + (f" (did you mean {m[0]!r}?)" if m else "") for k, m in hints.items())
-        raise ValueError(f"Unknown {cls.__name__} field(s): {hint}. Allowed: {names}.")
-    kwargs = dict(data)
-    for key, sub in (nested or {}).items():
-        if key in kwargs and not isinstance(kwargs[key], sub):
-            kwargs[key] = sub.from_dict(kwargs[key])
+        raise ValueError(f"Unknown {cls.__name__} field(s): {hint}. Allowed: {list(fields)}.")
+    kwargs = {}
+    for key, value in data.items():
+        section = _section_type(fields[key])
+        kwargs[key] = _from_mapping(section, value) if section is not None else value
     return cls(**kwargs)
 
 
+def _section_type(f: dataclasses.Field) -> type | None:
+    """The section class of a field whose default is a section (built with ``default_factory``)."""
+    if f.default_factory is dataclasses.MISSING:
+        return None
+    default = f.default_factory()
+    return type(default) if isinstance(default, _Section) else None
+
+
 @dataclass
-class ModelConfig:
+class EnvConfig(_Section):
+    """The environment the episodes come from."""
+
+    id: str = "DynDis/GridWorld-v0"
+    """Gymnasium id of the environment (made with ``gym.make_vec``)."""
+    kwargs: JsonObject = field(default_factory=dict)
+    """Keyword arguments of the environment, e.g. ``{"factors": {"size": "all"}}``."""
+
+
+@dataclass
+class DataConfig(_Section):
+    """The episodes of every SGD step outside a warm-up that brings its own."""
+
+    episodes_per_step: Annotated[int, Ge(1)] = 4
+    """Episodes ``B`` per SGD step, each from a fresh random start."""
+    episode_steps: Annotated[int, Ge(1)] = 20
+    """Steps ``T`` per episode: every SGD step sees ``B (T + 1)`` frames. Long episodes give the rollout and
+    consistency terms a long lever arm on the angles."""
+
+
+@dataclass
+class ModelConfig(_Section):
     """The world model's architecture."""
 
-    latent_dim: int = 4
+    method: str = "rotation"
+    """The registered method that builds the model and its parameter groups (:mod:`dyndis_learn.methods`)."""
+    latent_dim: Annotated[int, Ge(2)] = 4
     """Dimension ``n`` of the latent space; encodings live on the unit sphere S^(n-1). Needs at least two
     dimensions per factor to give every factor its own plane."""
-    channels: tuple[int, ...] = (32, 32, 64, 64)
+    channels: Annotated[tuple[int, ...], Ge(1)] = (32, 32, 64, 64)
     """Output channels of the encoder's strided convolutions (the decoder mirrors them)."""
-    kernel_size: int = 4
+    kernel_size: Annotated[int, Ge(1)] = 4
     """Kernel size of every (transposed) convolution."""
-    stride: int = 2
+    stride: Annotated[int, Ge(1)] = 2
     """Stride of every (transposed) convolution."""
-    hidden_dim: int = 256
+    hidden_dim: Annotated[int, Ge(1)] = 256
     """Units of the fully connected hidden layer of the encoder and of the decoder."""
-    parametrisation: str = "givens"
-    """Action matrices: ``"givens"`` (ordered product of Givens rotations) or ``"exp"`` (matrix
-    exponential)."""
-    angle_init_scale: float = 0.01
+    parametrisation: Literal["givens", "exp"] = "givens"
+    """Action matrices: ordered product of Givens rotations, or matrix exponential."""
+    angle_init_scale: Annotated[float, Ge(0)] = 0.01
     """Initial angles are uniform in ``[-angle_init_scale, angle_init_scale]`` radians."""
-    encoder_norm: str = "none"
-    """``"none"`` or ``"instance"``: normalise each encoder convolution per image and channel
-    (:class:`~dyndis_learn.networks.ConvEncoder`). Needed where a factor changes every pixel: on a 9 x 9
-    GridWorld with 5 background colours the plain encoder never learned position or object colour
-    (linear R^2 0.2-0.3 after 1,200 steps), the normalised one learned every factor in 150 steps."""
-
-    def __post_init__(self) -> None:
-        _check_int("ModelConfig", "latent_dim", self.latent_dim, 2)
-        if isinstance(self.channels, (str, bytes)) or not hasattr(self.channels, "__iter__"):
-            raise ValueError(f"ModelConfig.channels must be a sequence of positive integers, got {self.channels!r}.")
-        self.channels = tuple(self.channels)
-        if not self.channels:
-            raise ValueError("ModelConfig.channels must hold at least one convolution, got ().")
-        for c in self.channels:
-            _check_int("ModelConfig", "channels[i]", c, 1)
-        _check_int("ModelConfig", "kernel_size", self.kernel_size, 1)
-        _check_int("ModelConfig", "stride", self.stride, 1)
-        _check_int("ModelConfig", "hidden_dim", self.hidden_dim, 1)
-        allowed = [p.value for p in Parametrisation]
-        if self.parametrisation not in allowed:
-            raise ValueError(f"ModelConfig.parametrisation must be one of {allowed}, got {self.parametrisation!r}.")
-        _check_float("ModelConfig", "angle_init_scale", self.angle_init_scale, 0.0)
-        if self.encoder_norm not in ENCODER_NORMS:
-            allowed = list(ENCODER_NORMS)
-            raise ValueError(f"ModelConfig.encoder_norm must be one of {allowed}, got {self.encoder_norm!r}.")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
-        """Build from a mapping (as stored by :meth:`TrainConfig.to_dict`)."""
-        return _from_mapping(cls, data)
+    encoder_norm: Literal["none", "instance"] = "none"
+    """``"instance"`` normalises each encoder convolution per image and channel
+    (:class:`~dyndis_learn.networks.ConvEncoder`): for worlds where a factor changes every pixel."""
 
 
 @dataclass
-class RegularizerConfig:
-    """The entanglement regulariser on the action angles (see :mod:`dyndis_learn.regularizers`)."""
+class GraphWarmupConfig(_Section):
+    """The graph warm-up: explore, embed the transition graph, regress the encoder onto the embedding."""
 
-    target: str = "min"
-    """``"min"`` (one plane per action), ``"max"`` or ``"value"``."""
-    value: float = 0.0
-    """Target entanglement for ``target="value"``."""
-    schedule: str = "linear"
-    """Weight schedule: ``"constant"`` (``weight`` from the first step) or ``"linear"`` (0 until ``delay``,
-    then a ramp to ``weight`` over ``ramp`` steps)."""
-    weight: float = 0.3
-    """Final weight of the regulariser."""
-    delay: int | None = None
-    """Steps before the linear ramp starts; None: at the end of ``TrainConfig.warmup_steps``, so that every
-    action grows in one plane from the moment the dynamics terms start."""
-    ramp: int | None = None
-    """Length of the linear ramp in steps; None: ``TrainConfig.dynamics_ramp_steps``."""
-
-    def __post_init__(self) -> None:
-        targets = [t.value for t in EntanglementTarget]
-        if self.target not in targets:
-            raise ValueError(f"RegularizerConfig.target must be one of {targets}, got {self.target!r}.")
-        kinds = [k.value for k in ScheduleKind]
-        if self.schedule not in kinds:
-            raise ValueError(f"RegularizerConfig.schedule must be one of {kinds}, got {self.schedule!r}.")
-        _check_float("RegularizerConfig", "value", self.value, 0.0)
-        _check_float("RegularizerConfig", "weight", self.weight, 0.0)
-        for name in ("delay", "ramp"):
-            if getattr(self, name) is not None:
-                _check_int("RegularizerConfig", name, getattr(self, name), 0)
-
-    def weight_schedule(self, warmup_steps: int, dynamics_ramp_steps: int) -> WeightSchedule:
-        """The schedule that maps a step to the weight (None delay / ramp follow the training warm-up)."""
-        delay = warmup_steps if self.delay is None else self.delay
-        ramp = dynamics_ramp_steps if self.ramp is None else self.ramp
-        return WeightSchedule(self.schedule, end=self.weight, start=0.0, delay=delay, ramp=ramp)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RegularizerConfig:
-        """Build from a mapping (as stored by :meth:`TrainConfig.to_dict`)."""
-        return _from_mapping(cls, data)
-
-
-@dataclass
-class EvalConfig:
-    """How a trained model is evaluated and reported."""
-
-    episodes: int = 32
-    """Evaluation episodes (fresh random starts, random actions) for the rollout error and the closures."""
-    horizon: int = 500
-    """Rollout length ``k_max``: the BCE is reported for every step ``k = 1 .. horizon``."""
-    seed: int = 1_000_003
-    """Seed of the evaluation episodes (kept apart from the training stream)."""
-    gif_steps: int = 120
-    """Frames of the ground-truth vs reconstruction GIF (the first steps of one long rollout)."""
-    bce_ratio_limit: float = 1.2
-    """Quality criterion: rollout BCE at ``k = horizon`` at most this times the BCE at ``k = 1``."""
-    share_threshold: float = 0.99
-    """Quality criterion: share of ``sum(theta^2)`` that every action must hold in its dominant plane."""
-    angle_tolerance: float = 0.01
-    """Quality criterion: relative distance of the dominant angle to the nearest ``2 pi k / N``."""
-
-    def __post_init__(self) -> None:
-        _check_int("EvalConfig", "episodes", self.episodes, 1)
-        _check_int("EvalConfig", "horizon", self.horizon, 1)
-        _check_int("EvalConfig", "seed", self.seed, 0)
-        _check_int("EvalConfig", "gif_steps", self.gif_steps, 1)
-        _check_float("EvalConfig", "bce_ratio_limit", self.bce_ratio_limit, 0.0, strict=True)
-        _check_float("EvalConfig", "share_threshold", self.share_threshold, 0.0, maximum=1.0)
-        _check_float("EvalConfig", "angle_tolerance", self.angle_tolerance, 0.0, strict=True)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> EvalConfig:
-        """Build from a mapping (as stored by :meth:`TrainConfig.to_dict`)."""
-        return _from_mapping(cls, data)
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run needs; the defaults train GridWorld 5x5 in a few minutes on 2 CPU cores.
-
-    The objective (see :mod:`dyndis_learn.losses`) is: autoencoding BCE on every frame throughout; during
-    the warm-up the regression onto the explored transition graph's eigenmap (``warmup="graph"``) or the
-    spectral terms and the plane alignment (``warmup="spectral"``); then, ramped in, the rollout BCE of
-    the design (decode the rotated first frame), the latent consistency between rotated and encoded
-    frames, uniformity, and the entanglement regulariser. :mod:`dyndis_learn.trainer` walks through one
-    run.
-    """
-
-    env_id: str = "DynDis/GridWorld-v0"
-    """Gymnasium id of the environment (made with ``gym.make_vec``)."""
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of the environment, e.g. ``{"factors": {"size": "all"}}``."""
-    seed: int = 0
-    """Seed of the initial weights, the training episodes and their random actions."""
-    steps: int = 600
-    """Number of SGD steps."""
-    episodes_per_step: int = 4
-    """Episodes ``B`` per SGD step after the warm-up, each from a fresh random start."""
-    episode_steps: int = 20
-    """Steps ``T`` per episode after the warm-up: every SGD step sees ``B (T + 1)`` frames. Long episodes
-    give the rollout and consistency terms a long lever arm on the angles (precise to 500 steps)."""
-    warmup: str = "graph"
-    """How the encoder gets its start during the first ``warmup_steps`` steps:
-
-    - ``"graph"``: explore the environment, identify states by their images, and regress the encoder onto
-      the Laplacian eigenmap of the transition graph, already turned onto the actions' planes
-      (:mod:`dyndis_learn.transition_graph`). Needs an environment that renders each state the same way
-      every time, whose states random exploration can cover (tens of thousands at most), and whose
-      factors' first Fourier modes are among the ``eigenmap_candidates`` smoothest eigenvectors. The
-      angles stay at their fit to the explored transitions (``angle_lr``).
-    - ``"spectral"``: learn the same map by SGD on transition smoothness under whitening, through the
-      encoder alone, then align the planes (``align_planes``). Needs no exploration, but converges slowly
-      where factors change the image by very different amounts (on Shapes3D it misses orientation)."""
-    exploration_batches: int = 16
-    """Graph warm-up: batches of random episodes that explore the transition graph..."""
-    exploration_episodes: int = 32
+    exploration_batches: Annotated[int, Ge(1)] = 16
+    """Batches of random episodes that explore the transition graph..."""
+    exploration_episodes: Annotated[int, Ge(1)] = 32
     """...each of this many episodes..."""
-    exploration_steps: int = 100
-    """...of this many steps (51,200 transitions by default; about 1 s on Shapes3D)."""
-    eigenmap_candidates: int = 64
-    """Graph warm-up: the Laplacian eigenvectors searched for each factor's first Fourier modes. Every mode
-    smoother than the roughest factor's first one must be among them: 12 for a 9 x 9 grid with 5 colours
-    and 5 backgrounds (:func:`~dyndis_learn.transition_graph.laplacian_eigenmap`)."""
-    graph_batch_size: int = 96
-    """Graph warm-up: explored states (drawn uniformly) per SGD step."""
-    target_weight: float = 1.0
-    """Graph warm-up: weight of ``mean ||e - y||^2``, the distance of each encoding to its state's embedding.
-    It trains the encoder during the warm-up and then, on every frame of an explored state, keeps it on
-    that map: otherwise the dynamics terms shrink a factor whose images change little (Shapes3D's
-    orientation) and its angle drifts by 1-3%."""
-    warmup_episodes_per_step: int = 16
-    """Spectral warm-up: episodes per SGD step. Many short episodes from as many random starts spread the
-    batch over the state space, which the whitening penalty (estimated per batch) needs."""
-    warmup_episode_steps: int = 5
-    """Spectral warm-up: steps per episode."""
-    model: ModelConfig = field(default_factory=ModelConfig)
-    """Architecture of the world model."""
-    lr: float = 2e-3
+    exploration_steps: Annotated[int, Ge(1)] = 100
+    """...of this many steps."""
+    eigenmap_candidates: Annotated[int, Ge(1)] = 64
+    """The Laplacian eigenvectors searched for each factor's first Fourier modes; every mode smoother than
+    the roughest factor's first one must be among them
+    (:func:`~dyndis_learn.transition_graph.laplacian_eigenmap`)."""
+    batch_size: Annotated[int, Ge(1)] = 96
+    """Explored states (drawn uniformly) per warm-up SGD step."""
+    target_weight: Annotated[float, Ge(0)] = 1.0
+    """Weight of ``mean ||e - y||^2``, the distance of each encoding to its state's embedding. It trains the
+    encoder during the warm-up and then, on every frame of an explored state, keeps it on that map."""
+
+
+@dataclass
+class SpectralWarmupConfig(_Section):
+    """The spectral warm-up: the encoder finds the map by SGD on transition smoothness under whitening."""
+
+    episodes_per_step: Annotated[int, Ge(1)] = 16
+    """Episodes per warm-up SGD step: many short episodes from as many random starts spread the batch over
+    the state space, which the whitening penalty (estimated per batch) needs."""
+    episode_steps: Annotated[int, Ge(1)] = 5
+    """Steps per warm-up episode."""
+    align_planes: bool = True
+    """At the warm-up's end, fit every action's rotation to the encoded transitions of the batch and turn the
+    latent basis onto their common planes (:mod:`dyndis_learn.alignment`); the angles start from the fit."""
+    smoothness_weight: Annotated[float, Ge(0)] = 3.0
+    """Weight of the transition smoothness ``mean ||e_t - e_(t-1)||^2``."""
+    whitening_weight: Annotated[float, Ge(0)] = 10.0
+    """Weight of the whitening penalty (zero mean, covariance ``I / n``). Both spectral terms are at full
+    weight during the warm-up and fade out as the dynamics terms ramp in."""
+
+
+@dataclass
+class WarmupConfig(_Section):
+    """How the encoder gets its start, before the dynamics terms (:mod:`dyndis_learn.warmups`)."""
+
+    kind: Literal["graph", "spectral", "none"] = "graph"
+    """``"graph"``: regress the encoder onto the explored transition graph's eigenmap, angles fitted on the
+    graph; ``"spectral"``: learn that map by SGD, then align the planes; ``"none"``: no warm-up, every term
+    from the first step (the original paper's recipe)."""
+    steps: Annotated[int, Ge(0)] = 150
+    """SGD steps of the warm-up (ignored by ``"none"``)."""
+    graph: GraphWarmupConfig = field(default_factory=GraphWarmupConfig)
+    """Settings of the graph warm-up."""
+    spectral: SpectralWarmupConfig = field(default_factory=SpectralWarmupConfig)
+    """Settings of the spectral warm-up."""
+
+
+@dataclass
+class OptimConfig(_Section):
+    """Adam and the schedules of learning rates and of the dynamics terms (:mod:`dyndis_learn.schedules`)."""
+
+    lr: Annotated[float, Gt(0)] = 2e-3
     """Adam learning rate of the encoder and decoder."""
-    angle_lr: float | None = None
-    """Adam learning rate of the action angles; 0 keeps them where the warm-up put them. ``None`` (the
-    default) means 0 under the graph warm-up, whose fit to the explored transitions is exact to a fraction
-    of a percent (learned further, the dynamics terms pulled them 1-12% off on 4-factor GridWorlds), and
-    ``SPECTRAL_ANGLE_LR`` under the spectral one, whose batch fit is only a start."""
+    angle_lr: Annotated[float, Ge(0)] | None = None
+    """Adam learning rate of the action angles; 0 keeps them where the warm-up put them; None: the
+    warm-up's default (0 after the graph warm-up, whose fit is exact; 1e-2 otherwise)."""
     angle_lr_ramp: bool = True
-    """Ramp the angles' learning rate up with the dynamics terms (see :meth:`learning_rate`)."""
-    decay_start: float = 0.75
+    """Ramp the angles' learning rate up with the dynamics terms (Adam normalises away a ramp of the loss
+    weight alone)."""
+    decay_start: Annotated[float, Ge(0), Le(1)] = 0.75
     """Fraction of ``steps`` after which both learning rates decay geometrically..."""
-    final_lr_fraction: float = 0.01
+    final_lr_fraction: Annotated[float, Gt(0), Le(1)] = 0.01
     """...down to this fraction of their initial value at the last step."""
-    warmup_steps: int = 150
-    """Steps of the warm-up (see ``warmup``) before the dynamics terms start."""
-    dynamics_ramp_steps: int = 75
-    """Steps over which the rollout and consistency weights ramp from 0 to their values after warm-up."""
-    autoencoder_weight: float = 1.0
+    dynamics_ramp_steps: Annotated[int, Ge(0)] = 75
+    """Steps over which the rollout and consistency weights ramp from 0 to their values after the warm-up."""
+
+
+@dataclass
+class LossConfig(_Section):
+    """Weights of the objective's terms (:mod:`dyndis_learn.objective`)."""
+
+    autoencoder_weight: Annotated[float, Ge(0)] = 1.0
     """Weight of the BCE of ``decode(encode(x_t))`` against ``x_t``."""
-    rollout_weight: float = 1.0
+    rollout_weight: Annotated[float, Ge(0)] = 1.0
     """Weight of the BCE of ``decode(R(a_t) ... R(a_1) encode(x_0))`` against ``x_t``."""
     split_decoding: bool = True
-    """After warm-up, decode each frame ``t >= 1`` once, from ``P_t e_0`` or from ``e_t`` at random (half
-    the decoder cost); False decodes both."""
-    consistency_weight: float = 1.0
-    """Weight of the latent consistency between rotated and encoded frames (scale-free, see losses)."""
-    multistep_weight: float = 0.3
+    """Decode each frame ``t >= 1`` once, from the rollout or from its encoding at random (half the decoder
+    cost); False decodes both."""
+    consistency_weight: Annotated[float, Ge(0)] = 1.0
+    """Weight of the latent consistency between rotated and encoded frames."""
+    multistep_weight: Annotated[float, Ge(0)] = 0.3
     """Weight of the all-pairs (long-horizon) consistency relative to the one-step consistency."""
-    align_planes: bool = True
-    """Spectral warm-up: at its end, fit every action's rotation to the encoded transitions of the batch and
-    turn the latent basis onto their common planes (see :mod:`dyndis_learn.alignment`); the angles start
-    from the fitted ones."""
-    smoothness_weight: float = 3.0
-    """Spectral warm-up: weight of the transition smoothness ``mean ||e_t - e_(t-1)||^2`` (see losses)."""
-    whitening_weight: float = 10.0
-    """Spectral warm-up: weight of the whitening penalty that holds the encodings at zero mean and
-    covariance ``I / n``. Both spectral terms are at full weight during the warm-up and fade out as the
-    dynamics terms ramp in: estimated on a few long episodes, the covariance is far from the state
-    distribution's, and its noise would keep the encoder from the precise equivariance that 500-step
-    rollouts need."""
-    uniformity_weight: float = 0.1
+    uniformity_weight: Annotated[float, Ge(0)] = 0.1
     """Weight of the uniformity term that spreads encodings over the sphere (prevents collapse)."""
-    uniformity_temperature: float = 2.0
+    uniformity_temperature: Annotated[float, Gt(0)] = 2.0
     """Temperature ``t`` of the uniformity term ``log mean exp(-t ||e_i - e_j||^2)``."""
-    regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
-    """The entanglement regulariser and its weight schedule."""
-    evaluation: EvalConfig = field(default_factory=EvalConfig)
-    """Evaluation and report settings."""
-    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.autoencoder_weight == 0 and self.rollout_weight == 0:
+            raise ValueError(
+                "LossConfig: autoencoder_weight and rollout_weight cannot both be 0 (nothing trains the decoder)."
+            )
+
+
+@dataclass
+class RegularizerConfig(_Section):
+    """The entanglement regulariser on the action angles (:mod:`dyndis_learn.regularizers`)."""
+
+    target: Literal["min", "max", "value"] = "min"
+    """``"min"`` (one plane per action), ``"max"`` or ``"value"``."""
+    value: Annotated[float, Ge(0)] = 0.0
+    """Target entanglement for ``target="value"``."""
+    schedule: Literal["constant", "linear"] = "linear"
+    """``"constant"`` (``weight`` from the first step) or ``"linear"`` (0 until ``delay``, then a ramp to
+    ``weight`` over ``ramp`` steps)."""
+    weight: Annotated[float, Ge(0)] = 0.3
+    """Final weight of the regulariser."""
+    delay: Annotated[int, Ge(0)] | None = None
+    """Steps before the linear ramp starts; None: the end of the warm-up."""
+    ramp: Annotated[int, Ge(0)] | None = None
+    """Length of the linear ramp in steps; None: ``optim.dynamics_ramp_steps``."""
+
+
+@dataclass
+class EvalConfig(_Section):
+    """How a trained model is evaluated and reported."""
+
+    episodes: Annotated[int, Ge(1)] = 32
+    """Evaluation episodes (fresh random starts, random actions) for the rollout error and the closures."""
+    horizon: Annotated[int, Ge(1)] = 500
+    """Rollout length ``k_max``: the BCE is reported for every step ``k = 1 .. horizon``."""
+    seed: Annotated[int, Ge(0)] = 1_000_003
+    """Seed of the evaluation episodes (kept apart from the training stream)."""
+    gif_steps: Annotated[int, Ge(1)] = 120
+    """Frames of the ground-truth vs reconstruction GIF."""
+    bce_ratio_limit: Annotated[float, Gt(0)] = 1.2
+    """Criterion: rollout BCE at ``k = horizon`` at most this times the BCE at ``k = 1``."""
+    share_threshold: Annotated[float, Ge(0), Le(1)] = 0.99
+    """Criterion: share of ``sum(theta^2)`` that every action must hold in its dominant plane."""
+    angle_tolerance: Annotated[float, Gt(0)] = 0.01
+    """Criterion: relative distance of the dominant angle to the nearest ``2 pi k / N``."""
+
+
+@dataclass
+class LogConfig(_Section):
+    """What a run writes while it trains (:mod:`dyndis_learn.run_log`)."""
+
+    log_every: Annotated[int, Ge(1)] = 10
     """Write a row of the CSV (and TensorBoard) log every this many steps."""
-    checkpoint_every: int = 200
-    """Write a checkpoint every this many steps (0: only at the end of ``train``)."""
-    threads: int = 2
-    """Torch intra-op threads (0 leaves torch's default)."""
+    checkpoint_every: Annotated[int, Ge(0)] = 200
+    """Write a checkpoint every this many steps (0: only at the end of training)."""
     tensorboard: bool = False
     """Also log to TensorBoard (needs the ``tensorboard`` extra)."""
 
+
+@dataclass
+class TrainConfig(_Section):
+    """Everything a training run needs; the defaults train GridWorld 5x5 in a few minutes on 2 CPU cores.
+
+    The objective (:mod:`dyndis_learn.objective`) is autoencoding BCE on every frame throughout; during the
+    warm-up the warm-up's own terms (:mod:`dyndis_learn.warmups`); then, ramped in, the rollout BCE of the
+    design (decode the rotated first frame), the latent consistency between rotated and encoded frames,
+    uniformity, and the entanglement regulariser. :mod:`dyndis_learn.trainer` walks through one run.
+    """
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environment."""
+    seed: Annotated[int, Ge(0)] = 0
+    """Seed of the initial weights, the training episodes and their random actions."""
+    steps: Annotated[int, Ge(1)] = 600
+    """Number of SGD steps."""
+    threads: Annotated[int, Ge(0)] = 2
+    """Torch intra-op threads (0 leaves torch's default)."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """The episodes of each SGD step."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The world model."""
+    warmup: WarmupConfig = field(default_factory=WarmupConfig)
+    """The warm-up."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimisation and schedules."""
+    loss: LossConfig = field(default_factory=LossConfig)
+    """Loss weights."""
+    regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
+    """The entanglement regulariser."""
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+    """Evaluation and report settings."""
+    logging: LogConfig = field(default_factory=LogConfig)
+    """Logs and checkpoints."""
+
     def __post_init__(self) -> None:
-        if not isinstance(self.env_id, str) or not self.env_id:
-            raise ValueError(f"TrainConfig.env_id must be a non-empty Gymnasium id, got {self.env_id!r}.")
-        if not isinstance(self.env_kwargs, Mapping):
-            raise ValueError(f"TrainConfig.env_kwargs must be a dict of keyword arguments, got {self.env_kwargs!r}.")
-        self.env_kwargs = dict(self.env_kwargs)
-        if isinstance(self.model, Mapping):
-            self.model = ModelConfig.from_dict(self.model)
-        if isinstance(self.regularizer, Mapping):
-            self.regularizer = RegularizerConfig.from_dict(self.regularizer)
-        if isinstance(self.evaluation, Mapping):
-            self.evaluation = EvalConfig.from_dict(self.evaluation)
-        _check_int("TrainConfig", "seed", self.seed, 0)
-        _check_int("TrainConfig", "steps", self.steps, 1)
-        _check_int("TrainConfig", "episodes_per_step", self.episodes_per_step, 1)
-        _check_int("TrainConfig", "episode_steps", self.episode_steps, 1)
-        if self.warmup not in WARMUPS:
-            raise ValueError(f"TrainConfig.warmup must be one of {list(WARMUPS)}, got {self.warmup!r}.")
-        _check_int("TrainConfig", "exploration_batches", self.exploration_batches, 1)
-        _check_int("TrainConfig", "exploration_episodes", self.exploration_episodes, 1)
-        _check_int("TrainConfig", "exploration_steps", self.exploration_steps, 1)
-        _check_int("TrainConfig", "eigenmap_candidates", self.eigenmap_candidates, 1)
-        if self.eigenmap_candidates < self.model.latent_dim:
+        super().__post_init__()
+        candidates = self.warmup.graph.eigenmap_candidates
+        if self.warmup.kind == "graph" and candidates < self.model.latent_dim:
             raise ValueError(
-                f"TrainConfig.eigenmap_candidates must be >= model.latent_dim ({self.model.latent_dim}), "
-                f"got {self.eigenmap_candidates}."
+                f"WarmupConfig.graph.eigenmap_candidates must be >= model.latent_dim ({self.model.latent_dim}), "
+                f"got {candidates}."
             )
-        _check_int("TrainConfig", "graph_batch_size", self.graph_batch_size, 1)
-        _check_int("TrainConfig", "warmup_episodes_per_step", self.warmup_episodes_per_step, 1)
-        _check_int("TrainConfig", "warmup_episode_steps", self.warmup_episode_steps, 1)
-        _check_float("TrainConfig", "lr", self.lr, 0.0, strict=True)
-        if self.angle_lr is not None:
-            _check_float("TrainConfig", "angle_lr", self.angle_lr, 0.0)
-        _check_float("TrainConfig", "decay_start", self.decay_start, 0.0, maximum=1.0)
-        _check_float("TrainConfig", "final_lr_fraction", self.final_lr_fraction, 0.0, strict=True, maximum=1.0)
-        _check_int("TrainConfig", "warmup_steps", self.warmup_steps, 0)
-        _check_int("TrainConfig", "dynamics_ramp_steps", self.dynamics_ramp_steps, 0)
-        for name in (
-            "autoencoder_weight",
-            "rollout_weight",
-            "consistency_weight",
-            "multistep_weight",
-            "target_weight",
-            "smoothness_weight",
-            "whitening_weight",
-            "uniformity_weight",
-        ):
-            _check_float("TrainConfig", name, getattr(self, name), 0.0)
-        if self.autoencoder_weight == 0 and self.rollout_weight == 0:
-            raise ValueError(
-                "TrainConfig: autoencoder_weight and rollout_weight cannot both be 0 (nothing trains the decoder)."
-            )
-        _check_float("TrainConfig", "uniformity_temperature", self.uniformity_temperature, 0.0, strict=True)
-        _check_int("TrainConfig", "log_every", self.log_every, 1)
-        _check_int("TrainConfig", "checkpoint_every", self.checkpoint_every, 0)
-        _check_int("TrainConfig", "threads", self.threads, 0)
-        if not isinstance(self.angle_lr_ramp, bool):
-            raise ValueError(f"TrainConfig.angle_lr_ramp must be True or False, got {self.angle_lr_ramp!r}.")
-        if not isinstance(self.align_planes, bool):
-            raise ValueError(f"TrainConfig.align_planes must be True or False, got {self.align_planes!r}.")
-        if not isinstance(self.split_decoding, bool):
-            raise ValueError(f"TrainConfig.split_decoding must be True or False, got {self.split_decoding!r}.")
-        if not isinstance(self.tensorboard, bool):
-            raise ValueError(f"TrainConfig.tensorboard must be True or False, got {self.tensorboard!r}.")
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (tuples become lists)."""
-        return dataclasses.asdict(self)
+        """A JSON-serialisable dict (tuples become lists), with the layout's ``version``."""
+        return {"version": CONFIG_VERSION, **dataclasses.asdict(self)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
-        """Build from a mapping, e.g. a JSON config file; unknown keys raise a ValueError with a hint."""
-        return _from_mapping(
-            cls, data, {"model": ModelConfig, "regularizer": RegularizerConfig, "evaluation": EvalConfig}
-        )
+        """Build from a mapping, e.g. a JSON or YAML file: any subset of the fields, older layouts migrated.
+
+        Raises:
+            ValueError: For an unknown field (with a suggestion) or a value a field does not allow.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"TrainConfig expects a mapping of field names to values, got {data!r}.")
+        return _from_mapping(cls, migrate_config(data))
 
     def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some fields changed: top-level fields, or ``section={"field": value}`` dicts merged in."""
+        data = self.to_dict()
+        for key, value in changes.items():
+            current = data.get(key)
+            data[key] = _merge(current, value) if isinstance(current, dict) and isinstance(value, Mapping) else value
+        return TrainConfig.from_dict(data)
 
-    def dynamics_weight(self, step: int) -> float:
-        """Ramp factor in [0, 1] of the rollout and consistency terms at ``step``."""
-        if step < self.warmup_steps:
-            return 0.0
-        if self.dynamics_ramp_steps == 0:
-            return 1.0
-        return min((step - self.warmup_steps + 1) / self.dynamics_ramp_steps, 1.0)
 
-    def spectral_scale(self, step: int) -> float:
-        """Factor in [0, 1] of the spectral terms (smoothness, whitening) at ``step``.
+def _merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        current = merged.get(key)
+        merged[key] = _merge(current, value) if isinstance(current, dict) and isinstance(value, Mapping) else value
+    return merged
 
-        With the spectral warm-up 1, then fading out with the dynamics ramp; with the graph warm-up always
-        0 (the terms are only logged).
-        """
-        return 0.0 if self.warmup == "graph" else 1.0 - self.dynamics_weight(step)
 
-    def regularizer_weight(self, step: int) -> float:
-        """Weight of the entanglement regulariser at ``step``."""
-        return self.regularizer.weight_schedule(self.warmup_steps, self.dynamics_ramp_steps)(step)
+#: Where each field of the flat (version 1) layout lives now: old name -> (section path, new name).
+_FLAT_FIELDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "env_id": (("env",), "id"),
+    "env_kwargs": (("env",), "kwargs"),
+    "episodes_per_step": (("data",), "episodes_per_step"),
+    "episode_steps": (("data",), "episode_steps"),
+    "warmup": (("warmup",), "kind"),
+    "warmup_steps": (("warmup",), "steps"),
+    "exploration_batches": (("warmup", "graph"), "exploration_batches"),
+    "exploration_episodes": (("warmup", "graph"), "exploration_episodes"),
+    "exploration_steps": (("warmup", "graph"), "exploration_steps"),
+    "eigenmap_candidates": (("warmup", "graph"), "eigenmap_candidates"),
+    "graph_batch_size": (("warmup", "graph"), "batch_size"),
+    "target_weight": (("warmup", "graph"), "target_weight"),
+    "warmup_episodes_per_step": (("warmup", "spectral"), "episodes_per_step"),
+    "warmup_episode_steps": (("warmup", "spectral"), "episode_steps"),
+    "align_planes": (("warmup", "spectral"), "align_planes"),
+    "smoothness_weight": (("warmup", "spectral"), "smoothness_weight"),
+    "whitening_weight": (("warmup", "spectral"), "whitening_weight"),
+    "lr": (("optim",), "lr"),
+    "angle_lr": (("optim",), "angle_lr"),
+    "angle_lr_ramp": (("optim",), "angle_lr_ramp"),
+    "decay_start": (("optim",), "decay_start"),
+    "final_lr_fraction": (("optim",), "final_lr_fraction"),
+    "dynamics_ramp_steps": (("optim",), "dynamics_ramp_steps"),
+    "autoencoder_weight": (("loss",), "autoencoder_weight"),
+    "rollout_weight": (("loss",), "rollout_weight"),
+    "split_decoding": (("loss",), "split_decoding"),
+    "consistency_weight": (("loss",), "consistency_weight"),
+    "multistep_weight": (("loss",), "multistep_weight"),
+    "uniformity_weight": (("loss",), "uniformity_weight"),
+    "uniformity_temperature": (("loss",), "uniformity_temperature"),
+    "log_every": (("logging",), "log_every"),
+    "checkpoint_every": (("logging",), "checkpoint_every"),
+    "tensorboard": (("logging",), "tensorboard"),
+}
 
-    @property
-    def angle_lr_value(self) -> float:
-        """``angle_lr``, or its default for the warm-up when it is ``None``."""
-        if self.angle_lr is not None:
-            return self.angle_lr
-        return 0.0 if self.warmup == "graph" else SPECTRAL_ANGLE_LR
 
-    def learning_rate(self, part: str, step: int) -> float:
-        """Adam learning rate of ``part`` (``"encoder"``, ``"decoder"`` or ``"angles"``) at ``step``.
+def _is_flat(key: str, value: Any) -> bool:
+    """Whether ``key: value`` is a field of the flat layout (``warmup`` was a string there, a section now)."""
+    return key in _FLAT_FIELDS and not (key == "warmup" and isinstance(value, Mapping))
 
-        The angles' rate also follows the dynamics ramp: Adam normalises away the ramp of the loss weight,
-        so without it the angles would start at full speed in whatever planes the first noisy gradients
-        point to, before the encoder has followed.
-        """
-        if part == "angles":
-            ramp = self.dynamics_weight(step) if self.angle_lr_ramp else 1.0
-            return self.angle_lr_value * self.lr_scale(step) * ramp
-        return self.lr * self.lr_scale(step)
 
-    def lr_scale(self, step: int) -> float:
-        """Multiplier of both learning rates at ``step``: 1, then geometric decay to ``final_lr_fraction``."""
-        start = self.decay_start * self.steps
-        if step < start or self.steps - start <= 0:
-            return 1.0
-        return self.final_lr_fraction ** ((step - start) / (self.steps - start))
+def migrate_config(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Upgrade a stored config dict to the current layout (:data:`CONFIG_VERSION`); returns a new dict.
+
+    Version 1 (checkpoints and config files before the sections; it has no ``version`` key) kept most
+    fields at the top level: each moves to its section (``env_id`` -> ``env.id``, ``warmup`` ->
+    ``warmup.kind``, ``lr`` -> ``optim.lr``, ...). A dict of the current version is returned as it is,
+    less its ``version`` key.
+
+    Raises:
+        ValueError: For a version this code does not know.
+    """
+    data = copy.deepcopy(dict(data))
+    version = data.pop("version", None)
+    if version == CONFIG_VERSION:
+        return data
+    if version is not None and version != 1:
+        raise ValueError(
+            f"Config version {version!r} is unknown; this dyndis-learn reads versions 1 and {CONFIG_VERSION}."
+        )
+    if version is None and not any(_is_flat(key, value) for key, value in data.items()):
+        return data  # a partial dict in the current layout (e.g. a config file without a version)
+    migrated: dict[str, Any] = {}
+    for key, value in data.items():
+        if not _is_flat(key, value):
+            migrated[key] = value  # seed, steps, threads, model, regularizer, evaluation, or unknown (refused later)
+            continue
+        path, name = _FLAT_FIELDS[key]
+        section = migrated
+        for part in path:
+            section = section.setdefault(part, {})
+        section[name] = value
+    return migrated

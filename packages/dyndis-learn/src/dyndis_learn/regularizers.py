@@ -1,4 +1,4 @@
-"""The entanglement regulariser on action angles and the schedule of its weight.
+"""The entanglement regulariser on action angles (its weight's schedule: :mod:`dyndis_learn.schedules`).
 
 Quessard et al. (2020) push each action to rotate in a single plane: per action, the entanglement is
 ``sum_p theta_p^2 - max_p theta_p^2``, the squared angle outside the dominant plane. Its mean over actions
@@ -12,15 +12,11 @@ is the regulariser ``r``; the loss term is ``w(step) * f(r)`` where the target s
 from __future__ import annotations
 
 import enum
-import math
-from dataclasses import dataclass
 
 import torch
 
 __all__ = [
     "EntanglementTarget",
-    "ScheduleKind",
-    "WeightSchedule",
     "dominant_share",
     "entanglement",
     "entanglement_penalty",
@@ -36,15 +32,6 @@ class EntanglementTarget(str, enum.Enum):
     """Maximise ``r``."""
     VALUE = "value"
     """Pull ``r`` towards a given value: ``(r - value)^2``."""
-
-
-class ScheduleKind(str, enum.Enum):
-    """Shape of the regulariser weight over training steps."""
-
-    CONSTANT = "constant"
-    """``end`` from the first step."""
-    LINEAR = "linear"
-    """``start`` until ``delay`` steps, then linear to ``end`` over ``ramp`` steps, then ``end``."""
 
 
 def entanglement(angles: torch.Tensor) -> torch.Tensor:
@@ -94,45 +81,3 @@ def entanglement_penalty(
     if target is EntanglementTarget.MAX:
         return -mean
     return (mean - value).square()
-
-
-@dataclass(frozen=True)
-class WeightSchedule:
-    """The regulariser weight as a function of the training step.
-
-    Attributes:
-        kind: ``"constant"`` or ``"linear"``.
-        end: The weight after the ramp (and throughout for ``"constant"``).
-        start: The weight before and at the start of the ramp (``"linear"`` only).
-        delay: Steps at ``start`` before the ramp begins (``"linear"`` only).
-        ramp: Length of the ramp in steps (``"linear"`` only).
-    """
-
-    kind: ScheduleKind | str = ScheduleKind.LINEAR
-    end: float = 1e-2
-    start: float = 0.0
-    delay: int = 0
-    ramp: int = 1000
-
-    def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "kind", ScheduleKind(self.kind))
-        except ValueError:
-            raise ValueError(
-                f"Invalid schedule `kind`, expected one of {[k.value for k in ScheduleKind]}, got {self.kind!r}."
-            ) from None
-        for name in ("start", "end"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"Schedule `{name}` must be a finite number >= 0, got {value!r}.")
-        for name in ("delay", "ramp"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"Schedule `{name}` must be an integer >= 0, got {value!r}.")
-
-    def __call__(self, step: int) -> float:
-        """The weight at training step ``step`` (0-based)."""
-        if self.kind is ScheduleKind.CONSTANT:
-            return float(self.end)
-        progress = 1.0 if self.ramp == 0 else min(max((step - self.delay) / self.ramp, 0.0), 1.0)
-        return float(self.start + (self.end - self.start) * progress)

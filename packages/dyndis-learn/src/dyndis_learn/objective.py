@@ -1,0 +1,196 @@
+"""The training objective: every loss term of one SGD step and their weighted sum, as pure functions.
+
+Notation (:mod:`dyndis_learn.losses` holds the terms themselves): ``B`` episodes of ``T`` steps, encodings
+``e_t = enc(x_t)``, step rotations ``R_t = R(a_t)`` and path rotations ``P_t = R_t ... R_1``. For one
+:class:`TrainBatch`, :func:`terms` computes
+
+- ``autoencoder_bce``: BCE of ``decode(e_t)`` against ``x_t``, over the frames decoded from their encoding;
+- ``rollout_bce``: BCE of ``decode(P_t e_0)`` against ``x_t`` (the design's rollout loss), over the frames
+  the batch decodes from the rollout (:func:`decoding_choice`);
+- ``consistency``: rotated vs encoded frames (:func:`~dyndis_learn.losses.latent_consistency`);
+- ``smoothness`` and ``whitening``: the spectral terms;
+- ``uniformity``: the spread of the encodings over the sphere;
+- ``target``: ``mean ||e - y||^2`` to given per-frame target encodings (a warm-up's map);
+- ``regularizer``: the entanglement penalty on the angles;
+
+and ``loss``, the sum of every term weighted by :class:`LossWeights`. A term whose weight is 0 is computed
+for the log only (where it is defined), outside the gradient. Nothing here changes the model: the same
+function serves every phase, and the phases differ only in their batches, weights and targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from dyndis_learn.losses import frame_bce, latent_consistency, transition_smoothness, uniformity, whitening_penalty
+from dyndis_learn.model import WorldModel, frames_to_float
+from dyndis_learn.regularizers import entanglement_penalty
+from dyndis_learn.rotations import cumulative_rotations
+
+__all__ = ["TERMS", "FrameTargets", "LossWeights", "TrainBatch", "decoding_choice", "terms"]
+
+#: The loss terms, in the order they are summed into ``"loss"``.
+TERMS = (
+    "autoencoder_bce",
+    "rollout_bce",
+    "consistency",
+    "smoothness",
+    "whitening",
+    "uniformity",
+    "target",
+    "regularizer",
+)
+
+
+class TrainBatch(NamedTuple):
+    """The data of one SGD step.
+
+    Attributes:
+        frames: uint8 images, shape (B, T + 1, H, W, C); ``T = 0`` for a batch of single states.
+        actions: int64, shape (B, T); ``actions[:, t]`` leads from frame ``t`` to frame ``t + 1``.
+        from_rollout: bool, shape (B, T): which frames ``t >= 1`` are decoded from ``P_t e_0`` rather than
+            from their own encoding (:func:`decoding_choice`); None decodes every frame from its encoding.
+        decode_twice: Decode the frames chosen by ``from_rollout`` from their encoding too.
+    """
+
+    frames: torch.Tensor
+    actions: torch.Tensor
+    from_rollout: torch.Tensor | None = None
+    decode_twice: bool = False
+
+
+class FrameTargets(NamedTuple):
+    """Target encodings of the frames of a batch (a warm-up's map of the states).
+
+    Attributes:
+        encodings: One target per known state, shape (S, n).
+        states: Index into ``encodings`` of each frame's state, shape (B, T + 1); -1 for an unknown state.
+    """
+
+    encodings: torch.Tensor
+    states: torch.Tensor
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """The weight of every term at one step (schedules already applied), and the terms' own settings."""
+
+    autoencoder: float = 1.0
+    rollout: float = 0.0
+    consistency: float = 0.0
+    smoothness: float = 0.0
+    whitening: float = 0.0
+    uniformity: float = 0.0
+    target: float = 0.0
+    regularizer: float = 0.0
+    multistep: float = 0.3
+    """Weight of the all-pairs consistency relative to the one-step consistency."""
+    uniformity_temperature: float = 2.0
+    """Temperature of the uniformity term."""
+    regularizer_target: str = "min"
+    """Target of the entanglement penalty (``"min"``, ``"max"`` or ``"value"``)."""
+    regularizer_value: float = 0.0
+    """Target entanglement for ``regularizer_target="value"``."""
+
+    def of(self, term: str) -> float:
+        """The weight of ``term`` (one of :data:`TERMS`)."""
+        return float(getattr(self, term.removesuffix("_bce")))
+
+
+def decoding_choice(batch_size: int, steps: int, *, split: bool, seed: int, step: int, stream: int) -> torch.Tensor:
+    """Which frames ``t >= 1`` a batch decodes from the rollout: all, or half of them at random.
+
+    Args:
+        batch_size: Episodes ``B``.
+        steps: Steps ``T`` per episode.
+        split: Decode each frame once, from the rollout or from its encoding with even odds (half the
+            decoder cost); False chooses every frame (to be decoded from both, see :class:`TrainBatch`).
+        seed: The run's seed.
+        step: The SGD step: the draw is a function of (seed, step, stream) alone, so a resumed run draws
+            the same frames.
+        stream: Entropy tag that keeps this draw apart from the run's other random streams.
+
+    Returns:
+        bool, shape (B, T).
+    """
+    if not split:
+        return torch.ones(batch_size, steps, dtype=torch.bool)
+    coin = np.random.default_rng([seed, step, stream]).random((batch_size, steps))
+    return torch.from_numpy(coin < 0.5)
+
+
+def terms(
+    model: WorldModel, batch: TrainBatch, weights: LossWeights, targets: FrameTargets | None = None
+) -> dict[str, torch.Tensor]:
+    """Every term of the objective on ``batch`` (see the module docstring), and their weighted sum ``"loss"``.
+
+    Args:
+        model: The world model (not changed).
+        batch: The step's frames, actions and decoding choice.
+        weights: The terms' weights at this step.
+        targets: Target encodings of the batch's frames, for the ``target`` term (zero without them).
+
+    Returns:
+        Scalar tensors named as :data:`TERMS`, plus ``"loss"``.
+    """
+    frames, actions = batch.frames, batch.actions
+    batch_size, n_frames = frames.shape[:2]
+    images = frames_to_float(frames)
+    encodings = model.encode(frames)  # (B, T + 1, n)
+    zero = encodings.new_zeros(())
+
+    dynamics = n_frames > 1 and (weights.rollout > 0 or weights.consistency > 0)
+    if dynamics:
+        steps = model.rotations.matrices()[actions]  # (B, T, n, n)
+        paths = cumulative_rotations(steps)  # (B, T + 1, n, n)
+    from_rollout = batch.from_rollout
+    if from_rollout is None or not dynamics or weights.rollout == 0:
+        from_rollout = torch.zeros(batch_size, n_frames - 1, dtype=torch.bool)
+
+    # Decode every frame from its encoding, or from the rollout P_t e_0 where the batch says so (and, with
+    # decode_twice, from both).
+    if from_rollout.any():
+        rolled = (paths[:, 1:] @ encodings[:, :1].unsqueeze(-1)).squeeze(-1)  # P_t e_0, t = 1 .. T
+    if not batch.decode_twice or not from_rollout.any():
+        if from_rollout.any():
+            later = torch.where(from_rollout[..., None], rolled, encodings[:, 1:])
+            latents = torch.cat([encodings[:, :1], later], dim=1)
+        else:
+            latents = encodings
+        decoded_targets = images
+        is_rollout = torch.cat([torch.zeros(batch_size, 1, dtype=torch.bool), from_rollout], dim=1)
+    else:
+        latents = torch.cat([encodings, rolled], dim=1)
+        decoded_targets = torch.cat([images, images[:, 1:]], dim=1)
+        is_rollout = torch.cat([torch.zeros(batch_size, n_frames, dtype=torch.bool), from_rollout], dim=1)
+    bce = frame_bce(model.decode_logits(latents), decoded_targets)
+
+    target = zero
+    if targets is not None:
+        seen = targets.states >= 0
+        if seen.any():
+            target = (encodings[seen] - targets.encodings[targets.states[seen]]).square().sum(-1).mean()
+
+    values = {
+        "autoencoder_bce": bce[~is_rollout].mean(),
+        "rollout_bce": bce[is_rollout].mean() if is_rollout.any() else zero,
+        "consistency": latent_consistency(encodings, steps, paths, weights.multistep) if dynamics else zero,
+        "smoothness": transition_smoothness(encodings) if n_frames > 1 else zero,
+        "whitening": whitening_penalty(encodings),
+        "uniformity": uniformity(encodings, weights.uniformity_temperature),
+        "target": target,
+        "regularizer": entanglement_penalty(
+            model.rotations.angles, weights.regularizer_target, weights.regularizer_value
+        ),
+    }
+    loss = zero
+    for name in TERMS:
+        weight = weights.of(name)
+        if weight != 0:
+            loss = loss + weight * values[name] if loss is not zero else weight * values[name]
+    values["loss"] = loss
+    return values

@@ -1,0 +1,307 @@
+"""Warm-ups: how the encoder gets its start before the dynamics terms switch on.
+
+Learning an encoder and its rotations together from random starts is a chicken-and-egg problem. A warm-up
+first gives the encoder a map of the states on which every action is already a rotation in its own plane
+(each factor's first Fourier modes ``(cos 2 pi x / N, sin 2 pi x / N)``); the dynamics phase then makes
+the rotations exact. A warm-up is one class with a small interface (:class:`Warmup`):
+
+- :meth:`Warmup.start`: before the first SGD step a trainer takes (step 0, or where a resumed run goes on);
+- :meth:`Warmup.batch`: the warm-up's own data for a warm-up step, or None for the run's episodes;
+- :meth:`Warmup.weights`: its terms' weights added to the step's (:class:`~dyndis_learn.objective.LossWeights`);
+- :meth:`Warmup.targets`: target encodings of a batch's frames, if it has a map of the states;
+- :meth:`Warmup.end`: once, on the first step after the warm-up, before that step's loss;
+
+registered under a name with :func:`register_warmup`, and chosen by ``TrainConfig.warmup.kind`` through
+:func:`make_warmup`, the only place that reads the kind. Built in:
+
+- ``"graph"`` (:class:`GraphWarmup`): explore, embed the transition graph, regress the encoder onto it;
+- ``"spectral"`` (:class:`SpectralWarmup`): find the same map by SGD, then align the planes;
+- ``"none"`` (:class:`NoWarmup`): every term from the first step (the original paper's recipe).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import warnings
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
+
+import numpy as np
+import torch
+
+from dyndis_learn.alignment import fit_planes
+from dyndis_learn.config import TrainConfig
+from dyndis_learn.model import WorldModel
+from dyndis_learn.objective import FrameTargets, LossWeights, TrainBatch
+from dyndis_learn.rollouts import Policy, RolloutCollector
+from dyndis_learn.schedules import Schedules
+from dyndis_learn.transition_graph import TransitionGraph, explore, laplacian_eigenmap
+
+__all__ = [
+    "GRAPH_FIT_LIMIT",
+    "WARMUPS",
+    "GraphWarmup",
+    "NoWarmup",
+    "SpectralWarmup",
+    "Warmup",
+    "make_warmup",
+    "register_warmup",
+]
+
+#: Entropy tags of the graph warm-up's draws of explored states (training, and the check at its end).
+_GRAPH_STREAM = 3
+_GRAPH_CHECK_STREAM = 4
+
+#: Mean squared distance of the encodings to the graph's map above which the graph warm-up is said to have
+#: failed (learned runs end far below it).
+GRAPH_FIT_LIMIT = 0.1
+
+#: An angle learning rate for a warm-up that leaves the angles to be learned.
+LEARNED_ANGLE_LR = 1e-2
+
+
+class Warmup(abc.ABC):
+    """A way to start the encoder; see the module docstring for when each hook runs.
+
+    Args:
+        config: The run's configuration.
+        policy: The run's behaviour policy (None: uniformly random actions).
+    """
+
+    #: The name it is registered under (``TrainConfig.warmup.kind``).
+    kind: ClassVar[str]
+    #: The angles' learning rate where ``TrainConfig.optim.angle_lr`` is None.
+    default_angle_lr: ClassVar[float] = LEARNED_ANGLE_LR
+
+    def __init__(self, config: TrainConfig, policy: Policy | None = None) -> None:
+        self.config = config
+        self.policy = policy
+
+    @property
+    def steps(self) -> int:
+        """SGD steps of the warm-up."""
+        return self.config.warmup.steps
+
+    def start(self, model: WorldModel, step: int) -> None:  # noqa: B027 (a hook: most warm-ups need none)
+        """Prepare before the first SGD step a trainer takes, ``step`` (0 for a fresh run)."""
+
+    def batch(self, step: int) -> TrainBatch | None:
+        """The warm-up's own batch for SGD step ``step``, or None to use the run's episodes."""
+        return None
+
+    def weights(self, weights: LossWeights, step: int, schedules: Schedules) -> LossWeights:
+        """The step's loss weights with the warm-up's terms set."""
+        return weights
+
+    def targets(self, frames: np.ndarray) -> FrameTargets | None:
+        """Target encodings of ``frames`` (B, T + 1, H, W, C), or None for a warm-up without a map."""
+        return None
+
+    def end(self, model: WorldModel, batch: TrainBatch, optimizer: torch.optim.Optimizer) -> None:  # noqa: B027
+        """Finish, on the first step after the warm-up (``batch`` is that step's), before its loss."""
+
+    def close(self) -> None:  # noqa: B027 (a hook)
+        """Release what the warm-up holds (environments)."""
+
+
+#: The registered warm-ups by name.
+WARMUPS: dict[str, type[Warmup]] = {}
+
+_W = TypeVar("_W", bound=type[Warmup])
+
+
+def register_warmup(name: str) -> Callable[[_W], _W]:
+    """Class decorator: register a :class:`Warmup` subclass under ``name`` (``TrainConfig.warmup.kind``)."""
+
+    def register(cls: _W) -> _W:
+        if name in WARMUPS and WARMUPS[name] is not cls:
+            raise ValueError(f"A warm-up is already registered as {name!r}: {WARMUPS[name].__name__}.")
+        cls.kind = name
+        WARMUPS[name] = cls
+        return cls
+
+    return register
+
+
+def make_warmup(config: TrainConfig, policy: Policy | None = None) -> Warmup:
+    """The warm-up that ``config.warmup.kind`` names."""
+    try:
+        cls = WARMUPS[config.warmup.kind]
+    except KeyError:
+        raise ValueError(f"Unknown warm-up kind {config.warmup.kind!r}; registered: {sorted(WARMUPS)}.") from None
+    return cls(config, policy)
+
+
+@register_warmup("none")
+class NoWarmup(Warmup):
+    """No warm-up: the dynamics terms and the regulariser act from the first step."""
+
+    @property
+    def steps(self) -> int:
+        """0: there is no warm-up phase."""
+        return 0
+
+
+@register_warmup("graph")
+class GraphWarmup(Warmup):
+    """Explore the environment, embed its transition graph, and regress the encoder onto that map.
+
+    At the start, random episodes (``warmup.graph.exploration_*``) explore the environment; frames are
+    identified as states by their bytes (every DynDis env renders a state the same way each time), and the
+    undirected graph of observed transitions is embedded by its Laplacian eigenmap
+    (:mod:`dyndis_learn.transition_graph`), turned onto the common planes of the rotations fitted to the
+    embedded transitions (:mod:`dyndis_learn.alignment`). A fresh run starts its angles at those rotations
+    (and keeps them: the default angle learning rate is 0). Each warm-up step then trains on
+    ``batch_size`` explored states: autoencoding plus ``target_weight`` times the distance of each encoding
+    to its state's place on the map; afterwards the same distance, on every frame of an explored state,
+    keeps the encoder there. Everything is a function of the config alone, so a resumed run makes the same
+    map again. At its end it warns when the encoder is still far from the map.
+    """
+
+    default_angle_lr = 0.0
+
+    def __init__(self, config: TrainConfig, policy: Policy | None = None) -> None:
+        super().__init__(config, policy)
+        self.settings = config.warmup.graph
+        self.graph: TransitionGraph | None = None
+        self.map: torch.Tensor | None = None  # each explored state's target encoding, (S, n)
+
+    def start(self, model: WorldModel, step: int) -> None:
+        """Explore and embed the graph (once per trainer); a fresh run's angles start at the graph's fit."""
+        if self.graph is not None or (step >= self.steps and self.settings.target_weight == 0):
+            return
+        cfg, settings = self.config, self.settings
+        collector = RolloutCollector(
+            cfg.env.id, settings.exploration_episodes, settings.exploration_steps, cfg.seed, cfg.env.kwargs, self.policy
+        )
+        try:
+            graph = explore(collector, settings.exploration_batches)
+        finally:
+            collector.close()
+        generator = torch.Generator().manual_seed(cfg.seed)
+        embedding = laplacian_eigenmap(graph, model.latent_dim, settings.eigenmap_candidates, generator)
+        embedding = torch.from_numpy(embedding).float()
+        basis, angles = fit_planes(
+            embedding[graph.sources],
+            embedding[graph.targets],
+            torch.from_numpy(graph.actions),
+            model.n_actions,
+            generator,
+        )
+        if step == 0:
+            with torch.no_grad():
+                model.rotations.angles.copy_(angles)
+        self.graph, self.map = graph, embedding @ basis
+
+    def _states(self, step: int, stream: int) -> np.ndarray:
+        if self.graph is None:
+            raise RuntimeError("GraphWarmup.start() must run before the warm-up's batches are drawn.")
+        rng = np.random.default_rng([self.config.seed, step, stream])
+        return rng.integers(0, self.graph.n_states, self.settings.batch_size)
+
+    def batch(self, step: int) -> TrainBatch | None:
+        """During the warm-up, ``batch_size`` explored states drawn for ``step`` (episodes of 0 steps)."""
+        if step >= self.steps:
+            return None
+        frames = torch.from_numpy(self.graph.images[self._states(step, _GRAPH_STREAM)])
+        return TrainBatch(frames[:, None], torch.zeros(len(frames), 0, dtype=torch.int64))
+
+    def weights(self, weights: LossWeights, step: int, schedules: Schedules) -> LossWeights:
+        """The target term throughout; during the warm-up only autoencoding, target and regulariser."""
+        weights = dataclasses.replace(weights, target=self.settings.target_weight)
+        if step < self.steps:
+            weights = dataclasses.replace(weights, uniformity=0.0)
+        return weights
+
+    def targets(self, frames: np.ndarray) -> FrameTargets | None:
+        """Each frame's state on the map (-1 for a state exploration never saw)."""
+        if self.graph is None or self.settings.target_weight == 0:
+            return None
+        return FrameTargets(self.map, torch.from_numpy(self.graph.state_indices(frames)))
+
+    @torch.no_grad()
+    def end(self, model: WorldModel, batch: TrainBatch, optimizer: torch.optim.Optimizer) -> None:
+        """Warn when the encodings of explored states are far from the map: the criteria would not show it."""
+        if self.graph is None or self.steps == 0:
+            return
+        states = self._states(self.steps, _GRAPH_CHECK_STREAM)
+        encodings = model.encode(torch.from_numpy(self.graph.images[states]))
+        distance = float((encodings - self.map[states]).square().sum(-1).mean())
+        if distance > GRAPH_FIT_LIMIT:
+            warnings.warn(
+                f"The encoder ended the graph warm-up at a mean squared distance of {distance:.3g} from the "
+                f"graph's map of the states (limit {GRAPH_FIT_LIMIT}): it has not learned every factor, although "
+                "the angles, fitted on the graph, may look exact. Where a factor changes the whole image, try "
+                "model.encoder_norm='instance'; else more warmup.steps.",
+                stacklevel=2,
+            )
+
+
+@register_warmup("spectral")
+class SpectralWarmup(Warmup):
+    """Learn the map by SGD on transition smoothness under whitening, then align the planes.
+
+    Minimising the mean ``||e_t - e_(t-1)||^2`` over observed transitions while the encodings stay white is
+    the graph-drawing form of Laplacian eigenmaps (Wu et al., 2019): the encoder converges to the smoothest
+    eigenvectors of the transition graph, each factor's first Fourier modes. The warm-up's batches hold many
+    short episodes (``warmup.spectral``), which the per-batch whitening needs; both spectral terms fade out
+    as the dynamics terms ramp in. With ``align_planes``, the end fits every action's rotation to the
+    encoded transitions of the first dynamics batch, turns the latent basis onto their common planes and
+    starts the angles at the fit (:mod:`dyndis_learn.alignment`). It needs no exploration, but converges
+    slowly where factors change the image by very different amounts.
+    """
+
+    def __init__(self, config: TrainConfig, policy: Policy | None = None) -> None:
+        super().__init__(config, policy)
+        self.settings = config.warmup.spectral
+        self._collector: RolloutCollector | None = None  # made when a warm-up batch is first needed
+
+    def batch(self, step: int) -> TrainBatch | None:
+        """Many short episodes during the warm-up (the same batch every time ``step`` is asked for)."""
+        if step >= self.steps:
+            self.close()
+            return None
+        if self._collector is None:
+            cfg = self.config
+            self._collector = RolloutCollector(
+                cfg.env.id,
+                self.settings.episodes_per_step,
+                self.settings.episode_steps,
+                cfg.seed,
+                cfg.env.kwargs,
+                self.policy,
+            )
+        episodes = self._collector.collect(step)
+        return TrainBatch(torch.from_numpy(episodes.observations), torch.from_numpy(episodes.actions))
+
+    def weights(self, weights: LossWeights, step: int, schedules: Schedules) -> LossWeights:
+        """Smoothness and whitening at full weight in the warm-up, fading out as the dynamics ramp in."""
+        fade = 1.0 - schedules.dynamics_weight(step)
+        return dataclasses.replace(
+            weights, smoothness=fade * self.settings.smoothness_weight, whitening=fade * self.settings.whitening_weight
+        )
+
+    @torch.no_grad()
+    def end(self, model: WorldModel, batch: TrainBatch, optimizer: torch.optim.Optimizer) -> None:
+        """Turn the latent basis onto the planes of the actions' rotations fitted to ``batch``."""
+        if not self.settings.align_planes:
+            return
+        encodings = model.encode(batch.frames)
+        n = model.latent_dim
+        basis, angles = fit_planes(
+            encodings[:, :-1].reshape(-1, n),
+            encodings[:, 1:].reshape(-1, n),
+            batch.actions.reshape(-1),
+            model.n_actions,
+            torch.Generator().manual_seed(self.config.seed),
+        )
+        model.rotate_latent_basis(basis)
+        model.rotations.angles.copy_(angles)
+        optimizer.state.clear()  # Adam's moments belong to the coordinates of the old basis
+
+    def close(self) -> None:
+        """Close the warm-up's environment."""
+        if self._collector is not None:
+            self._collector.close()
+            self._collector = None
