@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-.venv/bin/dyndis-learn train --env DynDis/GridWorld-v0 --out outputs/gridworld "$@"
+.venv/bin/dyndis-learn train --env.id DynDis/GridWorld-v0 --out outputs/gridworld "$@"

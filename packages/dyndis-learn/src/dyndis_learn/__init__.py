@@ -8,26 +8,56 @@ The four-line API::
     learner.save("gridworld.safetensors"); learner = Learner.load("gridworld.safetensors")
 """
 
+__version__ = "0.1.0"
+
 from dyndis_learn.api import Learner, load_config, load_model
-from dyndis_learn.config import EvalConfig, ModelConfig, RegularizerConfig, TrainConfig
+from dyndis_learn.config import (
+    DataConfig,
+    EnvConfig,
+    EvalConfig,
+    GraphWarmupConfig,
+    LogConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    RegularizerConfig,
+    SpectralWarmupConfig,
+    TrainConfig,
+    WarmupConfig,
+)
+from dyndis_learn.evaluate import Evaluation
+from dyndis_learn.methods import Method, register_method
 from dyndis_learn.model import WorldModel
 from dyndis_learn.rollouts import EpisodeBatch, RolloutCollector
 from dyndis_learn.rotations import ActionRotations, Parametrisation
 from dyndis_learn.trainer import Trainer
+from dyndis_learn.warmups import Warmup, register_warmup
 
 __all__ = [
     "ActionRotations",
+    "DataConfig",
+    "EnvConfig",
     "EpisodeBatch",
     "EvalConfig",
+    "Evaluation",
+    "GraphWarmupConfig",
     "Learner",
+    "LogConfig",
+    "LossConfig",
+    "Method",
     "ModelConfig",
+    "OptimConfig",
     "Parametrisation",
     "RegularizerConfig",
     "RolloutCollector",
+    "SpectralWarmupConfig",
     "TrainConfig",
     "Trainer",
+    "Warmup",
+    "WarmupConfig",
     "WorldModel",
     "load_config",
     "load_model",
+    "register_method",
+    "register_warmup",
 ]
-__version__ = "0.1.0"

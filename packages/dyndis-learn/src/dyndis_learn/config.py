@@ -136,7 +136,8 @@ class ModelConfig(_Section):
     """The world model's architecture."""
 
     method: str = "rotation"
-    """The registered method that builds the model and its parameter groups (:mod:`dyndis_learn.methods`)."""
+    """A registered method (:data:`~dyndis_learn.methods.METHODS`), which builds the model and computes its
+    loss terms; ``"rotation"`` is the design's rotation model."""
     latent_dim: Annotated[int, Ge(2)] = 4
     """Dimension ``n`` of the latent space; encodings live on the unit sphere S^(n-1). Needs at least two
     dimensions per factor to give every factor its own plane."""
@@ -201,10 +202,11 @@ class SpectralWarmupConfig(_Section):
 class WarmupConfig(_Section):
     """How the encoder gets its start, before the dynamics terms (:mod:`dyndis_learn.warmups`)."""
 
-    kind: Literal["graph", "spectral", "none"] = "graph"
-    """``"graph"``: regress the encoder onto the explored transition graph's eigenmap, angles fitted on the
-    graph; ``"spectral"``: learn that map by SGD, then align the planes; ``"none"``: no warm-up, every term
-    from the first step (the original paper's recipe)."""
+    kind: str = "graph"
+    """A registered warm-up (:data:`~dyndis_learn.warmups.WARMUPS`): ``"graph"`` regresses the encoder onto
+    the explored transition graph's eigenmap, angles fitted on the graph; ``"spectral"`` learns that map by
+    SGD, then aligns the planes; ``"none"``: no warm-up, every term from the first step (the original
+    paper's recipe)."""
     steps: Annotated[int, Ge(0)] = 150
     """SGD steps of the warm-up (ignored by ``"none"``)."""
     graph: GraphWarmupConfig = field(default_factory=GraphWarmupConfig)
@@ -349,6 +351,15 @@ class TrainConfig(_Section):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        from dyndis_learn.methods import METHODS  # the registries import this module
+        from dyndis_learn.warmups import WARMUPS
+
+        for name, value, registry in (
+            ("ModelConfig.method", self.model.method, METHODS),
+            ("WarmupConfig.kind", self.warmup.kind, WARMUPS),
+        ):
+            if value not in registry:
+                raise ValueError(f"{name} must be one of the registered {sorted(registry)}, got {value!r}.")
         candidates = self.warmup.graph.eigenmap_candidates
         if self.warmup.kind == "graph" and candidates < self.model.latent_dim:
             raise ValueError(

@@ -77,11 +77,13 @@ def register_method(name: str) -> Callable[[_M], _M]:
 
 
 def make_method(config: ModelConfig) -> Method:
-    """The method that ``config.method`` names."""
+    """The method that ``config.method`` names (the training config checked that it is registered)."""
     try:
         return METHODS[config.method]()
     except KeyError:
-        raise ValueError(f"Unknown method {config.method!r}; registered: {sorted(METHODS)}.") from None
+        raise ValueError(
+            f"ModelConfig.method must be one of the registered {sorted(METHODS)}, got {config.method!r}."
+        ) from None
 
 
 @register_method("rotation")

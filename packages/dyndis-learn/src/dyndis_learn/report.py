@@ -13,9 +13,7 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -26,8 +24,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dyndis_learn.files import write_json_atomic
 from dyndis_learn.evaluate import Evaluation
+from dyndis_learn.files import atomic_write, write_json_atomic
 from dyndis_learn.model import WorldModel
 from dyndis_learn.rollouts import EpisodeBatch
 from dyndis_learn.rotations import plane_pairs
@@ -44,21 +42,9 @@ __all__ = [
 _CURVES = ("loss", "autoencoder_bce", "rollout_bce", "consistency", "target", "smoothness", "whitening", "regularizer")
 
 
-def _write_atomic(path: Path, write: Callable[[str], object]) -> Path:
-    """``write(tmp)`` fills a temporary file beside ``path`` (same suffix), which then replaces ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
-
-
 def _save_figure(fig: plt.Figure, path: Path) -> Path:
     try:
-        return _write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"), suffix=path.suffix)
     finally:
         plt.close(fig)
 
@@ -133,8 +119,10 @@ def rollout_gif(model: WorldModel, batch: EpisodeBatch, frames: int, path: Path,
         tiles = np.repeat(tiles, 3, axis=-1)
     scale = max(1, 128 // truth.shape[1])
     images = [Image.fromarray(t).resize((t.shape[1] * scale, t.shape[0] * scale), Image.NEAREST) for t in tiles]
-    return _write_atomic(
-        path, lambda tmp: images[0].save(tmp, save_all=True, append_images=images[1:], duration=120, loop=0)
+    return atomic_write(
+        path,
+        lambda tmp: images[0].save(tmp, save_all=True, append_images=images[1:], duration=120, loop=0),
+        suffix=path.suffix,
     )
 
 
@@ -239,5 +227,5 @@ def write_report(
     plot_angles(evaluation, out / "angles.png")
     plot_rollout_bce(evaluation, out / "rollout_bce.png")
     rollout_gif(model, batch, gif_frames, out / "rollout.gif")
-    _write_atomic(out / "report.md", lambda tmp: Path(tmp).write_text(_markdown(evaluation), encoding="utf-8"))
+    atomic_write(out / "report.md", lambda tmp: Path(tmp).write_text(_markdown(evaluation), encoding="utf-8"))
     return write_json_atomic(out / "report.json", report)

@@ -125,12 +125,8 @@ def register_warmup(name: str) -> Callable[[_W], _W]:
 
 
 def make_warmup(config: TrainConfig, policy: Policy | None = None) -> Warmup:
-    """The warm-up that ``config.warmup.kind`` names."""
-    try:
-        cls = WARMUPS[config.warmup.kind]
-    except KeyError:
-        raise ValueError(f"Unknown warm-up kind {config.warmup.kind!r}; registered: {sorted(WARMUPS)}.") from None
-    return cls(config, policy)
+    """The warm-up that ``config.warmup.kind`` names (the config checked that it is registered)."""
+    return WARMUPS[config.warmup.kind](config, policy)
 
 
 @register_warmup("none")
