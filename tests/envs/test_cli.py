@@ -10,8 +10,8 @@ import pytest
 from dyndis_envs.cli import main
 from dyndis_envs.datasets import DATASETS
 from dyndis_envs.download import part_path
-from tests.envs._dataset_fixtures import write_cars_tarball, write_shapes3d
 from tests.envs._http_server import LocalFileServer
+from tests.envs.fixtures import write_cars_tarball, write_shapes3d
 
 REPO = Path(__file__).resolve().parents[2]
 SHAPES, CARS = "/3dshapes.h5", "/nips2015-analogy-data.tar.gz"

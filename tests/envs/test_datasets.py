@@ -15,8 +15,8 @@ from dyndis_envs.datasets import (
     verify_dataset,
 )
 from dyndis_envs.download import IntegrityError
-from tests.envs._dataset_fixtures import write_cars_tarball, write_mesh
 from tests.envs._http_server import LocalFileServer
+from tests.envs.fixtures import write_cars_tarball, write_mesh
 
 TARBALL = "/nips2015-analogy-data.tar.gz"
 

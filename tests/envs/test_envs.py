@@ -10,7 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env, data_equivalence
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from tests.envs.conftest import FAST_KWARGS
+from tests.envs.fixtures import FAST_KWARGS
 
 
 def _make(env_id, **kwargs):

@@ -8,7 +8,7 @@ import pytest
 from gymnasium.utils.env_checker import data_equivalence
 from gymnasium.vector import AutoresetMode
 
-from tests.envs.conftest import FAST_KWARGS
+from tests.envs.fixtures import FAST_KWARGS
 
 
 def _pair(env_id, num_envs, mode, max_episode_steps=5):

@@ -5,12 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.io
 
 from dyndis_envs.cars3d import read_object_list
-
-#: Names of the cars in the test folder, in list.txt order (deliberately not sorted).
-CAR_NAMES = ("car_007_mesh", "car_002_mesh", "car_031_mesh")
+from tests.envs.cars3d.fixtures import CAR_NAMES, write_car
 
 
 @pytest.fixture(autouse=True)
@@ -19,13 +16,6 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "dyndis-data"
     monkeypatch.setenv("DYNDIS_DATA", str(folder))
     return folder
-
-
-def write_car(folder: Path, name: str, im: np.ndarray) -> Path:
-    """Write one car as the real release does: a MATLAB v5 file with ``im`` and a ``mask``."""
-    path = folder / f"{name}.mat"
-    scipy.io.savemat(path, {"im": im, "mask": (im[:, :, 0] > 128).astype(np.uint8)}, do_compression=True)
-    return path
 
 
 @pytest.fixture(scope="session")

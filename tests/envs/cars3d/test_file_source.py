@@ -13,7 +13,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import dyndis_envs  # noqa: F401  (registers the ids)
 from dyndis_envs.cars3d import Cars3DEnv, Cars3DFileSource, load_car_views
-from tests.envs.cars3d.conftest import CAR_NAMES, write_car
+from dyndis_envs.factors import FactorSpace
+from tests.envs.cars3d.fixtures import CAR_NAMES, write_car
 
 
 def _view(im, elevation, azimuth, image_size):
@@ -49,6 +50,15 @@ def test__only_the_chosen_cars_are_read(cars_folder):
     np.testing.assert_array_equal(env.source.objects, [0, 2])
     obs, _ = env.reset(options={"factors": [0, 0, 0]})  # object index 0 of the chosen [2, 0]: car 2
     np.testing.assert_array_equal(obs, _view(images[CAR_NAMES[2]], 0, 0, 64))
+
+
+@pytest.mark.parametrize("backend", ["file", "procedural"])
+def test__the_chosen_values_are_resolved_once(cars_folder, backend, monkeypatch):
+    built = []
+    init = FactorSpace.__init__
+    monkeypatch.setattr(FactorSpace, "__init__", lambda self, *a, **k: built.append(1) or init(self, *a, **k))
+    env = Cars3DEnv({"object": [1], "azimuth": 2}, backend=backend, data_path=cars_folder[0], cache=False)
+    assert len(built) == 1 and env.factor_space.sizes == (4, 2, 1)
 
 
 def test__auto_uses_the_folder_when_found(cars_folder, tmp_path):

@@ -11,8 +11,9 @@ from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import dyndis_envs  # noqa: F401  (registers the ids)
+from dyndis_envs.factors import FactorSpace
 from dyndis_envs.shapes3d import HUES, ORIENTATIONS, SCALES, Shapes3DEnv, Shapes3DFileSource
-from tests.envs.shapes3d.conftest import GRID, grid_labels, write_shapes3d
+from tests.envs.shapes3d.fixtures import GRID, grid_labels, write_shapes3d
 
 SIZES = tuple(len(v) for v in GRID.values())  # (2, 2, 2, 2, 2, 3)
 
@@ -33,6 +34,14 @@ def test__every_state_returns_exactly_the_stored_image(shapes3d_file):
         assert obs.dtype == np.uint8
         np.testing.assert_array_equal(info["factors"], state)
         np.testing.assert_array_equal(obs, _expected(images, state), err_msg=str(state))
+
+
+def test__the_chosen_values_are_resolved_once(shapes3d_file, monkeypatch):
+    built = []
+    init = FactorSpace.__init__
+    monkeypatch.setattr(FactorSpace, "__init__", lambda self, *a, **k: built.append(1) or init(self, *a, **k))
+    env = Shapes3DEnv({"shape": [1]}, backend="file", data_path=shapes3d_file[0])
+    assert len(built) == 1 and env.factor_space is env.source.factor_space
 
 
 def test__factor_values_come_from_the_labels(shapes3d_file):

@@ -28,7 +28,7 @@ def register_envs() -> list[str]:
     """Register every plain ``DynDis/<Name>-v0`` id not registered yet; returns them.
 
     Each plain id also gets its tasks: ``DynDis/<Name>Reach-v0`` and ``DynDis/<Name>Goal-v0`` (see
-    :mod:`dyndis_envs.tasks`).
+    :mod:`dyndis_envs.task_envs`), whose entry points build the plain id's class with the task.
     """
     ids = []
     for name, (module, env_class, vector_class, max_episode_steps) in _ENVS.items():
@@ -41,14 +41,14 @@ def register_envs() -> list[str]:
         ids.append(plain)
         _register(
             f"DynDis/{name}Reach-v0",
-            entry_point="dyndis_envs.tasks:ReachEnv",
-            vector_entry_point="dyndis_envs.tasks:ReachVectorEnv",
+            entry_point="dyndis_envs.task_envs:make_reach_env",
+            vector_entry_point="dyndis_envs.task_envs:make_reach_vector_env",
             max_episode_steps=_TASK_EPISODE_STEPS,
             kwargs={"env": plain},
         )
         _register(
             f"DynDis/{name}Goal-v0",
-            entry_point="dyndis_envs.tasks:GoalEnv",
+            entry_point="dyndis_envs.task_envs:make_goal_env",
             max_episode_steps=_TASK_EPISODE_STEPS,
             kwargs={"env": plain},
         )

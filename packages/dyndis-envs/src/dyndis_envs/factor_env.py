@@ -12,6 +12,7 @@ from gymnasium import spaces
 
 from dyndis_envs.factors import ActionEffect, FactorSpace, Subset
 from dyndis_envs.sources import DEFAULT_TABLE_BYTES, FrameLookup, ObservationSource
+from dyndis_envs.tasks import PureDynamics, Task
 from dyndis_envs.validation import check_choice, is_integer
 
 __all__ = ["FactorEnv", "check_action", "check_render_mode"]
@@ -39,11 +40,14 @@ def check_action(action: Any, n_actions: int) -> int:
 
 
 class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
-    """A pure-dynamics environment over the factors of an :class:`ObservationSource`.
+    """An environment over the factors of an :class:`ObservationSource`, with a task on top.
 
     Concrete environments (GridWorld, Shapes3D, Cars3D) subclass it and build their source; this class
     holds the dynamics shared by all of them. See :class:`~dyndis_envs.gridworld.GridWorldEnv` for the full
     description of spaces, rewards and episode ends.
+
+    The chosen values come from exactly one of ``factors`` (the default: all values), ``factor_space`` or
+    ``frames``.
 
     Args:
         source: Renders the image of any factor combination.
@@ -51,7 +55,16 @@ class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
         render_mode: None or ``"rgb_array"``.
         max_table_bytes: Prerender every chosen state into a table when it takes at most this many bytes.
         frames: Reuse the frames (and chosen factor values) of another environment over the same source,
-            instead of building them again; task envs built on a plain env use it. Excludes ``factors``.
+            instead of building them again (a :class:`~dyndis_envs.task_envs.GoalEnv` over a plain env does).
+        factor_space: The chosen values, already resolved over ``source.factors`` (when the caller needed
+            them before building the source, e.g. to load only the chosen states of a file).
+        task: Starts, rewards and terminations (see :mod:`dyndis_envs.tasks`); default
+            :class:`~dyndis_envs.tasks.PureDynamics`. Kept, bound to the factor space, as :attr:`task`.
+
+    Attributes:
+        factor_space: The chosen values of every factor and the actions on them.
+        frames: The images of the chosen states.
+        task: The bound task.
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 8}
@@ -65,16 +78,27 @@ class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
         render_mode: str | None = None,
         max_table_bytes: int = DEFAULT_TABLE_BYTES,
         frames: FrameLookup | None = None,
+        *,
+        factor_space: FactorSpace | None = None,
+        task: Task | None = None,
     ) -> None:
         check_render_mode(render_mode, self.metadata)
         self.render_mode = render_mode
         self.source = source
-        if frames is None:
-            self.factor_space = FactorSpace(source.factors, factors)
-        elif factors is not None or frames.source is not source:
-            raise ValueError("`frames` must come from an environment over the same `source`, and excludes `factors`.")
+        given = [name for name, value in (("factors", factors), ("factor_space", factor_space), ("frames", frames))
+                 if value is not None]
+        if len(given) > 1:
+            raise ValueError(f"Pass at most one of `factors`, `factor_space` and `frames`, got {given}.")
+        if frames is not None:
+            if frames.source is not source:
+                raise ValueError("`frames` must come from an environment over the same `source`.")
+            factor_space = frames.factor_space
+        elif factor_space is not None:
+            if factor_space.factors != tuple(source.factors):
+                raise ValueError("`factor_space` must be built over `source.factors` (the same factors and values).")
         else:
-            self.factor_space = frames.factor_space
+            factor_space = FactorSpace(source.factors, factors)
+        self.factor_space = factor_space
         if self.factor_space.n_actions == 0:
             raise ValueError(
                 "`factors` leaves no active factor: at least one factor needs two or more values, "
@@ -83,6 +107,11 @@ class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
         self.frames = frames or FrameLookup(source, self.factor_space, max_table_bytes)
         self.observation_space = spaces.Box(0, 255, source.image_shape, np.uint8)
         self.action_space = spaces.Discrete(self.factor_space.n_actions)
+        if task is None:
+            task = PureDynamics()
+        elif not isinstance(task, Task):
+            raise TypeError(f"`task` must be a dyndis_envs.tasks.Task (e.g. ReachTask()), got {task!r}.")
+        self.task: Task = task.bind(self.factor_space)
         self._state: list[int] | None = None
 
     @property
@@ -102,16 +131,6 @@ class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
             raise gym.error.ResetNeeded("Call `reset()` before reading the state.")
         return np.asarray(self._state, dtype=np.int64)
 
-    # -- task hooks: the plain environments are pure dynamics; task environments (Reach) override them -----
-
-    def _sample_start(self, rng: np.random.Generator) -> list[int]:
-        """A random start state drawn from ``rng`` (the vector env calls it with each sub-env's generator)."""
-        return self.factor_space.sample(rng)
-
-    def _task_outcome(self, states: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-        """Reward and termination of a batch of states reached by a step, shape (B, n_factors) -> (B,), (B,)."""
-        return np.zeros(len(states)), np.zeros(len(states), dtype=bool)
-
     def _info(self) -> dict[str, Any]:
         return {"factors": np.array(self._state, dtype=np.int64)}
 
@@ -120,7 +139,7 @@ class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[npt.NDArray[np.uint8], dict[str, Any]]:
-        """Start an episode from a uniformly random state, or from ``options["factors"]``."""
+        """Start an episode from a random state drawn by the task, or from ``options["factors"]``."""
         super().reset(seed=seed)
         options = options or {}
         unknown = sorted(set(options) - self.reset_options)
@@ -132,16 +151,19 @@ class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
                 raise ValueError(f"`options['factors']` must be one state of shape ({self.factor_space.n_factors},).")
             self._state = [int(i) for i in state]
         else:
-            self._state = self._sample_start(self.np_random)
+            self._state = self.task.sample_start(self.factor_space, self.np_random)
         return self.frames.one(self._state), self._info()
 
     def step(self, action: Any) -> tuple[npt.NDArray[np.uint8], SupportsFloat, bool, bool, dict[str, Any]]:
-        """Shift one factor by +1 or -1 (cyclically); returns (obs, reward, terminated, truncated, info)."""
+        """Shift one factor by +1 or -1 (cyclically); returns (obs, reward, terminated, truncated, info).
+
+        The reward and termination are the task's outcome of the new state.
+        """
         if self._state is None:
             raise gym.error.ResetNeeded("Call `reset()` before `step()`.")
         action = check_action(action, self.factor_space.n_actions)
         self._state = self.factor_space.step_one(self._state, action)
-        reward, terminated = self._task_outcome(np.asarray([self._state], dtype=np.int64))
+        reward, terminated = self.task.outcome(np.asarray([self._state], dtype=np.int64))
         return self.frames.one(self._state), float(reward[0]), bool(terminated[0]), False, self._info()
 
     def render(self) -> npt.NDArray[np.uint8] | None:

@@ -3,6 +3,8 @@
 All sub-environments share one source and frame table: a step is one vectorised state update and one
 NumPy gather of all frames. Sub-environment ``i`` draws its random starts from its own generator, seeded
 with ``seed + i``, so it reproduces exactly the trajectory of a single environment reset with that seed.
+Starts, rewards and terminations come from the single environment's task
+(:class:`~dyndis_envs.tasks.Task`), asked for a whole batch at once.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
+from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from dyndis_envs.factor_env import FactorEnv, check_render_mode
 from dyndis_envs.factors import ActionEffect
+from dyndis_envs.tasks import Task
 from dyndis_envs.validation import check_choice, check_int, is_integer
 
 __all__ = ["FactorVectorEnv"]
@@ -41,8 +45,17 @@ class FactorVectorEnv(VectorEnv):
         max_episode_steps: Truncate each episode after this many steps (None: never).
         autoreset_mode: ``NEXT_STEP`` (default), ``SAME_STEP`` or ``DISABLED``, as in Gymnasium 1.x.
         render_mode: None or ``"rgb_array"``.
-        single_env: An already built single environment to batch (instead of building ``single_env_class``).
+        task: The task of every sub-environment (default :class:`~dyndis_envs.tasks.PureDynamics`); given
+            to ``single_env_class``.
+        single_env: An already built single environment to batch (instead of building ``single_env_class``);
+            its task is used. It must observe images (a Box space): a
+            :class:`~dyndis_envs.task_envs.GoalEnv`, whose goal changes per episode, has no native vector env.
         **env_kwargs: Keyword arguments of ``single_env_class``.
+
+    Attributes:
+        env: The single environment whose factor space, frames and task the sub-environments share.
+        task: Its task.
+        factor_space: Its factor space.
     """
 
     single_env_class: ClassVar[type[FactorEnv]] = FactorEnv
@@ -54,6 +67,7 @@ class FactorVectorEnv(VectorEnv):
         max_episode_steps: int | None = 200,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         render_mode: str | None = None,
+        task: Task | None = None,
         single_env: FactorEnv | None = None,
         **env_kwargs: Any,
     ) -> None:
@@ -61,15 +75,19 @@ class FactorVectorEnv(VectorEnv):
         max_episode_steps = check_int("max_episode_steps", max_episode_steps, minimum=1, optional=True)
         self.autoreset_mode = _check_autoreset_mode(autoreset_mode)
         if single_env is None:
-            env = self.single_env_class(render_mode=render_mode, **env_kwargs)
-        elif env_kwargs:
-            raise TypeError(
-                f"Pass either `single_env` or environment keyword arguments, not both (got {sorted(env_kwargs)})."
+            env = self.single_env_class(render_mode=render_mode, task=task, **env_kwargs)
+        elif env_kwargs or task is not None:
+            given = sorted(env_kwargs) + (["task"] if task is not None else [])
+            raise TypeError(f"Pass either `single_env` or environment keyword arguments, not both (got {given}).")
+        elif not isinstance(single_env, FactorEnv) or not isinstance(single_env.observation_space, spaces.Box):
+            raise ValueError(
+                f"`single_env` must be a FactorEnv observing images (a Box space), got {type(single_env).__name__}."
             )
         else:
             env = single_env
         check_render_mode(render_mode, env.metadata)
         self.env = env
+        self.task = env.task
         self.metadata = {**env.metadata, "autoreset_mode": self.autoreset_mode}
         self.num_envs = int(num_envs)
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
@@ -111,7 +129,7 @@ class FactorVectorEnv(VectorEnv):
             rng = self._rngs[i]
             if rng is None:
                 rng = self._rngs[i] = seeding.np_random(None)[0]
-            states[i] = self.env._sample_start(rng)
+            states[i] = self.task.sample_start(self.factor_space, rng)
 
     def _check_actions(self, actions: Any) -> npt.NDArray[np.int64]:
         array = np.asarray(actions)
@@ -195,7 +213,7 @@ class FactorVectorEnv(VectorEnv):
         resetting = self._needs_reset if self.autoreset_mode is AutoresetMode.NEXT_STEP else np.zeros(n, bool)
         self._states = self.factor_space.step(self._states, actions)
         self._steps += 1
-        rewards, terminated = self.env._task_outcome(self._states)
+        rewards, terminated = self.task.outcome(self._states)
         truncated = (
             self._steps >= self.max_episode_steps if self.max_episode_steps is not None else np.zeros(n, bool)
         )

@@ -11,6 +11,7 @@ from dyndis_envs.factor_env import FactorEnv
 from dyndis_envs.factor_vector_env import FactorVectorEnv
 from dyndis_envs.factors import Factor, Subset
 from dyndis_envs.sources import DEFAULT_TABLE_BYTES, ObservationSource
+from dyndis_envs.tasks import Task
 from dyndis_envs.validation import check_choice, check_int
 
 __all__ = ["COLOURS", "GridWorldEnv", "GridWorldSource", "GridWorldVectorEnv"]
@@ -175,9 +176,11 @@ class GridWorldEnv(FactorEnv):
         channels: int = 3,
         render_mode: str | None = None,
         max_table_bytes: int = DEFAULT_TABLE_BYTES,
+        task: Task | None = None,
     ) -> None:
         source = GridWorldSource(grid_shape, object_sizes, shape, image_size, channels)
-        super().__init__(source, {**self.default_factors, **(factors or {})}, render_mode, max_table_bytes)
+        factors = {**self.default_factors, **(factors or {})}
+        super().__init__(source, factors, render_mode, max_table_bytes, task=task)
 
 
 class GridWorldVectorEnv(FactorVectorEnv):

@@ -1,202 +1,189 @@
-"""RL tasks on top of the plain (pure-dynamics) environments: reach a fixed target, or a random goal image.
+"""Tasks: where an episode of a factor environment starts, and what reaching a state earns.
 
-``DynDis/<Name>Reach-v0``: random start, fixed target state; reward 1.0 and terminated on reaching it.
-``DynDis/<Name>Goal-v0``: Dict observation with the current, achieved and desired images, a random goal
-each episode and a vectorised :meth:`GoalEnv.compute_reward`, as Stable-Baselines3's HER needs.
+The dynamics (factors, actions, images) belong to the environment; a :class:`Task` adds the RL problem on
+top. :class:`~dyndis_envs.factor_env.FactorEnv` and :class:`~dyndis_envs.factor_vector_env.FactorVectorEnv`
+take one as ``task=`` and use only its public methods: :meth:`Task.bind` once when built, then
+:meth:`Task.sample_start` for every random start and :meth:`Task.outcome` after every step, in batches, so
+a single env and a native vector env get the same rewards and terminations.
+
+* :class:`PureDynamics` (the default; the plain ``DynDis/<Name>-v0`` ids): reward 0.0, never terminates.
+* :class:`ReachTask` (``DynDis/<Name>Reach-v0``): random start, fixed target; 1.0 and terminated on reaching it.
+* :class:`GoalTask` (``DynDis/<Name>Goal-v0``, through :class:`~dyndis_envs.task_envs.GoalEnv`): like Reach, with a
+  new goal every episode.
+
+Example:
+    >>> import dyndis_envs
+    >>> from dyndis_envs.gridworld import GridWorldEnv
+    >>> env = GridWorldEnv(task=ReachTask(target=[0, 0, 0, 0, 0]))
+    >>> _ = env.reset(seed=0, options={"factors": [1, 0, 0, 0, 0]})
+    >>> env.step(1)[1:3]  # north_south - 1 reaches the target
+    (1.0, True)
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
-from gymnasium import spaces
 
-from dyndis_envs.factor_env import FactorEnv
-from dyndis_envs.factor_vector_env import FactorVectorEnv
+from dyndis_envs.factors import FactorSpace
 
-__all__ = ["GoalEnv", "ReachEnv", "ReachVectorEnv"]
+__all__ = ["GoalTask", "PureDynamics", "ReachTask", "Task"]
 
-
-def _plain_env(env: str | FactorEnv, render_mode: str | None, env_kwargs: dict[str, Any]) -> FactorEnv:
-    """The plain environment a task is built on: an instance, or made from its id."""
-    if isinstance(env, FactorEnv):
-        if env_kwargs:
-            raise TypeError(f"Pass either a built `env` or its keyword arguments, not both (got {sorted(env_kwargs)}).")
-        return env
-    if not isinstance(env, str):
-        raise TypeError(f"`env` must be an environment id such as 'DynDis/GridWorld-v0' or a FactorEnv, got {env!r}.")
-    plain = gym.make(env, render_mode=render_mode, **env_kwargs).unwrapped
-    if not isinstance(plain, FactorEnv):
-        raise TypeError(f"`env`={env!r} is not a DynDis factor environment.")
-    return plain
+#: A batch of rewards (float64) and terminations (bool), each of shape (B,).
+Outcome = tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]
 
 
-def _draw_other(space_sample, rng: np.random.Generator, avoid: list[int]) -> list[int]:
+class Task(ABC):
+    """The RL problem posed on a factor environment: random starts, rewards and terminations.
+
+    Subclasses implement :meth:`outcome` and may override :meth:`bind` (to check or complete themselves
+    against the environment's factor space) and :meth:`sample_start` (to avoid some starts). A task must
+    draw all its randomness from the generator it is given, so that seeding the environment seeds it.
+    """
+
+    def bind(self, space: FactorSpace) -> Task:
+        """This task, ready for an environment over ``space``: checked against it, defaults filled in.
+
+        The environment calls it once, in its constructor, and keeps the result as ``env.task``. The
+        default returns ``self``.
+
+        Raises:
+            ValueError: If the task does not fit ``space`` (e.g. a target state out of range).
+        """
+        return self
+
+    def sample_start(self, space: FactorSpace, rng: np.random.Generator) -> list[int]:
+        """A random start state (one index into the chosen values per factor), drawn from ``rng``.
+
+        The default is uniform over all states. A vector env calls it with each sub-env's own generator.
+        """
+        return space.sample(rng)
+
+    @abstractmethod
+    def outcome(self, states: npt.NDArray[np.int64]) -> Outcome:
+        """Reward and termination of the states a step reached.
+
+        Args:
+            states: int64 of shape (B, n_factors), one state per (sub-)environment.
+
+        Returns:
+            ``(reward, terminated)``: new float64 and bool arrays of shape (B,), which the caller may modify.
+        """
+
+
+class PureDynamics(Task):
+    """No task: reward 0.0 on every step, never terminated; starts uniformly random (the plain ids)."""
+
+    def outcome(self, states: npt.NDArray[np.int64]) -> Outcome:
+        """Zero rewards, no terminations."""
+        return np.zeros(len(states)), np.zeros(len(states), dtype=bool)
+
+    def __repr__(self) -> str:
+        return "PureDynamics()"
+
+
+def _draw_other(space: FactorSpace, rng: np.random.Generator, avoid: list[int]) -> list[int]:
     """A state drawn uniformly from all states except ``avoid`` (rejection sampling)."""
     while True:
-        state = space_sample(rng)
+        state = space.sample(rng)
         if state != avoid:
             return state
 
 
-class ReachEnv(FactorEnv):
-    """Reach a fixed target state from a random start.
+def _one_state(space: FactorSpace, state: object, name: str) -> npt.NDArray[np.int64]:
+    """``state`` checked as one state of ``space``, shape (n_factors,)."""
+    checked = space.check_states(state, name)
+    if checked.ndim != 1:
+        raise ValueError(f"`{name}` must be one state of shape ({space.n_factors},), got {state!r}.")
+    return checked
 
-    ## Description
-    The dynamics, factors and observations of the plain environment ``env``. The episode starts in a
-    uniformly random state other than the target.
 
-    ## Rewards
-    1.0 on the step that reaches ``target``, else 0.0.
+class ReachTask(Task):
+    """Reach a fixed target state from a uniformly random start other than the target.
 
-    ## Episode End
-    Terminates on reaching the target; ``gym.make`` truncates after ``max_episode_steps`` (100).
+    Reward 1.0 on the step that reaches the target, else 0.0; the episode terminates there.
 
-    ## Arguments
-    ``env``: the plain environment id (``"DynDis/GridWorld-v0"``) or a built
-    :class:`~dyndis_envs.factor_env.FactorEnv`; ``target``: the target state (an index within the chosen
-    values per factor; default: the middle value ``size // 2`` of every factor); ``render_mode``; further
-    keyword arguments go to the plain environment.
+    Args:
+        target: The target state, one index into the chosen values per factor; None (default) for the
+            middle value ``size // 2`` of every factor, filled in by :meth:`bind`.
 
-    Example:
-        >>> import gymnasium as gym, dyndis_envs
-        >>> env = gym.make("DynDis/GridWorldReach-v0", target=[0, 0, 0, 0, 0])
-        >>> obs, info = env.reset(seed=0)
-        >>> env.unwrapped.target.tolist()
-        [0, 0, 0, 0, 0]
+    Attributes:
+        target: The target as given (None for the default); on a bound task (``env.task``), the int64
+            state of shape (n_factors,).
     """
 
-    def __init__(
-        self,
-        env: str | FactorEnv = "DynDis/GridWorld-v0",
-        target: Sequence[int] | npt.NDArray[np.integer] | None = None,
-        render_mode: str | None = None,
-        **env_kwargs: Any,
-    ) -> None:
-        plain = _plain_env(env, render_mode, env_kwargs)
-        super().__init__(plain.source, render_mode=render_mode, frames=plain.frames)
-        space = self.factor_space
-        if target is None:
-            target = [size // 2 for size in space.sizes]
-        checked = space.check_states(target, "target")
-        if checked.ndim != 1:
-            raise ValueError(f"`target` must be one state of shape ({space.n_factors},), got {target!r}.")
-        self.target = checked
-        self._target_list = checked.tolist()
+    def __init__(self, target: Sequence[int] | npt.NDArray[np.integer] | None = None) -> None:
+        self.target: npt.NDArray[np.int64] | Sequence[int] | None = target
+        self._target_list: list[int] | None = None
 
-    @property
-    def target_image(self) -> npt.NDArray[np.uint8]:
-        """The image of the target state."""
-        return self.frames.one(self._target_list)
+    def bind(self, space: FactorSpace) -> ReachTask:
+        """A task with the target checked against ``space`` (and the default target filled in).
 
-    def _sample_start(self, rng: np.random.Generator) -> list[int]:
-        return _draw_other(self.factor_space.sample, rng, self._target_list)
+        Raises:
+            ValueError: If ``target`` is not one state of ``space`` (wrong length, out of range).
+        """
+        target = self.target if self.target is not None else [size // 2 for size in space.sizes]
+        bound = ReachTask(_one_state(space, target, "target"))
+        bound._target_list = bound.target.tolist()  # type: ignore[union-attr]
+        return bound
 
-    def _task_outcome(self, states: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-        reached = (states == self.target).all(axis=1)
+    def _target(self) -> list[int]:
+        if self._target_list is None:
+            raise RuntimeError("This ReachTask is not bound to an environment: call `bind(space)` first.")
+        return self._target_list
+
+    def sample_start(self, space: FactorSpace, rng: np.random.Generator) -> list[int]:
+        """A uniformly random state other than the target."""
+        return _draw_other(space, rng, self._target())
+
+    def outcome(self, states: npt.NDArray[np.int64]) -> Outcome:
+        """1.0 and terminated where a state is the target."""
+        reached = (states == np.asarray(self._target())).all(axis=1)
         return reached.astype(np.float64), reached
 
-
-class ReachVectorEnv(FactorVectorEnv):
-    """Natively batched :class:`ReachEnv` (same keyword arguments, plus the vector ones)."""
-
-    single_env_class = ReachEnv
+    def __repr__(self) -> str:
+        target = self.target.tolist() if isinstance(self.target, np.ndarray) else self.target
+        return f"ReachTask(target={target!r})"
 
 
-class GoalEnv(FactorEnv):
-    """Reach a random goal image: a goal-conditioned task for HER.
+class GoalTask(Task):
+    """Reach a goal state that changes every episode: :class:`ReachTask` with a moving target.
 
-    ## Observation Space
-    ``Dict(observation, achieved_goal, desired_goal)``, each the plain environment's image space;
-    ``achieved_goal`` is the current image.
+    :class:`~dyndis_envs.task_envs.GoalEnv` holds one and sets its goal on every reset (with
+    :meth:`draw_goal` or :meth:`set_goal`). The goal is one episode's state, so a GoalTask serves one
+    environment, never a vector env's many.
 
-    ## Rewards
-    1.0 when the current state is the goal state, else 0.0; :meth:`compute_reward` gives the same from
-    images, vectorised over any leading batch dimensions (different states render different images).
-
-    ## Starting State
-    A uniformly random start, then a uniformly random goal other than the start;
-    ``reset(options={"factors": start, "goal": goal})`` sets either.
-
-    ## Episode End
-    Terminates on reaching the goal; ``gym.make`` truncates after ``max_episode_steps`` (100).
-
-    ## Info
-    ``factors`` and ``goal_factors`` (int64 states), ``is_success`` (bool).
-
-    ## Arguments
-    ``env`` (plain environment id or instance), ``render_mode``, and the plain environment's keyword
-    arguments.
+    Attributes:
+        goal: The current goal state (one index into the chosen values per factor), None before the first reset.
     """
 
-    reset_options = frozenset({"factors", "goal"})
+    def __init__(self) -> None:
+        self.goal: list[int] | None = None
 
-    def __init__(self, env: str | FactorEnv = "DynDis/GridWorld-v0", render_mode: str | None = None, **env_kwargs: Any):
-        plain = _plain_env(env, render_mode, env_kwargs)
-        super().__init__(plain.source, render_mode=render_mode, frames=plain.frames)
-        image = self.observation_space
-        self.observation_space = spaces.Dict({"observation": image, "achieved_goal": image, "desired_goal": image})
-        self._goal: list[int] | None = None
-        self._goal_image: npt.NDArray[np.uint8] | None = None
+    def draw_goal(self, space: FactorSpace, rng: np.random.Generator, start: list[int]) -> list[int]:
+        """Draw a uniformly random goal other than ``start`` from ``rng``, make it the goal, and return it."""
+        self.goal = _draw_other(space, rng, start)
+        return self.goal
 
-    @property
-    def goal(self) -> npt.NDArray[np.int64]:
-        """The current episode's goal state."""
-        if self._goal is None:
-            raise gym.error.ResetNeeded("Call `reset()` before reading the goal.")
-        return np.asarray(self._goal, dtype=np.int64)
+    def set_goal(self, space: FactorSpace, goal: object) -> list[int]:
+        """Make ``goal`` (checked against ``space``) the goal, and return it as a list of ints.
 
-    def _observe(self, image: npt.NDArray[np.uint8]) -> dict[str, npt.NDArray[np.uint8]]:
-        return {"observation": image, "achieved_goal": image.copy(), "desired_goal": self._goal_image.copy()}
+        Raises:
+            ValueError: If ``goal`` is not one state of ``space``.
+        """
+        self.goal = _one_state(space, goal, "options['goal']").tolist()
+        return self.goal
 
-    def _info(self) -> dict[str, Any]:
-        if self._goal is None:  # inside reset, before the goal is drawn
-            return super()._info()
-        return {
-            "factors": np.array(self._state, dtype=np.int64),
-            "goal_factors": np.array(self._goal, dtype=np.int64),
-            "is_success": self._state == self._goal,
-        }
-
-    def _task_outcome(self, states: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-        reached = (states == np.asarray(self._goal)).all(axis=1)
+    def outcome(self, states: npt.NDArray[np.int64]) -> Outcome:
+        """1.0 and terminated where a state is the goal."""
+        if self.goal is None:
+            raise gym.error.ResetNeeded("The goal is drawn on `reset()`; call it before `step()`.")
+        reached = (states == np.asarray(self.goal)).all(axis=1)
         return reached.astype(np.float64), reached
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, npt.NDArray[np.uint8]], dict[str, Any]]:
-        """Draw a start and a different goal (or take them from ``options``)."""
-        goal = (options or {}).get("goal")
-        self._goal = None
-        image, _ = super().reset(seed=seed, options={k: v for k, v in (options or {}).items() if k != "goal"})
-        if goal is None:
-            self._goal = _draw_other(self.factor_space.sample, self.np_random, self._state)
-        else:
-            checked = self.factor_space.check_states(goal, "options['goal']")
-            if checked.ndim != 1:
-                raise ValueError(f"`options['goal']` must be one state of shape ({self.factor_space.n_factors},).")
-            self._goal = checked.tolist()
-        self._goal_image = self.frames.one(self._goal)
-        return self._observe(image), self._info()
-
-    def step(self, action: Any) -> tuple[dict[str, npt.NDArray[np.uint8]], SupportsFloat, bool, bool, dict[str, Any]]:
-        """Step the plain dynamics; reward 1.0 and terminated on reaching the goal."""
-        image, reward, terminated, truncated, info = super().step(action)
-        return self._observe(image), reward, terminated, truncated, info
-
-    def compute_reward(
-        self, achieved_goal: npt.NDArray[np.uint8], desired_goal: npt.NDArray[np.uint8], info: Any
-    ) -> npt.NDArray[np.float64] | float:
-        """1.0 where the achieved image equals the desired one, over leading batch dimensions (B, H, W, C)."""
-        reached = np.all(np.asarray(achieved_goal) == np.asarray(desired_goal), axis=(-3, -2, -1))
-        return reached.astype(np.float64) if reached.ndim else float(reached)
-
-    def compute_terminated(
-        self, achieved_goal: npt.NDArray[np.uint8], desired_goal: npt.NDArray[np.uint8], info: Any
-    ) -> npt.NDArray[np.bool_] | bool:
-        """Whether the goal is reached, vectorised like :meth:`compute_reward`."""
-        return np.asarray(self.compute_reward(achieved_goal, desired_goal, info)) > 0
+    def __repr__(self) -> str:
+        return f"GoalTask(goal={self.goal!r})"

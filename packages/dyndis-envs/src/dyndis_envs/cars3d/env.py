@@ -15,6 +15,7 @@ from dyndis_envs.factor_env import FactorEnv
 from dyndis_envs.factor_vector_env import FactorVectorEnv
 from dyndis_envs.factors import FactorSpace, Subset
 from dyndis_envs.sources import DEFAULT_TABLE_BYTES, ObservationSource
+from dyndis_envs.tasks import Task
 from dyndis_envs.validation import check_bool
 
 __all__ = ["Cars3DEnv", "Cars3DVectorEnv"]
@@ -96,13 +97,16 @@ class Cars3DEnv(FactorEnv):
         cache: bool = True,
         render_mode: str | None = None,
         max_table_bytes: int = DEFAULT_TABLE_BYTES,
+        task: Task | None = None,
     ) -> None:
         image_size = check_image_size(image_size)
         cache = check_bool("cache", cache)
         _, path = resolve_backend(backend, data_path, "cars")  # path is None for the procedural backend
         names = read_object_list(path) if path is not None else [m.name for m in MODELS]
-        # resolve the chosen cars first (this validates `factors`), so that only they are loaded or rendered
-        objects = np.unique(FactorSpace(cars3d_factors(names), factors).selected[2])
+        # resolve the chosen values first (this validates `factors`), so that only the chosen cars are loaded
+        # or rendered; the env reuses them
+        space = FactorSpace(cars3d_factors(names), factors)
+        objects = np.unique(space.selected[2])
         source: ObservationSource
         if path is not None:
             source = Cars3DFileSource(path, image_size, objects, names)
@@ -110,7 +114,9 @@ class Cars3DEnv(FactorEnv):
             source = Cars3DRenderedTable(image_size, objects)
         else:
             source = Cars3DRenderSource(image_size)
-        super().__init__(source, factors, render_mode, max_table_bytes)
+        super().__init__(
+            source, render_mode=render_mode, max_table_bytes=max_table_bytes, factor_space=space, task=task
+        )
 
 
 class Cars3DVectorEnv(FactorVectorEnv):

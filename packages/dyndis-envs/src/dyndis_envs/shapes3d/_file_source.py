@@ -120,6 +120,9 @@ class Shapes3DFileSource(ObservationSource):
             values the file's labels hold; only these states are read.
         block: Rows read from the file at a time.
 
+    Attributes:
+        factor_space: The chosen values (over the factors the file's labels span): the states held.
+
     Raises:
         FileNotFoundError: If there is no file at ``path``.
         ValueError: If the file is not readable HDF5 (truncated, corrupt), lacks ``images`` or ``labels``,
@@ -151,6 +154,7 @@ class Shapes3DFileSource(ObservationSource):
             ) from exc
         self.path = path
         self.image_shape = IMAGE_SHAPE
+        self.factor_space = space
         self.selected = space.selected
         self._strides = np.asarray(space.strides, dtype=np.int64)
         # position of each value index within the chosen values of its factor, -1 if not chosen

@@ -12,7 +12,8 @@ from dyndis_envs.factor_vector_env import FactorVectorEnv
 from dyndis_envs.factors import Subset
 from dyndis_envs.shapes3d._file_source import IMAGE_SHAPE, Shapes3DFileSource
 from dyndis_envs.shapes3d._procedural_source import Shapes3DSource, check_image_size
-from dyndis_envs.sources import DEFAULT_TABLE_BYTES, ObservationSource
+from dyndis_envs.sources import DEFAULT_TABLE_BYTES
+from dyndis_envs.tasks import Task
 
 __all__ = ["Shapes3DEnv", "Shapes3DVectorEnv"]
 
@@ -93,20 +94,24 @@ class Shapes3DEnv(FactorEnv):
         data_path: str | os.PathLike[str] | None = None,
         render_mode: str | None = None,
         max_table_bytes: int = DEFAULT_TABLE_BYTES,
+        task: Task | None = None,
     ) -> None:
         image_size = check_image_size(image_size)
         _, path = resolve_backend(backend, data_path, DATASETS["shapes3d"].target)  # None: procedural
-        source: ObservationSource
         if path is None:
-            source = Shapes3DSource(image_size)
-        elif image_size != IMAGE_SHAPE[0]:
+            super().__init__(Shapes3DSource(image_size), factors, render_mode, max_table_bytes, task=task)
+            return
+        if image_size != IMAGE_SHAPE[0]:
             raise ValueError(
                 f"`image_size` must be {IMAGE_SHAPE[0]} with the file backend (the images of {str(path)!r}), "
                 f"got {image_size}; use backend='procedural' for other sizes."
             )
-        else:
-            source = Shapes3DFileSource(path, factors)
-        super().__init__(source, factors, render_mode, max_table_bytes)
+        # the file source resolves the chosen values (it loads only those states); the env reuses them
+        source = Shapes3DFileSource(path, factors)
+        super().__init__(
+            source, render_mode=render_mode, max_table_bytes=max_table_bytes, factor_space=source.factor_space,
+            task=task,
+        )
 
 
 class Shapes3DVectorEnv(FactorVectorEnv):
