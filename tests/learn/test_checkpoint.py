@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from dyndis_learn.checkpoint import load_checkpoint, save_checkpoint, write_json_atomic
+from dyndis_learn.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test__round_trip_keeps_tensors_and_state(tmp_path):
@@ -32,7 +32,8 @@ def test__missing_and_foreign_files(tmp_path):
         load_checkpoint(tmp_path / "junk.safetensors")
 
 
-def test__write_json_atomic(tmp_path):
-    path = write_json_atomic(tmp_path / "sub" / "x.json", {"a": [1, 2]})
-    assert json.loads(path.read_text()) == {"a": [1, 2]}
-    assert [p.name for p in path.parent.iterdir()] == ["x.json"]
+def test__unknown_formats_are_refused(tmp_path):
+    path = tmp_path / "c.safetensors"
+    save_file({"x": torch.zeros(1)}, path, metadata={"dyndis_learn": json.dumps({"format": 99})})
+    with pytest.raises(ValueError, match=re.escape("has checkpoint format 99; readable formats: [1, 2].")):
+        load_checkpoint(path)

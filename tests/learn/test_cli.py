@@ -1,43 +1,26 @@
 import json
+import re
 
 import pytest
 
+from dyndis_learn import TrainConfig, __version__
+from dyndis_learn.checkpoint import read_checkpoint
 from dyndis_learn.cli import main
-
-from .conftest import TINY
+from tests.learn.fixtures import TINY
 
 
 @pytest.fixture
 def config_file(tmp_path):
     path = tmp_path / "tiny.json"
-    path.write_text(json.dumps({k: v for k, v in TINY.items() if k not in ("env_id", "steps")}))
+    path.write_text(json.dumps({k: v for k, v in TINY.items() if k != "steps"}))
     return path
 
 
 @pytest.mark.slow
 def test__train_evaluate_report(tmp_path, config_file, capsys):
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--env",
-                "DynDis/GridWorld-v0",
-                "--config",
-                str(config_file),
-                "--steps",
-                "3",
-                "--seed",
-                "1",
-                "--latent-dim",
-                "4",
-                "--out",
-                str(run),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    args = ["train", "--env.id", "DynDis/GridWorld-v0", "--config", str(config_file), "--steps", "3"]
+    assert main([*args, "--seed", "1", "--model.latent-dim", "4", "--out", str(run), "--quiet"]) == 0
     for name in (
         "checkpoint.safetensors",
         "config.json",
@@ -55,6 +38,7 @@ def test__train_evaluate_report(tmp_path, config_file, capsys):
     assert "criteria: single_plane=" in capsys.readouterr().out
 
     assert main(["train", "--out", str(run), "--resume", "--steps", "5", "--quiet", "--no-report"]) == 0
+    assert read_checkpoint(run / "checkpoint.safetensors").step == 5
     assert main(["evaluate", "--run", str(run), "--episodes", "2", "--horizon", "6"]) == 0
     evaluation = json.loads((run / "evaluation.json").read_text())
     assert evaluation["horizon"] == 6 and len(evaluation["rollout_bce"]["k"]) == 7
@@ -62,11 +46,85 @@ def test__train_evaluate_report(tmp_path, config_file, capsys):
     assert (tmp_path / "again" / "report.md").is_file()
 
 
+def test__file_then_flags(tmp_path, monkeypatch):
+    """Every field from a YAML file, flags override it; the trainer gets exactly that config."""
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(self, config, run_dir=None, policy=None):
+        seen["config"] = config
+        raise Stop
+
+    monkeypatch.setattr("dyndis_learn.cli.Learner.__init__", capture)
+    path = tmp_path / "c.yaml"
+    path.write_text("steps: 7\nmodel: {latent_dim: 6, channels: [8, 8]}\nwarmup: {kind: spectral}\n")
+    flags = ["--model.latent-dim", "8", "--warmup.spectral.episode-steps", "3", "--threads", "1"]
+    with pytest.raises(Stop):
+        main(["train", "--out", str(tmp_path / "run"), "--config", str(path), *flags, "--optim.angle-lr", "None"])
+    expected = TrainConfig(steps=7, threads=1).replace(
+        model={"latent_dim": 8, "channels": [8, 8]}, warmup={"kind": "spectral", "spectral": {"episode_steps": 3}}
+    )
+    assert seen["config"] == expected
+    with pytest.raises(Stop):
+        main(["train", "--out", str(tmp_path / "run"), "--env.kwargs", '{"grid_shape": [3, 4]}', "--no-report"])
+    assert seen["config"].env.kwargs == {"grid_shape": [3, 4]}
+
+
+def test__help_documents_every_section(capsys):
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in (
+        "--model.latent-dim",
+        "--warmup.kind",
+        "--warmup.graph.exploration-batches",
+        "--optim.lr",
+        "--loss.rollout-weight",
+        "--regularizer.weight",
+        "--evaluation.horizon",
+        "--logging.tensorboard",
+        "--threads",
+        "--config",
+        "--resume",
+    ):
+        assert flag in out, flag
+    assert "Dimension ``n`` of the latent space" in out  # the field's docstring
+
+
+def test__version_and_top_level_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"dyndis-learn {__version__}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "dyndis-learn train --out runs/gridworld" in out and "``" not in out  # plain text, not reST
+
+
+def _stderr(capsys) -> str:
+    """Standard error with tyro's box and line breaks undone."""
+    return " ".join(capsys.readouterr().err.replace("\u2502", " ").split())
+
+
 def test__errors_are_reported_not_raised(tmp_path, config_file, capsys):
     assert main(["train", "--out", str(tmp_path), "--resume"]) == 2
     assert "--resume: no checkpoint at" in capsys.readouterr().err
-    assert main(["train", "--out", str(tmp_path), "--config", str(config_file), "--latent-dim", "1"]) == 2
-    assert "ModelConfig.latent_dim must be an integer >= 2, got 1." in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["train", "--out", str(tmp_path), "--env-kwargs", "[1]"])
-    assert "expected a JSON object" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path), "--config", str(config_file), "--model.latent-dim", "1"]) == 2
+    assert "ModelConfig.latent_dim must be an integer >= 2, got 1." in _stderr(capsys)
+    assert main(["train", "--out", str(tmp_path), "--env.kwargs", "[1]"]) == 2
+    assert "expected a JSON object" in _stderr(capsys)
+    assert main(["train", "--out", str(tmp_path), "--config", str(tmp_path / "none.json")]) == 2
+    assert re.search("No config file at .*none.json", capsys.readouterr().err)
+
+
+def test__resume_refuses_other_flags(tmp_path, config_file, capsys):
+    run = tmp_path / "run"
+    assert (
+        main(["train", "--out", str(run), "--config", str(config_file), "--steps", "2", "--quiet", "--no-report"]) == 0
+    )
+    capsys.readouterr()
+    assert main(["train", "--out", str(run), "--resume", "--seed", "3", "--model.latent-dim", "6"]) == 2
+    assert "--resume continues the stored configuration; drop --model.latent-dim, --seed." in capsys.readouterr().err
+    assert main(["train", "--out", str(run), "--config", str(config_file), "--quiet"]) == 2
+    assert "already holds a run; pass --resume" in capsys.readouterr().err

@@ -1,31 +1,43 @@
+import dataclasses
+import itertools
 import json
 import re
+import typing
+from pathlib import Path
 
 import pytest
 
-from dyndis_learn import ModelConfig, RegularizerConfig, TrainConfig
-from dyndis_learn.config import SPECTRAL_ANGLE_LR
+from dyndis_learn import ModelConfig, TrainConfig, load_config
+from dyndis_learn.config import CONFIG_VERSION, migrate_config
+from dyndis_learn.regularizers import EntanglementTarget
+from dyndis_learn.rotations import Parametrisation
+from dyndis_learn.schedules import ScheduleKind
+
+DATA = Path(__file__).parent / "data"
 
 
 def test__round_trip_through_json():
     config = TrainConfig(steps=123, model=ModelConfig(latent_dim=6, channels=(16, 16)))
     again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert again == config
+    assert config.to_dict()["version"] == CONFIG_VERSION
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
         ({"steps": 0}, "TrainConfig.steps must be an integer >= 1, got 0."),
-        ({"lr": -1e-3}, "TrainConfig.lr must be a finite number > 0, got -0.001."),
+        ({"optim": {"lr": -1e-3}}, "OptimConfig.lr must be a finite number > 0, got -0.001."),
         (
-            {"eigenmap_candidates": 3},
-            "TrainConfig.eigenmap_candidates must be >= model.latent_dim (4), got 3.",
+            {"warmup": {"graph": {"eigenmap_candidates": 3}}},
+            "WarmupConfig.graph.eigenmap_candidates must be >= model.latent_dim (4), got 3.",
         ),
-        ({"angle_lr": -1e-3}, "TrainConfig.angle_lr must be a finite number >= 0, got -0.001."),
-        ({"decay_start": 1.5}, "TrainConfig.decay_start must be a finite number >= 0 and <= 1, got 1.5."),
-        ({"env_kwargs": [1, 2]}, "TrainConfig.env_kwargs must be a dict of keyword arguments, got [1, 2]."),
+        ({"optim": {"angle_lr": -1e-3}}, "OptimConfig.angle_lr must be a finite number >= 0 (or None), got -0.001."),
+        ({"optim": {"decay_start": 1.5}}, "OptimConfig.decay_start must be a finite number >= 0 and <= 1, got 1.5."),
+        ({"env": {"kwargs": [1, 2]}}, "EnvConfig.kwargs must be a mapping (a dict), got [1, 2]."),
         ({"model": {"latent_dim": 1}}, "ModelConfig.latent_dim must be an integer >= 2, got 1."),
+        ({"model": {"channels": [8, 0]}}, "ModelConfig.channels[1] must be an integer >= 1, got 0."),
+        ({"model": {"channels": []}}, "ModelConfig.channels must be a non-empty sequence, got []."),
         (
             {"model": {"encoder_norm": "batch"}},
             "ModelConfig.encoder_norm must be one of ['none', 'instance'], got 'batch'.",
@@ -35,25 +47,43 @@ def test__round_trip_through_json():
             "ModelConfig.parametrisation must be one of ['givens', 'exp'], got 'quaternion'.",
         ),
         (
+            {"model": {"method": "vae"}},
+            "ModelConfig.method must be one of the registered ['rotation'], got 'vae'.",
+        ),
+        (
+            {"warmup": {"kind": "fourier"}},
+            "WarmupConfig.kind must be one of the registered ['graph', 'none', 'spectral'], got 'fourier'.",
+        ),
+        (
             {"regularizer": {"target": "median"}},
             "RegularizerConfig.target must be one of ['min', 'max', 'value'], got 'median'.",
         ),
+        ({"regularizer": {"delay": -1}}, "RegularizerConfig.delay must be an integer >= 0 (or None), got -1."),
         (
-            {"autoencoder_weight": 0.0, "rollout_weight": 0.0},
-            "TrainConfig: autoencoder_weight and rollout_weight cannot both be 0",
+            {"loss": {"autoencoder_weight": 0.0, "rollout_weight": 0.0}},
+            "LossConfig: autoencoder_weight and rollout_weight cannot both be 0",
         ),
         ({"stepz": 10}, "Unknown TrainConfig field(s): 'stepz' (did you mean 'steps'?)."),
-        ({"smoothness_weight": -1.0}, "TrainConfig.smoothness_weight must be a finite number >= 0, got -1.0."),
-        ({"whitening_weight": float("inf")}, "TrainConfig.whitening_weight must be a finite number >= 0, got inf."),
-        ({"whitening_weight": "1"}, "TrainConfig.whitening_weight must be a finite number >= 0, got '1'."),
-        ({"align_planes": 1}, "TrainConfig.align_planes must be True or False, got 1."),
-        ({"warmup_episodes_per_step": 0}, "TrainConfig.warmup_episodes_per_step must be an integer >= 1, got 0."),
-        ({"warmup_episode_steps": 2.5}, "TrainConfig.warmup_episode_steps must be an integer >= 1, got 2.5."),
-        ({"align_planes": "no"}, "TrainConfig.align_planes must be True or False, got 'no'."),
         (
-            {"model": {"latentdim": 3}},
-            "Unknown ModelConfig field(s): 'latentdim' (did you mean 'latent_dim'?).",
+            {"warmup": {"spectral": {"smoothness_weight": -1.0}}},
+            "SpectralWarmupConfig.smoothness_weight must be a finite number >= 0, got -1.0.",
         ),
+        (
+            {"warmup": {"spectral": {"whitening_weight": float("inf")}}},
+            "SpectralWarmupConfig.whitening_weight must be a finite number >= 0, got inf.",
+        ),
+        (
+            {"warmup": {"spectral": {"whitening_weight": "1"}}},
+            "SpectralWarmupConfig.whitening_weight must be a finite number >= 0, got '1'.",
+        ),
+        (
+            {"warmup": {"spectral": {"align_planes": 1}}},
+            "SpectralWarmupConfig.align_planes must be True or False, got 1.",
+        ),
+        ({"data": {"episode_steps": 2.5}}, "DataConfig.episode_steps must be an integer >= 1, got 2.5."),
+        ({"model": {"latentdim": 3}}, "Unknown ModelConfig field(s): 'latentdim' (did you mean 'latent_dim'?)."),
+        ({"model": 5}, "ModelConfig expects a mapping of field names to values, got 5."),
+        ({"version": 7}, "Config version 7 is unknown; this dyndis-learn reads versions 1 and 2."),
     ],
 )
 def test__bad_values_give_clear_errors(data, message):
@@ -66,33 +96,104 @@ def test__bool_is_not_an_int():
         TrainConfig(seed=True)
 
 
-def test__schedules():
-    config = TrainConfig(
-        steps=100,
-        warmup_steps=10,
-        dynamics_ramp_steps=20,
-        decay_start=0.5,
-        final_lr_fraction=0.01,
-        regularizer=RegularizerConfig(weight=2.0),
-    )
-    assert [config.dynamics_weight(s) for s in (0, 9, 10, 19, 29, 50)] == pytest.approx([0, 0, 0.05, 0.5, 1, 1])
-    assert config.regularizer_weight(9) == 0.0 and config.regularizer_weight(20) == pytest.approx(1.0)
-    assert config.regularizer_weight(99) == pytest.approx(2.0)
-    assert config.lr_scale(49) == 1.0 and config.lr_scale(75) == pytest.approx(0.1)
+def test__sections_accept_mappings_and_replace_merges_into_them():
+    config = TrainConfig(model={"latent_dim": 6})
+    assert config.model == ModelConfig(latent_dim=6)
+    changed = config.replace(steps=9, model={"hidden_dim": 8}, warmup={"graph": {"batch_size": 4}})
+    assert (changed.steps, changed.model.latent_dim, changed.model.hidden_dim) == (9, 6, 8)
+    assert changed.warmup.graph.batch_size == 4 and changed.warmup.kind == "graph"
+    assert config.model.hidden_dim == 256  # the original is unchanged
 
 
-def test__spectral_terms_are_full_in_the_warmup_and_fade_out_with_the_dynamics_ramp():
-    config = TrainConfig(steps=100, warmup_steps=10, dynamics_ramp_steps=20, warmup="spectral")
-    assert [config.spectral_scale(s) for s in (0, 9, 10, 19, 29, 50)] == pytest.approx([1, 1, 0.95, 0.5, 0, 0])
-    # the graph warm-up does without them
-    assert {config.replace(warmup="graph").spectral_scale(s) for s in (0, 9, 10, 50)} == {0.0}
+def test__choices_match_the_enums_they_configure():
+    def choices(cls, name):
+        return list(typing.get_args(typing.get_type_hints(cls)[name]))
+
+    from dyndis_learn.config import RegularizerConfig
+
+    assert choices(ModelConfig, "parametrisation") == [p.value for p in Parametrisation]
+    assert choices(RegularizerConfig, "target") == [t.value for t in EntanglementTarget]
+    assert choices(RegularizerConfig, "schedule") == [k.value for k in ScheduleKind]
 
 
-def test__angle_lr_defaults_to_kept_angles_under_the_graph_warmup_and_learned_under_the_spectral_one():
-    graph, spectral = TrainConfig(warmup="graph"), TrainConfig(warmup="spectral")
-    assert graph.angle_lr is None and graph.angle_lr_value == 0.0
-    assert spectral.angle_lr_value == SPECTRAL_ANGLE_LR > 0
-    assert graph.learning_rate("angles", graph.steps - 1) == 0.0
-    assert TrainConfig(warmup="graph", angle_lr=1e-3).angle_lr_value == 1e-3
-    # None survives the JSON round trip, so a saved run resolves it the same way
-    assert TrainConfig.from_dict(graph.to_dict()).angle_lr is None
+def test__every_field_has_a_docstring_for_the_help():
+    import ast
+    import inspect
+
+    import dyndis_learn.config as module
+
+    tree = ast.parse(inspect.getsource(module))
+    documented = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            for field, after in itertools.pairwise(node.body):
+                is_doc = isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                if isinstance(field, ast.AnnAssign) and is_doc:
+                    documented.add((node.name, field.target.id))
+    sections = [
+        obj for obj in vars(module).values() if dataclasses.is_dataclass(obj) and obj.__module__ == module.__name__
+    ]
+    assert len(sections) == 12
+    for cls in sections:
+        for f in dataclasses.fields(cls):
+            assert (cls.__name__, f.name) in documented, f"{cls.__name__}.{f.name}"
+
+
+def test__migration_moves_every_flat_field_into_its_section():
+    flat = {
+        "env_id": "DynDis/Shapes3D-v0",
+        "env_kwargs": {"image_size": 32},
+        "warmup": "spectral",
+        "warmup_steps": 7,
+        "graph_batch_size": 12,
+        "warmup_episodes_per_step": 3,
+        "lr": 1e-3,
+        "log_every": 5,
+        "split_decoding": False,
+        "model": {"latent_dim": 6},
+        "steps": 9,
+    }
+    migrated = migrate_config(flat)
+    assert migrated == {
+        "env": {"id": "DynDis/Shapes3D-v0", "kwargs": {"image_size": 32}},
+        "warmup": {"kind": "spectral", "steps": 7, "graph": {"batch_size": 12}, "spectral": {"episodes_per_step": 3}},
+        "optim": {"lr": 1e-3},
+        "logging": {"log_every": 5},
+        "loss": {"split_decoding": False},
+        "model": {"latent_dim": 6},
+        "steps": 9,
+    }
+    assert flat["warmup"] == "spectral"  # the caller's dict is left alone
+    # a partial dict in the new layout passes through, a current-version dict too
+    assert migrate_config({"warmup": {"kind": "none"}, "steps": 3}) == {"warmup": {"kind": "none"}, "steps": 3}
+    current = TrainConfig().to_dict()
+    assert TrainConfig.from_dict(migrate_config(current)) == TrainConfig()
+
+
+@pytest.mark.parametrize("name", ["checkpoint_v1_graph", "checkpoint_v1_spectral"])
+def test__configs_stored_by_format_1_checkpoints_load(name):
+    from dyndis_learn.checkpoint import read_checkpoint
+
+    stored = read_checkpoint(DATA / f"{name}.safetensors").config
+    assert "env_id" in stored and "version" not in stored  # really the old flat layout
+    config = TrainConfig.from_dict(stored)
+    assert config.env.id == stored["env_id"] and config.env.kwargs == stored["env_kwargs"]
+    assert config.warmup.kind == stored["warmup"] and config.warmup.steps == stored["warmup_steps"]
+    assert config.warmup.graph.exploration_steps == stored["exploration_steps"]
+    assert config.optim.dynamics_ramp_steps == stored["dynamics_ramp_steps"]
+    assert config.model.parametrisation == stored["model"]["parametrisation"]
+    assert config.regularizer.target == stored["regularizer"]["target"]
+
+
+def test__config_files_in_json_and_yaml(tmp_path):
+    (tmp_path / "a.yaml").write_text("steps: 5\nmodel:\n  latent_dim: 6\nwarmup: {kind: spectral}\n")
+    (tmp_path / "b.json").write_text(json.dumps({"steps": 5, "model": {"latent_dim": 6}, "warmup": "spectral"}))
+    assert load_config(tmp_path / "a.yaml") == load_config(tmp_path / "b.json")  # the JSON is the old layout
+    (tmp_path / "c.yml").write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match=re.escape("must hold a mapping of TrainConfig fields, got [1, 2].")):
+        load_config(tmp_path / "c.yml")
+    (tmp_path / "d.json").write_text("{")
+    with pytest.raises(ValueError, match=re.escape("is not valid JSON")):
+        load_config(tmp_path / "d.json")
+    with pytest.raises(FileNotFoundError, match=re.escape("No config file at")):
+        load_config(tmp_path / "missing.json")

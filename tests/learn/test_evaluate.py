@@ -28,8 +28,7 @@ from dyndis_learn.evaluate import (
     structure,
 )
 from dyndis_learn.model import WorldModel
-
-from .conftest import TINY
+from tests.learn.fixtures import TINY, TINY_ENV_KWARGS
 
 #: GridWorld 5 x 5: actions 0/1 move north_south, 2/3 east_west.
 GRID = gym.make("DynDis/GridWorld-v0").unwrapped.action_effects
@@ -70,12 +69,12 @@ def _criteria(**checks):
 
 @pytest.fixture(scope="module")
 def tiny_episodes():
-    return collect_eval_episodes("DynDis/GridWorld-v0", TINY["env_kwargs"], EVAL)
+    return collect_eval_episodes("DynDis/GridWorld-v0", TINY_ENV_KWARGS, EVAL)
 
 
 @pytest.fixture(scope="module")
 def tiny_evaluation(tiny_episodes):
-    return evaluate_model(_tiny_model(), "DynDis/GridWorld-v0", TINY["env_kwargs"], EVAL, episodes=tiny_episodes)
+    return evaluate_model(_tiny_model(), "DynDis/GridWorld-v0", TINY_ENV_KWARGS, EVAL, episodes=tiny_episodes)
 
 
 @pytest.mark.parametrize(
@@ -320,11 +319,11 @@ def test__rollout_bce__chosen_ks(tiny_episodes):
     ks, bce = rollout_bce(_tiny_model(), tiny_episodes.batch, np.array([1, 10]))
     assert ks.tolist() == [1, 10] and bce.shape == (3, 2)
     evaluation = evaluate_model(
-        _tiny_model(), "DynDis/GridWorld-v0", TINY["env_kwargs"], EVAL, ks=(1, 10), episodes=tiny_episodes
+        _tiny_model(), "DynDis/GridWorld-v0", TINY_ENV_KWARGS, EVAL, ks=(1, 10), episodes=tiny_episodes
     )
     assert evaluation.rollout_bce.k == (1, 10) and evaluation.rollout_bce_ratio is not None
     no_ratio = evaluate_model(
-        _tiny_model(), "DynDis/GridWorld-v0", TINY["env_kwargs"], EVAL, ks=(0, 1), episodes=tiny_episodes
+        _tiny_model(), "DynDis/GridWorld-v0", TINY_ENV_KWARGS, EVAL, ks=(0, 1), episodes=tiny_episodes
     )
     assert no_ratio.rollout_bce_ratio is None and no_ratio.criteria.rollout_stable is None
     assert no_ratio.criteria.all is False

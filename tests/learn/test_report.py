@@ -15,8 +15,7 @@ from dyndis_learn.evaluate import (
 )
 from dyndis_learn.model import WorldModel
 from dyndis_learn.report import rollout_bce_at, write_report
-
-from .conftest import TINY
+from tests.learn.fixtures import TINY_ENV_ID, TINY_ENV_KWARGS
 
 EVAL = EvalConfig(episodes=2, horizon=12, gif_steps=4)
 FILES = ["training_curves.png", "angles.png", "rollout_bce.png", "rollout.gif", "report.md"]
@@ -26,8 +25,8 @@ FILES = ["training_curves.png", "angles.png", "rollout_bce.png", "rollout.gif", 
 def run():
     torch.manual_seed(0)
     model = WorldModel((16, 16, 3), 4, latent_dim=4, channels=(8, 8), hidden_dim=32)
-    episodes = collect_eval_episodes(TINY["env_id"], TINY["env_kwargs"], EVAL)
-    evaluation = evaluate_model(model, TINY["env_id"], TINY["env_kwargs"], EVAL, episodes=episodes)
+    episodes = collect_eval_episodes(TINY_ENV_ID, TINY_ENV_KWARGS, EVAL)
+    evaluation = evaluate_model(model, TINY_ENV_ID, TINY_ENV_KWARGS, EVAL, episodes=episodes)
     return model, episodes, evaluation
 
 

@@ -1,17 +1,17 @@
 import csv
 import re
-import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from dyndis_learn import Learner, TrainConfig, Trainer
-from dyndis_learn.alignment import fit_rotations, plane_angles
-from dyndis_learn.checkpoint import load_checkpoint
-from dyndis_learn.regularizers import dominant_share
-from dyndis_learn.rotations import plane_pairs
-from dyndis_learn.trainer import CHECKPOINT_NAME, GRAPH_FIT_LIMIT, LOG_COLUMNS, LOG_NAME, _warn_if_off_the_map
+from dyndis_learn.checkpoint import CHECKPOINT_NAME, read_checkpoint
+from dyndis_learn.run_log import LOG_COLUMNS, LOG_NAME
+from dyndis_learn.warmups import GraphWarmup, NoWarmup, SpectralWarmup
+
+DATA = Path(__file__).parent / "data"
 
 
 def _parameters(trainer: Trainer) -> dict[str, torch.Tensor]:
@@ -20,11 +20,32 @@ def _parameters(trainer: Trainer) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 def test__short_training_lowers_the_loss(tiny_config):
-    trainer = Trainer(tiny_config.replace(steps=40, warmup_steps=40, log_every=1, lr=3e-3))
-    history = trainer.train(progress=False)
+    config = tiny_config.replace(steps=40, warmup={"steps": 40}, optim={"lr": 3e-3})
+    history = Trainer(config).train(progress=False)
     first = np.mean([row["autoencoder_bce"] for row in history[:5]])
     last = np.mean([row["autoencoder_bce"] for row in history[-5:]])
     assert last < 0.7 * first
+
+
+@pytest.mark.parametrize("warmup", ["graph", "spectral"])
+def test__training_reproduces_the_checkpoints_of_the_code_before_the_refactor(warmup):
+    # Written by the pre-refactor trainer (tests/learn/data/README.md): the same recipe, the same parameters.
+    stored = read_checkpoint(DATA / f"checkpoint_v1_{warmup}.safetensors")
+    trainer = Trainer(TrainConfig.from_dict(stored.config))
+    trainer.train(progress=False)
+    state = trainer.model.state_dict()
+    for name, value in stored.model_state.items():
+        torch.testing.assert_close(state[name], value, rtol=0, atol=1e-6, msg=name)
+    assert [row["step"] for row in trainer.history] == [row["step"] for row in stored.history]
+
+
+def test__a_format_1_checkpoint_resumes_and_loads(tmp_path):
+    trainer = Trainer.load(DATA / "checkpoint_v1_graph.safetensors", run_dir=tmp_path)
+    assert trainer.step == 4 and trainer.config.warmup.kind == "graph"
+    trainer.train(6, progress=False)
+    assert trainer.step == 6
+    stored = read_checkpoint(tmp_path / CHECKPOINT_NAME)
+    assert stored.config["version"] == 2 and stored.step == 6
 
 
 def _assert_resume_is_bit_identical(config: TrainConfig, run_dir, stop: int) -> None:
@@ -46,107 +67,84 @@ def _assert_resume_is_bit_identical(config: TrainConfig, run_dir, stop: int) -> 
 
 
 def test__resume_is_bit_identical(tiny_config, tmp_path):
-    _assert_resume_is_bit_identical(tiny_config.replace(steps=6, checkpoint_every=3), tmp_path, 3)
+    _assert_resume_is_bit_identical(tiny_config.replace(steps=6, logging={"checkpoint_every": 3}), tmp_path, 3)
     with open(tmp_path / LOG_NAME) as f:
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == list(range(1, 7)) and list(rows[0]) == list(LOG_COLUMNS)
 
 
 def test__resume_across_the_plane_alignment_is_bit_identical(tiny_config, tmp_path):
-    config = tiny_config.replace(steps=4, warmup="spectral", align_planes=True)
+    config = tiny_config.replace(steps=4, warmup={"kind": "spectral"})
     # the alignment is the resumed run's first act
-    _assert_resume_is_bit_identical(config, tmp_path, config.warmup_steps)
-
-
-def test__warmup_batches_hold_many_short_episodes_and_later_ones_fewer_long_ones(tiny_config):
-    config = tiny_config.replace(warmup="spectral", warmup_episodes_per_step=5, warmup_episode_steps=3)
-    trainer = Trainer(config)
-    warmup, later = trainer.batch(config.warmup_steps - 1), trainer.batch(config.warmup_steps)
-    assert warmup.observations.shape[:2] == (5, 4) and warmup.actions.shape == (5, 3)
-    assert later.observations.shape[:2] == (config.episodes_per_step, config.episode_steps + 1)
-    # Asked for again (as a resumed run does), a warm-up batch is the same.
-    np.testing.assert_array_equal(trainer.batch(0).observations, Trainer(config).batch(0).observations)
-    trainer.close()
-
-
-@pytest.mark.parametrize("align_planes", [True, False])
-def test__plane_alignment_runs_once_at_the_end_of_the_warmup(tiny_config, monkeypatch, align_planes):
-    trainer = Trainer(tiny_config.replace(warmup="spectral", align_planes=align_planes))
-    calls = []
-    original = trainer.align_planes
-
-    def spy(batch):
-        calls.append(trainer.step)
-        np.testing.assert_array_equal(batch.observations, trainer.batch(trainer.step).observations)
-        original(batch)
-
-    monkeypatch.setattr(trainer, "align_planes", spy)
-    trainer.train(progress=False)
-    assert calls == ([tiny_config.warmup_steps] if align_planes else [])
-
-
-def test__plane_alignment__keeps_the_images_and_starts_the_angles_in_the_new_planes(tiny_config):
-    # Enough transitions per action that the fitted rotations are unique (a rank-deficient fit is not).
-    trainer = Trainer(tiny_config.replace(warmup="spectral", episodes_per_step=8, episode_steps=8))
-    trainer.train(tiny_config.warmup_steps, progress=False)
-    batch = trainer.batch(trainer.step)
-    frames, actions = torch.from_numpy(batch.observations), torch.from_numpy(batch.actions).reshape(-1)
-    model, n = trainer.model, trainer.model.latent_dim
-    with torch.no_grad():
-        before = model.encode(frames)
-        images = model.decode(before)
-        trainer.align_planes(batch)
-        after = model.encode(frames)
-        assert torch.allclose(model.decode(after), images, atol=1e-6)
-    # A turn of the basis: every inner product between encodings is kept, but the coordinates change.
-    flat_before, flat_after = before.reshape(-1, n), after.reshape(-1, n)
-    torch.testing.assert_close(flat_after @ flat_after.T, flat_before @ flat_before.T, atol=1e-5, rtol=0)
-    assert not torch.allclose(flat_after, flat_before, atol=1e-3)
-    # Each action turns only the planes (0, 1), (2, 3), ..., by the angles of its rotation fitted in the
-    # new coordinates (right after the alignment; the next SGD steps move every angle again).
-    angles = model.rotations.angles.detach()
-    on_blocks = torch.tensor([i % 2 == 0 and j == i + 1 for i, j in plane_pairs(n).tolist()])
-    assert torch.all(angles[:, ~on_blocks] == 0)
-    fitted = fit_rotations(after[:, :-1].reshape(-1, n), after[:, 1:].reshape(-1, n), actions, model.n_actions)
-    # Loose: two warm-up steps leave the encodings nearly collinear, so the float32 fit is ill-conditioned
-    # (about 2e-3 apart); angles fitted in the old basis, or turned by basis instead of basis^T, are ~1 off.
-    torch.testing.assert_close(angles, plane_angles(fitted), atol=2e-2, rtol=0)
-    assert trainer.optimizer.state == {}
-
-
-def test__graph_warmup__starts_each_action_as_a_rotation_by_2pi_over_n_in_its_own_plane(tiny_config):
-    trainer = Trainer(tiny_config.replace(steps=3, warmup_steps=2))
-    trainer.train(1, progress=False)
-    angles = trainer.model.rotations.angles.detach()
-    assert torch.all(dominant_share(angles) > 1 - 1e-6)
-    dominant = angles.abs().argmax(dim=1)
-    torch.testing.assert_close(angles.abs().amax(dim=1), torch.full((4,), 2 * np.pi / 5), atol=1e-4, rtol=0)
-    # +1 and -1 of one factor share a plane and turn opposite ways; the two factors' planes are disjoint
-    assert dominant[0] == dominant[1] and dominant[2] == dominant[3] and dominant[0] != dominant[2]
-    assert torch.sign(angles[0, dominant[0]]) == -torch.sign(angles[1, dominant[1]])
-    pairs = plane_pairs(4)[dominant[[0, 2]]].tolist()
-    assert not set(pairs[0]) & set(pairs[1])
-    # The encoder is regressed onto the targets, in the warm-up and after it on the episodes' frames;
-    # the angles (angle_lr None: 0 under the graph warm-up) stay at the graph's fit through the dynamics phase.
-    trainer.train(progress=False)
-    assert trainer.step > trainer.config.warmup_steps
-    assert torch.equal(trainer.model.rotations.angles.detach(), angles)
-    assert all(row["target"] > 0 for row in trainer.history)
-    batch = trainer.batch(trainer.step)
-    graph, _ = trainer.graph_embedding()
-    states = graph.state_indices(batch.observations)
-    assert states.shape == batch.observations.shape[:2] and np.all(states >= 0)
-    assert np.array_equal(graph.images[states[0, 0]], batch.observations[0, 0])
-    assert np.all(graph.state_indices(np.zeros((3, 16, 16, 3), np.uint8)) == -1)  # an image never seen
+    _assert_resume_is_bit_identical(config, tmp_path, config.warmup.steps)
 
 
 def test__resume_during_the_graph_warmup_is_bit_identical(tiny_config, tmp_path):
     # the resumed run explores the graph again, and must not set the angles again
-    _assert_resume_is_bit_identical(tiny_config.replace(steps=5, warmup_steps=3), tmp_path, 1)
+    _assert_resume_is_bit_identical(tiny_config.replace(steps=5, warmup={"steps": 3}), tmp_path, 1)
+
+
+def test__resume_without_a_warmup_is_bit_identical(tiny_config, tmp_path):
+    _assert_resume_is_bit_identical(tiny_config.replace(steps=4, warmup={"kind": "none"}), tmp_path, 2)
+
+
+def test__the_factory_builds_the_configured_warmup(tiny_config):
+    for kind, cls in (("graph", GraphWarmup), ("spectral", SpectralWarmup), ("none", NoWarmup)):
+        trainer = Trainer(tiny_config.replace(warmup={"kind": kind}))
+        assert type(trainer.warmup) is cls
+        trainer.close()
+
+
+def test__without_a_warmup_every_term_acts_from_the_first_step(tiny_config):
+    trainer = Trainer(tiny_config.replace(steps=2, warmup={"kind": "none", "steps": 50}))
+    assert trainer.warmup.steps == 0 and trainer.schedules.dynamics_weight(0) > 0
+    weights = trainer.loss_weights(0)
+    assert weights.rollout > 0 and weights.consistency > 0 and weights.target == 0
+    assert trainer.schedules.learning_rate("angles", 0) > 0  # the angles are learned
+    history = trainer.train(progress=False)
+    assert history[0]["rollout_bce"] > 0 and history[0]["consistency"] > 0
+
+
+def test__warmup_batches_hold_many_short_episodes_and_later_ones_fewer_long_ones(tiny_config):
+    config = tiny_config.replace(warmup={"kind": "spectral", "spectral": {"episodes_per_step": 5, "episode_steps": 3}})
+    trainer = Trainer(config)
+    warmup, later = trainer.batch(config.warmup.steps - 1), trainer.batch(config.warmup.steps)
+    assert warmup.frames.shape[:2] == (5, 4) and warmup.actions.shape == (5, 3)
+    assert later.frames.shape[:2] == (config.data.episodes_per_step, config.data.episode_steps + 1)
+    # Asked for again (as a resumed run does), a batch is the same.
+    assert torch.equal(trainer.batch(0).frames, Trainer(config).batch(0).frames)
+    assert torch.equal(trainer.batch(5).from_rollout, Trainer(config).batch(5).from_rollout)
+    trainer.close()
+
+
+def test__graph_warmup_batches_are_explored_states_and_dynamics_batches_episodes(tiny_config):
+    trainer = Trainer(tiny_config.replace(warmup={"graph": {"batch_size": 7}}))
+    trainer.warmup.start(trainer.model, 0)
+    warmup = trainer.batch(0)
+    assert warmup.frames.shape[:2] == (7, 1) and warmup.actions.shape == (7, 0) and warmup.from_rollout is None
+    later = trainer.batch(trainer.warmup.steps)
+    assert later.frames.shape[1] == tiny_config.data.episode_steps + 1 and later.from_rollout is not None
+    trainer.close()
+
+
+def test__the_warmup_end_runs_once_on_the_first_step_after_it(tiny_config, monkeypatch):
+    for kind in ("graph", "spectral"):
+        trainer = Trainer(tiny_config.replace(warmup={"kind": kind}))
+        calls = []
+        original = trainer.warmup.end
+
+        def spy(model, batch, optimizer, trainer=trainer, calls=calls, original=original):
+            calls.append(trainer.step)
+            assert torch.equal(batch.frames, trainer.batch(trainer.step).frames)
+            original(model, batch, optimizer)
+
+        monkeypatch.setattr(trainer.warmup, "end", spy)
+        trainer.train(progress=False)
+        assert calls == [tiny_config.warmup.steps], kind
 
 
 def test__after_loading_every_parameter_trains(tiny_config, tmp_path):
-    trainer = Trainer(tiny_config.replace(steps=3, angle_lr=1e-2))  # angles learned, not kept at the graph's fit
+    trainer = Trainer(tiny_config.replace(steps=3, optim={"angle_lr": 1e-2}))  # angles learned, not kept
     trainer.train(progress=False)
     trainer.save(tmp_path / "model.safetensors")
     loaded = Trainer.load(tmp_path / "model.safetensors")
@@ -180,16 +178,16 @@ def test__save_load_round_trip_gives_equal_predictions(tiny_config, tmp_path):
 
 
 def test__checkpoint_written_every_k_steps(tiny_config, tmp_path):
-    trainer = Trainer(tiny_config.replace(steps=5, checkpoint_every=2), run_dir=tmp_path)
+    trainer = Trainer(tiny_config.replace(steps=5, logging={"checkpoint_every": 2}), run_dir=tmp_path)
     path = tmp_path / CHECKPOINT_NAME
     seen = []
     trainer.train(
         progress=False,
         callback_every=1,
-        callback=lambda t: seen.append(load_checkpoint(path)[1]["step"] if path.exists() else None),
+        callback=lambda t: seen.append(read_checkpoint(path).step if path.exists() else None),
     )
     assert seen == [None, 2, 2, 4, 4]
-    assert load_checkpoint(path)[1]["step"] == 5  # and the end of training always saves
+    assert read_checkpoint(path).step == 5  # and the end of training always saves
 
 
 def test__bad_steps(tiny_config):
@@ -204,28 +202,6 @@ def test__config_type_is_checked():
 
 def test__both_parametrisations_train(tiny_config):
     for parametrisation in ("givens", "exp"):
-        config = TrainConfig.from_dict(
-            {
-                **tiny_config.to_dict(),
-                "steps": 4,
-                "model": {**tiny_config.to_dict()["model"], "parametrisation": parametrisation},
-            }
-        )
+        config = tiny_config.replace(steps=4, model={"parametrisation": parametrisation})
         history = Trainer(config).train(progress=False)
         assert np.isfinite(history[-1]["loss"])
-
-
-def test__a_graph_warmup_that_ends_off_the_map_warns(tiny_config):
-    # Two warm-up steps leave the tiny encoder far from the map: the criteria would not show it.
-    trainer = Trainer(tiny_config.replace(steps=3, warmup_steps=2))
-    with pytest.warns(UserWarning, match="ended the graph warm-up at a mean squared distance of"):
-        trainer.train(progress=False)
-    assert trainer.history[1]["target"] > GRAPH_FIT_LIMIT
-
-
-def test__a_graph_warmup_that_ends_on_the_map_is_silent():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        _warn_if_off_the_map(0.008)  # Shapes3D's distance at the end of its warm-up
-    with pytest.warns(UserWarning, match=re.escape("model={'encoder_norm': 'instance'}")):
-        _warn_if_off_the_map(0.9)  # the plain encoder on GridWorld with background colours

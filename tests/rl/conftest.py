@@ -2,12 +2,12 @@
 
 import pytest
 
-from dyndis_learn import Learner
-from tests.learn.conftest import TINY
+from dyndis_learn import Learner, TrainConfig
+from tests.learn.fixtures import TINY
 
 
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory):
-    learner = Learner.from_env(**TINY)
+    learner = Learner(TrainConfig.from_dict(TINY))
     learner.train(progress=False)
     return learner.save(tmp_path_factory.mktemp("model") / "tiny.safetensors")
