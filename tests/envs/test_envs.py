@@ -10,7 +10,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env, data_equivalence
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from tests.envs.fixtures import FAST_KWARGS
+from dyndis_envs import ActionEffect
+from tests.envs.fixtures import ALL_IDS, FAST_KWARGS, fast_kwargs
 
 
 def _make(env_id, **kwargs):
@@ -65,18 +66,42 @@ def test__pickle_round_trip(env_id):
 
 def test__group_law_for_every_action(env_id):
     env = _make(env_id).unwrapped
-    space = env.factor_space
     start, _ = env.reset(seed=0)
-    for action in range(space.n_actions):
-        n = space.sizes[space.action_factor[action]]
+    for action, effect in enumerate(env.action_effects):
         obs = start
-        for _ in range(n):
+        for _ in range(effect.cycle_length):
             obs, *_ = env.step(action)
-        np.testing.assert_array_equal(obs, start, err_msg=f"{n} steps of action {action}")
-        inverse = action ^ 1  # 2k <-> 2k + 1
+        np.testing.assert_array_equal(obs, start, err_msg=f"{effect.cycle_length} steps of action {action}")
         env.step(action)
-        obs, *_ = env.step(inverse)
-        np.testing.assert_array_equal(obs, start, err_msg=f"action {action} then {inverse}")
+        obs, *_ = env.step(effect.inverse)
+        np.testing.assert_array_equal(obs, start, err_msg=f"action {action} then {effect.inverse}")
+
+
+@pytest.mark.parametrize("any_id", ALL_IDS)
+def test__action_effects_say_what_every_action_does(any_id):
+    """Each action moves its factor by its direction (cyclically) and nothing else; its inverse undoes it."""
+    env = gym.make(any_id, **fast_kwargs(any_id))
+    effects = env.unwrapped.action_effects
+    assert len(effects) == env.action_space.n
+    assert all(isinstance(effect, ActionEffect) for effect in effects)
+    env.reset(seed=0)
+    _, info = env.reset(options={"factors": np.asarray(env.unwrapped.factor_space.sizes) - 1})  # wraps on +1
+    for action, effect in enumerate(effects):
+        before = info["factors"].copy()
+        *_, info = env.step(action)
+        expected = before.copy()
+        expected[effect.factor_index] = (before[effect.factor_index] + effect.direction) % effect.cycle_length
+        np.testing.assert_array_equal(info["factors"], expected, err_msg=f"{any_id} action {action}: {effect}")
+        *_, info = env.step(effect.inverse)
+        np.testing.assert_array_equal(info["factors"], before, err_msg=f"{any_id} inverse of action {action}")
+        assert effects[effect.inverse].inverse == action and effects[effect.inverse].direction == -effect.direction
+        assert effect.factor == env.unwrapped.factor_space.names[effect.factor_index]
+
+
+@pytest.mark.parametrize("any_id", [i for i in ALL_IDS if gym.spec(i).vector_entry_point is not None])
+def test__native_vector_env_has_the_single_env_action_effects(any_id):
+    vec = gym.make_vec(any_id, num_envs=2, **fast_kwargs(any_id))
+    assert vec.action_effects == gym.make(any_id, **fast_kwargs(any_id)).unwrapped.action_effects
 
 
 def test__reset_to_given_factors(env_id):

@@ -131,18 +131,25 @@ class GridWorldEnv(FactorEnv):
     ## Action Space
     ``Discrete(2 * n_active)``: action ``2k`` moves active factor ``k`` +1, ``2k + 1`` moves it -1, both
     cyclic. Active factors are those with more than one chosen value, in the order of the table.
+    ``action_effects[a]`` (an :class:`~dyndis_envs.factors.ActionEffect`, public on the env and its vector env)
+    says what action ``a`` does: the ``factor`` it moves (name and ``factor_index``, its column in
+    ``info["factors"]``), the ``direction`` (+1 or -1), the factor's ``cycle_length`` and the ``inverse``
+    action. Read it instead of relying on the numbering.
 
     ## Observation Space
     ``Box(0, 255, (image_size, image_size, channels), uint8)``.
 
     ## Rewards
-    0.0 on every step: this is a pure-dynamics environment (see the Reach and Goal tasks for RL).
+    The task's (``task``). The default, :class:`~dyndis_envs.tasks.PureDynamics`, gives 0.0 on every step:
+    pure dynamics. ``DynDis/GridWorldReach-v0`` uses a :class:`~dyndis_envs.tasks.ReachTask`.
 
     ## Starting State
-    Uniformly random over the chosen values, or ``reset(options={"factors": [...]})``.
+    Drawn by the task: uniformly random over the chosen values by default. ``reset(options={"factors":
+    [...]})`` sets it.
 
     ## Episode End
-    Never terminates; ``gym.make`` truncates after ``max_episode_steps`` (200 for ``GridWorld-v0``).
+    Never terminates under the default task; ``gym.make`` truncates after ``max_episode_steps`` (200 for
+    ``GridWorld-v0``).
 
     ## Info
     ``info["factors"]``: int64 array, the index of each factor's value within its chosen values.
@@ -150,7 +157,8 @@ class GridWorldEnv(FactorEnv):
     ## Arguments
     ``factors`` (chosen values per factor: None or ``"all"``, an int n for the first n, or a list of
     indices; merged over the defaults above), ``grid_shape``, ``object_sizes``, ``shape``,
-    ``image_size``, ``channels``, ``render_mode``, ``max_table_bytes``.
+    ``image_size``, ``channels``, ``render_mode``, ``max_table_bytes``, ``task`` (a
+    :class:`~dyndis_envs.tasks.Task`; default pure dynamics).
 
     ## Version History
     * v0: initial release.
@@ -161,6 +169,8 @@ class GridWorldEnv(FactorEnv):
         >>> obs, info = env.reset(seed=0)
         >>> obs.shape, obs.dtype, env.action_space
         ((64, 64, 3), dtype('uint8'), Discrete(4))
+        >>> env.unwrapped.action_effects[1]
+        ActionEffect(factor='north_south', factor_index=0, direction=-1, cycle_length=5, inverse=0)
     """
 
     default_factors: Mapping[str, Subset] = {"size": [2], "colour": [0], "background": [4]}
@@ -186,8 +196,8 @@ class GridWorldEnv(FactorEnv):
 class GridWorldVectorEnv(FactorVectorEnv):
     """Natively batched :class:`GridWorldEnv`.
 
-    Takes ``num_envs``, ``max_episode_steps``, ``autoreset_mode``, ``render_mode`` and the keyword
-    arguments of :class:`GridWorldEnv`.
+    Takes ``num_envs``, ``max_episode_steps``, ``autoreset_mode``, ``render_mode``, ``task`` and the keyword
+    arguments of :class:`GridWorldEnv`; its ``action_effects`` are the single environment's.
     """
 
     single_env_class = GridWorldEnv

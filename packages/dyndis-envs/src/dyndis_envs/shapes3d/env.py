@@ -51,18 +51,25 @@ class Shapes3DEnv(FactorEnv):
     ## Action Space
     ``Discrete(2 * n_active)`` (12 by default): action ``2k`` moves active factor ``k`` +1, ``2k + 1``
     moves it -1, both cyclic. Active factors are those with more than one chosen value, in table order.
+    ``action_effects[a]`` (an :class:`~dyndis_envs.factors.ActionEffect`, public on the env and its vector env)
+    says what action ``a`` does: the ``factor`` it moves (name and ``factor_index``, its column in
+    ``info["factors"]``), the ``direction`` (+1 or -1), the factor's ``cycle_length`` and the ``inverse``
+    action. Read it instead of relying on the numbering.
 
     ## Observation Space
     ``Box(0, 255, (image_size, image_size, 3), uint8)``.
 
     ## Rewards
-    0.0 on every step: this is a pure-dynamics environment (see the Reach and Goal tasks for RL).
+    The task's (``task``). The default, :class:`~dyndis_envs.tasks.PureDynamics`, gives 0.0 on every step:
+    pure dynamics. ``DynDis/Shapes3DReach-v0`` uses a :class:`~dyndis_envs.tasks.ReachTask`.
 
     ## Starting State
-    Uniformly random over the chosen values, or ``reset(options={"factors": [...]})``.
+    Drawn by the task: uniformly random over the chosen values by default. ``reset(options={"factors":
+    [...]})`` sets it.
 
     ## Episode End
-    Never terminates; ``gym.make`` truncates after ``max_episode_steps`` (200 for ``Shapes3D-v0``).
+    Never terminates under the default task; ``gym.make`` truncates after ``max_episode_steps`` (200 for
+    ``Shapes3D-v0``).
 
     ## Info
     ``info["factors"]``: int64 array, the index of each factor's value within its chosen values.
@@ -72,7 +79,8 @@ class Shapes3DEnv(FactorEnv):
     indices), ``image_size`` (16 to 256, default 64; 64 with the file backend), ``backend``
     (``"procedural"``, ``"file"`` or ``"auto"``), ``data_path`` (the ``3dshapes.h5`` file; default
     ``data_dir() / "3dshapes.h5"``, i.e. in ``$DYNDIS_DATA``), ``render_mode``, ``max_table_bytes``
-    (prerender every chosen state when they fit in this many bytes).
+    (prerender every chosen state when they fit in this many bytes), ``task`` (a
+    :class:`~dyndis_envs.tasks.Task`; default pure dynamics).
 
     ## Version History
     * v0: initial release.
@@ -117,8 +125,8 @@ class Shapes3DEnv(FactorEnv):
 class Shapes3DVectorEnv(FactorVectorEnv):
     """Natively batched :class:`Shapes3DEnv`.
 
-    Takes ``num_envs``, ``max_episode_steps``, ``autoreset_mode``, ``render_mode`` and the keyword
-    arguments of :class:`Shapes3DEnv`.
+    Takes ``num_envs``, ``max_episode_steps``, ``autoreset_mode``, ``render_mode``, ``task`` and the keyword
+    arguments of :class:`Shapes3DEnv`; its ``action_effects`` are the single environment's.
     """
 
     single_env_class = Shapes3DEnv
