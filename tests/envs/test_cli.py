@@ -140,8 +140,28 @@ def test_info__lists_the_registered_env_ids(capsys):
 
     code, out, _ = run(capsys, "info")
     assert code == 0
-    assert [line.split()[0] for line in out.splitlines()[1:]] == dyndis_envs.ENV_IDS
-    assert "DynDis/GridWorld-v0  (entry point dyndis_envs.gridworld:GridWorldEnv" in out
+    ids = [line.split()[0] for line in out.splitlines()[1:]]
+    assert ids == dyndis_envs.ENV_IDS + dyndis_envs.TASK_IDS and len(ids) == 9
+    lines = out.splitlines()
+    assert (
+        "DynDis/GridWorld-v0  (entry point dyndis_envs.gridworld:GridWorldEnv, native vector env, "
+        "max_episode_steps=200)" in lines
+    )
+    assert (
+        "DynDis/Cars3DGoal-v0  (entry point dyndis_envs.task_envs:make_goal_env, on DynDis/Cars3D-v0, "
+        "max_episode_steps=100)" in lines
+    )
+
+
+def test_version__prints_the_installed_version(capsys):
+    import importlib.metadata
+
+    import dyndis_envs
+
+    code, out, _ = run(capsys, "--version")
+    assert code == 0
+    assert out == f"dyndis-envs {dyndis_envs.__version__}\n"
+    assert dyndis_envs.__version__ == importlib.metadata.version("dyndis-envs")
 
 
 @pytest.mark.parametrize(

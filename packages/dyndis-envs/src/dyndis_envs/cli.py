@@ -6,7 +6,8 @@ Examples::
     dyndis-envs download cars3d --data-dir /data --keep-archive
     dyndis-envs verify shapes3d                   # checksum of data_dir()/3dshapes.h5
     dyndis-envs list
-    dyndis-envs info
+    dyndis-envs info                              # every registered id: plain, Reach and Goal
+    dyndis-envs --version
 
 Exit status: 0 on success, 1 when a download or a check fails, 2 for a usage error, 130 when interrupted.
 """
@@ -17,7 +18,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dyndis_envs import data_paths
+from dyndis_envs import __version__, data_paths
 from dyndis_envs.datasets import DATASETS, dataset_path, download_dataset, get_dataset, verify_dataset
 from dyndis_envs.download import part_path
 
@@ -28,8 +29,9 @@ _PROG = "dyndis-envs"
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=_PROG, description="Download and check the datasets of the DynDis environments."
+        prog=_PROG, description="Download and check the datasets of the DynDis environments; list their ids."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data_dir_help = "the data directory (default: $DYNDIS_DATA or ~/.cache/dyndis)"
     names = sorted(DATASETS)
@@ -49,7 +51,7 @@ def _build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="the known datasets, whether they are present, and where")
     listing.add_argument("--data-dir", metavar="DIR", help=data_dir_help)
 
-    commands.add_parser("info", help="the registered environment ids")
+    commands.add_parser("info", help="the registered environment ids (plain, Reach and Goal)")
     return parser
 
 
@@ -92,9 +94,15 @@ def _info(args: argparse.Namespace) -> int:
     import dyndis_envs
 
     print(f"dyndis-envs {dyndis_envs.__version__}; data directory: {data_paths.data_dir()}")
-    for env_id in dyndis_envs.ENV_IDS:
+    for env_id in dyndis_envs.ENV_IDS + dyndis_envs.TASK_IDS:
         spec = gym.spec(env_id)
-        print(f"{env_id}  (entry point {spec.entry_point}, max_episode_steps={spec.max_episode_steps})")
+        details = [f"entry point {spec.entry_point}"]
+        if "env" in spec.kwargs:
+            details.append(f"on {spec.kwargs['env']}")
+        if spec.vector_entry_point is not None:
+            details.append("native vector env")
+        details.append(f"max_episode_steps={spec.max_episode_steps}")
+        print(f"{env_id}  ({', '.join(details)})")
     return 0
 
 
