@@ -1,0 +1,150 @@
+import re
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from dyndis_learn import Trainer
+from dyndis_learn.objective import LossWeights
+from dyndis_learn.regularizers import dominant_share
+from dyndis_learn.rotations import plane_pairs
+from dyndis_learn.warmups import GRAPH_FIT_LIMIT, WARMUPS, GraphWarmup, Warmup, register_warmup
+
+
+def test__graph_warmup__starts_each_action_as_a_rotation_by_2pi_over_n_in_its_own_plane(tiny_config):
+    trainer = Trainer(tiny_config.replace(steps=3, warmup={"steps": 2}))
+    trainer.train(1, progress=False)
+    angles = trainer.model.rotations.angles.detach()
+    assert torch.all(dominant_share(angles) > 1 - 1e-6)
+    dominant = angles.abs().argmax(dim=1)
+    torch.testing.assert_close(angles.abs().amax(dim=1), torch.full((4,), 2 * np.pi / 5), atol=1e-4, rtol=0)
+    # +1 and -1 of one factor share a plane and turn opposite ways; the two factors' planes are disjoint
+    assert dominant[0] == dominant[1] and dominant[2] == dominant[3] and dominant[0] != dominant[2]
+    assert torch.sign(angles[0, dominant[0]]) == -torch.sign(angles[1, dominant[1]])
+    pairs = plane_pairs(4)[dominant[[0, 2]]].tolist()
+    assert not set(pairs[0]) & set(pairs[1])
+    # The encoder is regressed onto the targets, in the warm-up and after it on the episodes' frames;
+    # the angles (angle_lr None: 0 under the graph warm-up) stay at the graph's fit through the dynamics phase.
+    trainer.train(progress=False)
+    assert trainer.step > trainer.warmup.steps
+    assert torch.equal(trainer.model.rotations.angles.detach(), angles)
+    assert all(row["target"] > 0 for row in trainer.history)
+    warmup = trainer.warmup
+    frames = trainer.batch(trainer.step).frames.numpy()
+    targets = warmup.targets(frames)
+    assert targets.states.shape == frames.shape[:2] and torch.all(targets.states >= 0)
+    assert np.array_equal(warmup.graph.images[targets.states[0, 0]], frames[0, 0])
+    assert np.all(warmup.graph.state_indices(np.zeros((3, 16, 16, 3), np.uint8)) == -1)  # an image never seen
+
+
+def test__graph_warmup_weights(tiny_config):
+    trainer = Trainer(tiny_config.replace(warmup={"graph": {"target_weight": 0.5}}))
+    during, after = trainer.loss_weights(0), trainer.loss_weights(trainer.warmup.steps + 5)
+    assert during.target == after.target == 0.5
+    assert during.uniformity == 0 and during.rollout == 0 and after.uniformity == tiny_config.loss.uniformity_weight
+    assert trainer.schedules.learning_rate("angles", 100) == 0.0  # the fit is kept
+
+
+def test__spectral_terms_are_full_in_the_warmup_and_fade_out_with_the_dynamics_ramp(tiny_config):
+    config = tiny_config.replace(steps=100, warmup={"kind": "spectral", "steps": 10}, optim={"dynamics_ramp_steps": 20})
+    trainer = Trainer(config)
+    smoothness = [trainer.loss_weights(k).smoothness for k in (0, 9, 10, 19, 29, 50)]
+    assert smoothness == pytest.approx([3 * s for s in (1, 1, 0.95, 0.5, 0, 0)])
+    assert trainer.loss_weights(0).whitening == pytest.approx(10.0)
+    assert trainer.schedules.learning_rate("angles", 50) > 0  # learned after the spectral warm-up
+    graph = Trainer(config.replace(warmup={"kind": "graph"}))
+    assert {graph.loss_weights(k).smoothness for k in (0, 9, 10, 50)} == {0.0}
+
+
+def test__plane_alignment__keeps_the_images_and_starts_the_angles_in_the_new_planes(tiny_config):
+    from dyndis_learn.alignment import fit_rotations, plane_angles
+
+    # Enough transitions per action that the fitted rotations are unique (a rank-deficient fit is not).
+    trainer = Trainer(
+        tiny_config.replace(warmup={"kind": "spectral"}, data={"episodes_per_step": 8, "episode_steps": 8})
+    )
+    trainer.train(tiny_config.warmup.steps, progress=False)
+    batch = trainer.batch(trainer.step)
+    actions = batch.actions.reshape(-1)
+    model, n = trainer.model, trainer.model.latent_dim
+    with torch.no_grad():
+        before = model.encode(batch.frames)
+        images = model.decode(before)
+        trainer.warmup.end(model, batch, trainer.optimizer)
+        after = model.encode(batch.frames)
+        assert torch.allclose(model.decode(after), images, atol=1e-6)
+    # A turn of the basis: every inner product between encodings is kept, but the coordinates change.
+    flat_before, flat_after = before.reshape(-1, n), after.reshape(-1, n)
+    torch.testing.assert_close(flat_after @ flat_after.T, flat_before @ flat_before.T, atol=1e-5, rtol=0)
+    assert not torch.allclose(flat_after, flat_before, atol=1e-3)
+    # Each action turns only the planes (0, 1), (2, 3), ..., by the angles of its rotation fitted in the
+    # new coordinates.
+    angles = model.rotations.angles.detach()
+    on_blocks = torch.tensor([i % 2 == 0 and j == i + 1 for i, j in plane_pairs(n).tolist()])
+    assert torch.all(angles[:, ~on_blocks] == 0)
+    fitted = fit_rotations(after[:, :-1].reshape(-1, n), after[:, 1:].reshape(-1, n), actions, model.n_actions)
+    # Loose: two warm-up steps leave the encodings nearly collinear, so the float32 fit is ill-conditioned.
+    torch.testing.assert_close(angles, plane_angles(fitted), atol=2e-2, rtol=0)
+    assert trainer.optimizer.state == {}
+
+
+def test__a_graph_warmup_that_ends_off_the_map_warns(tiny_config):
+    # Two warm-up steps leave the tiny encoder far from the map: the criteria would not show it.
+    trainer = Trainer(tiny_config.replace(steps=3, warmup={"steps": 2}))
+    with pytest.warns(UserWarning, match="ended the graph warm-up at a mean squared distance of"):
+        trainer.train(progress=False)
+    assert trainer.history[1]["target"] > GRAPH_FIT_LIMIT
+
+
+def test__a_graph_warmup_that_ends_on_the_map_is_silent(tiny_config):
+    trainer = Trainer(tiny_config.replace(steps=3, warmup={"steps": 2}))
+    trainer.train(2, progress=False)
+    warmup: GraphWarmup = trainer.warmup
+    batch = trainer.batch(2)
+    warmup.map = warmup.map.clone()
+    with torch.no_grad():  # put the map where the encoder is
+        warmup.map[:] = trainer.model.encode(torch.from_numpy(warmup.graph.images))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warmup.end(trainer.model, batch, trainer.optimizer)
+    warmup.map = -warmup.map
+    with pytest.warns(UserWarning, match=re.escape("model.encoder_norm='instance'")):
+        warmup.end(trainer.model, batch, trainer.optimizer)
+
+
+def test__a_registered_warmup_plugs_into_the_trainer(tiny_config):
+    calls = []
+
+    @register_warmup("test-constant-uniformity")
+    class ConstantUniformity(Warmup):
+        """A toy: three warm-up steps of autoencoding and a doubled uniformity weight."""
+
+        @property
+        def steps(self) -> int:
+            return 3
+
+        def start(self, model, step):
+            calls.append(("start", step))
+
+        def weights(self, weights: LossWeights, step, schedules):
+            return (
+                weights.__class__(**{**weights.__dict__, "uniformity": 2 * weights.uniformity}) if step < 3 else weights
+            )
+
+        def end(self, model, batch, optimizer):
+            calls.append(("end", len(batch.frames)))
+
+    try:
+        trainer = Trainer(tiny_config.replace(steps=5, warmup={"kind": "test-constant-uniformity"}))
+        trainer.train(progress=False)
+        assert calls == [("start", 0), ("end", tiny_config.data.episodes_per_step)]
+        assert trainer.loss_weights(0).uniformity == 2 * trainer.loss_weights(4).uniformity
+        assert trainer.schedules.dynamics_weight(2) == 0 and trainer.schedules.dynamics_weight(3) > 0
+    finally:
+        del WARMUPS["test-constant-uniformity"]
+
+
+def test__a_name_is_registered_once():
+    with pytest.raises(ValueError, match=re.escape("A warm-up is already registered as 'graph': GraphWarmup.")):
+        register_warmup("graph")(type("Other", (Warmup,), {}))
