@@ -7,9 +7,9 @@ object_hue, scale, shape, orientation; rows run row-major over those factors, or
 This source derives each factor's values from the labels with ``np.unique`` (never comparing floats for
 equality), so any complete grid in this layout works, e.g. a file with fewer values per factor. It checks
 that every combination of values appears exactly once, and looks rows up through that mapping rather
-than assuming the order. Only the chosen states are read, in blocks of rows (the file is gzip-chunked:
-random reads through h5py manage about 2k images/s), straight into one preallocated uint8 array, so
-loading the full set peaks at its 5.9 GB plus one block.
+than assuming the order. Only the chosen states are read, in increasing row order and in blocks of rows
+(the file is gzip-chunked, so reading in order decompresses each chunk once), straight into one
+preallocated uint8 array, so loading the full set peaks at its 5.9 GB plus one block.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Only ``orientation``, ``scale`` and ``shape`` change what the camera sees (15 x 
 three hues only change colours. So each orientation's empty room and each geometry's object-and-shadow
 pixels are traced once (:mod:`._renderer`) into per-hue uint8 layers, and an image is the sum of a floor
 layer, a wall layer and an object layer: two gathers for the whole batch plus one small scatter per image.
-Tracing all 480 geometries takes a few seconds at 64 x 64 (:meth:`Shapes3DSource.warm_up`); the layers
-take about 35 MB at 64 x 64 and grow with the number of pixels.
+A geometry is traced the first time a state needs it; :meth:`Shapes3DSource.warm_up` traces all 480 (or
+those of given states) at once. The layers take about 35 MB at 64 x 64 and grow with the number of pixels.
 """
 
 from __future__ import annotations

@@ -13,10 +13,8 @@ sample's colour is ``min(rgb * diffuse + 255 * specular, 255)`` per channel, wit
 the material's hue at full saturation and value, as in the real data (whose brightest floors saturate).
 
 Every constant in :class:`Scene` was fitted to the real frames of ``3dshapes.gif`` (DeepMind's 3d-shapes
-repository): camera and room to the room corners' image positions at 10 orientations and the objects'
-edges in 10 frames (residuals mostly below 0.5 pixel), the light's position to the shadows of 12
-frames, and the shading to the pixel colours of 21 frames (RMS error 11 of 255 per channel, mostly from the
-GIF's blur and palette).
+repository): camera and room to the room corners' image positions and the objects' edges, the light's
+position to the shadows, and the shading to the pixel colours.
 
 Because each pixel's value is a sum over materials, and the hues only change colours, a geometry
 (orientation, scale, shape) is traced once and kept as three stacks of per-hue layers (floor, wall and sky,
