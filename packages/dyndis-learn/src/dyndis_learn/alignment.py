@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 
 from dyndis_learn.rotations import plane_pairs
+from dyndis_learn.validation import check_int
 
 __all__ = ["common_planes", "fit_planes", "fit_rotations", "plane_angles"]
 
@@ -75,8 +76,7 @@ def common_planes(rotations: torch.Tensor, generator: torch.Generator | None = N
     Returns:
         An orthogonal matrix ``Z`` of shape (n, n); the new coordinates are ``Z^T e``.
     """
-    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-        raise ValueError(f"`draws` must be a positive integer, got {draws!r}.")
+    check_int("draws", draws, minimum=1)
     symmetric = (rotations + rotations.transpose(-1, -2)).double() / 2
     best, best_gap = torch.empty(0), -1.0
     for _ in range(draws):

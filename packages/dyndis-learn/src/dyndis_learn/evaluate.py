@@ -33,6 +33,7 @@ from dyndis_learn.model import WorldModel, frames_to_float
 from dyndis_learn.regularizers import dominant_share
 from dyndis_learn.rollouts import EpisodeBatch, RolloutCollector
 from dyndis_learn.rotations import matrix_power, plane_pairs
+from dyndis_learn.validation import check_int
 
 if TYPE_CHECKING:
     from dyndis_envs import ActionEffect
@@ -441,8 +442,7 @@ def collect_eval_episodes(
         episodes: Number of episodes (default ``config.episodes``).
     """
     total = config.episodes if episodes is None else episodes
-    if isinstance(total, bool) or not isinstance(total, (int, np.integer)) or total < 1:
-        raise ValueError(f"`episodes` must be a positive integer or None, got {episodes!r}.")
+    total = check_int("episodes", total, minimum=1)
     chunk = min(total, _EPISODES_PER_COLLECT)
     collector = RolloutCollector(env_id, chunk, config.horizon, config.seed, env_kwargs)
     try:

@@ -18,6 +18,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from dyndis_learn.validation import check_int
+
 __all__ = ["LatentPlanner"]
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
@@ -50,9 +52,8 @@ class LatentPlanner:
     ) -> None:
         if action_matrices.ndim != 3 or action_matrices.shape[1] != action_matrices.shape[2]:
             raise ValueError(f"`action_matrices` must have shape (A, n, n), got {tuple(action_matrices.shape)}.")
-        for name, value in (("beam_width", beam_width), ("max_depth", max_depth)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        check_int("beam_width", beam_width, minimum=1)
+        check_int("max_depth", max_depth, minimum=1)
         if merge_distance is not None and not merge_distance > 0:
             raise ValueError(f"`merge_distance` must be positive or None, got {merge_distance!r}.")
         self.encode = encode

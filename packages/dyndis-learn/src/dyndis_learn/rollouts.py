@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 import dyndis_envs  # noqa: F401  (registers the DynDis ids)
+from dyndis_learn.validation import check_int
 
 __all__ = ["EpisodeBatch", "Policy", "RolloutCollector", "make_vector_env"]
 
@@ -93,11 +94,9 @@ class RolloutCollector:
         env_kwargs: Mapping[str, Any] | None = None,
         policy: Policy | None = None,
     ) -> None:
-        for name, value in (("num_episodes", num_episodes), ("episode_steps", episode_steps)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"`seed` must be a non-negative integer, got {seed!r}.")
+        check_int("num_episodes", num_episodes, minimum=1)
+        check_int("episode_steps", episode_steps, minimum=1)
+        check_int("seed", seed, minimum=0)
         self.env = make_vector_env(env_id, num_episodes, episode_steps, env_kwargs)
         self.env_id = env_id
         self.num_episodes = int(num_episodes)

@@ -18,10 +18,11 @@ With a single non-zero angle both give the same Givens rotation ``G(i, j, theta)
 from __future__ import annotations
 
 import enum
-import numbers
 
 import torch
 from torch import nn
+
+from dyndis_learn.validation import check_int
 
 __all__ = [
     "ActionRotations",
@@ -243,11 +244,8 @@ class ActionRotations(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        # numbers.Integral admits NumPy integers too, as ``env.single_action_space.n`` gives them
-        if isinstance(n_actions, bool) or not isinstance(n_actions, numbers.Integral) or n_actions < 1:
-            raise ValueError(f"`n_actions` must be a positive integer, got {n_actions!r}.")
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, numbers.Integral) or latent_dim < 2:
-            raise ValueError(f"`latent_dim` must be an integer >= 2, got {latent_dim!r}.")
+        check_int("n_actions", n_actions, minimum=1)  # NumPy integers too, as ``single_action_space.n`` gives them
+        check_int("latent_dim", latent_dim, minimum=2)
         try:
             self.parametrisation = Parametrisation(parametrisation)
         except ValueError:

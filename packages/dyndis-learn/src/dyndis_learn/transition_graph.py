@@ -35,6 +35,7 @@ import torch
 from dyndis_learn.alignment import fit_planes
 from dyndis_learn.rollouts import RolloutCollector
 from dyndis_learn.rotations import plane_pairs
+from dyndis_learn.validation import check_int
 
 __all__ = ["TransitionGraph", "explore", "factor_planes", "laplacian_eigenmap"]
 
@@ -81,8 +82,7 @@ def explore(collector: RolloutCollector, batches: int) -> TransitionGraph:
     Returns:
         The graph of every transition observed.
     """
-    if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
-        raise ValueError(f"`batches` must be a positive integer, got {batches!r}.")
+    check_int("batches", batches, minimum=1)
     index_of: dict[bytes, int] = {}
     images: list[npt.NDArray[np.uint8]] = []
     sources, targets, actions = [], [], []
@@ -129,9 +129,8 @@ def laplacian_eigenmap(
         ValueError: If the graph has no more than ``dim`` states or is not connected (explore longer).
     """
     n = graph.n_states
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"`dim` must be a positive integer, got {dim!r}.")
-    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < dim:
+    check_int("dim", dim, minimum=1)
+    if check_int("candidates", candidates, minimum=1) < dim:
         raise ValueError(f"`candidates` must be an integer >= dim ({dim}), got {candidates!r}.")
     if n <= dim:
         raise ValueError(f"The transition graph has {n} states, too few for a {dim}-dimensional embedding.")
