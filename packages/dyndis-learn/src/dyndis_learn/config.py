@@ -316,7 +316,7 @@ class LogConfig(_Section):
 
 @dataclass
 class TrainConfig(_Section):
-    """Everything a training run needs; the defaults train GridWorld 5x5 in a few minutes on 2 CPU cores.
+    """Everything a training run needs; the defaults are the recipe for the DynDis worlds (GridWorld 5x5 first).
 
     The objective (:mod:`dyndis_learn.objective`) is autoencoding BCE on every frame throughout; during the
     warm-up the warm-up's own terms (:mod:`dyndis_learn.warmups`); then, ramped in, the rollout BCE of the

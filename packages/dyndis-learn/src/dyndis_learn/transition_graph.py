@@ -1,6 +1,6 @@
 """The environment's transition graph, explored through Gymnasium, and its Laplacian eigenmap.
 
-The graph warm-up of the trainer (``TrainConfig.warmup="graph"``) starts from here:
+The graph warm-up (:class:`~dyndis_learn.warmups.GraphWarmup`) starts from here:
 
 1. :func:`explore` runs random episodes and identifies states by their images: two frames are the same
    state exactly when their bytes are equal. That holds for environments that render each state
@@ -13,11 +13,8 @@ The graph warm-up of the trainer (``TrainConfig.warmup="graph"``) starts from he
    smoothest eigenvectors (they need not be the lowest: modes of two factors can be smoother).
 
 This is the closed-form version of the spectral objective of :mod:`dyndis_learn.losses` (smoothness under
-whitening): solving it exactly on the explored graph instead of by SGD through the encoder matters when
-factors differ in how much of the image they change. On Shapes3D an orientation step changes about a
-tenth as many pixel intensity units as a hue step, and an encoder trained by gradient descent on the
-spectral terms (or on reconstruction) never finds orientation; regressed onto this embedding, it learns
-all three factors in about 150 steps.
+whitening): solving it exactly on the explored graph, instead of by SGD through the encoder, does not
+depend on how much of the image each factor changes (the docs' design page tells what that changed).
 """
 
 from __future__ import annotations
@@ -39,7 +36,7 @@ from dyndis_learn.validation import check_int
 
 __all__ = ["TransitionGraph", "explore", "factor_planes", "laplacian_eigenmap"]
 
-#: Up to this many states the eigenvectors come from a dense solver (exact, about 1 s for 1,500 states).
+#: Up to this many states the eigenvectors come from a dense solver (exact); beyond, from a sparse one.
 _DENSE_LIMIT = 3000
 
 
