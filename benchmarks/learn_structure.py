@@ -24,26 +24,27 @@ import torch
 
 import dyndis_envs  # noqa: F401  (registers the ids)
 from benchmarks._common import print_table, write_json
-from dyndis_learn import TrainConfig, Trainer
+from dyndis_learn import EnvConfig, EvalConfig, ModelConfig, TrainConfig, Trainer
 from dyndis_learn.evaluate import collect_eval_episodes, evaluate_model
 
 SUITES: dict[str, dict[str, Any]] = {
     "gridworld": {
-        "env_id": "DynDis/GridWorld-v0",
-        "env_kwargs": {},
+        "env": {"id": "DynDis/GridWorld-v0", "kwargs": {}},
         "latent_dim": 4,
         "seeds": [0, 1, 2, 3, 4],
     },
     "shapes3d": {
-        "env_id": "DynDis/Shapes3D-v0",
-        "env_kwargs": {
-            "factors": {
-                "floor_hue": "all",
-                "wall_hue": "all",
-                "orientation": "all",
-                "object_hue": [0],
-                "scale": [0],
-                "shape": [0],
+        "env": {
+            "id": "DynDis/Shapes3D-v0",
+            "kwargs": {
+                "factors": {
+                    "floor_hue": "all",
+                    "wall_hue": "all",
+                    "orientation": "all",
+                    "object_hue": [0],
+                    "scale": [0],
+                    "shape": [0],
+                },
             },
         },
         "latent_dim": 6,
@@ -57,24 +58,29 @@ def _or_nan(value: float | None) -> float:
 
 
 def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    overrides: dict[str, Any] = {
-        "env_id": suite["env_id"],
-        "env_kwargs": suite["env_kwargs"],
-        "seed": seed,
-        "model": {"latent_dim": suite["latent_dim"]},
-        "threads": args.threads,
-    }
+    env_kwargs = suite["env"]["kwargs"]
+    if args.env_kwargs:  # top-level keys replace the suite's (a "factors" object replaces the suite's whole)
+        env_kwargs = {**env_kwargs, **json.loads(args.env_kwargs)}
+    config = TrainConfig(
+        env=EnvConfig(id=suite["env"]["id"], kwargs=env_kwargs),
+        seed=seed,
+        threads=args.threads,
+        model=ModelConfig(latent_dim=suite["latent_dim"]),
+    )
     if args.steps:
-        overrides["steps"] = args.steps
-    if args.set:
-        overrides.update(json.loads(args.set))
-    if args.env_kwargs:
-        overrides["env_kwargs"] = {**suite["env_kwargs"], **json.loads(args.env_kwargs)}
+        config = config.replace(steps=args.steps)
+    if args.set:  # sections are merged: '{"optim": {"lr": 5e-3}}' keeps the other optim fields
+        config = config.replace(**json.loads(args.set))
     if args.quick:
-        overrides.update(steps=args.steps or 40, warmup_steps=10, dynamics_ramp_steps=10, log_every=5)
-    config = TrainConfig.from_dict(overrides)
-    check_config = config.evaluation if not args.quick else type(config.evaluation)(episodes=4, horizon=50)
-    episodes = collect_eval_episodes(config.env_id, config.env_kwargs, check_config, args.check_episodes)
+        config = config.replace(
+            steps=args.steps or 40,
+            warmup={"steps": 10},
+            optim={"dynamics_ramp_steps": 10},
+            logging={"log_every": 5},
+        )
+    check_config = config.evaluation if not args.quick else EvalConfig(episodes=4, horizon=50)
+    env = config.env
+    episodes = collect_eval_episodes(env.id, env.kwargs, check_config, args.check_episodes)
     trainer = Trainer(config)
     first: dict[str, Any] = {}
     checks = []
@@ -82,8 +88,8 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
     def check(t: Trainer) -> None:
         result = evaluate_model(
             t.model,
-            config.env_id,
-            config.env_kwargs,
+            env.id,
+            env.kwargs,
             check_config,
             ks=(1, check_config.horizon),
             episodes=episodes,
@@ -115,9 +121,7 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
     started = time.perf_counter()
     trainer.train(progress=not args.no_progress, callback=check, callback_every=args.check_every)
     wall = time.perf_counter() - started
-    final = evaluate_model(
-        trainer.model, config.env_id, config.env_kwargs, check_config if args.quick else config.evaluation
-    )
+    final = evaluate_model(trainer.model, env.id, env.kwargs, check_config if args.quick else config.evaluation)
     trainer.close()
     criteria = final.criteria
     return {
@@ -144,7 +148,9 @@ def main() -> None:
     parser.add_argument("--suite", choices=[*SUITES, "all"], default="gridworld")
     parser.add_argument("--seeds", type=int, nargs="*", help="override the suite's seeds")
     parser.add_argument("--steps", type=int, help="override the default step budget")
-    parser.add_argument("--set", help="JSON object of TrainConfig fields to override (for experiments)")
+    parser.add_argument(
+        "--set", help='JSON object of TrainConfig fields to override, by section, e.g. \'{"optim": {"lr": 5e-3}}\''
+    )
     parser.add_argument("--env-kwargs", help="JSON object merged into the suite's env kwargs")
     parser.add_argument("--check-every", type=int, default=50, help="steps between criteria checks")
     parser.add_argument("--check-episodes", type=int, default=16, help="episodes of the periodic checks")
@@ -158,13 +164,14 @@ def main() -> None:
     results: dict[str, Any] = {}
     for name in names:
         suite = SUITES[name]
-        if suite["env_id"] not in gym.registry:
-            print(f"skipping {name}: {suite['env_id']} is not registered in this checkout")
+        env_id = suite["env"]["id"]
+        if env_id not in gym.registry:
+            print(f"skipping {name}: {env_id} is not registered in this checkout")
             continue
         seeds = args.seeds if args.seeds else suite["seeds"][: 1 if args.quick else None]
         runs = [run_seed(suite, seed, args) for seed in seeds]
         results[name] = runs
-        print(f"\n{name}: {suite['env_id']} latent {suite['latent_dim']}")
+        print(f"\n{name}: {env_id} latent {suite['latent_dim']}")
         print_table(
             [
                 "seed",
