@@ -45,8 +45,8 @@ class FactorVectorEnv(VectorEnv):
         max_episode_steps: Truncate each episode after this many steps (None: never).
         autoreset_mode: ``NEXT_STEP`` (default), ``SAME_STEP`` or ``DISABLED``, as in Gymnasium 1.x.
         render_mode: None or ``"rgb_array"``.
-        task: The task of every sub-environment (default :class:`~dyndis_envs.tasks.PureDynamics`); given
-            to ``single_env_class``.
+        task: The task of every sub-environment (default: the single environment's,
+            :class:`~dyndis_envs.tasks.PureDynamics` for the DynDis envs); given to ``single_env_class``.
         single_env: An already built single environment to batch (instead of building ``single_env_class``);
             its task is used. It must observe images (a Box space): a
             :class:`~dyndis_envs.task_envs.GoalEnv`, whose goal changes per episode, has no native vector env.
@@ -75,7 +75,8 @@ class FactorVectorEnv(VectorEnv):
         max_episode_steps = check_int("max_episode_steps", max_episode_steps, minimum=1, optional=True)
         self.autoreset_mode = _check_autoreset_mode(autoreset_mode)
         if single_env is None:
-            env = self.single_env_class(render_mode=render_mode, task=task, **env_kwargs)
+            task_kwargs = {} if task is None else {"task": task}  # a subclass's env class may predate tasks
+            env = self.single_env_class(render_mode=render_mode, **task_kwargs, **env_kwargs)
         elif env_kwargs or task is not None:
             given = sorted(env_kwargs) + (["task"] if task is not None else [])
             raise TypeError(f"Pass either `single_env` or environment keyword arguments, not both (got {given}).")

@@ -26,6 +26,7 @@ from dyndis_envs.tasks import GoalTask, ReachTask
 
 __all__ = ["GoalEnv", "make_goal_env", "make_reach_env", "make_reach_vector_env"]
 
+
 def _registered(env: str, entry: str, base: type) -> Any:
     """The class registered as ``entry`` ("entry_point" or "vector_entry_point") of the id ``env``."""
     if not isinstance(env, str):

@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from dyndis_envs.factors import FactorSpace
 
-__all__ = ["GoalTask", "PureDynamics", "ReachTask", "Task"]
+__all__ = ["GoalTask", "Outcome", "PureDynamics", "ReachTask", "Task"]
 
 #: A batch of rewards (float64) and terminations (bool), each of shape (B,).
 Outcome = tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]
