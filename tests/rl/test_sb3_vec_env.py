@@ -44,7 +44,7 @@ def test__requires_same_step_autoreset():
 def test__attributes_and_methods_of_the_shared_env():
     env = make_sb3_vec_env("DynDis/GridWorldReach-v0", n_envs=3)
     assert env.get_attr("render_mode") == [None] * 3
-    assert [t.tolist() for t in env.get_attr("target", indices=[0])] == [[2, 2, 0, 0, 0]]
+    assert [task.target.tolist() for task in env.get_attr("task", indices=[0])] == [[2, 2, 0, 0, 0]]
     assert env.env_is_wrapped(gym.Wrapper) == [False] * 3
 
 
