@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from dyndis_learn.methods import METHODS
-from dyndis_learn.warmups import WARMUPS
+from dyndis_learn.registry import METHODS, WARMUPS
 
 PAGE = Path(__file__).parents[2] / "docs" / "extending.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", PAGE.read_text(encoding="utf-8"), flags=re.DOTALL)
@@ -15,12 +14,13 @@ BLOCKS = re.findall(r"```python\n(.*?)```", PAGE.read_text(encoding="utf-8"), fl
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test__extending_page_examples_run(index, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    methods, warmups = dict(METHODS), dict(WARMUPS)
+    before = {registry: set(registry.names()) for registry in (METHODS, WARMUPS)}
     try:
         exec(compile(BLOCKS[index], f"{PAGE.name}[{index}]", "exec"), {"__name__": "docs_example"})
     finally:
-        METHODS.clear(), METHODS.update(methods)
-        WARMUPS.clear(), WARMUPS.update(warmups)
+        for registry, names in before.items():
+            for name in set(registry.names()) - names:
+                registry.unregister(name)
 
 
 def test__the_page_has_both_examples():

@@ -43,7 +43,7 @@ def test__a_registered_method_plugs_into_trainer_checkpoint_and_loading(tiny_con
             expected = learner.model.eval().encode(torch.from_numpy(batch.observations))
             torch.testing.assert_close(model.encode(torch.from_numpy(batch.observations)), expected)
     finally:
-        del METHODS["test-autoencoder"]
+        METHODS.unregister("test-autoencoder")
 
 
 def test__a_name_is_registered_once():

@@ -142,7 +142,7 @@ def test__a_registered_warmup_plugs_into_the_trainer(tiny_config):
         assert trainer.loss_weights(0).uniformity == 2 * trainer.loss_weights(4).uniformity
         assert trainer.schedules.dynamics_weight(2) == 0 and trainer.schedules.dynamics_weight(3) > 0
     finally:
-        del WARMUPS["test-constant-uniformity"]
+        WARMUPS.unregister("test-constant-uniformity")
 
 
 def test__a_name_is_registered_once():

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import tyro
 
+from dyndis_learn.registry import METHODS, WARMUPS
 from dyndis_learn.validation import Ge, Gt, Le, validate_fields
 
 __all__ = [
@@ -136,7 +137,7 @@ class ModelConfig(_Section):
     """The world model's architecture."""
 
     method: str = "rotation"
-    """A registered method (:data:`~dyndis_learn.methods.METHODS`), which builds the model and computes its
+    """A registered method (:data:`~dyndis_learn.registry.METHODS`), which builds the model and computes its
     loss terms; ``"rotation"`` is the design's rotation model."""
     latent_dim: Annotated[int, Ge(2)] = 4
     """Dimension ``n`` of the latent space; encodings live on the unit sphere S^(n-1). Needs at least two
@@ -203,7 +204,7 @@ class WarmupConfig(_Section):
     """How the encoder gets its start, before the dynamics terms (:mod:`dyndis_learn.warmups`)."""
 
     kind: str = "graph"
-    """A registered warm-up (:data:`~dyndis_learn.warmups.WARMUPS`): ``"graph"`` regresses the encoder onto
+    """A registered warm-up (:data:`~dyndis_learn.registry.WARMUPS`): ``"graph"`` regresses the encoder onto
     the explored transition graph's eigenmap, angles fitted on the graph; ``"spectral"`` learns that map by
     SGD, then aligns the planes; ``"none"``: no warm-up, every term from the first step (the original
     paper's recipe)."""
@@ -351,15 +352,8 @@ class TrainConfig(_Section):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from dyndis_learn.methods import METHODS  # the registries import this module
-        from dyndis_learn.warmups import WARMUPS
-
-        for name, value, registry in (
-            ("ModelConfig.method", self.model.method, METHODS),
-            ("WarmupConfig.kind", self.warmup.kind, WARMUPS),
-        ):
-            if value not in registry:
-                raise ValueError(f"{name} must be one of the registered {sorted(registry)}, got {value!r}.")
+        METHODS.check("ModelConfig.method", self.model.method)
+        WARMUPS.check("WarmupConfig.kind", self.warmup.kind)
         candidates = self.warmup.graph.eigenmap_candidates
         if self.warmup.kind == "graph" and candidates < self.model.latent_dim:
             raise ValueError(

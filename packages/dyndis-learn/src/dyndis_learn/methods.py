@@ -11,8 +11,8 @@ of the design (:class:`RotationMethod`, ``"rotation"``) is the built-in one; reg
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
-from typing import ClassVar, TypeVar
+from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 
@@ -20,6 +20,7 @@ from dyndis_learn import objective
 from dyndis_learn.config import ModelConfig
 from dyndis_learn.model import WorldModel
 from dyndis_learn.objective import FrameTargets, LossWeights, TrainBatch
+from dyndis_learn.registry import METHODS
 from dyndis_learn.schedules import Part
 
 __all__ = ["METHODS", "Method", "RotationMethod", "make_method", "register_method"]
@@ -57,35 +58,15 @@ class Method:
         return objective.terms(model, batch, weights, targets)
 
 
-#: The registered methods by name.
-METHODS: dict[str, type[Method]] = {}
-
-_M = TypeVar("_M", bound=type[Method])
-
-
-def register_method(name: str) -> Callable[[_M], _M]:
-    """Class decorator: register a :class:`Method` subclass under ``name`` (``TrainConfig.model.method``)."""
-
-    def register(cls: _M) -> _M:
-        if name in METHODS and METHODS[name] is not cls:
-            raise ValueError(f"A method is already registered as {name!r}: {METHODS[name].__name__}.")
-        cls.name = name
-        METHODS[name] = cls
-        return cls
-
-    return register
-
-
 def make_method(config: ModelConfig) -> Method:
-    """The method that ``config.method`` names (the training config checked that it is registered)."""
-    try:
-        return METHODS[config.method]()
-    except KeyError:
-        raise ValueError(
-            f"ModelConfig.method must be one of the registered {sorted(METHODS)}, got {config.method!r}."
-        ) from None
+    """The method that ``config.method`` names."""
+    return METHODS[METHODS.check("ModelConfig.method", config.method)]()
 
 
-@register_method("rotation")
+#: Class decorator: register a :class:`Method` subclass under a name (``TrainConfig.model.method``).
+register_method = METHODS.register
+
+
+@METHODS.register("rotation")
 class RotationMethod(Method):
     """The design's model: a CNN encoder onto the unit sphere, a mirrored decoder, one rotation per action."""

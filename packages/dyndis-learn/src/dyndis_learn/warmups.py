@@ -24,8 +24,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import warnings
-from collections.abc import Callable
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -34,6 +33,7 @@ from dyndis_learn.alignment import fit_planes
 from dyndis_learn.config import TrainConfig
 from dyndis_learn.model import WorldModel
 from dyndis_learn.objective import FrameTargets, LossWeights, TrainBatch
+from dyndis_learn.registry import WARMUPS
 from dyndis_learn.rollouts import Policy, RolloutCollector
 from dyndis_learn.schedules import Schedules
 from dyndis_learn.transition_graph import TransitionGraph, explore, laplacian_eigenmap
@@ -70,7 +70,7 @@ class Warmup(abc.ABC):
     """
 
     #: The name it is registered under (``TrainConfig.warmup.kind``).
-    kind: ClassVar[str]
+    name: ClassVar[str]
     #: The angles' learning rate where ``TrainConfig.optim.angle_lr`` is None.
     default_angle_lr: ClassVar[float] = LEARNED_ANGLE_LR
 
@@ -105,31 +105,16 @@ class Warmup(abc.ABC):
         """Release what the warm-up holds (environments)."""
 
 
-#: The registered warm-ups by name.
-WARMUPS: dict[str, type[Warmup]] = {}
-
-_W = TypeVar("_W", bound=type[Warmup])
-
-
-def register_warmup(name: str) -> Callable[[_W], _W]:
-    """Class decorator: register a :class:`Warmup` subclass under ``name`` (``TrainConfig.warmup.kind``)."""
-
-    def register(cls: _W) -> _W:
-        if name in WARMUPS and WARMUPS[name] is not cls:
-            raise ValueError(f"A warm-up is already registered as {name!r}: {WARMUPS[name].__name__}.")
-        cls.kind = name
-        WARMUPS[name] = cls
-        return cls
-
-    return register
-
-
 def make_warmup(config: TrainConfig, policy: Policy | None = None) -> Warmup:
-    """The warm-up that ``config.warmup.kind`` names (the config checked that it is registered)."""
-    return WARMUPS[config.warmup.kind](config, policy)
+    """The warm-up that ``config.warmup.kind`` names."""
+    return WARMUPS[WARMUPS.check("WarmupConfig.kind", config.warmup.kind)](config, policy)
 
 
-@register_warmup("none")
+#: Class decorator: register a :class:`Warmup` subclass under a name (``TrainConfig.warmup.kind``).
+register_warmup = WARMUPS.register
+
+
+@WARMUPS.register("none")
 class NoWarmup(Warmup):
     """No warm-up: the dynamics terms and the regulariser act from the first step."""
 
@@ -139,7 +124,7 @@ class NoWarmup(Warmup):
         return 0
 
 
-@register_warmup("graph")
+@WARMUPS.register("graph")
 class GraphWarmup(Warmup):
     """Explore the environment, embed its transition graph, and regress the encoder onto that map.
 
@@ -234,7 +219,7 @@ class GraphWarmup(Warmup):
             )
 
 
-@register_warmup("spectral")
+@WARMUPS.register("spectral")
 class SpectralWarmup(Warmup):
     """Learn the map by SGD on transition smoothness under whitening, then align the planes.
 
