@@ -48,7 +48,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 import dyndis_envs  # noqa: F401  (registers the ids)
 from benchmarks._common import RESULTS, print_table, write_json
 from dyndis_learn import Learner, TrainConfig, load_model
-from dyndis_learn.checkpoint import load_checkpoint
+from dyndis_learn.checkpoint import read_checkpoint
 from dyndis_learn.planner import LatentPlanner
 from dyndis_learn.rl import SuccessRecorder, VecLatentObservation, make_sb3_vec_env, steps_to_success_rate
 from dyndis_learn.wrappers import FactorOneHotObservation
@@ -62,19 +62,19 @@ METHODS = ("pixels (NatureCNN)", "frozen learned encoder", "one-hot factors")
 #: SB3's Atari settings with a larger step size: at 2.5e-4 the MLPs of (b) and (c) needed ~2.5x more steps
 #: (16k to 90%); pixels reached 90% in ~4.4k steps at 2.5e-4, 1e-3 and 3e-3 alike.
 PPO_KWARGS = {"n_steps": 128, "batch_size": 256, "n_epochs": 4, "learning_rate": 1e-3, "ent_coef": 0.01}
-#: The world-model recipe used when no ``--model`` is given (the CLI's ``--config`` fields).
+#: The world-model recipe used when no ``--model`` is given (``TrainConfig`` sections, as in the CLI's ``--config``).
 #: 48 exploration batches (3x the default) see every transition of the 4,225 states, so the fitted angles are exact.
-RECIPE = {"steps": 600, "exploration_batches": 48}
+RECIPE: dict[str, Any] = {"steps": 600, "warmup": {"graph": {"exploration_batches": 48}}}
 #: The background colour changes every pixel: without per-image normalisation the encoder never learns the
 #: position (see ``ModelConfig.encoder_norm``).
-MODEL = {"encoder_norm": "instance"}
+MODEL: dict[str, Any] = {"encoder_norm": "instance"}
 #: The world of the task: a 13 x 13 grid whose object colour and background colour are factors too.
 WORLD_KWARGS = {"grid_shape": [13, 13], "factors": {"colour": 5, "background": 5}}
 
 
 def saved_config(model_path: Path) -> TrainConfig:
     """The training recipe stored in a saved learner (its environment id and keyword arguments)."""
-    return TrainConfig.from_dict(load_checkpoint(model_path)[1]["config"])
+    return TrainConfig.from_dict(read_checkpoint(model_path).config)
 
 
 def train_model(world_kwargs: dict[str, Any], out: Path, threads: int, steps: int) -> Path:
@@ -166,10 +166,10 @@ def evaluate_planner(model_path: Path, episodes: int) -> dict[str, float]:
     would otherwise spend minutes per episode searching.
     """
     config = saved_config(model_path)
-    sizes = gym.make(config.env_id, **config.env_kwargs).unwrapped.factor_space.sizes
+    sizes = gym.make(config.env.id, **config.env.kwargs).unwrapped.factor_space.sizes
     limit = 2 * diameter(sizes)
     planner = LatentPlanner.from_model(load_model(model_path), max_depth=limit)
-    env = gym.make(config.env_id.replace("-v0", "Goal-v0"), max_episode_steps=limit, **config.env_kwargs)
+    env = gym.make(config.env.id.replace("-v0", "Goal-v0"), max_episode_steps=limit, **config.env.kwargs)
     successes, ratios = 0, []
     for seed in range(episodes):
         obs, info = env.reset(seed=seed)
@@ -219,11 +219,11 @@ def main() -> None:
     label = f"{name}_gridworld{args.grid}{'' if args.position_only else '_colours'}"
     model_path = args.model or train_model(world_kwargs, RESULTS / f"{label}.safetensors", args.threads, model_steps)
     world = saved_config(model_path)
-    if world.env_id != WORLD:
-        raise ValueError(f"`--model` must be a learner of {WORLD}, got one of {world.env_id}.")
-    space = gym.make(WORLD, **world.env_kwargs).unwrapped.factor_space
+    if world.env.id != WORLD:
+        raise ValueError(f"`--model` must be a learner of {WORLD}, got one of {world.env.id}.")
+    space = gym.make(WORLD, **world.env.kwargs).unwrapped.factor_space
     sizes = space.sizes
-    env_kwargs = {**world.env_kwargs, "max_episode_steps": args.episode_steps or 2 * diameter(sizes) + 2}
+    env_kwargs = {**world.env.kwargs, "max_episode_steps": args.episode_steps or 2 * diameter(sizes) + 2}
 
     # PPO runs: every method and seed for the same number of env steps, ``--jobs`` at a time
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in args.methods}
