@@ -119,8 +119,7 @@ def test__warmup_batches_hold_many_short_episodes_and_later_ones_fewer_long_ones
 
 def test__graph_warmup_batches_are_explored_states_and_dynamics_batches_episodes(tiny_config):
     trainer = Trainer(tiny_config.replace(warmup={"graph": {"batch_size": 7}}))
-    trainer.warmup.start(trainer.model, 0)
-    warmup = trainer.batch(0)
+    warmup = trainer.batch(0)  # explores first
     assert warmup.frames.shape[:2] == (7, 1) and warmup.actions.shape == (7, 0) and warmup.from_rollout is None
     later = trainer.batch(trainer.warmup.steps)
     assert later.frames.shape[1] == tiny_config.data.episode_steps + 1 and later.from_rollout is not None

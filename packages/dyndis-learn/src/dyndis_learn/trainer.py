@@ -108,6 +108,12 @@ class Trainer:
 
     # -- one SGD step ----------------------------------------------------------------------------------
 
+    def _start(self) -> None:
+        """Run the warm-up's start hook once, before this trainer's first step (or batch)."""
+        if not self._started:
+            self.warmup.start(self.model, self.step)
+            self._started = True
+
     def loss_weights(self, step: int) -> LossWeights:
         """The weight of every loss term at ``step``: configured weights, schedules, then the warm-up's terms."""
         loss, reg = self.config.loss, self.config.regularizer
@@ -131,6 +137,7 @@ class Trainer:
         The warm-up's own batch where it has one, else batch number ``step`` of the training episodes, with
         the frames to decode from the rollout drawn for ``step`` once the rollout term has weight.
         """
+        self._start()
         weights = self.loss_weights(step) if weights is None else weights
         own = self.warmup.batch(step)
         if own is not None:
@@ -145,9 +152,7 @@ class Trainer:
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """Take SGD step number ``step`` (see the module docstring) and advance ``step``; returns the terms."""
-        if not self._started:
-            self.warmup.start(self.model, self.step)
-            self._started = True
+        self._start()
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedules.learning_rate(group["name"], self.step)
         self.model.train()
