@@ -11,18 +11,79 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import dyndis_envs
 from dyndis_envs.gridworld import GridWorldEnv, GridWorldVectorEnv
-from dyndis_envs.task_envs import GoalEnv, make_goal_env, make_reach_env, make_reach_vector_env
+from dyndis_envs.task_envs import (
+    GOAL_WRAPPERS,
+    GoalEnv,
+    GoalMethods,
+    make_goal_env,
+    make_reach_env,
+    make_reach_vector_env,
+)
 from dyndis_envs.tasks import GoalTask, ReachTask
 from tests.envs.fixtures import fast_kwargs
 
+GOAL_IDS = [task_id for task_id in dyndis_envs.TASK_IDS if "Goal" in task_id]
+PENDING_REGISTRATION = (
+    "dyndis_envs/_registration.py does not yet register the Goal ids with additional_wrappers=GOAL_WRAPPERS"
+)
 
+
+@pytest.fixture
+def goal_wrappers_registered(monkeypatch):
+    """The Goal ids' specs with ``additional_wrappers=GOAL_WRAPPERS``, as _registration.py is to register them.
+
+    A no-op once it does (then drop this fixture and the xfail of ``test__goal__ids_register_goal_wrappers``).
+    """
+    for goal_id in GOAL_IDS:
+        if gym.spec(goal_id).additional_wrappers != GOAL_WRAPPERS:
+            monkeypatch.setattr(gym.spec(goal_id), "additional_wrappers", GOAL_WRAPPERS)
+
+
+@pytest.mark.xfail(strict=True, reason=PENDING_REGISTRATION)
+@pytest.mark.parametrize("goal_id", GOAL_IDS)
+def test__goal__ids_register_goal_wrappers(goal_id):
+    assert gym.spec(goal_id).additional_wrappers == GOAL_WRAPPERS
+
+
+@pytest.mark.usefixtures("goal_wrappers_registered")
 @pytest.mark.parametrize("task_id", dyndis_envs.TASK_IDS)
 def test__checkers(task_id):
     env = gym.make(task_id, **fast_kwargs(task_id))
     check_env(env.unwrapped)
-    # SB3's checker calls compute_reward on the env itself, which Gymnasium 1.x wrappers do not forward
-    sb3_check_env(env.unwrapped if "Goal" in task_id else env)
+    # SB3's checker calls compute_reward on the env it is given: the Goal ids' GoalMethods wrapper has it
+    sb3_check_env(env)
     assert env.spec.max_episode_steps == 100
+
+
+@pytest.mark.usefixtures("goal_wrappers_registered")
+def test__goal__gym_make_gives_the_goal_methods():
+    env = gym.make("DynDis/GridWorldGoal-v0", grid_shape=(3, 3))
+    assert type(env) is GoalMethods and env.spec.additional_wrappers == GOAL_WRAPPERS
+    obs, info = env.reset(seed=0, options={"factors": [0, 0, 0, 0, 0], "goal": [1, 0, 0, 0, 0]})
+    assert env.compute_reward(obs["achieved_goal"], obs["desired_goal"], info) == 0.0
+    assert env.compute_terminated(obs["desired_goal"], obs["desired_goal"], info)
+    remade = gym.make(env.spec)  # the spec round trip keeps exactly one GoalMethods, outside TimeLimit
+    assert str(remade) == str(env) == (
+        "<GoalMethods<TimeLimit<OrderEnforcing<PassiveEnvChecker<GoalEnv<DynDis/GridWorldGoal-v0>>>>>>"
+    )
+    vec = gym.make_vec("DynDis/GridWorldGoal-v0", num_envs=2, vectorization_mode="sync", grid_shape=(3, 3))
+    assert all(type(sub_env) is GoalMethods for sub_env in vec.envs)
+
+
+def test__goal_methods__forward_to_the_nearest_definition_below():
+    class Doubled(gym.Wrapper):
+        def compute_reward(self, achieved_goal, desired_goal, info):
+            return 2 * self.env.unwrapped.compute_reward(achieved_goal, desired_goal, info)
+
+        def compute_terminated(self, achieved_goal, desired_goal, info):
+            return "mine"
+
+    env = GoalMethods(gym.wrappers.TimeLimit(Doubled(GoalEnv(GridWorldEnv(grid_shape=(3, 3)))), 5))
+    obs, _ = env.reset(seed=0)
+    assert env.compute_reward(obs["desired_goal"], obs["desired_goal"], {}) == 2.0
+    assert env.compute_terminated(obs["desired_goal"], obs["desired_goal"], {}) == "mine"
+    with pytest.raises(TypeError, match=re.escape("`env` must be a goal env with a `compute_reward` method")):
+        GoalMethods(gym.make("DynDis/GridWorld-v0"))
 
 
 @pytest.mark.parametrize("task_id", dyndis_envs.TASK_IDS)

@@ -5,6 +5,13 @@ the class registered for that id is built directly, never through ``gym.make``. 
 class with a :class:`~dyndis_envs.tasks.ReachTask` (and its vector env, the id's vector class with the
 same task); a Goal env is a :class:`GoalEnv` over it.
 
+``gym.make`` wraps every env in ``PassiveEnvChecker``, ``OrderEnforcing`` and ``TimeLimit``, and Gymnasium 1.x
+wrappers do not forward unknown attributes, so ``gym.make("DynDis/<Name>Goal-v0").compute_reward`` would not
+exist. The Goal ids therefore list :data:`GOAL_WRAPPERS` (one :class:`GoalMethods`) as their
+``additional_wrappers``, which ``gym.make`` applies outside ``TimeLimit``: the env it returns has
+``compute_reward`` and ``compute_terminated``, as SB3's ``check_env`` calls them. (SB3's HER reaches them
+through ``VecEnv.env_method``, i.e. ``get_wrapper_attr``, which works with or without it.)
+
 To pose a task on an environment built by hand, pass it directly: ``GridWorldEnv(task=ReachTask(...))``,
 ``GridWorldVectorEnv(8, task=ReachTask(...))``, ``GoalEnv(GridWorldEnv(...))``.
 """
@@ -18,13 +25,14 @@ import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
 from gymnasium import spaces
-from gymnasium.envs.registration import load_env_creator
+from gymnasium.envs.registration import WrapperSpec, load_env_creator
+from gymnasium.utils import RecordConstructorArgs
 
 from dyndis_envs.factor_env import FactorEnv
 from dyndis_envs.factor_vector_env import FactorVectorEnv
 from dyndis_envs.tasks import GoalTask, ReachTask
 
-__all__ = ["GoalEnv", "make_goal_env", "make_reach_env", "make_reach_vector_env"]
+__all__ = ["GOAL_WRAPPERS", "GoalEnv", "GoalMethods", "make_goal_env", "make_reach_env", "make_reach_vector_env"]
 
 
 def _registered(env: str, entry: str, base: type) -> Any:
@@ -129,6 +137,11 @@ class GoalEnv(FactorEnv):
     ``env``: the built plain environment (its source, chosen values and render mode are shared). Through
     ``gym.make`` (:func:`make_goal_env`): the plain environment's id, ``render_mode`` and keyword arguments.
 
+    ## Wrapped
+    ``gym.make`` adds :class:`GoalMethods` outside its own wrappers, so the env it returns has
+    :meth:`compute_reward` and :meth:`compute_terminated` too. Under other wrappers, reach them with
+    ``env.get_wrapper_attr("compute_reward")``.
+
     Example:
         >>> import gymnasium as gym, dyndis_envs
         >>> env = gym.make("DynDis/GridWorldGoal-v0")
@@ -208,3 +221,42 @@ def make_goal_env(env: str = "DynDis/GridWorld-v0", **env_kwargs: Any) -> GoalEn
         **env_kwargs: ``render_mode`` and the plain environment's keyword arguments.
     """
     return GoalEnv(_registered(env, "entry_point", FactorEnv)(**env_kwargs))
+
+
+class GoalMethods(gym.Wrapper, RecordConstructorArgs):
+    """Give a wrapped goal env the goal methods of the env below: ``compute_reward`` and ``compute_terminated``.
+
+    Gymnasium 1.x wrappers do not forward attributes, but SB3's ``check_env`` calls ``env.compute_reward``
+    on the env it is given. This wrapper looks each method up below it with ``get_wrapper_attr`` (so the
+    nearest wrapper that defines it wins, e.g. a latent-observation wrapper over a :class:`GoalEnv`) and
+    changes nothing else. The ``DynDis/<Name>Goal-v0`` ids apply it through :data:`GOAL_WRAPPERS`; wrap
+    any other goal env by hand.
+
+    Example:
+        >>> import gymnasium as gym, dyndis_envs
+        >>> env = gym.make("DynDis/GridWorldGoal-v0")
+        >>> env
+        <GoalMethods<TimeLimit<OrderEnforcing<PassiveEnvChecker<GoalEnv<DynDis/GridWorldGoal-v0>>>>>>
+        >>> obs, _ = env.reset(seed=0)
+        >>> env.compute_reward(obs["desired_goal"], obs["desired_goal"], {})
+        1.0
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+        if not env.has_wrapper_attr("compute_reward"):
+            raise TypeError(f"`env` must be a goal env with a `compute_reward` method, got {env}.")
+
+    def compute_reward(self, achieved_goal: Any, desired_goal: Any, info: Any) -> Any:
+        """The env's ``compute_reward`` (vectorised over leading batch dimensions)."""
+        return self.env.get_wrapper_attr("compute_reward")(achieved_goal, desired_goal, info)
+
+    def compute_terminated(self, achieved_goal: Any, desired_goal: Any, info: Any) -> Any:
+        """The env's ``compute_terminated`` (vectorised over leading batch dimensions)."""
+        return self.env.get_wrapper_attr("compute_terminated")(achieved_goal, desired_goal, info)
+
+
+#: The ``additional_wrappers`` of the ``DynDis/<Name>Goal-v0`` ids: ``gym.make`` applies them outside
+#: ``TimeLimit``, so the env it returns has ``compute_reward`` (see :class:`GoalMethods`).
+GOAL_WRAPPERS: tuple[WrapperSpec, ...] = (GoalMethods.wrapper_spec(),)
