@@ -23,29 +23,11 @@ from dyndis_envs.tasks import GoalTask, ReachTask
 from tests.envs.fixtures import fast_kwargs
 
 GOAL_IDS = [task_id for task_id in dyndis_envs.TASK_IDS if "Goal" in task_id]
-PENDING_REGISTRATION = (
-    "dyndis_envs/_registration.py does not yet register the Goal ids with additional_wrappers=GOAL_WRAPPERS"
-)
-
-
-@pytest.fixture
-def goal_wrappers_registered(monkeypatch):
-    """The Goal ids' specs with ``additional_wrappers=GOAL_WRAPPERS``, as _registration.py is to register them.
-
-    A no-op once it does (then drop this fixture and the xfail of ``test__goal__ids_register_goal_wrappers``).
-    """
-    for goal_id in GOAL_IDS:
-        if gym.spec(goal_id).additional_wrappers != GOAL_WRAPPERS:
-            monkeypatch.setattr(gym.spec(goal_id), "additional_wrappers", GOAL_WRAPPERS)
-
-
-@pytest.mark.xfail(strict=True, reason=PENDING_REGISTRATION)
 @pytest.mark.parametrize("goal_id", GOAL_IDS)
 def test__goal__ids_register_goal_wrappers(goal_id):
     assert gym.spec(goal_id).additional_wrappers == GOAL_WRAPPERS
 
 
-@pytest.mark.usefixtures("goal_wrappers_registered")
 @pytest.mark.parametrize("task_id", dyndis_envs.TASK_IDS)
 def test__checkers(task_id):
     env = gym.make(task_id, **fast_kwargs(task_id))
@@ -55,7 +37,6 @@ def test__checkers(task_id):
     assert env.spec.max_episode_steps == 100
 
 
-@pytest.mark.usefixtures("goal_wrappers_registered")
 def test__goal__gym_make_gives_the_goal_methods():
     env = gym.make("DynDis/GridWorldGoal-v0", grid_shape=(3, 3))
     assert type(env) is GoalMethods and env.spec.additional_wrappers == GOAL_WRAPPERS

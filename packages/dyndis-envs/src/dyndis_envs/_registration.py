@@ -6,6 +6,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from dyndis_envs.task_envs import GOAL_WRAPPERS
+
 #: name -> (module, single env class, vector env class, max_episode_steps)
 _ENVS: dict[str, tuple[str, str, str, int]] = {
     "GridWorld": ("dyndis_envs.gridworld", "GridWorldEnv", "GridWorldVectorEnv", 200),
@@ -51,6 +53,7 @@ def register_envs() -> list[str]:
             entry_point="dyndis_envs.task_envs:make_goal_env",
             max_episode_steps=_TASK_EPISODE_STEPS,
             kwargs={"env": plain},
+            additional_wrappers=GOAL_WRAPPERS,  # compute_reward outside TimeLimit, for SB3's checker and HER
         )
     return ids
 
