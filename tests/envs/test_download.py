@@ -244,3 +244,51 @@ def test_verify_file__wrong_digest_size_or_missing_file__raises(tmp_path):
         verify_file(path, SHA256, SIZE)
     with pytest.raises(FileNotFoundError, match=re.escape("No file to verify at")):
         verify_file(tmp_path / "missing.bin", SHA256)
+
+
+@pytest.mark.parametrize(("extra", "received"), [(100, 10_100), (5_000, 10_240)])
+def test_download__body_longer_than_expected__reports_the_bytes_received(server, tmp_path, extra, received):
+    """Replay: a body past the expected size was reported as "got 0" (the count was read after the delete)."""
+    server.files["/long.bin"], server.omit_length = DATA + payload(extra, seed=1), True
+    dest = tmp_path / "file.bin"
+    message = (
+        f"Size mismatch for {server.url('/long.bin')}: expected 10,000 bytes, received {received:,} (reading stopped "
+        "once the body ran past the expected size); the partial file was deleted."
+    )
+    with pytest.raises(IntegrityError, match=re.escape(message)):
+        download(server.url("/long.bin"), dest, checksum=SHA256, expected_size=SIZE, **FAST)  # 1 KiB reads
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download__server_errors_before_any_byte__no_partial_file_is_claimed(server, tmp_path):
+    """Replay: an HTTP 503 said "0 bytes are kept in '...part'" when no .part existed."""
+    server.error_statuses = [503, 503]
+    dest = tmp_path / "file.bin"
+    with pytest.raises(DownloadError) as caught:
+        download(server.url("/file.bin"), dest, checksum=SHA256, retries=1, **FAST)
+    assert str(caught.value) == (
+        f"Downloading {server.url('/file.bin')} failed after 2 attempt(s) without progress: HTTP Error 503: "
+        "Service Unavailable. No partial file was written; run again to retry."
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download__server_errors_on_resume__the_real_size_of_the_kept_partial_file(server, tmp_path):
+    server.error_statuses = [503]
+    dest = tmp_path / "file.bin"
+    part_path(dest).write_bytes(DATA[:4000])
+    message = f"HTTP Error 503: Service Unavailable. 4,000 bytes are kept in {str(part_path(dest))!r}; run again"
+    with pytest.raises(DownloadError, match=re.escape(message)):
+        download(server.url("/file.bin"), dest, checksum=SHA256, retries=0, **FAST)
+    assert part_path(dest).read_bytes() == DATA[:4000]
+
+
+def test_download__refused_file__mentions_a_partial_file_only_when_one_exists(server, tmp_path):
+    dest = tmp_path / "file.bin"
+    with pytest.raises(DownloadError) as caught:
+        download(server.url("/missing.bin"), dest, checksum=SHA256, **FAST)
+    assert str(caught.value) == f"Downloading {server.url('/missing.bin')} failed: HTTP Error 404: Not Found."
+    part_path(dest).write_bytes(DATA[:10])
+    kept = f"HTTP Error 404: Not Found. 10 bytes are kept in {str(part_path(dest))!r}; run again to resume."
+    with pytest.raises(DownloadError, match=re.escape(kept)):
+        download(server.url("/missing.bin"), dest, checksum=SHA256, **FAST)

@@ -2,9 +2,10 @@
 
 :func:`download` writes to ``<dest>.part`` and hashes the bytes as they arrive. A partial file left by an
 interrupted run is re-hashed and continued with an HTTP ``Range`` request; a server that ignores ``Range``
-(status 200 instead of 206) makes the download start over. Only a file whose size and digest match is moved
-to ``dest`` (with :func:`os.replace`, so ``dest`` is either absent or complete); a mismatch deletes the
-partial file, since its bytes cannot be trusted for a later resume.
+(status 200 instead of 206) makes the download start over; a body that runs past the expected size is not
+read further. Only a file whose size and digest match is moved to ``dest`` (with :func:`os.replace`, so
+``dest`` is either absent or complete); a mismatch deletes the partial file, since its bytes cannot be
+trusted for a later resume.
 """
 
 from __future__ import annotations
@@ -169,6 +170,15 @@ class _PartialFile:
         self.hasher, self.size = hashlib.new(self.algorithm), 0
 
 
+def _kept(path: Path) -> str | None:
+    """What a failed download leaves to resume: the partial file with its real size, or None if there is none."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    return f"{size:,} bytes are kept in {str(path)!r}; run again to resume."
+
+
 def _request(url: str, offset: int) -> urllib.request.Request:
     # identity: a transparently compressed body would make offsets and sizes meaningless.
     headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
@@ -239,6 +249,8 @@ def _fetch(
             partial.hasher.update(chunk)
             partial.size += len(chunk)
             bar.update(len(chunk))
+            if expected_size is not None and partial.size > expected_size:
+                break  # Already too long (a server that sent no length): reading on cannot make it right.
     # http.client returns a short body without raising when the connection drops, so count the bytes.
     if total is not None and partial.size < total:
         raise _Interrupted(f"the connection closed after {partial.size:,} of {total:,} bytes")
@@ -321,7 +333,7 @@ def download(
     Raises:
         IntegrityError: The size or digest of the download differs (the partial file is deleted).
         DownloadError: The server failed past the retries or refused the file (the partial file is kept,
-            so a new call resumes it).
+            so a new call resumes it; the message gives its real size, or says that none was written).
     """
     algorithm, expected = _checked_checksum(checksum)
     expected_size = check_int("expected_size", expected_size, minimum=0, optional=True)
@@ -360,22 +372,26 @@ def download(
                 if isinstance(error, urllib.error.HTTPError):
                     error.close()
                     if error.code not in _RETRYABLE_STATUSES:
-                        raise DownloadError(f"Downloading {url} failed: {error}.") from error
+                        kept = _kept(partial.path)
+                        raise DownloadError(
+                            f"Downloading {url} failed: {error}." + (f" {kept}" if kept else "")
+                        ) from error
                 failures = 0 if partial.size > before else failures + 1
                 if failures > retries:
                     raise DownloadError(
                         f"Downloading {url} failed after {failures} attempt(s) without progress: {error}. "
-                        f"{partial.size:,} bytes are kept in {str(partial.path)!r}; run again to resume."
+                        f"{_kept(partial.path) or 'No partial file was written; run again to retry.'}"
                     ) from error
                 time.sleep(backoff * 2 ** max(failures - 1, 0))
     finally:
         bar.close()
 
     if expected_size is not None and partial.size != expected_size:
+        received = partial.size  # More than expected: the loop above ends short only by raising.
         partial.delete()
         raise IntegrityError(
-            f"Size mismatch for {url}: expected {expected_size:,} bytes, got {partial.size:,}; "
-            f"the partial file was deleted."
+            f"Size mismatch for {url}: expected {expected_size:,} bytes, received {received:,} (reading stopped "
+            f"once the body ran past the expected size); the partial file was deleted."
         )
     actual = partial.hasher.hexdigest()
     if actual != expected:
