@@ -1,10 +1,12 @@
 import re
+import tracemalloc
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
-from dyndis_envs.gridworld import COLOURS, GridWorldEnv, GridWorldSource
+from dyndis_envs import gridworld
+from dyndis_envs.gridworld import COLOURS, MAX_IMAGE_SIZE, GridWorldEnv, GridWorldSource
 
 ALL = {"size": "all", "colour": "all", "background": "all"}
 
@@ -71,8 +73,11 @@ def test__matching_colours_draw_an_outline():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"image_size": 15}, "`image_size` must be an integer >= 16, got 15."),
-        ({"image_size": 64.0}, "`image_size` must be an integer >= 16, got 64.0."),
+        ({"image_size": 15}, "`image_size` must be an integer in [16, 1024], got 15."),
+        ({"image_size": 64.0}, "`image_size` must be an integer in [16, 1024], got 64.0."),
+        # the replay of the report: 10000 was accepted, 5.2 GB of temporaries for one frame
+        ({"image_size": 10_000}, "`image_size` must be an integer in [16, 1024], got 10000."),
+        ({"image_size": 1025}, "`image_size` must be an integer in [16, 1024], got 1025."),
         ({"grid_shape": (10, 20), "image_size": 32}, "`image_size`=32 is too small for `grid_shape`=(10, 20)"),
         ({"grid_shape": (5,)}, "`grid_shape` must be (rows, columns), got (5,)."),
         ({"grid_shape": (0, 5)}, "`grid_shape` must be an integer >= 1, got 0."),
@@ -136,3 +141,25 @@ def test__source_renders_fresh_arrays():
     a, b = source.render(states), source.render(states)
     np.testing.assert_array_equal(a, b)
     assert a.dtype == np.uint8 and a.shape == (2, 64, 64, 3) and not np.shares_memory(a, b)
+
+
+def test__largest_image_size_renders_within_bounded_memory():
+    """At the bound one env renders a frame with tens of MB of temporaries, and batches render in passes."""
+    source = GridWorldSource(image_size=MAX_IMAGE_SIZE, channels=1)
+    states = np.array([[0, 0, 0, 0, 4], [4, 4, 0, 0, 4]])
+    tracemalloc.start()
+    try:
+        images = source.render(states)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert images.shape == (2, 1024, 1024, 1)
+    assert peak < 100 * 2**20, f"{peak / 2**20:.0f} MiB"
+
+
+def test__batches_rendered_in_passes_equal_one_pass(monkeypatch):
+    source = GridWorldSource(grid_shape=(3, 4), image_size=16)
+    states = np.stack(np.meshgrid(range(3), range(4), range(3), range(5), range(5), indexing="ij"), -1).reshape(-1, 5)
+    whole = source.render(states)
+    monkeypatch.setattr(gridworld, "RENDER_PIXELS", 16 * 16 * 7)  # 7 states per pass, a short last pass
+    np.testing.assert_array_equal(source.render(states), whole)

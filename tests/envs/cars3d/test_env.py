@@ -70,8 +70,10 @@ def test__cached_and_rendered_views_agree():
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"image_size": 8}, ValueError, "`image_size` must be an integer >= 16, got 8."),
-        ({"image_size": 64.0}, ValueError, "`image_size` must be an integer >= 16, got 64.0."),
+        ({"image_size": 8}, ValueError, "`image_size` must be an integer in [16, 256], got 8."),
+        ({"image_size": 64.0}, ValueError, "`image_size` must be an integer in [16, 256], got 64.0."),
+        ({"image_size": 10_000}, ValueError, "`image_size` must be an integer in [16, 256], got 10000."),
+        ({"image_size": 257}, ValueError, "`image_size` must be an integer in [16, 256], got 257."),
         ({"cache": "yes"}, TypeError, "`cache` must be True or False, got 'yes'."),
         ({"backend": "gpu"}, ValueError, "Invalid `backend`, expected one of ('procedural', 'file', 'auto'), got"),
         ({"factors": {"colour": 2}}, ValueError, "Unknown factor name(s) ['colour'] in `factors`"),

@@ -14,7 +14,15 @@ from dyndis_envs.sources import DEFAULT_TABLE_BYTES, ObservationSource
 from dyndis_envs.tasks import Task
 from dyndis_envs.validation import check_choice, check_int
 
-__all__ = ["COLOURS", "GridWorldEnv", "GridWorldSource", "GridWorldVectorEnv"]
+__all__ = ["COLOURS", "MAX_IMAGE_SIZE", "MIN_IMAGE_SIZE", "GridWorldEnv", "GridWorldSource", "GridWorldVectorEnv"]
+
+#: Smallest and largest ``image_size``. At 1024 one RGB frame takes 3 MB; frame tables stay within
+#: ``max_table_bytes`` and rendering works through batches of at most :data:`RENDER_PIXELS` pixels, so no
+#: single environment allocates gigabytes unless asked to (many sub-envs, a larger ``max_table_bytes``).
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
+#: Pixels rendered per pass of :meth:`GridWorldSource.render` (its float32 temporaries take about 40 bytes per
+#: pixel, so about 40 MB at this size); larger batches are rendered in several passes.
+RENDER_PIXELS = 2**20
 
 #: The palette of the ``colour`` and ``background`` factors, in factor order.
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -38,7 +46,7 @@ class GridWorldSource(ObservationSource):
         grid_shape: (rows, columns) of the cyclic grid: the values of ``north_south`` and ``east_west``.
         object_sizes: The values of ``size``: object width as a fraction of a cell, each in (0, 1].
         shape: ``"square"`` or ``"disc"``.
-        image_size: Height and width in pixels (>= 16, and at least 2 pixels per grid cell).
+        image_size: Height and width in pixels (16 to 1024, and at least 2 pixels per grid cell).
         channels: 3 for RGB or 1 for grayscale (ITU-R 601 luma).
     """
 
@@ -53,7 +61,7 @@ class GridWorldSource(ObservationSource):
         if isinstance(grid_shape, (str, bytes)) or len(grid_shape) != 2:
             raise ValueError(f"`grid_shape` must be (rows, columns), got {grid_shape!r}.")
         rows, cols = (check_int("grid_shape", g, minimum=1) for g in grid_shape)
-        image_size = check_int("image_size", image_size, minimum=16)
+        image_size = check_int("image_size", image_size, minimum=MIN_IMAGE_SIZE, maximum=MAX_IMAGE_SIZE)
         if image_size < 2 * max(rows, cols):
             raise ValueError(
                 f"`image_size`={image_size} is too small for `grid_shape`={(rows, cols)}: every cell needs at "
@@ -89,8 +97,21 @@ class GridWorldSource(ObservationSource):
         return np.clip(radius - np.sqrt(dy * dy + dx * dx) + 0.5, 0.0, 1.0)
 
     def render(self, value_indices: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
-        """Images of a batch of states, (B, 5) value indices -> (B, H, W, C) uint8."""
+        """Images of a batch of states, (B, 5) value indices -> (B, H, W, C) uint8.
+
+        Rendered :data:`RENDER_PIXELS` pixels at a time, so the temporaries stay small whatever the batch.
+        """
         value_indices = np.asarray(value_indices, dtype=np.int64)
+        height, width, channels = self.image_shape
+        per_pass = max(1, RENDER_PIXELS // (height * width))
+        if len(value_indices) <= per_pass:
+            return self._render(value_indices)
+        out = np.empty((len(value_indices), height, width, channels), dtype=np.uint8)
+        for start in range(0, len(value_indices), per_pass):
+            out[start : start + per_pass] = self._render(value_indices[start : start + per_pass])
+        return out
+
+    def _render(self, value_indices: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
         row, col, size, colour, background = value_indices.T
         centre_y = (row + 0.5).astype(np.float32) * self._cell[0]
         centre_x = (col + 0.5).astype(np.float32) * self._cell[1]
@@ -157,8 +178,9 @@ class GridWorldEnv(FactorEnv):
     ## Arguments
     ``factors`` (chosen values per factor: None or ``"all"``, an int n for the first n, or a list of
     indices; merged over the defaults above), ``grid_shape``, ``object_sizes``, ``shape``,
-    ``image_size``, ``channels``, ``render_mode``, ``max_table_bytes``, ``task`` (a
-    :class:`~dyndis_envs.tasks.Task`; default pure dynamics).
+    ``image_size`` (16 to 1024, and at least 2 pixels per cell; a frame takes 3 MB at 1024), ``channels``,
+    ``render_mode``, ``max_table_bytes`` (prerender every chosen state when they fit in this many bytes),
+    ``task`` (a :class:`~dyndis_envs.tasks.Task`; default pure dynamics).
 
     ## Version History
     * v0: initial release.

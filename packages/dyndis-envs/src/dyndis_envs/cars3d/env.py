@@ -79,9 +79,10 @@ class Cars3DEnv(FactorEnv):
 
     ## Arguments
     ``factors`` (chosen values per factor: None or ``"all"``, an int n for the first n, or a list of
-    indices), ``image_size`` (>= 16, default 64), ``backend`` (``"procedural"``, ``"file"`` or ``"auto"``),
-    ``data_path`` (the ``cars/`` folder; default ``data_dir() / "cars"``), ``cache`` (procedural only),
-    ``render_mode``, ``max_table_bytes``, ``task`` (a :class:`~dyndis_envs.tasks.Task`; default pure dynamics).
+    indices), ``image_size`` (16 to 256, default 64; the 96 views of one car take 1.2 MB at 64, 18.9 MB at
+    256), ``backend`` (``"procedural"``, ``"file"`` or ``"auto"``), ``data_path`` (the ``cars/`` folder;
+    default ``data_dir() / "cars"``), ``cache`` (procedural only), ``render_mode``, ``max_table_bytes``,
+    ``task`` (a :class:`~dyndis_envs.tasks.Task`; default pure dynamics).
 
     ## Version History
     * v0: initial release.
