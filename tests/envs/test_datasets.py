@@ -4,19 +4,24 @@ import re
 
 import numpy as np
 import pytest
+import scipy.io
 
 from dyndis_envs.datasets import (
     DATASETS,
     Dataset,
+    cars_mesh_path,
     check_cars_folder,
     dataset_path,
     download_dataset,
     get_dataset,
+    read_car_mesh,
+    read_cars_list,
     verify_dataset,
 )
 from dyndis_envs.download import IntegrityError
 from tests.envs._http_server import LocalFileServer
-from tests.envs.fixtures import write_cars_tarball, write_mesh
+from tests.envs.cars3d.fixtures import BAD_LISTS, CAR_NAMES, SUFFIXED_LIST
+from tests.envs.fixtures import mesh_array, write_cars_tarball, write_mesh
 
 TARBALL = "/nips2015-analogy-data.tar.gz"
 
@@ -71,7 +76,7 @@ def test_check_cars_folder__missing_or_empty_pieces__raise(cars_folder, tmp_path
     with pytest.raises(IntegrityError, match=re.escape(f"1 of the 2 meshes listed in {str(listing)!r} are missing")):
         check_cars_folder(cars_folder)
     listing.write_text("\n")
-    with pytest.raises(IntegrityError, match=re.escape(f"{str(listing)!r} lists no meshes.")):
+    with pytest.raises(IntegrityError, match=re.escape(f"{str(listing)!r} names no car.")):
         check_cars_folder(cars_folder)
     listing.unlink()
     with pytest.raises(IntegrityError, match=re.escape("has no list.txt: not a Cars3D folder.")):
@@ -83,11 +88,93 @@ def test_check_cars_folder__missing_or_empty_pieces__raise(cars_folder, tmp_path
 def test_check_cars_folder__wrong_mesh_array__raises(cars_folder):
     mesh = cars_folder / "car_001_mesh.mat"
     write_mesh(mesh, np.zeros((64, 64, 3, 24, 4), np.uint8))
-    with pytest.raises(IntegrityError, match=re.escape("expected 'im' uint8 (128, 128, 3, 24, 4), found 'im' uint8")):
+    message = (
+        f"Cars3D file {str(mesh)!r}: 'im' must be uint8 of shape (128, 128, 3, 24, 4) (H, W, RGB, azimuth, "
+        "elevation), got uint8 of shape (64, 64, 3, 24, 4)."
+    )
+    with pytest.raises(IntegrityError, match=re.escape(message)):
         check_cars_folder(cars_folder)
     mesh.write_bytes(b"not a mat file at all")
-    with pytest.raises(IntegrityError, match=re.escape(f"{str(mesh)!r} is not a readable .mat file")):
+    unreadable = f"Cars3D file {str(mesh)!r} is not a readable MATLAB .mat file ("
+    with pytest.raises(IntegrityError, match=re.escape(unreadable)):
         check_cars_folder(cars_folder)
+    scipy.io.savemat(mesh, {"images": np.zeros((2, 2), np.uint8)})
+    with pytest.raises(IntegrityError, match=re.escape(f"{str(mesh)!r} has no variable 'im' (found ['images']).")):
+        check_cars_folder(cars_folder)
+
+
+@pytest.fixture
+def nested_cars(tmp_path):
+    """A cars folder of the test cars two levels down, and a real-format mesh two folders above it."""
+    folder = tmp_path / "a" / "b" / "cars"
+    folder.mkdir(parents=True)
+    for seed, name in enumerate(CAR_NAMES, start=1):
+        write_mesh(folder / f"{name}.mat", mesh_array(seed))
+    (folder / "list.txt").write_text("\n".join(CAR_NAMES) + "\n")
+    write_mesh(tmp_path / "a" / "outside_car.mat")
+    return folder
+
+
+@pytest.mark.parametrize("case", BAD_LISTS)
+def test_verify_dataset__bad_list_entries__refused_as_the_env_refuses_them(nested_cars, case):
+    """Replay: `verify` passed repeated names, and ../../outside_car (a file outside cars/) that the env read."""
+    text, tail = BAD_LISTS[case]
+    listing = nested_cars / "list.txt"
+    listing.write_text(text)
+    message = f"{str(listing)!r} {tail}"
+    with pytest.raises(IntegrityError, match=re.escape(message)):
+        verify_dataset("cars3d", nested_cars)
+    with pytest.raises(IntegrityError, match=re.escape(message)):
+        read_cars_list(listing)
+
+
+def test_read_cars_list__mat_suffix_blank_lines_and_spaces__plain_names(nested_cars):
+    listing = nested_cars / "list.txt"
+    listing.write_text(SUFFIXED_LIST.replace("\n", "\r\n", 1) + "\n\n")
+    assert read_cars_list(listing) == CAR_NAMES
+    summary = verify_dataset("cars3d", nested_cars)
+    assert summary == "3 meshes listed in list.txt, all present; car_007_mesh.mat holds 'im' uint8 (128, 128, 3, 24, 4)"
+
+
+def test_read_cars_list__names_that_look_odd_but_stay_in_the_folder__accepted(tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_text("car..v2\n.hidden\ncar.mat.mat\ncar 1\n")
+    assert read_cars_list(listing) == ("car..v2", ".hidden", "car.mat", "car 1")
+    assert [cars_mesh_path(tmp_path, n).parent for n in read_cars_list(listing)] == [tmp_path] * 4
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "is an empty car name"),
+        ("..", "names a folder, not a car"),
+        ("a/b", "contains '/'"),
+        (7, "is not a string"),
+    ],
+)
+def test_cars_mesh_path__names_outside_the_folder__refused(tmp_path, name, problem):
+    with pytest.raises(ValueError, match=re.escape(f"Invalid Cars3D car name {name!r}: it {problem}")):
+        cars_mesh_path(tmp_path, name)
+
+
+def test_verify_dataset__corrupt_compressed_first_mesh__clear_error(nested_cars):
+    """Replay: flipped bytes in a compressed .mat raised zlib.error out of scipy.io.loadmat."""
+    mesh = nested_cars / f"{CAR_NAMES[0]}.mat"
+    data = bytearray(mesh.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4] = bytes(b ^ 0xFF for b in data[middle : middle + 4])
+    mesh.write_bytes(bytes(data))
+    message = f"Cars3D file {str(mesh)!r} is not a readable MATLAB .mat file (zlib.error: Error -3 while decompressing"
+    with pytest.raises(IntegrityError, match=re.escape(message)):
+        verify_dataset("cars3d", nested_cars)
+    with pytest.raises(IntegrityError, match=re.escape(message)):
+        read_car_mesh(mesh)
+
+
+def test_read_car_mesh__missing_file(tmp_path):
+    message = f"Cars3D file {str(tmp_path / 'x.mat')!r} is missing (its name is in list.txt)."
+    with pytest.raises(FileNotFoundError, match=re.escape(message)):
+        read_car_mesh(tmp_path / "x.mat")
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +221,4 @@ def test_download_dataset__broken_folder_in_place__raises_asking_to_remove_it(ca
     with pytest.raises(IntegrityError, match=re.escape(f"Remove {str(tmp_path / 'cars')!r} and download again.")):
         download_dataset("cars3d", data_dir=tmp_path, progress=False)
     assert cars_server.requests == []
+

@@ -1,6 +1,7 @@
 """The real file format: .mat files written here round-trip through the env; bad folders give clear errors."""
 
 import re
+import shutil
 
 import gymnasium as gym
 import numpy as np
@@ -13,8 +14,9 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import dyndis_envs  # noqa: F401  (registers the ids)
 from dyndis_envs.cars3d import Cars3DEnv, Cars3DFileSource, load_car_views
+from dyndis_envs.datasets import verify_dataset
 from dyndis_envs.factors import FactorSpace
-from tests.envs.cars3d.fixtures import CAR_NAMES, write_car
+from tests.envs.cars3d.fixtures import BAD_LISTS, CAR_NAMES, SUFFIXED_LIST, write_car
 
 
 def _view(im, elevation, azimuth, image_size):
@@ -109,7 +111,7 @@ def _truncate(path):
     [
         (lambda f: (f / "list.txt").unlink(), FileNotFoundError, "No list.txt in"),
         (lambda f: _write_list(f, "\n  \n"), ValueError, "names no car."),
-        (lambda f: _write_list(f, "a\nb\na\n"), ValueError, "names these cars more than once: ['a']."),
+        (lambda f: _write_list(f, "a\nb\na\n"), ValueError, "list.txt' line 3: 'a' repeats the car 'a' of line 1."),
         (lambda f: (f / f"{CAR_NAMES[0]}.mat").unlink(), FileNotFoundError, "car_007_mesh.mat' is missing"),
         (lambda f: (f / f"{CAR_NAMES[0]}.mat").write_bytes(b""), ValueError, "is not a readable MATLAB .mat file"),
         (lambda f: (f / f"{CAR_NAMES[0]}.mat").write_bytes(b"\x00" * 4096), ValueError, "is not a readable MATLAB"),
@@ -150,3 +152,102 @@ def test__file_source_loads_all_cars_by_default(cars_folder):
     folder, images = cars_folder
     source = Cars3DFileSource(folder, image_size=128)
     np.testing.assert_array_equal(source.render(np.array([[3, 23, 1]]))[0], images[CAR_NAMES[1]][..., 23, 3])
+
+
+def _flip_middle(path, count=4):
+    """Flip ``count`` bytes in the middle of a file: inside the compressed ``im`` of a real-format car."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    for k in range(count):
+        data[middle + k] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test__corrupt_compressed_mat__the_documented_error_naming_file_and_cause(cars_folder):
+    """Replay: flipped bytes in a compressed .mat escaped from scipy as zlib.error."""
+    folder, _ = cars_folder
+    path = folder / f"{CAR_NAMES[0]}.mat"
+    _flip_middle(path)
+    message = (
+        f"Cars3D file {str(path)!r} is not a readable MATLAB .mat file (zlib.error: Error -3 while decompressing "
+        "data: incorrect data check); it may be truncated or corrupt: remove the cars folder and run "
+        "`dyndis-envs download cars3d` to fetch it again."
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_car_views(path, 64)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Cars3DEnv(backend="file", data_path=folder)
+    with pytest.raises(ValueError, match=re.escape(message)):  # `dyndis-envs verify cars3d` reads the first car
+        verify_dataset("cars3d", folder)
+
+
+def test__any_read_error_of_a_mat_is_the_documented_error(cars_folder, monkeypatch):
+    folder, _ = cars_folder
+
+    def broken(*args, **kwargs):
+        raise IndexError("index 7 is out of bounds")
+
+    monkeypatch.setattr(scipy.io, "loadmat", broken)
+    message = "is not a readable MATLAB .mat file (IndexError: index 7 is out of bounds); it may be truncated"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Cars3DEnv(backend="file", data_path=folder)
+
+
+@pytest.fixture
+def nested_cars(cars_folder, tmp_path):
+    """The cars folder two levels down, with a real-format car two folders above it: ``../../outside_car``."""
+    folder, images = cars_folder
+    nested = tmp_path / "a" / "b" / "cars"
+    nested.parent.mkdir(parents=True)
+    shutil.move(folder, nested)
+    shutil.copy(nested / f"{CAR_NAMES[0]}.mat", tmp_path / "a" / "outside_car.mat")
+    assert (nested / ".." / ".." / "outside_car.mat").is_file()
+    return nested, images
+
+
+@pytest.mark.parametrize("case", BAD_LISTS)
+def test__bad_list_entries__refused_naming_line_and_entry(nested_cars, case):
+    """Replay: a repeated name, a .mat suffix or ../../outside_car passed `verify` but not the env (or the
+    env read a file outside cars/); the env now refuses what `dyndis-envs verify cars3d` refuses."""
+    folder, _ = nested_cars
+    text, tail = BAD_LISTS[case]
+    _write_list(folder, text)
+    message = f"{str(folder / 'list.txt')!r} {tail}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Cars3DEnv(backend="file", data_path=folder)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        verify_dataset("cars3d", folder)
+
+
+def test__list_entries_with_the_mat_suffix__name_the_same_cars(cars_folder):
+    folder, images = cars_folder
+    _write_list(folder, SUFFIXED_LIST)
+    env = Cars3DEnv(backend="file", data_path=folder, image_size=128)
+    assert env.factor_space.factors[2].values == CAR_NAMES
+    obs, _ = env.reset(options={"factors": [2, 7, 2]})
+    np.testing.assert_array_equal(obs, images[CAR_NAMES[2]][..., 7, 2])
+    assert verify_dataset("cars3d", folder).startswith("3 meshes listed in list.txt, all present; car_007_mesh.mat")
+
+
+def test__list_that_is_not_utf8(cars_folder):
+    folder, _ = cars_folder
+    (folder / "list.txt").write_bytes(b"car_007_mesh\n\xff\xfe\n")
+    message = f"{str(folder / 'list.txt')!r} is not UTF-8 text ("
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Cars3DEnv(backend="file", data_path=folder)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        verify_dataset("cars3d", folder)
+
+
+def test__file_source_refuses_names_outside_the_folder(cars_folder):
+    folder, _ = cars_folder
+    with pytest.raises(ValueError, match=re.escape("Invalid Cars3D car name '../car_007_mesh': it contains '/'")):
+        Cars3DFileSource(folder, object_names=["../car_007_mesh"])
+
+
+def test__image_size_bounds_with_the_file_backend(cars_folder):
+    folder, _ = cars_folder
+    with pytest.raises(ValueError, match=re.escape("`image_size` must be an integer in [16, 256], got 10000.")):
+        Cars3DEnv(backend="file", data_path=folder, image_size=10_000)
+    with pytest.raises(ValueError, match=re.escape("`image_size` must be an integer in [16, 256], got 512.")):
+        load_car_views(folder / f"{CAR_NAMES[0]}.mat", 512)

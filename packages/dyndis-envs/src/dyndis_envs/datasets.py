@@ -12,23 +12,32 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
 from dyndis_envs import data_paths
 from dyndis_envs.archives import extract_tar
 from dyndis_envs.download import Checksum, IntegrityError, download, verify_file
 
 __all__ = [
     "CARS3D_MESH_SHAPE",
+    "CARS3D_MESH_SUFFIX",
     "DATASETS",
     "Dataset",
+    "cars_mesh_path",
     "check_cars_folder",
     "dataset_path",
     "download_dataset",
     "get_dataset",
+    "read_car_mesh",
+    "read_cars_list",
     "verify_dataset",
 ]
 
 #: Shape and meaning of the ``im`` array in every ``car_XXX_mesh.mat``: (H, W, RGB, azimuth, elevation).
 CARS3D_MESH_SHAPE = (128, 128, 3, 24, 4)
+#: The extension of the Cars3D mesh files; ``list.txt`` names them without it.
+CARS3D_MESH_SUFFIX = ".mat"
 
 
 @dataclass(frozen=True)
@@ -62,23 +71,128 @@ class Dataset:
             raise ValueError(f"Dataset {self.name!r} is an archive: it needs `member_prefix` and `check_folder`.")
 
 
-def _mesh_file(entry: str) -> str:
-    # list.txt names the meshes without extension ("car_001_mesh"); tolerate names that include it.
-    return entry if entry.endswith(".mat") else f"{entry}.mat"
+def _list_problem(name: str) -> str | None:
+    """Why ``name`` (one list.txt entry, ``.mat`` removed) cannot name a mesh file in the folder, or None."""
+    if not name:
+        return "is an empty car name"
+    if name in (".", ".."):
+        return "names a folder, not a car"
+    separators = [char for char in ("/", "\\", "\0") if char in name]
+    if separators:
+        return f"contains {separators[0]!r}: list.txt names files inside its own folder, not paths"
+    return None
+
+
+def read_cars_list(listing: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The car names of a Cars3D ``list.txt``, in order, each checked to name a file in the list's folder.
+
+    The one check of ``list.txt`` behind both the environment (:func:`dyndis_envs.cars3d.read_object_list`)
+    and ``dyndis-envs verify cars3d``. One name per line; surrounding whitespace and blank lines are ignored.
+    The real list names the meshes without extension (``car_001_mesh``); an entry with the extension
+    (``car_001_mesh.mat``) names the same file and gives the same name. The mesh of a name is
+    :func:`cars_mesh_path`.
+
+    Raises:
+        FileNotFoundError: No file at ``listing``.
+        IntegrityError: The file is not UTF-8 text, names no car, or a line holds an empty name (``.mat``),
+            ``.`` or ``..``, a path separator (a slash or a backslash) or NUL, or a name an earlier line gave;
+            the message names the line and its entry.
+    """
+    listing = Path(listing)
+    try:
+        text = listing.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise IntegrityError(f"{str(listing)!r} is not UTF-8 text ({error}): not a Cars3D list.txt.") from error
+    names: list[str] = []
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = line.strip()
+        if not entry:
+            continue
+        name = entry[: -len(CARS3D_MESH_SUFFIX)] if entry.endswith(CARS3D_MESH_SUFFIX) else entry
+        problem = _list_problem(name)
+        if problem is None and name in first_line:
+            problem = f"repeats the car {name!r} of line {first_line[name]}"
+        if problem is not None:
+            raise IntegrityError(f"{str(listing)!r} line {number}: {entry!r} {problem}.")
+        first_line[name] = number
+        names.append(name)
+    if not names:
+        raise IntegrityError(f"{str(listing)!r} names no car.")
+    return tuple(names)
+
+
+def cars_mesh_path(folder: str | os.PathLike[str], name: str) -> Path:
+    """The mesh file of the car ``name`` (a name of :func:`read_cars_list`): ``folder / f"{name}.mat"``.
+
+    Raises:
+        ValueError: If ``name`` is not a plain file name (empty, ``.`` or ``..``, a path separator), so that
+            no name reaches a file outside ``folder``.
+    """
+    problem = _list_problem(name) if isinstance(name, str) else "is not a string"
+    if problem is not None:
+        raise ValueError(f"Invalid Cars3D car name {name!r}: it {problem}.")
+    return Path(folder) / f"{name}{CARS3D_MESH_SUFFIX}"
+
+
+def _error_name(error: BaseException) -> str:
+    """``zlib.error``, ``ValueError``: an exception's type as a reader recognises it."""
+    kind = type(error)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def read_car_mesh(path: str | os.PathLike[str]) -> npt.NDArray[np.uint8]:
+    """The ``im`` array of one Cars3D mesh file, checked: uint8 of shape :data:`CARS3D_MESH_SHAPE`.
+
+    The one reader behind both the environment and ``dyndis-envs verify cars3d``.
+
+    Raises:
+        FileNotFoundError: No file at ``path``.
+        IntegrityError: The file cannot be read as a MATLAB ``.mat`` file, whatever the reader's error
+            (truncated, corrupt compressed data, not a .mat file at all: the message names the file and the
+            cause), has no ``im``, or its ``im`` has another dtype or shape.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Cars3D file {str(path)!r} is missing (its name is in list.txt).")
+    import scipy.io  # Lazy: scipy is slow to import.
+
+    try:
+        contents = scipy.io.loadmat(path, variable_names=["im"])
+        found = None if "im" in contents else sorted(name for name, _, _ in scipy.io.whosmat(path))
+    except MemoryError:
+        raise
+    except Exception as error:  # zlib.error, struct.error, ValueError, IndexError, ...: scipy's parser varies
+        raise IntegrityError(
+            f"Cars3D file {str(path)!r} is not a readable MATLAB .mat file ({_error_name(error)}: {error}); "
+            "it may be truncated or corrupt: remove the cars folder and run `dyndis-envs download cars3d` to "
+            "fetch it again."
+        ) from error
+    if found is not None:
+        raise IntegrityError(f"Cars3D file {str(path)!r} has no variable 'im' (found {found}).")
+    im = contents["im"]
+    if im.dtype != np.uint8 or im.shape != CARS3D_MESH_SHAPE:
+        raise IntegrityError(
+            f"Cars3D file {str(path)!r}: 'im' must be uint8 of shape {CARS3D_MESH_SHAPE} (H, W, RGB, azimuth, "
+            f"elevation), got {im.dtype} of shape {im.shape}."
+        )
+    return im
 
 
 def check_cars_folder(folder: Path) -> str:
     """Check a Cars3D folder: ``list.txt``, every mesh it lists, and the array of the first mesh.
 
-    Only the first mesh is loaded (each holds 4.7 MB of pixels); the others must exist and be non-empty.
+    ``list.txt`` is checked by :func:`read_cars_list` and the first mesh read by :func:`read_car_mesh`, as the
+    environment does. Only the first mesh is loaded (each holds 4.7 MB of pixels); the others must exist and
+    be non-empty.
 
     Returns:
         A one-line summary.
 
     Raises:
         FileNotFoundError: ``folder`` is not a folder.
-        IntegrityError: ``list.txt`` is missing or empty, a listed mesh is missing or empty, or the first
-            mesh has no uint8 ``im`` array of shape :data:`CARS3D_MESH_SHAPE`.
+        IntegrityError: ``list.txt`` is missing or fails :func:`read_cars_list`, a listed mesh is missing or
+            empty, or the first mesh fails :func:`read_car_mesh`.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -86,27 +200,16 @@ def check_cars_folder(folder: Path) -> str:
     listing = folder / "list.txt"
     if not listing.is_file():
         raise IntegrityError(f"{str(folder)!r} has no list.txt: not a Cars3D folder.")
-    names = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
-    if not names:
-        raise IntegrityError(f"{str(listing)!r} lists no meshes.")
-    meshes = [folder / _mesh_file(name) for name in names]
+    names = read_cars_list(listing)
+    meshes = [cars_mesh_path(folder, name) for name in names]
     broken = [mesh.name for mesh in meshes if not mesh.is_file() or mesh.stat().st_size == 0]
     if broken:
         shown = ", ".join(broken[:3]) + (", ..." if len(broken) > 3 else "")
         raise IntegrityError(
             f"{len(broken)} of the {len(names)} meshes listed in {str(listing)!r} are missing or empty: {shown}."
         )
-    import scipy.io  # Lazy: scipy is slow to import and only needed here.
-
-    first = meshes[0]
-    try:
-        mesh = scipy.io.loadmat(first, variable_names=["im"]).get("im")
-    except Exception as error:  # scipy's parser fails on garbage with assorted errors (IndexError, ...).
-        raise IntegrityError(f"{str(first)!r} is not a readable .mat file: {error}.") from error
-    if mesh is None or mesh.dtype != "uint8" or mesh.shape != CARS3D_MESH_SHAPE:
-        found = "no 'im' array" if mesh is None else f"'im' {mesh.dtype} {mesh.shape}"
-        raise IntegrityError(f"{str(first)!r}: expected 'im' uint8 {CARS3D_MESH_SHAPE}, found {found}.")
-    return f"{len(names)} meshes listed in list.txt, all present; {first.name} holds 'im' uint8 {mesh.shape}"
+    mesh = read_car_mesh(meshes[0])
+    return f"{len(names)} meshes listed in list.txt, all present; {meshes[0].name} holds 'im' uint8 {mesh.shape}"
 
 
 #: The known datasets by name.

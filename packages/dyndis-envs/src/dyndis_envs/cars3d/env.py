@@ -84,6 +84,10 @@ class Cars3DEnv(FactorEnv):
     default ``data_dir() / "cars"``), ``cache`` (procedural only), ``render_mode``, ``max_table_bytes``,
     ``task`` (a :class:`~dyndis_envs.tasks.Task`; default pure dynamics).
 
+    The file backend reads ``list.txt`` and the ``.mat`` files with the checks of ``dyndis-envs verify
+    cars3d`` (:func:`~dyndis_envs.datasets.read_cars_list`, :func:`~dyndis_envs.datasets.read_car_mesh`): a
+    bad entry or an unreadable file raises a ``ValueError`` naming the line or the file and the cause.
+
     ## Version History
     * v0: initial release.
 
