@@ -70,8 +70,10 @@ def test_verify__corrupted_file__fails_naming_the_digests(server, files, tmp_pat
     expected = hashlib.sha256(files[SHAPES]).hexdigest()
     actual = hashlib.sha256(path.read_bytes()).hexdigest()
     assert (code, out) == (1, "")
-    assert (
-        err == f"dyndis-envs: error: Checksum mismatch for {str(path)!r}: expected sha256 {expected}, got {actual}.\n"
+    assert err == (
+        f"dyndis-envs: error: Checksum mismatch for {str(path)!r}: expected sha256 {expected}, got {actual}. It is "
+        "corrupt or not the published 3dshapes.h5. Delete it and run `dyndis-envs download shapes3d` to fetch a "
+        "verified copy.\n"
     )
 
 

@@ -17,6 +17,7 @@ from dyndis_envs.datasets import (
     read_car_mesh,
     read_cars_list,
     verify_dataset,
+    verify_dataset_file,
 )
 from dyndis_envs.download import IntegrityError
 from tests.envs._http_server import LocalFileServer
@@ -222,3 +223,23 @@ def test_download_dataset__broken_folder_in_place__raises_asking_to_remove_it(ca
         download_dataset("cars3d", data_dir=tmp_path, progress=False)
     assert cars_server.requests == []
 
+
+def test_verify_dataset_file__size_and_digest_mismatch__name_the_values_and_the_way_back(tmp_path, monkeypatch):
+    path = tmp_path / "3dshapes.h5"
+    path.write_bytes(b"twelve bytes")
+    message = (
+        f"Size mismatch for {str(path)!r}: expected 267,573,662 bytes, got 12. `dyndis-envs download shapes3d "
+        f"--data-dir {str(tmp_path)!r}` replaces it with a verified copy."
+    )
+    with pytest.raises(IntegrityError, match=re.escape(message)):
+        verify_dataset_file("shapes3d", path)
+    monkeypatch.setitem(DATASETS, "shapes3d", dataclasses.replace(DATASETS["shapes3d"], expected_size=12))
+    actual = hashlib.sha256(b"twelve bytes").hexdigest()
+    message = (
+        f"Checksum mismatch for {str(path)!r}: expected sha256 {DATASETS['shapes3d'].checksum[1]}, got {actual}. "
+        "It is corrupt or not the published 3dshapes.h5. `dyndis-envs download shapes3d --data-dir"
+    )
+    with pytest.raises(IntegrityError, match=re.escape(message)):
+        verify_dataset_file("shapes3d", path)
+    with pytest.raises(FileNotFoundError, match=re.escape("No file to verify at")):
+        verify_dataset_file("shapes3d", tmp_path / "absent.h5")

@@ -1,5 +1,9 @@
 """The real file format: an h5 written here in the exact layout round-trips through the env; bad files fail clearly."""
 
+import dataclasses
+import hashlib
+import json
+import os
 import re
 
 import gymnasium as gym
@@ -11,6 +15,10 @@ from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import dyndis_envs  # noqa: F401  (registers the ids)
+from dyndis_envs import _digest_cache
+from dyndis_envs.cli import main
+from dyndis_envs.datasets import DATASETS
+from dyndis_envs.download import IntegrityError
 from dyndis_envs.factors import FactorSpace
 from dyndis_envs.shapes3d import HUES, ORIENTATIONS, SCALES, Shapes3DEnv, Shapes3DFileSource
 from tests.envs.shapes3d.fixtures import GRID, grid_labels, write_shapes3d
@@ -235,3 +243,118 @@ def test__broken_files_give_clear_errors_and_leave_nothing_behind(shapes3d_file,
         Shapes3DEnv(backend="file", data_path=path)
     assert sorted(path.parent.iterdir()) == before
     assert not data_dir.exists()
+
+
+def _write_uncompressed(path, images, labels):
+    """A 3dshapes.h5 in the real layout with ``images`` stored contiguously, uncompressed; the images' offset."""
+    with h5py.File(path, "w") as file:
+        file.create_dataset("images", data=images)
+        file.create_dataset("labels", data=labels)
+    with h5py.File(path, "r") as file:
+        return file["images"].id.get_offset()
+
+
+def _flip_byte(path, offset):
+    """Flip one byte in place; the modification time moves on (by a second, whatever the clock's resolution)."""
+    before = path.stat().st_mtime_ns
+    with path.open("r+b") as file:
+        file.seek(offset)
+        byte = file.read(1)[0]
+        file.seek(offset)
+        file.write(bytes([byte ^ 0xFF]))
+    os.utime(path, ns=(before + 10**9, before + 10**9))
+
+
+@pytest.fixture
+def published(shapes3d_file, tmp_path, monkeypatch):
+    """An uncompressed 3dshapes.h5 made the "published" one: the registry's size and sha256 are patched to it.
+
+    Returns its path, its images, the offset of its image bytes and its sha256.
+    """
+    _, images, labels = shapes3d_file
+    path = tmp_path / "published" / "3dshapes.h5"
+    path.parent.mkdir()
+    offset = _write_uncompressed(path, images, labels)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    patched = dataclasses.replace(DATASETS["shapes3d"], checksum=("sha256", digest), expected_size=path.stat().st_size)
+    monkeypatch.setitem(DATASETS, "shapes3d", patched)
+    return path, images, offset, digest
+
+
+def _count_hashes(monkeypatch):
+    calls = []
+    real = _digest_cache.file_digest
+    monkeypatch.setattr(_digest_cache, "file_digest", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    return calls
+
+
+def test__a_flipped_byte_in_the_published_file__fails_naming_both_digests(published, data_dir):
+    """Replay: one flipped byte in an uncompressed chunk loaded silently (checksummed at download, not at load)."""
+    path, images, offset, digest = published
+    assert Shapes3DEnv(backend="file", data_path=path).source.verified
+    _flip_byte(path, offset + 1000)
+    silent = Shapes3DEnv(backend="file", data_path=path, verify=False)  # HDF5 alone does not notice
+    assert not silent.source.verified
+    assert not np.array_equal(silent.source._frames[0], images[0])
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    message = (
+        f"Checksum mismatch for {str(path)!r}: expected sha256 {digest}, got {actual}. It is corrupt or not the "
+        f"published 3dshapes.h5. `dyndis-envs download shapes3d --data-dir {str(path.parent)!r}` replaces it with "
+        "a verified copy."
+    )
+    with pytest.raises(IntegrityError, match=re.escape(message)):
+        Shapes3DEnv(backend="file", data_path=path)
+    with pytest.raises(ValueError, match=re.escape(message)):  # the documented error of a bad file
+        gym.make_vec("DynDis/Shapes3D-v0", num_envs=2, backend="file", data_path=path)
+    # `dyndis-envs verify` runs the same check and says the same
+    assert main(["verify", "shapes3d", str(path)]) == 1
+
+
+def test__verify_command_and_load_agree(published, capsys):
+    path, _, offset, _ = published
+    assert main(["verify", "shapes3d", str(path)]) == 0
+    _flip_byte(path, offset)
+    assert main(["verify", "shapes3d", str(path)]) == 1
+    error = capsys.readouterr().err
+    with pytest.raises(IntegrityError) as caught:
+        Shapes3DFileSource(path)
+    assert error == f"dyndis-envs: error: {caught.value}\n"
+
+
+def test__the_digest_is_recorded_and_the_file_hashed_once(published, data_dir, monkeypatch):
+    path, _, _, digest = published
+    hashes = _count_hashes(monkeypatch)
+    Shapes3DEnv(backend="file", data_path=path)
+    record = json.loads((data_dir / "cache" / "file-digests.json").read_text())
+    stat = path.stat()
+    entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "algorithm": "sha256", "digest": digest}
+    assert record == {"version": 1, "files": {str(path.resolve()): entry}}
+    for _ in range(2):
+        assert Shapes3DEnv(backend="file", data_path=path).source.verified
+    assert len(hashes) == 1
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched: hashed again
+    Shapes3DEnv(backend="file", data_path=path)
+    assert len(hashes) == 2
+
+
+def test__a_recorded_bad_digest_fails_without_hashing_again(published, monkeypatch):
+    path, _, offset, _ = published
+    _flip_byte(path, offset)
+    hashes = _count_hashes(monkeypatch)
+    for _ in range(2):
+        with pytest.raises(IntegrityError, match=re.escape("Checksum mismatch for")):
+            Shapes3DFileSource(path)
+    assert len(hashes) == 1
+
+
+def test__verify_false_or_another_size__no_hash_and_no_record(published, shapes3d_file, data_dir, monkeypatch):
+    hashes = _count_hashes(monkeypatch)
+    source = Shapes3DFileSource(published[0], verify=False)
+    other = Shapes3DEnv(backend="file", data_path=shapes3d_file[0]).source  # the compressed file: another size
+    assert (source.verified, other.verified, hashes) == (False, False, [])
+    assert not data_dir.exists()
+
+
+def test__verify_must_be_a_flag(shapes3d_file):
+    with pytest.raises(TypeError, match=re.escape("`verify` must be True or False, got 'yes'.")):
+        Shapes3DEnv(backend="file", data_path=shapes3d_file[0], verify="yes")

@@ -16,8 +16,9 @@ import numpy as np
 import numpy.typing as npt
 
 from dyndis_envs import data_paths
+from dyndis_envs._digest_cache import cached_file_digest
 from dyndis_envs.archives import extract_tar
-from dyndis_envs.download import Checksum, IntegrityError, download, verify_file
+from dyndis_envs.download import Checksum, IntegrityError, download, file_digest
 
 __all__ = [
     "CARS3D_MESH_SHAPE",
@@ -32,6 +33,7 @@ __all__ = [
     "read_car_mesh",
     "read_cars_list",
     "verify_dataset",
+    "verify_dataset_file",
 ]
 
 #: Shape and meaning of the ``im`` array in every ``car_XXX_mesh.mat``: (H, W, RGB, azimuth, elevation).
@@ -300,6 +302,55 @@ def download_dataset(
     return target
 
 
+def _redownload_hint(dataset: Dataset, path: Path) -> str:
+    """How to replace a bad copy of a downloaded file with a verified one."""
+    download = f"dyndis-envs download {dataset.name}"
+    if dataset.archive is None and path.name == dataset.target:
+        # download() replaces a file that fails its check
+        return f"`{download} --data-dir {str(path.parent)!r}` replaces it with a verified copy."
+    return f"Delete it and run `{download}` to fetch a verified copy."
+
+
+def verify_dataset_file(name: str, path: str | os.PathLike[str], *, cached: bool = False) -> str:
+    """Check a downloaded file of a dataset against the registry: its size, then its digest.
+
+    The one check behind ``dyndis-envs verify`` (``cached=False``: it always hashes) and the check that
+    :class:`~dyndis_envs.shapes3d.Shapes3DEnv` runs on loading the real file (``cached=True``).
+
+    Args:
+        name: A key of :data:`DATASETS`.
+        path: The file (for an archive dataset, the downloaded archive).
+        cached: Reuse the digest recorded for this path, size and modification time, and record a computed
+            one (:mod:`dyndis_envs._digest_cache`, in ``data_dir() / "cache"``), so a large file is hashed once.
+
+    Returns:
+        The file's hex digest (the expected one).
+
+    Raises:
+        FileNotFoundError: No file at ``path``.
+        IntegrityError: The size or the digest differs; the message names the expected and actual values and
+            how to download the file again.
+    """
+    dataset = get_dataset(name)
+    algorithm, expected = dataset.checksum[0].lower(), dataset.checksum[1].lower()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No file to verify at {str(path)!r}.")
+    size = path.stat().st_size
+    if dataset.expected_size is not None and size != dataset.expected_size:
+        raise IntegrityError(
+            f"Size mismatch for {str(path)!r}: expected {dataset.expected_size:,} bytes, got {size:,}. "
+            + _redownload_hint(dataset, path)
+        )
+    actual = cached_file_digest(path, algorithm) if cached else file_digest(path, algorithm)
+    if actual != expected:
+        raise IntegrityError(
+            f"Checksum mismatch for {str(path)!r}: expected {algorithm} {expected}, got {actual}. It is corrupt "
+            f"or not the published {dataset.archive or dataset.target}. " + _redownload_hint(dataset, path)
+        )
+    return actual
+
+
 def verify_dataset(name: str, path: str | os.PathLike[str] | None = None) -> str:
     """Check a dataset in place and describe it in one line.
 
@@ -315,6 +366,6 @@ def verify_dataset(name: str, path: str | os.PathLike[str] | None = None) -> str
     dataset = get_dataset(name)
     path = Path(path).expanduser() if path is not None else dataset_path(name)
     if dataset.check_folder is None or path.is_file():
-        digest = verify_file(path, dataset.checksum, dataset.expected_size)
+        digest = verify_dataset_file(name, path)
         return f"{dataset.checksum[0]} {digest}, {path.stat().st_size:,} bytes"
     return dataset.check_folder(path)

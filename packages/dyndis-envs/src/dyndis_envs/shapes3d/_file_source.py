@@ -7,7 +7,8 @@ object_hue, scale, shape, orientation; rows run row-major over those factors, or
 This source derives each factor's values from the labels with ``np.unique`` (never comparing floats for
 equality), so any complete grid in this layout works, e.g. a file with fewer values per factor. It checks
 that every combination of values appears exactly once, and looks rows up through that mapping rather
-than assuming the order. Only the chosen states are read, in increasing row order and in blocks of rows
+than assuming the order. A file of the published size must also have the published SHA-256 (see
+:class:`Shapes3DFileSource`). Only the chosen states are read, in increasing row order and in blocks of rows
 (the file is gzip-chunked, so reading in order decompresses each chunk once), straight into one
 preallocated uint8 array, so loading the full set peaks at its 5.9 GB plus one block.
 """
@@ -23,9 +24,11 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
+from dyndis_envs.datasets import DATASETS, verify_dataset_file
 from dyndis_envs.factors import Factor, FactorSpace, Subset
 from dyndis_envs.shapes3d._factors import FACTOR_NAMES
 from dyndis_envs.sources import ObservationSource
+from dyndis_envs.validation import check_bool
 
 __all__ = ["IMAGE_SHAPE", "Shapes3DFileSource", "read_label_grid"]
 
@@ -114,30 +117,55 @@ def _read_rows(images: h5py.Dataset, rows: npt.NDArray[np.int64], block: int) ->
 class Shapes3DFileSource(ObservationSource):
     """The real images of the chosen states of a ``3dshapes.h5``, held in RAM as uint8.
 
+    Verification (``verify=True``, the default): a file of exactly the published size (267,573,662 bytes)
+    is taken to be the published ``3dshapes.h5`` and its SHA-256 must be the published one, or loading fails
+    with an :class:`~dyndis_envs.download.IntegrityError` naming both digests and how to download the file
+    again; a single flipped byte is caught, although HDF5 would read it without complaint. The check is
+    :func:`~dyndis_envs.datasets.verify_dataset_file`, the one ``dyndis-envs verify shapes3d`` runs. The
+    digest is recorded in ``data_dir() / "cache" / "file-digests.json"`` against the file's path, size and
+    modification time, so the 268 MB are hashed once, not at every load. A file of any other size is not the
+    published file (a subset, or another grid in the same layout) and has no digest to check against: it is
+    loaded after the layout checks only, and :attr:`verified` says so.
+
     Args:
         path: The ``3dshapes.h5`` file.
         factors: Chosen values per factor name (see :data:`~dyndis_envs.factors.Subset`), counted within the
             values the file's labels hold; only these states are read.
         block: Rows read from the file at a time.
+        verify: Check a file of the published size against the published SHA-256 (see above).
 
     Attributes:
         factor_space: The chosen values (over the factors the file's labels span): the states held.
+        verified: True when the file's SHA-256 matched the published one (hashed now or recorded earlier);
+            False when it was not checked (``verify=False``, or a file of another size).
 
     Raises:
         FileNotFoundError: If there is no file at ``path``.
         ValueError: If the file is not readable HDF5 (truncated, corrupt), lacks ``images`` or ``labels``,
             has the wrong shapes or dtypes, or its labels are not a complete grid; or for bad ``factors``.
+            :class:`~dyndis_envs.download.IntegrityError` (a ``ValueError``): a file of the published size
+            whose SHA-256 is not the published one.
     """
 
     backend: ClassVar[str] = "file"
     is_lookup: ClassVar[bool] = True
 
     def __init__(
-        self, path: str | os.PathLike[str], factors: Mapping[str, Subset] | None = None, block: int = 4096
+        self,
+        path: str | os.PathLike[str],
+        factors: Mapping[str, Subset] | None = None,
+        block: int = 4096,
+        *,
+        verify: bool = True,
     ) -> None:
         path = Path(path)
+        verify = check_bool("verify", verify)
         if not path.is_file():
             raise FileNotFoundError(f"No 3dshapes.h5 at {str(path)!r}; `dyndis-envs download shapes3d` fetches it.")
+        published = DATASETS["shapes3d"]
+        self.verified = verify and path.stat().st_size == published.expected_size
+        if self.verified:
+            verify_dataset_file(published.name, path, cached=True)
         try:
             with h5py.File(path, "r") as file:
                 images, labels = _datasets(file, path)

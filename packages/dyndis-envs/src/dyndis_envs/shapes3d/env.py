@@ -14,6 +14,7 @@ from dyndis_envs.shapes3d._file_source import IMAGE_SHAPE, Shapes3DFileSource
 from dyndis_envs.shapes3d._procedural_source import Shapes3DSource, check_image_size
 from dyndis_envs.sources import DEFAULT_TABLE_BYTES
 from dyndis_envs.tasks import Task
+from dyndis_envs.validation import check_bool
 
 __all__ = ["Shapes3DEnv", "Shapes3DVectorEnv"]
 
@@ -35,6 +36,16 @@ class Shapes3DEnv(FactorEnv):
       colour layers, so that a batch of images is a few NumPy gathers.
     * ``"file"``: the real images of ``3dshapes.h5`` (64 x 64), only the chosen states, in RAM as uint8
       (the full set takes 5.9 GB). ``"auto"`` uses the file when found, else procedural.
+
+    Verification of the file (``verify=True``, the default): a file of the published size (267,573,662
+    bytes) must have the published SHA-256, the check ``dyndis-envs verify shapes3d`` runs, so a corrupt
+    download (even one flipped byte, which HDF5 reads silently) raises an
+    :class:`~dyndis_envs.download.IntegrityError` (a ``ValueError``) naming the expected and actual digests
+    and the command that downloads the file again. The digest is recorded in ``data_dir() / "cache"``
+    against the file's path, size and modification time, so the file is hashed once (about a second), not
+    at every load. A file of another size is not the published one (e.g. a smaller grid in the same layout):
+    there is no digest to check it against, so only its layout is checked;
+    ``env.unwrapped.source.verified`` says whether the digest was checked. ``verify=False`` skips the check.
 
     ## Factors (state order)
     | factor      | values                                                   | default choice |
@@ -78,7 +89,8 @@ class Shapes3DEnv(FactorEnv):
     ``factors`` (chosen values per factor: None or ``"all"``, an int n for the first n, or a list of
     indices), ``image_size`` (16 to 256, default 64; 64 with the file backend), ``backend``
     (``"procedural"``, ``"file"`` or ``"auto"``), ``data_path`` (the ``3dshapes.h5`` file; default
-    ``data_dir() / "3dshapes.h5"``, i.e. in ``$DYNDIS_DATA``), ``render_mode``, ``max_table_bytes``
+    ``data_dir() / "3dshapes.h5"``, i.e. in ``$DYNDIS_DATA``), ``verify`` (file backend: check a file of the
+    published size against the published SHA-256; default True), ``render_mode``, ``max_table_bytes``
     (prerender every chosen state when they fit in this many bytes), ``task`` (a
     :class:`~dyndis_envs.tasks.Task`; default pure dynamics).
 
@@ -100,11 +112,13 @@ class Shapes3DEnv(FactorEnv):
         image_size: int = 64,
         backend: str = "procedural",
         data_path: str | os.PathLike[str] | None = None,
+        verify: bool = True,
         render_mode: str | None = None,
         max_table_bytes: int = DEFAULT_TABLE_BYTES,
         task: Task | None = None,
     ) -> None:
         image_size = check_image_size(image_size)
+        verify = check_bool("verify", verify)
         _, path = resolve_backend(backend, data_path, DATASETS["shapes3d"].target)  # None: procedural
         if path is None:
             super().__init__(Shapes3DSource(image_size), factors, render_mode, max_table_bytes, task=task)
@@ -115,7 +129,7 @@ class Shapes3DEnv(FactorEnv):
                 f"got {image_size}; use backend='procedural' for other sizes."
             )
         # the file source resolves the chosen values (it loads only those states); the env reuses them
-        source = Shapes3DFileSource(path, factors)
+        source = Shapes3DFileSource(path, factors, verify=verify)
         super().__init__(
             source, render_mode=render_mode, max_table_bytes=max_table_bytes, factor_space=source.factor_space,
             task=task,
