@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import math
+import os
 import re
 
 import gymnasium as gym
@@ -21,8 +22,11 @@ from dyndis_learn.evaluate import (
     TrainingSummary,
     _action_effects,
     _faithful_angle,
+    available_memory,
+    check_evaluation_memory,
     collect_eval_episodes,
     evaluate_model,
+    evaluation_memory,
     format_summary,
     rollout_bce,
     structure,
@@ -340,3 +344,36 @@ def test__evaluate__bad_episodes(tiny_episodes):
     with pytest.raises(TypeError, match=re.escape("`episodes` must be EvalEpisodes")):
         evaluate_model(_tiny_model(), "DynDis/GridWorld-v0", {}, EVAL, episodes=tuple(tiny_episodes))
     assert isinstance(tiny_episodes, EvalEpisodes)
+
+
+# -- memory limits ---------------------------------------------------------------------------------------
+
+
+def test__evaluation_memory_counts_the_frames_twice_and_the_decoder_chunk():
+    frames_only = evaluation_memory((16, 16, 3), 0, episodes=2, horizon=9)
+    assert frames_only == 2 * 2 * 10 * (768 + 8 + 64)
+    with_model = evaluation_memory((16, 16, 3), 4, episodes=2, horizon=9)
+    assert with_model > frames_only + 3 * 4 * 20 * 768  # every frame decoded in one chunk
+    # linear in the horizon beyond the decoder's chunk
+    m = [evaluation_memory((64, 64, 3), 4, 32, horizon) for horizon in (500, 1000, 1500)]
+    assert m[1] - m[0] == m[2] - m[1] > 2 * 32 * 500 * 64 * 64 * 3
+
+
+def test__available_memory_reads_the_system():
+    available = available_memory()
+    assert available is None or 0 < available <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def test__an_evaluation_larger_than_the_memory_is_refused_up_front(monkeypatch):
+    monkeypatch.setattr("dyndis_learn.evaluate.available_memory", lambda: 2**30)
+    config = EvalConfig(episodes=2, horizon=100_000_000)
+    with pytest.raises(ValueError) as info:
+        evaluate_model(_tiny_model(), TINY["env"]["id"], TINY_ENV_KWARGS, config)
+    message = str(info.value)
+    assert re.search(r"needs about [\d,.]+ GiB of memory \(2 x 100000001 frames of 16x16x3 bytes", message)
+    assert "but 1.0 GiB is available: lower the horizon (--horizon) or the number of episodes" in message
+    with pytest.raises(ValueError, match="GiB is available"):
+        collect_eval_episodes(TINY["env"]["id"], TINY_ENV_KWARGS, config)
+    check_evaluation_memory((16, 16, 3), 4, EvalConfig(episodes=2, horizon=1000))  # fits
+    monkeypatch.setattr("dyndis_learn.evaluate.available_memory", lambda: None)  # unknown: nothing is checked
+    check_evaluation_memory((16, 16, 3), 4, config)

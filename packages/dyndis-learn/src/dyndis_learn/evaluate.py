@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -48,14 +49,20 @@ __all__ = [
     "GroupStructure",
     "RolloutError",
     "TrainingSummary",
+    "available_memory",
+    "check_evaluation_memory",
     "collect_eval_episodes",
     "evaluate_model",
+    "evaluation_memory",
     "format_summary",
     "rollout_bce",
     "structure",
 ]
 
 _EPISODES_PER_COLLECT = 8  # evaluation episodes collected at once (bounds memory for long horizons)
+_CHUNK_FRAMES = 1024  # frames decoded per pass by rollout_bce
+_FACTOR_BYTES = 64  # per frame for the factors' values (room for 8 int64 factors)
+_TENSOR_OVERHEAD = 512  # bytes of a small tensor object (the rollout keeps two per step)
 
 
 # -- typed results ---------------------------------------------------------------------------------------
@@ -410,6 +417,94 @@ def format_summary(evaluation: Evaluation) -> str:
     return "\n".join(lines)
 
 
+# -- memory --------------------------------------------------------------------------------------------
+
+
+def available_memory() -> int | None:
+    """Bytes of memory a new allocation can get, or None if this cannot be read (then nothing is checked).
+
+    Linux: ``MemAvailable`` of ``/proc/meminfo``, bounded by the cgroup's (v2) ``memory.max`` less
+    ``memory.current`` where a limit is set. Elsewhere: the physical memory
+    (``os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")``), an upper bound.
+    """
+    available = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        available = None
+    if available is None:
+        try:
+            available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            return None
+        if available <= 0:
+            return None
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current", encoding="ascii") as f:
+            used = int(f.read().strip())
+        if limit != "max":
+            available = min(available, max(int(limit) - used, 0))
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+def evaluation_memory(image_shape: Sequence[int], latent_dim: int, episodes: int, horizon: int) -> int:
+    """An estimate (bytes) of the peak memory of an evaluation of ``episodes`` episodes of ``horizon`` steps.
+
+    The collected episodes (``episodes x (horizon + 1)`` uint8 frames with their actions and factors), twice
+    (the chunks and their concatenation coexist); the rollout (each step's ``n x n`` rotation, the latents,
+    two small tensors per step); the decoder's float32 logits, targets and BCE for one chunk of
+    ``rollout_bce``'s frames; the BCE table. ``latent_dim`` 0 counts the episodes alone.
+    """
+    image = math.prod(int(s) for s in image_shape)
+    frames = episodes * (horizon + 1)
+    total = 2 * frames * (image + 8 + _FACTOR_BYTES)
+    if latent_dim:
+        total += frames * 4 * (latent_dim * latent_dim + 2 * latent_dim) + 2 * (horizon + 1) * _TENSOR_OVERHEAD
+        decoded = min(max(1, _CHUNK_FRAMES // episodes), horizon + 1) * episodes
+        total += 3 * 4 * decoded * image + frames * 12
+    return total
+
+
+def check_evaluation_memory(
+    image_shape: Sequence[int], latent_dim: int, config: EvalConfig, episodes: int | None = None
+) -> None:
+    """Refuse, before any work, an evaluation whose :func:`evaluation_memory` exceeds :func:`available_memory`.
+
+    Args:
+        image_shape: (H, W, C) of the frames.
+        latent_dim: The model's latent dimension (0: the episodes alone).
+        config: The evaluation settings (``horizon``, and ``episodes`` unless given).
+        episodes: Number of episodes (default ``config.episodes``).
+
+    Raises:
+        ValueError: Naming the estimate, the memory available and what to lower.
+    """
+    count = config.episodes if episodes is None else episodes
+    needed = evaluation_memory(image_shape, latent_dim, count, config.horizon)
+    available = available_memory()
+    if available is None or needed <= available:
+        return
+    shape = "x".join(str(int(s)) for s in image_shape)
+    raise ValueError(
+        f"An evaluation of {count} episodes of horizon {config.horizon} needs about {_gib(needed)} of memory "
+        f"({count} x {config.horizon + 1} frames of {shape} bytes, kept twice while collected, plus the "
+        f"rollout and the decoder's float32 logits), but {_gib(available)} is available: lower the horizon "
+        f"(--horizon) or the number of episodes (--episodes)."
+    )
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:,.1f} GiB"
+
+
 # -- episodes --------------------------------------------------------------------------------------------
 
 
@@ -440,12 +535,16 @@ def collect_eval_episodes(
         env_kwargs: Its keyword arguments.
         config: Evaluation settings (horizon, seed and, unless ``episodes`` is given, the episode count).
         episodes: Number of episodes (default ``config.episodes``).
+
+    Raises:
+        ValueError: If the episodes would not fit in the memory available (:func:`check_evaluation_memory`).
     """
     total = config.episodes if episodes is None else episodes
     total = check_int("episodes", total, minimum=1)
     chunk = min(total, _EPISODES_PER_COLLECT)
     collector = RolloutCollector(env_id, chunk, config.horizon, config.seed, env_kwargs)
     try:
+        check_evaluation_memory(collector.image_shape, 0, config, total)
         batches = [collector.collect(i) for i in range(math.ceil(total / chunk))]
         effects = _action_effects(collector.env)
     finally:
@@ -464,7 +563,7 @@ def collect_eval_episodes(
 
 @torch.no_grad()
 def rollout_bce(
-    model: WorldModel, batch: EpisodeBatch, ks: Sequence[int] | None = None, chunk_frames: int = 1024
+    model: WorldModel, batch: EpisodeBatch, ks: Sequence[int] | None = None, chunk_frames: int = _CHUNK_FRAMES
 ) -> tuple[np.ndarray, np.ndarray]:
     """BCE of ``decode(R(a_k) ... R(a_1) enc(x_0))`` against ``x_k``, per episode and step.
 
@@ -617,8 +716,13 @@ def evaluate_model(
         ks: Rollout steps to evaluate (default all ``0 .. horizon``; the criteria need 1 and ``horizon``).
         episodes: Pre-collected evaluation episodes (:func:`collect_eval_episodes` with the same ``config``),
             to avoid collecting them again.
+
+    Raises:
+        ValueError: If the evaluation would not fit in the memory available (:func:`check_evaluation_memory`,
+            checked before the episodes are collected).
     """
     if episodes is None:
+        check_evaluation_memory(model.image_shape, model.latent_dim, config)
         episodes = collect_eval_episodes(env_id, env_kwargs, config)
     elif not isinstance(episodes, EvalEpisodes):
         raise TypeError(f"`episodes` must be EvalEpisodes (from collect_eval_episodes) or None, got {episodes!r}.")
