@@ -1,4 +1,5 @@
-"""Tiny configurations that keep the dyndis-learn tests fast while still exercising every code path."""
+"""Tiny configurations that keep the dyndis-learn tests fast while still exercising every code path, and a
+helper that edits a checkpoint's header as a user would."""
 
 #: A 16 x 16 GridWorld (5 x 5 positions), a small network and a few short episodes per step.
 TINY_ENV_ID = "DynDis/GridWorld-v0"
@@ -18,3 +19,36 @@ TINY: dict = {
     "threads": 1,
     "evaluation": {"episodes": 2, "horizon": 12, "gif_steps": 4},
 }
+
+
+def rewrite_checkpoint_header(path, edit, *, resign: bool = True, drop_digests: bool = False) -> None:
+    """Edit the JSON state in a checkpoint's header in place, as a user with a text editor would.
+
+    Args:
+        path: The safetensors checkpoint.
+        edit: Called with the state dict (``config``, ``step``, ...); changes it in place.
+        resign: Recompute the header's digest afterwards, so only the checks behind the digests see the edit.
+        drop_digests: Remove the digests and write format 2 (a file of the format before digests).
+    """
+    import hashlib
+    import json
+    import struct
+    from pathlib import Path
+
+    data = Path(path).read_bytes()
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + size])
+    metadata = header["__metadata__"]
+    state = json.loads(metadata["dyndis_learn"])
+    edit(state)
+    if drop_digests:
+        state["format"] = 2
+        metadata.pop("dyndis_learn.digests", None)
+    metadata["dyndis_learn"] = json.dumps(state)
+    if resign and "dyndis_learn.digests" in metadata:
+        digests = json.loads(metadata["dyndis_learn.digests"])
+        digests["header"] = hashlib.sha256(metadata["dyndis_learn"].encode()).hexdigest()
+        metadata["dyndis_learn.digests"] = json.dumps(digests)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    Path(path).write_bytes(struct.pack("<Q", len(text)) + text + data[8 + size :])

@@ -84,6 +84,7 @@ def test__round_trip_through_json():
         ({"model": {"latentdim": 3}}, "Unknown ModelConfig field(s): 'latentdim' (did you mean 'latent_dim'?)."),
         ({"model": 5}, "ModelConfig expects a mapping of field names to values, got 5."),
         ({"version": 7}, "Config version 7 is unknown; this dyndis-learn reads versions 1 and 2."),
+        ({"threads": 10**6}, "TrainConfig.threads must be an integer >= 0 and <= 256, got 1000000."),
     ],
 )
 def test__bad_values_give_clear_errors(data, message):

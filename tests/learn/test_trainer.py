@@ -1,15 +1,21 @@
 import csv
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from dyndis_learn import Learner, TrainConfig, Trainer
-from dyndis_learn.checkpoint import CHECKPOINT_NAME, read_checkpoint
+from dyndis_learn import Learner, TrainConfig, Trainer, files
+from dyndis_learn.checkpoint import CHECKPOINT_NAME, CheckpointError, read_checkpoint
 from dyndis_learn.run_log import LOG_COLUMNS, LOG_NAME
+from dyndis_learn.trainer import THREADS_PER_CORE, thread_limit
 from dyndis_learn.warmups import GraphWarmup, NoWarmup, SpectralWarmup
+from tests.learn.fixtures import rewrite_checkpoint_header
 
 DATA = Path(__file__).parent / "data"
 
@@ -204,3 +210,83 @@ def test__both_parametrisations_train(tiny_config):
         config = tiny_config.replace(steps=4, model={"parametrisation": parametrisation})
         history = Trainer(config).train(progress=False)
         assert np.isfinite(history[-1]["loss"])
+
+
+# -- refusals on resume, limits --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def run_dir(tiny_config, tmp_path):
+    """A run folder trained 3 steps (of 6)."""
+    trainer = Trainer(tiny_config.replace(steps=6), run_dir=tmp_path / "run")
+    trainer.train(3, progress=False)
+    trainer.close()
+    return tmp_path / "run"
+
+
+def test__a_total_below_the_stored_step_is_refused(run_dir):
+    trainer = Trainer.resume(run_dir)
+    with pytest.raises(ValueError, match=re.escape("already at step 3, beyond the requested total of 2 steps")):
+        trainer.train(2, progress=False)
+    assert trainer.step == 3
+    trainer.train(3, progress=False)  # the total it is at: nothing to do
+    assert trainer.step == 3
+
+
+def test__without_steps_a_run_past_config_steps_trains_nothing(run_dir):
+    trainer = Trainer.resume(run_dir)
+    trainer.train(8, progress=False)
+    trainer.train(progress=False)  # config.steps is 6
+    assert trainer.step == 8 and read_checkpoint(run_dir / CHECKPOINT_NAME).step == 8
+
+
+def test__resume_refuses_a_config_json_that_disagrees_with_the_checkpoint(run_dir):
+    path = run_dir / "config.json"
+    config = json.loads(path.read_text())
+    config["env"]["kwargs"]["image_size"] = 32
+    config["seed"] = 5
+    path.write_text(json.dumps(config))
+    message = (
+        "config.json disagrees with the checkpoint's config (env.kwargs: config.json has {'image_size': 32}, "
+        "the checkpoint {'image_size': 16}; seed: config.json has 5, the checkpoint 0)"
+    )
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        Trainer.resume(run_dir)
+    Trainer.load(run_dir / CHECKPOINT_NAME).close()  # without the run folder, nothing to compare with
+    path.write_text("{")
+    with pytest.raises(CheckpointError, match=re.escape("its config.json is not a valid config")):
+        Trainer.resume(run_dir)
+
+
+def test__a_checkpoint_of_another_environment_is_refused(run_dir):
+    path = run_dir / CHECKPOINT_NAME
+    rewrite_checkpoint_header(path, lambda state: state["config"]["env"]["kwargs"].update(image_size=32))
+    with pytest.raises(CheckpointError, match=re.escape("now gives images of shape (32, 32, 3) and 4 actions")):
+        Trainer.load(path)
+
+
+def test__resume_removes_the_temporary_file_of_a_killed_save(run_dir):
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    stale = run_dir / f".{CHECKPOINT_NAME}.{files._HOST}-{process.pid}-0123abcd.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    Trainer.resume(run_dir).close()
+    assert not stale.exists()
+
+
+def test__threads_beyond_the_machine_are_refused_and_capped_on_loading(tiny_config, tmp_path, monkeypatch):
+    saved = torch.get_num_threads()
+    try:
+        Trainer(tiny_config.replace(threads=3)).save(tmp_path / "c.safetensors")
+        monkeypatch.setattr("dyndis_learn.trainer.thread_limit", lambda: 2)
+        with pytest.raises(ValueError, match=re.escape("threads=3 is more than this machine allows")):
+            Trainer(tiny_config.replace(threads=3))
+        with pytest.warns(UserWarning, match="running with 2 threads"):
+            Trainer.load(tmp_path / "c.safetensors").close()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(saved)
+
+
+def test__the_thread_limit_counts_the_cores():
+    assert thread_limit() == THREADS_PER_CORE * len(os.sched_getaffinity(0))

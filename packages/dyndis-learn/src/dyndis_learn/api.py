@@ -23,14 +23,20 @@ import numpy.typing as npt
 import torch
 import yaml
 
-from dyndis_learn.checkpoint import read_checkpoint
+from dyndis_learn.checkpoint import load_model_state, read_checkpoint
 from dyndis_learn.config import EvalConfig, TrainConfig
-from dyndis_learn.evaluate import Evaluation, TrainingSummary, collect_eval_episodes, evaluate_model
+from dyndis_learn.evaluate import (
+    Evaluation,
+    TrainingSummary,
+    check_evaluation_memory,
+    collect_eval_episodes,
+    evaluate_model,
+)
 from dyndis_learn.methods import make_method
 from dyndis_learn.model import WorldModel
 from dyndis_learn.report import write_report
 from dyndis_learn.rollouts import Policy
-from dyndis_learn.trainer import Trainer
+from dyndis_learn.trainer import Trainer, checkpoint_config
 
 __all__ = ["Learner", "load_config", "load_model"]
 
@@ -64,12 +70,17 @@ def load_model(path: str | Path) -> WorldModel:
 
     Returns:
         The model, in eval mode.
+
+    Raises:
+        FileNotFoundError: If there is no file at ``path``.
+        CheckpointError: If the file is not a readable, intact checkpoint, or its config does not match
+            its tensors (:mod:`dyndis_learn.checkpoint`).
     """
     checkpoint = read_checkpoint(path)
-    config = TrainConfig.from_dict(checkpoint.config).model
+    config = checkpoint_config(checkpoint).model
     with torch.random.fork_rng(devices=[]):  # the layers' initial weights draw from the global RNG
         model = make_method(config).build_model(checkpoint.image_shape, checkpoint.n_actions, config)
-    model.load_state_dict(checkpoint.model_state)
+    load_model_state(model, checkpoint, dataclasses.asdict(config))
     return model.eval()
 
 
@@ -150,6 +161,7 @@ class Learner:
             raise ValueError("`out_dir` is required for a learner without a run folder.")
         cfg = config or self.config.evaluation
         env = self.config.env
+        check_evaluation_memory(self.model.image_shape, self.model.latent_dim, cfg)
         episodes = collect_eval_episodes(env.id, env.kwargs, cfg)
         evaluation = evaluate_model(self.model, env.id, env.kwargs, cfg, episodes=episodes)
         evaluation = dataclasses.replace(evaluation, training=self._training_summary())
@@ -163,7 +175,12 @@ class Learner:
 
     @classmethod
     def load(cls, path: str | Path, run_dir: str | Path | None = None) -> Learner:
-        """Restore a learner saved with :meth:`save` (or a run folder's checkpoint); training can continue."""
+        """Restore a learner saved with :meth:`save` (or a run folder's checkpoint); training can continue.
+
+        Raises:
+            FileNotFoundError: If there is no file at ``path``.
+            CheckpointError: If the checkpoint cannot be used (see :meth:`Trainer.load`).
+        """
         learner = cls.__new__(cls)
         learner.trainer = Trainer.load(path, run_dir)
         return learner

@@ -30,6 +30,7 @@ from dyndis_learn.validation import Ge, Gt, Le, validate_fields
 
 __all__ = [
     "CONFIG_VERSION",
+    "MAX_THREADS",
     "DataConfig",
     "EnvConfig",
     "EvalConfig",
@@ -47,6 +48,11 @@ __all__ = [
 
 #: Version of the dict layout written by :meth:`TrainConfig.to_dict` (1: the flat layout before sections).
 CONFIG_VERSION = 2
+
+#: The declared bound of :attr:`TrainConfig.threads`. It is the same on every machine, so a config valid
+#: on one is valid on all (a checkpoint of a large machine still loads on a laptop); the machine's own
+#: limit, a few threads per core, is checked when a trainer is built (:func:`dyndis_learn.trainer.thread_limit`).
+MAX_THREADS = 256
 
 _T = TypeVar("_T")
 
@@ -331,8 +337,9 @@ class TrainConfig(_Section):
     """Seed of the initial weights, the training episodes and their random actions."""
     steps: Annotated[int, Ge(1)] = 600
     """Number of SGD steps."""
-    threads: Annotated[int, Ge(0)] = 2
-    """Torch intra-op threads (0 leaves torch's default)."""
+    threads: Annotated[int, Ge(0), Le(MAX_THREADS)] = 2
+    """Torch intra-op threads (0 leaves torch's default). At most 256, and at most 4 per core of the machine
+    that trains (a run restored on a smaller machine uses that many, with a warning)."""
     data: DataConfig = field(default_factory=DataConfig)
     """The episodes of each SGD step."""
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -19,21 +19,29 @@ per-step factors, the run log writes the rows (:mod:`dyndis_learn.run_log`), and
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from dyndis_learn.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
+    Checkpoint,
+    CheckpointError,
+    load_model_state,
     optimizer_state_from_tensors,
     read_checkpoint,
     write_checkpoint,
 )
 from dyndis_learn.config import TrainConfig
-from dyndis_learn.files import write_json_atomic
+from dyndis_learn.files import remove_stale_temporaries, write_json_atomic
 from dyndis_learn.methods import make_method
 from dyndis_learn.objective import TERMS, LossWeights, TrainBatch, decoding_choice
 from dyndis_learn.regularizers import dominant_share
@@ -43,7 +51,24 @@ from dyndis_learn.schedules import Schedules
 from dyndis_learn.validation import check_int
 from dyndis_learn.warmups import make_warmup
 
-__all__ = ["Trainer"]
+__all__ = ["THREADS_PER_CORE", "Trainer", "checkpoint_config", "thread_limit"]
+
+#: ``threads`` may be at most this many times the cores this process may run on (:func:`thread_limit`).
+THREADS_PER_CORE = 4
+
+
+def thread_limit() -> int:
+    """The most torch threads a run may use here: :data:`THREADS_PER_CORE` x the cores this process may use.
+
+    The cores are ``os.sched_getaffinity`` where the platform has it (a container's CPU set), else
+    ``os.cpu_count()`` (1 if unknown).
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return THREADS_PER_CORE * max(cores, 1)
+
 
 #: Entropy tag of the random choice of the frames decoded from the rollout (actions use the collectors'
 #: own streams, the graph warm-up its own tags).
@@ -58,6 +83,9 @@ class Trainer:
         run_dir: Folder for the CSV log, TensorBoard events, ``config.json`` and checkpoints; None keeps
             everything in memory.
         policy: Optional behaviour policy for the training episodes (uniformly random by default).
+        cap_threads: What to do when ``config.threads`` exceeds this machine's :func:`thread_limit`: False
+            refuses it (ValueError), True runs with the limit instead, with a warning (how a run restored
+            from a checkpoint of a larger machine still loads).
 
     Attributes:
         model: The world model being trained.
@@ -70,13 +98,20 @@ class Trainer:
         train_seconds: Wall time spent in SGD steps (not in logging, checkpoints or callbacks).
     """
 
-    def __init__(self, config: TrainConfig, run_dir: str | Path | None = None, policy: Policy | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: str | Path | None = None,
+        policy: Policy | None = None,
+        *,
+        cap_threads: bool = False,
+    ) -> None:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"`config` must be a TrainConfig, got {type(config).__name__}.")
         self.config = config
         self.run_dir = None if run_dir is None else Path(run_dir)
         if config.threads:
-            torch.set_num_threads(config.threads)
+            torch.set_num_threads(_threads(config.threads, cap_threads))
         torch.manual_seed(config.seed)  # the networks' initial weights
         self.collector = RolloutCollector(
             config.env.id,
@@ -189,8 +224,21 @@ class Trainer:
 
         Returns:
             The training history (one dict per logged step).
+
+        Raises:
+            ValueError: If ``steps`` is below the step the trainer is at (``steps`` is the total to reach,
+                not the number of steps to add). Without ``steps``, a trainer already past ``config.steps``
+                (a run extended beyond it) trains nothing.
         """
-        total = check_int("steps", self.config.steps if steps is None else steps, minimum=1)
+        if steps is None:
+            total = max(self.config.steps, self.step)
+        else:
+            total = check_int("steps", steps, minimum=1)
+            if total < self.step:
+                raise ValueError(
+                    f"The run is already at step {self.step}, beyond the requested total of {total} steps "
+                    f"(steps is the total to reach, not the number to add): ask for {self.step} or more."
+                )
         logging = self.config.logging
         if self.run_dir is not None:
             write_json_atomic(self.run_dir / CONFIG_NAME, self.config.to_dict())
@@ -251,12 +299,41 @@ class Trainer:
     def load(cls, path: str | Path, run_dir: str | Path | None = None, policy: Policy | None = None) -> Trainer:
         """Rebuild a trainer from a checkpoint, ready to continue training exactly where it stopped.
 
-        Every parameter stays trainable and is registered with the restored optimiser.
+        Every parameter stays trainable and is registered with the restored optimiser. With a ``run_dir``
+        (the run continues there), the stale temporary files of interrupted saves of ``path`` are removed
+        (:func:`~dyndis_learn.files.remove_stale_temporaries`), and a ``config.json`` already in ``run_dir``
+        must agree with the checkpoint's config.
+
+        Raises:
+            FileNotFoundError: If there is no file at ``path``.
+            CheckpointError: If the checkpoint is unreadable, corrupted or incomplete, its stored config is
+                invalid or does not match its tensors, the environment no longer gives the images and
+                actions it was trained on, or ``run_dir``'s ``config.json`` differs from its config.
         """
         checkpoint = read_checkpoint(path)
-        trainer = cls(TrainConfig.from_dict(checkpoint.config), run_dir, policy)
-        trainer.model.load_state_dict(checkpoint.model_state)
-        optimizer_state_from_tensors(trainer.optimizer, checkpoint.optimizer_tensors, checkpoint.optimizer_meta)
+        config = checkpoint_config(checkpoint)
+        if run_dir is not None:
+            remove_stale_temporaries(path)
+            _check_run_config(Path(run_dir) / CONFIG_NAME, config, checkpoint)
+        trainer = cls(config, run_dir, policy, cap_threads=True)
+        collector = trainer.collector
+        if (collector.image_shape, collector.n_actions) != (checkpoint.image_shape, checkpoint.n_actions):
+            trainer.close()
+            raise CheckpointError(
+                f"checkpoint {checkpoint.path!r}: the environment {config.env.id!r} with kwargs {config.env.kwargs} "
+                f"now gives images of shape {collector.image_shape} and {collector.n_actions} actions, but the "
+                f"model was trained on {checkpoint.image_shape} and {checkpoint.n_actions}."
+            )
+        try:
+            load_model_state(trainer.model, checkpoint, dataclasses.asdict(config.model))
+        except CheckpointError:
+            trainer.close()
+            raise
+        try:
+            optimizer_state_from_tensors(trainer.optimizer, checkpoint.optimizer_tensors, checkpoint.optimizer_meta)
+        except CheckpointError as exc:
+            trainer.close()
+            raise CheckpointError(f"checkpoint {checkpoint.path!r}: {exc}") from exc
         if checkpoint.rng_state is not None:
             torch.set_rng_state(checkpoint.rng_state)
         trainer.step = checkpoint.step
@@ -273,3 +350,61 @@ class Trainer:
         """Close the environments."""
         self.collector.close()
         self.warmup.close()
+
+
+def _threads(threads: int, cap: bool) -> int:
+    limit = thread_limit()
+    if threads <= limit:
+        return threads
+    message = (
+        f"threads={threads} is more than this machine allows: {THREADS_PER_CORE} x its "
+        f"{limit // THREADS_PER_CORE} core(s) = {limit}"
+    )
+    if not cap:
+        raise ValueError(f"{message}; lower threads (--threads; 0 leaves torch's default).")
+    warnings.warn(f"{message}; running with {limit} threads.", stacklevel=3)
+    return limit
+
+
+def checkpoint_config(checkpoint: Checkpoint) -> TrainConfig:
+    """The :class:`TrainConfig` stored in ``checkpoint`` (older layouts migrated).
+
+    Raises:
+        CheckpointError: If the stored config is not a valid configuration, naming the file.
+    """
+    try:
+        return TrainConfig.from_dict(checkpoint.config)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {checkpoint.path!r}: its stored config is invalid: {exc}") from exc
+
+
+def _check_run_config(path: Path, config: TrainConfig, checkpoint: Checkpoint) -> None:
+    """Refuse to continue a run whose ``config.json`` says another config than its checkpoint."""
+    if not path.is_file():
+        return
+    try:
+        stored = TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8"))).to_dict()
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(
+            f"run folder {str(path.parent)!r}: its {path.name} is not a valid config ({exc}); it should hold "
+            f"the config of checkpoint {checkpoint.path!r}."
+        ) from exc
+    differing = _differences(stored, config.to_dict())
+    if differing:
+        shown = "; ".join(f"{key}: {path.name} has {a!r}, the checkpoint {b!r}" for key, a, b in differing)
+        raise CheckpointError(
+            f"run folder {str(path.parent)!r}: {path.name} disagrees with the checkpoint's config ({shown}). "
+            f"A run continues with the config it was trained with: restore {path.name} or start a new run."
+        )
+
+
+def _differences(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted key, a's value, b's value)`` of every leaf where two config dicts differ."""
+    found = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, Mapping) and isinstance(y, Mapping) and key != "kwargs":
+            found += _differences(x, y, f"{prefix}{key}.")
+        elif x != y:
+            found.append((f"{prefix}{key}", x, y))
+    return found
