@@ -1,11 +1,13 @@
+import errno
 import json
+import os
 import re
 
 import pytest
 
 from dyndis_learn import TrainConfig, __version__
 from dyndis_learn.checkpoint import read_checkpoint
-from dyndis_learn.cli import main
+from dyndis_learn.cli import EXIT_STATUSES, main
 from tests.learn.fixtures import TINY
 
 
@@ -128,3 +130,55 @@ def test__resume_refuses_other_flags(tmp_path, config_file, capsys):
     assert "--resume continues the stored configuration; drop --model.latent-dim, --seed." in capsys.readouterr().err
     assert main(["train", "--out", str(run), "--config", str(config_file), "--quiet"]) == 2
     assert "already holds a run; pass --resume" in capsys.readouterr().err
+
+
+# -- errors: one line, exit 1 for runtime failures, 2 for usage errors ---------------------------------------
+
+
+def test__exit_statuses_are_in_the_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "exit status:" in out
+    for code in EXIT_STATUSES:
+        assert f"  {code}  " in out
+
+
+def test__an_out_that_is_a_file_or_under_one_is_a_usage_error(tmp_path, config_file, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["train", "--out", str(tmp_path / "file"), "--config", str(config_file)]) == 2
+    assert f"--out {str(tmp_path / 'file')!r} is a file, not a folder." in _stderr(capsys)
+    assert main(["train", "--out", str(tmp_path / "file" / "run"), "--config", str(config_file)]) == 2
+    assert f"lies under {str(tmp_path / 'file')!r}, which is a file" in _stderr(capsys)
+    assert main(["evaluate", "--run", str(tmp_path / "file")]) == 2
+    assert "--run" in _stderr(capsys)
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("dyndis-learn")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test__os_errors_name_the_file_and_the_cause_with_status_1(tmp_path, config_file, capsys, monkeypatch):
+    real_open = os.open
+
+    def denied(path, flags, *args, **kwargs):  # as a folder without write permission does for a non-root user
+        if flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr("dyndis_learn.files.os.open", denied)
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--config", str(config_file), "--steps", "1", "--quiet"]) == 1
+    line = _one_line(capsys)
+    assert line == f"dyndis-learn train: error: {str(run / 'config.json')!r}: Permission denied [EACCES]"
+
+
+def test__a_bad_checkpoint_is_a_runtime_failure(tmp_path, capsys):
+    (tmp_path / "checkpoint.safetensors").write_bytes(b"junk")
+    assert main(["evaluate", "--run", str(tmp_path)]) == 1
+    assert "is not a readable safetensors checkpoint" in _one_line(capsys)
+    assert main(["evaluate", "--run", str(tmp_path / "none")]) == 2
+    assert "No checkpoint at" in _one_line(capsys)

@@ -4,14 +4,22 @@ Every :class:`~dyndis_learn.config.TrainConfig` field is a flag of ``train`` (``
 ``--warmup.kind spectral``, ``--threads 1``), documented in ``dyndis-learn train --help``; ``--config FILE``
 reads fields from a JSON or YAML file first, and flags override them. The parser is built by tyro from the
 config's dataclasses and their field docstrings.
+
+Errors are one line on standard error, ``dyndis-learn <command>: error: ...``, naming the path and the cause
+where a file is involved; the exit status says what kind (:data:`EXIT_STATUSES`): 0 success, 1 a runtime
+failure (a file that cannot be written or read, a corrupted or inconsistent checkpoint, memory exhausted),
+2 a usage error (a bad flag or value, a missing file, an ``--out`` that is a file, a limit of this machine
+exceeded, ``--steps`` below a resumed run's step).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
@@ -20,12 +28,21 @@ import tyro
 
 from dyndis_learn import __version__
 from dyndis_learn.api import Learner, load_config
-from dyndis_learn.checkpoint import CHECKPOINT_NAME
+from dyndis_learn.checkpoint import CHECKPOINT_NAME, CheckpointError
 from dyndis_learn.config import TrainConfig
 from dyndis_learn.evaluate import Evaluation, format_summary
 from dyndis_learn.files import write_json_atomic
 
-__all__ = ["EvaluateArgs", "TrainArgs", "main"]
+__all__ = ["EXIT_STATUSES", "EvaluateArgs", "TrainArgs", "main"]
+
+#: The exit statuses of ``dyndis-learn``.
+EXIT_STATUSES = {
+    0: "success",
+    1: "runtime failure: a file that cannot be written or read (permission, no space left, ...), a corrupted "
+    "or inconsistent checkpoint, memory exhausted",
+    2: "usage error: a bad flag or value, a missing run or config file, an --out that is a file, a limit of "
+    "this machine exceeded (threads, evaluation memory), --steps below a resumed run's step",
+}
 
 _DESCRIPTION = """\
 Train, evaluate and report the spherical-latent rotation world model.
@@ -38,6 +55,11 @@ examples:
   dyndis-learn report --run runs/gridworld                          PNGs, GIF, report.json and report.md
   dyndis-learn train --help                                         every config field, with its doc
 """
+
+_EPILOG = "exit status:\n" + "\n".join(
+    textwrap.fill(text, 100, initial_indent=f"  {code}  ", subsequent_indent="     ")
+    for code, text in EXIT_STATUSES.items()
+)
 
 
 @dataclasses.dataclass
@@ -79,6 +101,16 @@ def _given_flags(args: Sequence[str]) -> set[str]:
     return {arg.split("=", 1)[0] for arg in args if arg.startswith("--")}
 
 
+def _check_folder(flag: str, path: Path) -> None:
+    """Refuse (as a usage error) a folder argument that is a file or lies under one."""
+    for candidate in (path, *path.parents):
+        if candidate.is_dir():
+            return
+        if candidate.exists() or candidate.is_symlink():
+            where = "is a file" if candidate == path else f"lies under {str(candidate)!r}, which is a file"
+            raise ValueError(f"{flag} {str(path)!r} {where}, not a folder.")
+
+
 def _train(args: list[str]) -> int:
     # The config file gives the defaults that the flags override: read it before the flags are parsed.
     pre = argparse.ArgumentParser(add_help=False)
@@ -88,6 +120,7 @@ def _train(args: list[str]) -> int:
     parsed = tyro.cli(
         TrainArgs, args=args, prog="dyndis-learn train", default=TrainArgs(out=tyro.MISSING, train=defaults)
     )
+    _check_folder("--out", parsed.out)
     checkpoint = parsed.out / CHECKPOINT_NAME
     given = _given_flags(args)
     if parsed.resume:
@@ -111,18 +144,29 @@ def _train(args: list[str]) -> int:
             path = learner.report()
             print(format_summary(Evaluation.from_dict(_read_json(path))))
             print(f"report: {path.parent / 'report.md'}")
+    except OSError as exc:
+        _locate(exc, parsed.out)
+        raise
     finally:
         learner.close()
     return 0
 
 
+def _locate(exc: OSError, folder: Path) -> None:
+    """Name ``folder`` in an OSError that names no file (e.g. a full disk met by a plain ``write``)."""
+    if exc.filename is None:
+        exc.filename = str(folder)
+
+
 def _evaluate_or_report(command: str, args: list[str]) -> int:
     parsed = tyro.cli(EvaluateArgs, args=args, prog=f"dyndis-learn {command}")
+    out = parsed.out or parsed.run
+    _check_folder("--run", parsed.run)
+    _check_folder("--out", out)
     learner = Learner.load(parsed.run / CHECKPOINT_NAME)
     try:
         changes = {"episodes": parsed.episodes, "horizon": parsed.horizon}
         config = dataclasses.replace(learner.config.evaluation, **{k: v for k, v in changes.items() if v is not None})
-        out = parsed.out or parsed.run
         if command == "evaluate":
             evaluation = learner.evaluate(config)
             write_json_atomic(out / "evaluation.json", evaluation.to_dict())
@@ -132,6 +176,9 @@ def _evaluate_or_report(command: str, args: list[str]) -> int:
             path = learner.report(out, config)
             print(format_summary(Evaluation.from_dict(_read_json(path))))
             print(f"report: {path.parent / 'report.md'}")
+    except OSError as exc:
+        _locate(exc, out)
+        raise
     finally:
         learner.close()
     return 0
@@ -143,7 +190,10 @@ def _read_json(path: Path) -> dict:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="dyndis-learn", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="dyndis-learn",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,report}")
@@ -157,17 +207,44 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``dyndis-learn`` console script; returns the exit status."""
+    """Entry point of the ``dyndis-learn`` console script; returns the exit status (:data:`EXIT_STATUSES`)."""
     namespace, rest = _parser().parse_known_args(argv)
+    command = namespace.command
     try:
-        if namespace.command == "train":
+        if command == "train":
             return _train(rest)
-        return _evaluate_or_report(namespace.command, rest)
+        return _evaluate_or_report(command, rest)
     except SystemExit as exc:  # tyro's usage errors (already printed) and --help
         return exc.code if isinstance(exc.code, int) else 2
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"dyndis-learn {namespace.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except CheckpointError as exc:  # a ValueError, but the file is at fault, not the command line
+        return _fail(command, str(exc), 1)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError) and exc.errno is None:  # our own "No checkpoint/config file at"
+            return _fail(command, str(exc), 2)
+        return _fail(command, _os_error(exc), 1)
+    except (ValueError, TypeError) as exc:
+        return _fail(command, str(exc), 2)
+    except MemoryError as exc:
+        return _fail(command, f"out of memory ({exc or 'an allocation failed'}); lower the sizes asked for.", 1)
+
+
+def _fail(command: str, message: str, status: int) -> int:
+    """Print ``message`` as one error line; returns ``status``."""
+    print(f"dyndis-learn {command}: error: {' '.join(message.split())}", file=sys.stderr)
+    return status
+
+
+def _os_error(exc: OSError) -> str:
+    """``'path': cause [ERRNO]`` (both paths of a rename) for an OSError."""
+    cause = exc.strerror or str(exc)
+    if exc.errno in errno.errorcode:
+        cause += f" [{errno.errorcode[exc.errno]}]"
+    if exc.filename is None:
+        return cause
+    where = repr(str(exc.filename))
+    if exc.filename2 is not None:
+        where += f" -> {str(exc.filename2)!r}"
+    return f"{where}: {cause}"
 
 
 if __name__ == "__main__":
