@@ -11,6 +11,7 @@ The four-line API::
 __version__ = "0.1.0"
 
 from dyndis_learn.api import Learner, load_config, load_model
+from dyndis_learn.checkpoint import CheckpointError
 from dyndis_learn.config import (
     DataConfig,
     EnvConfig,
@@ -35,6 +36,7 @@ from dyndis_learn.warmups import Warmup, register_warmup
 
 __all__ = [
     "ActionRotations",
+    "CheckpointError",
     "DataConfig",
     "EnvConfig",
     "EpisodeBatch",
