@@ -25,7 +25,8 @@ import torch
 
 from dyndis_learn.checkpoint import read_checkpoint
 from dyndis_learn.cli import main
-from dyndis_learn.evaluate import available_memory, evaluation_memory
+from dyndis_learn.evaluate import evaluation_memory
+from dyndis_learn.limits import available_memory
 from tests.learn.fixtures import TINY
 
 CHECKPOINT = "checkpoint.safetensors"

@@ -1,7 +1,6 @@
 import dataclasses
 import json
 import math
-import os
 import re
 
 import gymnasium as gym
@@ -22,7 +21,6 @@ from dyndis_learn.evaluate import (
     TrainingSummary,
     _action_effects,
     _faithful_angle,
-    available_memory,
     check_evaluation_memory,
     collect_eval_episodes,
     evaluate_model,
@@ -357,11 +355,6 @@ def test__evaluation_memory_counts_the_frames_twice_and_the_decoder_chunk():
     # linear in the horizon beyond the decoder's chunk
     m = [evaluation_memory((64, 64, 3), 4, 32, horizon) for horizon in (500, 1000, 1500)]
     assert m[1] - m[0] == m[2] - m[1] > 2 * 32 * 500 * 64 * 64 * 3
-
-
-def test__available_memory_reads_the_system():
-    available = available_memory()
-    assert available is None or 0 < available <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def test__an_evaluation_larger_than_the_memory_is_refused_up_front(monkeypatch):

@@ -1,6 +1,5 @@
 import csv
 import json
-import os
 import re
 import subprocess
 import sys
@@ -13,7 +12,6 @@ import torch
 from dyndis_learn import Learner, TrainConfig, Trainer, files
 from dyndis_learn.checkpoint import CHECKPOINT_NAME, CheckpointError, read_checkpoint
 from dyndis_learn.run_log import LOG_COLUMNS, LOG_NAME
-from dyndis_learn.trainer import THREADS_PER_CORE, thread_limit
 from dyndis_learn.warmups import GraphWarmup, NoWarmup, SpectralWarmup
 from tests.learn.fixtures import rewrite_checkpoint_header
 
@@ -278,7 +276,7 @@ def test__threads_beyond_the_machine_are_refused_and_capped_on_loading(tiny_conf
     saved = torch.get_num_threads()
     try:
         Trainer(tiny_config.replace(threads=3)).save(tmp_path / "c.safetensors")
-        monkeypatch.setattr("dyndis_learn.trainer.thread_limit", lambda: 2)
+        monkeypatch.setattr("dyndis_learn.limits.thread_limit", lambda: 2)
         with pytest.raises(ValueError, match=re.escape("threads=3 is more than this machine allows")):
             Trainer(tiny_config.replace(threads=3))
         with pytest.warns(UserWarning, match="running with 2 threads"):
@@ -286,7 +284,3 @@ def test__threads_beyond_the_machine_are_refused_and_capped_on_loading(tiny_conf
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(saved)
-
-
-def test__the_thread_limit_counts_the_cores():
-    assert thread_limit() == THREADS_PER_CORE * len(os.sched_getaffinity(0))

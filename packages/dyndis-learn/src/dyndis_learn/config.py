@@ -51,7 +51,7 @@ CONFIG_VERSION = 2
 
 #: The declared bound of :attr:`TrainConfig.threads`. It is the same on every machine, so a config valid
 #: on one is valid on all (a checkpoint of a large machine still loads on a laptop); the machine's own
-#: limit, a few threads per core, is checked when a trainer is built (:func:`dyndis_learn.trainer.thread_limit`).
+#: limit, a few threads per core, is checked when a trainer is built (:func:`dyndis_learn.limits.thread_limit`).
 MAX_THREADS = 256
 
 _T = TypeVar("_T")

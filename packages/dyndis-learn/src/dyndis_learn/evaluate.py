@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 from dyndis_learn.config import EvalConfig
+from dyndis_learn.limits import available_memory
 from dyndis_learn.losses import frame_bce
 from dyndis_learn.model import WorldModel, frames_to_float
 from dyndis_learn.regularizers import dominant_share
@@ -49,7 +49,6 @@ __all__ = [
     "GroupStructure",
     "RolloutError",
     "TrainingSummary",
-    "available_memory",
     "check_evaluation_memory",
     "collect_eval_episodes",
     "evaluate_model",
@@ -418,41 +417,6 @@ def format_summary(evaluation: Evaluation) -> str:
 
 
 # -- memory --------------------------------------------------------------------------------------------
-
-
-def available_memory() -> int | None:
-    """Bytes of memory a new allocation can get, or None if this cannot be read (then nothing is checked).
-
-    Linux: ``MemAvailable`` of ``/proc/meminfo``, bounded by the cgroup's (v2) ``memory.max`` less
-    ``memory.current`` where a limit is set. Elsewhere: the physical memory
-    (``os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")``), an upper bound.
-    """
-    available = None
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-                    break
-    except (OSError, ValueError, IndexError):
-        available = None
-    if available is None:
-        try:
-            available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (AttributeError, ValueError, OSError):
-            return None
-        if available <= 0:
-            return None
-    try:
-        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as f:
-            limit = f.read().strip()
-        with open("/sys/fs/cgroup/memory.current", encoding="ascii") as f:
-            used = int(f.read().strip())
-        if limit != "max":
-            available = min(available, max(int(limit) - used, 0))
-    except (OSError, ValueError):
-        pass
-    return available
 
 
 def evaluation_memory(image_shape: Sequence[int], latent_dim: int, episodes: int, horizon: int) -> int:

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,7 @@ from dyndis_learn.checkpoint import (
 )
 from dyndis_learn.config import TrainConfig
 from dyndis_learn.files import remove_stale_temporaries, write_json_atomic
+from dyndis_learn.limits import check_threads
 from dyndis_learn.methods import make_method
 from dyndis_learn.objective import TERMS, LossWeights, TrainBatch, decoding_choice
 from dyndis_learn.regularizers import dominant_share
@@ -51,24 +50,7 @@ from dyndis_learn.schedules import Schedules
 from dyndis_learn.validation import check_int
 from dyndis_learn.warmups import make_warmup
 
-__all__ = ["THREADS_PER_CORE", "Trainer", "checkpoint_config", "thread_limit"]
-
-#: ``threads`` may be at most this many times the cores this process may run on (:func:`thread_limit`).
-THREADS_PER_CORE = 4
-
-
-def thread_limit() -> int:
-    """The most torch threads a run may use here: :data:`THREADS_PER_CORE` x the cores this process may use.
-
-    The cores are ``os.sched_getaffinity`` where the platform has it (a container's CPU set), else
-    ``os.cpu_count()`` (1 if unknown).
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return THREADS_PER_CORE * max(cores, 1)
-
+__all__ = ["Trainer", "checkpoint_config"]
 
 #: Entropy tag of the random choice of the frames decoded from the rollout (actions use the collectors'
 #: own streams, the graph warm-up its own tags).
@@ -111,7 +93,7 @@ class Trainer:
         self.config = config
         self.run_dir = None if run_dir is None else Path(run_dir)
         if config.threads:
-            torch.set_num_threads(_threads(config.threads, cap_threads))
+            torch.set_num_threads(check_threads(config.threads, cap_threads))
         torch.manual_seed(config.seed)  # the networks' initial weights
         self.collector = RolloutCollector(
             config.env.id,
@@ -350,20 +332,6 @@ class Trainer:
         """Close the environments."""
         self.collector.close()
         self.warmup.close()
-
-
-def _threads(threads: int, cap: bool) -> int:
-    limit = thread_limit()
-    if threads <= limit:
-        return threads
-    message = (
-        f"threads={threads} is more than this machine allows: {THREADS_PER_CORE} x its "
-        f"{limit // THREADS_PER_CORE} core(s) = {limit}"
-    )
-    if not cap:
-        raise ValueError(f"{message}; lower threads (--threads; 0 leaves torch's default).")
-    warnings.warn(f"{message}; running with {limit} threads.", stacklevel=3)
-    return limit
 
 
 def checkpoint_config(checkpoint: Checkpoint) -> TrainConfig:
