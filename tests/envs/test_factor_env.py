@@ -2,6 +2,7 @@
 
 import re
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -48,3 +49,19 @@ def test__frames__share_the_chosen_values_and_images():
 def test__bad_sources_of_chosen_values(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         FactorEnv(SOURCE, **kwargs)
+
+
+@pytest.mark.parametrize("world", ["DynDis/GridWorld-v0", "DynDis/Shapes3D-v0"])
+def test__render_states_gives_the_images_a_reset_into_those_states_gives(world):
+    kwargs = {"factors": {"object_hue": [0], "scale": [0], "shape": [0]}} if "Shapes" in world else {}
+    env = gym.make(world, **kwargs).unwrapped
+    states = env.factor_space.sample_states(6, np.random.default_rng(0))
+    images = env.render_states(states)
+    assert images.shape == (6, *env.observation_space.shape) and images.dtype == np.uint8
+    for state, image in zip(states, images, strict=True):
+        np.testing.assert_array_equal(env.reset(options={"factors": state})[0], image)
+    assert env.render_states(states.reshape(2, 3, -1)).shape == (2, 3, *env.observation_space.shape)
+    vector = gym.make_vec(world, num_envs=2, **kwargs)
+    np.testing.assert_array_equal(vector.render_states(states), images)
+    with pytest.raises(ValueError, match=re.escape("`states` out of range")):
+        env.render_states(np.full((1, env.factor_space.n_factors), 99))

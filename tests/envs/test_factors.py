@@ -95,3 +95,15 @@ def test__check_states__errors():
 def test__factor__needs_values():
     with pytest.raises(ValueError, match=re.escape("Factor 'x' needs at least one value")):
         Factor("x", ())
+
+
+def test__sample_states_is_uniform_seeded_and_in_range():
+    space = FactorSpace([Factor("x", (0, 1, 2)), Factor("y", tuple(range(5)))], {"y": [4, 0, 2]})
+    a = space.sample_states(3000, np.random.default_rng(5))
+    assert a.shape == (3000, 2) and a.dtype == np.int64
+    np.testing.assert_array_equal(a, space.sample_states(3000, np.random.default_rng(5)))
+    counts = np.bincount(space.flat_index(a), minlength=space.n_states)
+    assert counts.min() > 3000 / 9 * 0.8  # every one of the 9 states, about equally often
+    assert space.sample_states(0, np.random.default_rng(0)).shape == (0, 2)
+    with pytest.raises(ValueError, match=re.escape("`n` must be an integer >= 0, got -1.")):
+        space.sample_states(-1, np.random.default_rng(0))

@@ -119,6 +119,17 @@ class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
         """Where the images come from: ``"procedural"`` or ``"file"``."""
         return self.source.backend
 
+    def render_states(self, states: Any) -> npt.NDArray[np.uint8]:
+        """The images of any states, without stepping: shape (..., n_factors) -> (..., H, W, C) uint8.
+
+        The states are indices into the chosen values (as in ``info["factors"]``); with
+        ``factor_space.all_states()`` and ``factor_space.sample_states(n, rng)`` this is the contract that
+        evaluation uses to see every state of an environment.
+        """
+        checked = self.factor_space.check_states(states, "states")
+        flat = checked.reshape(-1, self.factor_space.n_factors)
+        return self.frames.batch(flat).reshape(*checked.shape[:-1], *self.source.image_shape)
+
     @property
     def action_effects(self) -> tuple[ActionEffect, ...]:
         """What each action does, indexed by action (see :class:`~dyndis_envs.factors.ActionEffect`)."""

@@ -107,6 +107,10 @@ class FactorVectorEnv(VectorEnv):
         self._needs_reset = np.zeros(n, dtype=bool)  # NEXT_STEP: reset these on the next step
         self._was_reset = False
 
+    def render_states(self, states: Any) -> npt.NDArray[np.uint8]:
+        """The images of any states, without stepping (see :meth:`FactorEnv.render_states`)."""
+        return self.env.render_states(states)
+
     @property
     def action_effects(self) -> tuple[ActionEffect, ...]:
         """What each action does, indexed by action (see :class:`~dyndis_envs.factors.ActionEffect`)."""

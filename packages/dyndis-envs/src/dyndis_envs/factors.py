@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from dyndis_envs.validation import is_integer
+from dyndis_envs.validation import check_int, is_integer
 
 __all__ = ["ActionEffect", "Factor", "FactorSpace", "Subset"]
 
@@ -203,6 +203,11 @@ class FactorSpace:
         """Every state, in row-major (flat index) order, shape (n_states, n_factors)."""
         grids = np.indices(self.sizes, dtype=np.int64)
         return grids.reshape(self.n_factors, -1).T.copy()
+
+    def sample_states(self, n: int, rng: np.random.Generator) -> npt.NDArray[np.int64]:
+        """``n`` states drawn uniformly and independently from ``rng``, shape (n, n_factors)."""
+        n = check_int("n", n, minimum=0)
+        return rng.integers(0, self._sizes_array, size=(n, self.n_factors), dtype=np.int64)
 
     def to_value_indices(self, states: npt.NDArray[np.integer]) -> npt.NDArray[np.int64]:
         """Map states (indices into the chosen values) to indices into each factor's full value list."""
