@@ -1,5 +1,7 @@
 """``load_model``: a saved learner's world model for inference, without touching torch's process-wide state."""
 
+import json
+
 import numpy as np
 import torch
 
@@ -25,3 +27,18 @@ def test__load_model_gives_the_learner_encodings_and_leaves_torch_state_alone(ti
     with torch.no_grad():
         encodings = model.encode(torch.as_tensor(batch.observations)).numpy()
     np.testing.assert_array_equal(encodings, learner.encode(batch.observations))
+
+
+def test__a_run_stopped_in_the_warm_up_is_not_trained_and_fails_all(tiny_config, tmp_path):
+    learner = Learner(tiny_config.replace(threads=1))
+    learner.train(2, progress=False)  # TINY's warm-up takes 2 steps, its dynamics ramp 2 more
+    evaluation = learner.evaluate()
+    assert learner.history[-1]["dynamics_weight"] == 0.0
+    assert evaluation.criteria.dynamics_trained is False and evaluation.criteria.all is False
+    assert evaluation.dynamics_weight == 0.0 and evaluation.fidelity is not None
+    learner.train(progress=False)  # to TINY's 6 steps: the ramp is over
+    path = learner.report(tmp_path)
+    report = json.loads(path.read_text())
+    assert report["criteria"]["dynamics_trained"] is True and report["dynamics_weight"] == 1.0
+    assert report["criteria"]["encoder_fidelity"] is False and report["criteria"]["all"] is False  # a few steps
+    assert "- last logged dynamics weight: 1.000" in (tmp_path / "report.md").read_text()

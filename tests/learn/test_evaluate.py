@@ -17,12 +17,14 @@ from dyndis_learn.evaluate import (
     EvalEpisodes,
     Evaluation,
     FactorStructure,
+    Fidelity,
     RolloutError,
     TrainingSummary,
     _action_effects,
     _faithful_angle,
     check_evaluation_memory,
     collect_eval_episodes,
+    dynamics_trained,
     evaluate_model,
     evaluation_memory,
     format_summary,
@@ -65,7 +67,7 @@ def _states():
 
 
 def _criteria(**checks):
-    values = {"single_plane": True, "faithful_angles": True, "disjoint_planes": True, "rollout_stable": True}
+    values = dict.fromkeys(CRITERIA, True)
     return Criteria(**{**values, **checks}, share_threshold=0.99, angle_tolerance=0.01, bce_ratio_limit=1.2)
 
 
@@ -199,7 +201,23 @@ def test__evaluate__to_dict_has_the_report_keys_and_round_trips(tiny_evaluation)
         "actions",
         "disjoint_planes",
         "factors",
+        "mean_image_bce",
+        "frame_entropy",
+        "mean_image_ratio",
+        "fidelity",
+        "dynamics_weight",
         "criteria",
+    ]
+    assert list(data["fidelity"]) == [
+        "states",
+        "grid",
+        "candidates",
+        "factors",
+        "probe_r2",
+        "reconstruction_rate",
+        "imagined_steps",
+        "imagined_rate",
+        "imagined_rate_last",
     ]
     assert list(data["rollout_bce"]) == ["k", "mean", "ci95_low", "ci95_high", "episodes"]
     assert list(data["actions"][0]) == [
@@ -226,6 +244,9 @@ def test__evaluate__to_dict_has_the_report_keys_and_round_trips(tiny_evaluation)
         "share_threshold",
         "angle_tolerance",
         "bce_ratio_limit",
+        "mean_image_margin",
+        "probe_threshold",
+        "decoder_threshold",
         "all",
     ]
     assert isinstance(data["actions"][0]["dominant_plane"], list)
@@ -244,7 +265,15 @@ def test__evaluate__to_dict_has_the_report_keys_and_round_trips(tiny_evaluation)
 
 
 def test__criteria_names_are_the_checks():
-    assert CRITERIA == ("single_plane", "faithful_angles", "disjoint_planes", "rollout_stable")
+    assert CRITERIA == (
+        "single_plane",
+        "faithful_angles",
+        "disjoint_planes",
+        "rollout_stable",
+        "encoder_fidelity",
+        "decoder_fidelity",
+        "dynamics_trained",
+    )
     assert list(_criteria().checks()) == list(CRITERIA)
 
 
@@ -296,7 +325,8 @@ def test__format_summary():
             "rollout BCE k=1: 0.2000  k=5: 0.3000",
             "action 0    north_south+1: plane (0, 1) share 1.0000 angle +0.2000 x 2pi/5",
             "action 1                 : plane (0, 1) share 0.5000 angle -0.2500 rad",
-            "criteria: single_plane=True, faithful_angles=True, disjoint_planes=True, rollout_stable=False, all=False",
+            "criteria: single_plane=True, faithful_angles=True, disjoint_planes=True, rollout_stable=False, "
+            "encoder_fidelity=True, decoder_fidelity=True, dynamics_trained=True, all=False",
         ]
     )
     missing = dataclasses.replace(evaluation, rollout_bce=RolloutError((0,), (0.1,), (0.1,), (0.1,), 1))
@@ -370,3 +400,162 @@ def test__an_evaluation_larger_than_the_memory_is_refused_up_front(monkeypatch):
     check_evaluation_memory((16, 16, 3), 4, EvalConfig(episodes=2, horizon=1000))  # fits
     monkeypatch.setattr("dyndis_learn.evaluate.available_memory", lambda: None)  # unknown: nothing is checked
     check_evaluation_memory((16, 16, 3), 4, config)
+
+
+# -- criteria that judge the trained model ---------------------------------------------------------------
+
+
+class _Oracle(WorldModel):
+    """A perfect model of the tiny GridWorld (5 x 5, 16 x 16 pixels): the encoder looks each image up and puts
+    it on the torus, (cos, sin) of each factor's phase in its own plane; the decoder draws the nearest state's
+    image (logits of its pixels); each action turns its factor's plane by 2 pi / 5."""
+
+    def __init__(self):
+        super().__init__((16, 16, 3), 4, latent_dim=4, channels=(8, 8), hidden_dim=16)
+        env = gym.make("DynDis/GridWorld-v0", **TINY_ENV_KWARGS).unwrapped
+        self.states = env.factor_space.all_states()[:, :2]  # north_south, east_west
+        self.images = env.render_states(env.factor_space.all_states())
+        self.lookup = {image.tobytes(): i for i, image in enumerate(self.images)}
+        unit = 2 * math.pi / 5
+        with torch.no_grad():
+            self.rotations.angles.zero_()
+            for action, (plane, angle) in enumerate([(0, unit), (0, -unit), (5, unit), (5, -unit)]):
+                self.rotations.angles[action, plane] = angle
+
+    def _torus(self, index):
+        phase = 2 * math.pi * torch.as_tensor(self.states[index], dtype=torch.float32) / 5
+        return torch.stack([phase[..., 0].cos(), phase[..., 0].sin(), phase[..., 1].cos(), phase[..., 1].sin()], -1)
+
+    def encode(self, frames):
+        flat = frames.reshape(-1, *frames.shape[-3:]).numpy()
+        index = np.array([self.lookup[image.tobytes()] for image in flat])
+        return (self._torus(index) / math.sqrt(2)).reshape(*frames.shape[:-3], 4)
+
+    def decode_logits(self, latents):
+        flat = latents.reshape(-1, 4)
+        values = [torch.atan2(flat[:, 2 * f + 1], flat[:, 2 * f]) / (2 * math.pi / 5) for f in range(2)]
+        ns, ew = (torch.round(v).long() % 5 for v in values)
+        pixels = torch.from_numpy(self.images[(ns * 5 + ew).numpy()]).float() / 255
+        return torch.logit(pixels.clamp(1e-4, 1 - 1e-4)).reshape(*latents.shape[:-1], 16, 16, 3)
+
+
+class _ConstantEncoder(_Oracle):
+    def encode(self, frames):
+        return torch.nn.functional.normalize(torch.ones(*frames.shape[:-3], 4), dim=-1)
+
+
+class _MeanImageDecoder(_Oracle):
+    def decode_logits(self, latents):
+        mean = torch.from_numpy(self.images.mean(axis=0) / 255).float().clamp(1e-4, 1 - 1e-4)
+        return torch.logit(mean).expand(*latents.shape[:-1], 16, 16, 3)
+
+
+TRAINED = [{"step": 6, "dynamics_weight": 1.0}]
+
+
+def test__oracle_passes_every_criterion(tiny_episodes):
+    evaluation = evaluate_model(
+        _Oracle(), "DynDis/GridWorld-v0", TINY_ENV_KWARGS, EVAL, episodes=tiny_episodes, history=TRAINED
+    )
+    criteria = evaluation.criteria
+    assert criteria.checks() == dict.fromkeys(CRITERIA, True) and criteria.all is True
+    fid = evaluation.fidelity
+    assert (fid.states, fid.grid, fid.candidates, fid.factors) == (25, True, "all_states", ("north_south", "east_west"))
+    assert min(fid.probe_r2) > 0.999
+    assert fid.reconstruction_rate == fid.imagined_rate == fid.imagined_rate_last == 1.0 and fid.imagined_steps == 10
+    assert evaluation.mean_image_ratio < 0.01 and evaluation.mean_image_bce > evaluation.frame_entropy > 0
+    assert evaluation.dynamics_weight == 1.0
+    assert Evaluation.from_dict(json.loads(json.dumps(evaluation.to_dict()))) == evaluation
+    summary = format_summary(evaluation)
+    assert "encoder probe R^2 (25 every state): north_south 1.0000, east_west 1.0000" in summary
+    assert "decoded nearest own state: reconstructions 100.00%, imagined k<=10 100.00% (k=10 100.00%)" in summary
+    assert "last dynamics_weight: 1.000" in summary and "mean-image BCE k=10: " in summary
+
+
+def test__oracle_passes_on_a_sample_with_one_factor_neighbours(tiny_episodes, monkeypatch):
+    monkeypatch.setattr("dyndis_learn.evaluate.GRID_STATES", 10)
+    monkeypatch.setattr("dyndis_learn.evaluate.SAMPLE_STATES", 40)
+    evaluation = evaluate_model(
+        _Oracle(), "DynDis/GridWorld-v0", TINY_ENV_KWARGS, EVAL, episodes=tiny_episodes, history=TRAINED
+    )
+    fid = evaluation.fidelity
+    assert (fid.states, fid.grid, fid.candidates) == (40, False, "one_factor_neighbours")
+    assert fid.reconstruction_rate == fid.imagined_rate == 1.0 and evaluation.criteria.all is True
+    wrong = evaluate_model(
+        _MeanImageDecoder(), "DynDis/GridWorld-v0", TINY_ENV_KWARGS, EVAL, episodes=tiny_episodes, history=TRAINED
+    )
+    assert wrong.fidelity.reconstruction_rate < 0.5 and wrong.criteria.decoder_fidelity is False
+
+
+def test__an_encoder_off_the_map_fails_encoder_fidelity(tiny_episodes, tiny_evaluation):
+    evaluation = evaluate_model(
+        _ConstantEncoder(), "DynDis/GridWorld-v0", TINY_ENV_KWARGS, EVAL, episodes=tiny_episodes, history=TRAINED
+    )
+    assert max(evaluation.fidelity.probe_r2) < 0.5
+    assert evaluation.criteria.encoder_fidelity is False and evaluation.criteria.all is False
+    assert evaluation.criteria.single_plane and evaluation.criteria.faithful_angles  # the angles alone pass
+    assert tiny_evaluation.criteria.encoder_fidelity is False  # a random encoder
+    assert tiny_evaluation.criteria.dynamics_trained is None  # no history given
+
+
+def test__a_decoder_of_the_mean_image_fails_decoder_fidelity_and_rollout_stable(tiny_episodes):
+    evaluation = evaluate_model(
+        _MeanImageDecoder(), "DynDis/GridWorld-v0", TINY_ENV_KWARGS, EVAL, episodes=tiny_episodes, history=TRAINED
+    )
+    criteria = evaluation.criteria
+    assert criteria.encoder_fidelity is True
+    assert evaluation.fidelity.reconstruction_rate <= 0.1 and evaluation.fidelity.imagined_rate <= 0.2
+    assert criteria.decoder_fidelity is False
+    assert evaluation.rollout_bce_ratio == pytest.approx(1.0, abs=0.05)  # constant error: the ratio alone passes
+    assert evaluation.mean_image_ratio > 0.5 and criteria.rollout_stable is False and criteria.all is False
+
+
+def test__without_the_evaluation_contract_the_fidelity_cannot_be_judged(tiny_episodes, monkeypatch):
+    monkeypatch.setattr("dyndis_learn.evaluate._contract_env", lambda env_id, kwargs: None)
+    evaluation = evaluate_model(
+        _Oracle(), "DynDis/GridWorld-v0", TINY_ENV_KWARGS, EVAL, episodes=tiny_episodes, history=TRAINED
+    )
+    assert evaluation.fidelity is None and evaluation.criteria.all is False
+    assert evaluation.criteria.encoder_fidelity is None and evaluation.criteria.decoder_fidelity is None
+    blind = EvalEpisodes(tiny_episodes.batch._replace(factors=None), tiny_episodes.action_effects)
+    monkeypatch.undo()
+    evaluation = evaluate_model(
+        _Oracle(), "DynDis/GridWorld-v0", TINY_ENV_KWARGS, EVAL, episodes=blind, history=TRAINED
+    )
+    assert evaluation.fidelity.imagined_rate is None and evaluation.criteria.decoder_fidelity is None
+
+
+@pytest.mark.parametrize(
+    ("history", "expected"),
+    [
+        (None, (None, None)),
+        ([], (False, None)),
+        ([{"dynamics_weight": 0.0}], (False, 0.0)),
+        ([{"dynamics_weight": 1.0}, {"dynamics_weight": 0.5}], (False, 0.5)),
+        ([{"dynamics_weight": 0.5}, {"dynamics_weight": 1.0}], (True, 1.0)),
+        ([{"loss": 1.0}], (None, None)),
+    ],
+)
+def test__dynamics_trained(history, expected):
+    assert dynamics_trained(history) == expected
+
+
+def test__criteria_of_a_report_written_before_the_fidelity_criteria_read_as_none():
+    later = {
+        "encoder_fidelity",
+        "decoder_fidelity",
+        "dynamics_trained",
+        "mean_image_margin",
+        "probe_threshold",
+        "decoder_threshold",
+    }
+    old = {key: value for key, value in _criteria().to_dict().items() if key not in later}
+    old["all"] = True
+    criteria = Criteria.from_dict(old)
+    assert criteria.encoder_fidelity is None and criteria.all is False
+    assert criteria.probe_threshold == 0.99  # the default
+
+
+def test__fidelity_round_trips():
+    fid = Fidelity(25, True, "all_states", ("a",), (0.5,), 0.25, 10, None, None)
+    assert Fidelity.from_dict(json.loads(json.dumps(fid.to_dict()))) == fid

@@ -137,13 +137,17 @@ class Learner:
         return self.trainer.train(steps, progress=progress)
 
     def evaluate(self, config: EvalConfig | None = None) -> Evaluation:
-        """Rollout error and group structure on fresh episodes, with the training summary.
+        """Rollout error, group structure and fidelity on fresh episodes, with the training summary.
+
+        The training history goes to the evaluation, so ``dynamics_trained`` says whether the dynamics phase
+        ran to the end of its ramp (a run stopped in the warm-up does not pass ``all``).
 
         ``evaluate().to_dict()`` holds every key of the report's ``report.json`` but the report-only ones
         (``rollout_bce_at`` and the list of ``files``).
         """
         cfg = config or self.config.evaluation
-        evaluation = evaluate_model(self.model, self.config.env.id, self.config.env.kwargs, cfg)
+        env = self.config.env
+        evaluation = evaluate_model(self.model, env.id, env.kwargs, cfg, history=self.history)
         return dataclasses.replace(evaluation, training=self._training_summary())
 
     def _training_summary(self) -> TrainingSummary:
@@ -163,7 +167,7 @@ class Learner:
         env = self.config.env
         check_evaluation_memory(self.model.image_shape, self.model.latent_dim, cfg)
         episodes = collect_eval_episodes(env.id, env.kwargs, cfg)
-        evaluation = evaluate_model(self.model, env.id, env.kwargs, cfg, episodes=episodes)
+        evaluation = evaluate_model(self.model, env.id, env.kwargs, cfg, episodes=episodes, history=self.history)
         evaluation = dataclasses.replace(evaluation, training=self._training_summary())
         return write_report(out, self.model, evaluation, self.history, episodes.batch, cfg.gif_steps)
 

@@ -24,12 +24,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import gymnasium as gym
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from dyndis_learn.config import EvalConfig
 from dyndis_learn.limits import available_memory
 from dyndis_learn.losses import frame_bce
+from dyndis_learn.metrics import circular_probe
 from dyndis_learn.model import WorldModel, frames_to_float
 from dyndis_learn.regularizers import dominant_share
 from dyndis_learn.rollouts import EpisodeBatch, RolloutCollector
@@ -46,14 +49,18 @@ __all__ = [
     "EvalEpisodes",
     "Evaluation",
     "FactorStructure",
+    "Fidelity",
     "GroupStructure",
     "RolloutError",
     "TrainingSummary",
     "check_evaluation_memory",
     "collect_eval_episodes",
+    "dynamics_trained",
     "evaluate_model",
     "evaluation_memory",
+    "fidelity",
     "format_summary",
+    "mean_image_bce",
     "rollout_bce",
     "structure",
 ]
@@ -62,6 +69,18 @@ _EPISODES_PER_COLLECT = 8  # evaluation episodes collected at once (bounds memor
 _CHUNK_FRAMES = 1024  # frames decoded per pass by rollout_bce
 _FACTOR_BYTES = 64  # per frame for the factors' values (room for 8 int64 factors)
 _TENSOR_OVERHEAD = 512  # bytes of a small tensor object (the rollout keeps two per step)
+
+#: Fidelity states: every state of the environment up to this many, else a uniform sample of
+#: :data:`SAMPLE_STATES` states drawn with ``EvalConfig.seed``.
+GRID_STATES = 5_000
+SAMPLE_STATES = 2_000
+#: Imagined frames judged by ``decoder_fidelity``: every step ``k = 1 .. min(IMAGINED_STEPS, horizon)``.
+IMAGINED_STEPS = 100
+#: Thresholds of the new criteria (read from ``EvalConfig`` when it has fields of these names).
+PROBE_THRESHOLD = 0.99
+DECODER_THRESHOLD = 0.99
+MEAN_IMAGE_MARGIN = 0.5
+_CANDIDATE_BYTES = 64 * 2**20  # rendered candidate images held at once by the nearest-image test
 
 
 # -- typed results ---------------------------------------------------------------------------------------
@@ -234,6 +253,65 @@ class FactorStructure:
         return cls(str(d["name"]), int(d["cycle_length"]), tuple(d["actions"]), tuple(d["coordinates"]))
 
 
+@dataclass(frozen=True)
+class Fidelity:
+    """How faithfully the model encodes and draws the environment's states.
+
+    The states come from the environment's evaluation contract (``factor_space``, ``render_states``): every
+    state when there are at most :data:`GRID_STATES`, else :data:`SAMPLE_STATES` states drawn uniformly with
+    ``EvalConfig.seed``. A decoded image is *right* when no candidate image is nearer to it (squared L2 on
+    uint8 pixels; ties count as right) than its own state's image. The candidates are the images of every
+    state (``candidates="all_states"``, with the full grid) or, with a sample, those of every state that
+    differs from the true state in one factor (``"one_factor_neighbours"``: each factor through all its values).
+    """
+
+    states: int
+    """Number of states encoded and reconstructed."""
+    grid: bool
+    """Whether they are every state (True) or a uniform seeded sample (False)."""
+    candidates: str
+    """``"all_states"`` or ``"one_factor_neighbours"``."""
+    factors: tuple[str, ...]
+    """The active factors (more than one value), in factor order."""
+    probe_r2: tuple[float, ...]
+    """Per active factor, the held-out R^2 of :func:`~dyndis_learn.metrics.circular_probe` on the encodings."""
+    reconstruction_rate: float
+    """Share of the states whose decoded reconstruction is nearest to its own image."""
+    imagined_steps: int
+    """``K = min(100, horizon)``: imagined frames ``k = 1 .. K`` of every evaluation episode are judged."""
+    imagined_rate: float | None
+    """Share of those imagined frames nearest to their true state's image (None without ``info["factors"]``)."""
+    imagined_rate_last: float | None
+    """The same share at ``k = K`` alone."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``fidelity`` entry of ``report.json``."""
+        return {
+            "states": self.states,
+            "grid": self.grid,
+            "candidates": self.candidates,
+            "factors": list(self.factors),
+            "probe_r2": list(self.probe_r2),
+            "reconstruction_rate": self.reconstruction_rate,
+            "imagined_steps": self.imagined_steps,
+            "imagined_rate": self.imagined_rate,
+            "imagined_rate_last": self.imagined_rate_last,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Fidelity:
+        """Inverse of :meth:`to_dict`."""
+        keys = [f.name for f in dataclasses.fields(cls)]
+        d = _fields(data, cls.__name__, keys)
+        return cls(
+            **{
+                **d,
+                "factors": tuple(str(name) for name in d["factors"]),
+                "probe_r2": tuple(float(v) for v in d["probe_r2"]),
+            }
+        )
+
+
 def _criterion() -> Any:
     return dataclasses.field(metadata={"criterion": True})
 
@@ -252,14 +330,31 @@ class Criteria:
     disjoint_planes: bool | None = _criterion()
     """Different factors rotate disjoint sets of coordinates (None without action effects)."""
     rollout_stable: bool | None = _criterion()
-    """Rollout BCE at ``k = horizon`` at most ``bce_ratio_limit`` times that at ``k = 1`` (None if either
-    step was not evaluated or the BCE at ``k = 1`` is 0)."""
+    """Rollout BCE at ``k = horizon`` at most ``bce_ratio_limit`` times that at ``k = 1``, and its excess over
+    the frames' own entropy at most ``mean_image_margin`` times that of the mean image (None if either step was
+    not evaluated, the BCE at ``k = 1`` is 0 or the mean image is as good as the frames themselves)."""
+    encoder_fidelity: bool | None = _criterion()
+    """The circular probe's held-out R^2 is at least ``probe_threshold`` for every active factor (None without
+    the environment's evaluation contract)."""
+    decoder_fidelity: bool | None = _criterion()
+    """Decoded reconstructions of the fidelity states and imagined frames ``k = 1 .. 100`` of the evaluation
+    episodes are nearest, in pixels, to their own state's image in at least ``decoder_threshold`` of cases
+    (None without the evaluation contract or the episodes' factors)."""
+    dynamics_trained: bool | None = _criterion()
+    """The dynamics phase ran to the end of its ramp: the last logged ``dynamics_weight`` is 1 (None without a
+    training history)."""
     share_threshold: float
     """Threshold of ``single_plane``."""
     angle_tolerance: float
     """Relative tolerance of ``faithful_angles``."""
     bce_ratio_limit: float
     """Limit of ``rollout_stable``."""
+    mean_image_margin: float = MEAN_IMAGE_MARGIN
+    """Limit of ``rollout_stable``: rollout excess BCE over the mean image's excess BCE."""
+    probe_threshold: float = PROBE_THRESHOLD
+    """Threshold of ``encoder_fidelity``."""
+    decoder_threshold: float = DECODER_THRESHOLD
+    """Threshold of ``decoder_fidelity``."""
 
     @property
     def all(self) -> bool:
@@ -276,12 +371,23 @@ class Criteria:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Criteria:
-        """Inverse of :meth:`to_dict`; a stored ``all`` must agree with the checks."""
-        d = _fields(data, cls.__name__, [f.name for f in dataclasses.fields(cls)])
-        criteria = cls(**d)
-        if "all" in data and data["all"] != criteria.all:
+        """Inverse of :meth:`to_dict`; a stored ``all`` must agree with the checks.
+
+        A report written before ``encoder_fidelity``, ``decoder_fidelity`` and ``dynamics_trained`` existed
+        reads with those checks None (so ``all`` is False) and its stored ``all`` is not checked.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        d = _fields(data, cls.__name__, [n for n in names if n not in _LATER_KEYS], _LATER_KEYS)
+        criteria = cls(**{**{name: None for name in _LATER_CRITERIA}, **d})
+        legacy = any(name not in data for name in _LATER_CRITERIA)
+        if not legacy and "all" in data and data["all"] != criteria.all:
             raise ValueError(f"Criteria.from_dict: stored all={data['all']!r} contradicts the checks {d}.")
         return criteria
+
+
+#: Criteria (and their thresholds) that reports written before them lack.
+_LATER_CRITERIA = ("encoder_fidelity", "decoder_fidelity", "dynamics_trained")
+_LATER_KEYS = (*_LATER_CRITERIA, "mean_image_margin", "probe_threshold", "decoder_threshold")
 
 
 #: The names of the quality checks, in report order (the fields of :class:`Criteria` marked as criteria).
@@ -338,6 +444,17 @@ class Evaluation:
     """The quality criteria."""
     training: TrainingSummary | None = None
     """How the model was trained, when the caller says (``dataclasses.replace(evaluation, training=...)``)."""
+    mean_image_bce: float | None = None
+    """BCE of the mean frame of the evaluation episodes against their frames at ``k = horizon``."""
+    frame_entropy: float | None = None
+    """BCE of the frames at ``k = horizon`` against themselves (the floor of any prediction)."""
+    mean_image_ratio: float | None = None
+    """``(BCE(horizon) - frame_entropy) / (mean_image_bce - frame_entropy)``: the rollout's excess BCE as a
+    share of the mean image's (None if ``k = horizon`` was not evaluated or the mean image has no excess)."""
+    fidelity: Fidelity | None = None
+    """Encoder and decoder fidelity (None without the environment's evaluation contract)."""
+    dynamics_weight: float | None = None
+    """The last logged ``dynamics_weight`` of the training history (None without one)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The evaluation keys of ``report.json`` (plus ``training`` when set), JSON-serialisable."""
@@ -352,6 +469,11 @@ class Evaluation:
             "actions": [a.to_dict() for a in self.actions],
             "disjoint_planes": self.disjoint_planes,
             "factors": None if self.factors is None else [f.to_dict() for f in self.factors],
+            "mean_image_bce": self.mean_image_bce,
+            "frame_entropy": self.frame_entropy,
+            "mean_image_ratio": self.mean_image_ratio,
+            "fidelity": None if self.fidelity is None else self.fidelity.to_dict(),
+            "dynamics_weight": self.dynamics_weight,
             "criteria": self.criteria.to_dict(),
         }
         if self.training is not None:
@@ -377,9 +499,11 @@ class Evaluation:
                 "factors",
                 "criteria",
             ),
-            ("training",),
+            ("training", *_LATER_EVALUATION_KEYS),
         )
         training = d.get("training")
+        fidelity = d.get("fidelity")
+        optional = {key: None if d.get(key) is None else float(d[key]) for key in _LATER_FLOAT_KEYS}
         return cls(
             env_id=str(d["env_id"]),
             env_kwargs=dict(d["env_kwargs"]),
@@ -393,11 +517,22 @@ class Evaluation:
             disjoint_planes=d["disjoint_planes"],
             criteria=Criteria.from_dict(d["criteria"]),
             training=None if training is None else TrainingSummary.from_dict(training),
+            fidelity=None if fidelity is None else Fidelity.from_dict(fidelity),
+            **optional,
         )
 
 
+#: Evaluation keys that reports written before them lack (read as None).
+_LATER_FLOAT_KEYS = ("mean_image_bce", "frame_entropy", "mean_image_ratio", "dynamics_weight")
+_LATER_EVALUATION_KEYS = (*_LATER_FLOAT_KEYS, "fidelity")
+
+
 def format_summary(evaluation: Evaluation) -> str:
-    """A few lines for the terminal: rollout BCE at 1 and the horizon, each action, the criteria."""
+    """A few lines for the terminal: the rollout BCE, each action, the new figures, the criteria.
+
+    The rollout BCE at 1 and the horizon; each action; then, those known: the mean-image BCE, the encoder
+    probe, the decoder fidelity and the last dynamics weight; the criteria.
+    """
     nan = float("nan")
     horizon = evaluation.horizon
     bce_1, bce_h = (evaluation.rollout_bce.mean_at(k) for k in (1, horizon))
@@ -411,6 +546,25 @@ def format_summary(evaluation: Evaluation) -> str:
         else:
             what, units = "", f"{a.angle:+.4f} rad"
         lines.append(f"action {a.action} {what:>16}: plane {a.dominant_plane} share {a.plane_share:.4f} angle {units}")
+    if evaluation.mean_image_bce is not None and evaluation.frame_entropy is not None:
+        share = "n/a" if evaluation.mean_image_ratio is None else f"{evaluation.mean_image_ratio:.3f}"
+        lines.append(
+            f"mean-image BCE k={horizon}: {evaluation.mean_image_bce:.4f}  frame entropy: "
+            f"{evaluation.frame_entropy:.4f}  rollout excess / mean-image excess: {share}"
+        )
+    fid = evaluation.fidelity
+    if fid is not None:
+        probe = ", ".join(f"{name} {r2:.4f}" for name, r2 in zip(fid.factors, fid.probe_r2, strict=True))
+        which = "every state" if fid.grid else "sampled states"
+        lines.append(f"encoder probe R^2 ({fid.states} {which}): {probe}")
+        imagined = "n/a" if fid.imagined_rate is None else f"{fid.imagined_rate:.2%}"
+        last = "n/a" if fid.imagined_rate_last is None else f"{fid.imagined_rate_last:.2%}"
+        lines.append(
+            f"decoded nearest own state: reconstructions {fid.reconstruction_rate:.2%}, imagined k<="
+            f"{fid.imagined_steps} {imagined} (k={fid.imagined_steps} {last})"
+        )
+    if evaluation.dynamics_weight is not None:
+        lines.append(f"last dynamics_weight: {evaluation.dynamics_weight:.3f}")
     checks = {**evaluation.criteria.checks(), "all": evaluation.criteria.all}
     lines.append("criteria: " + ", ".join(f"{name}={value}" for name, value in checks.items()))
     return "\n".join(lines)
@@ -662,6 +816,161 @@ def _rollout_error(ks: np.ndarray, bce: np.ndarray) -> RolloutError:
     )
 
 
+# -- fidelity, the mean image, the training ----------------------------------------------------------------
+
+
+def _evaluation_contract(env: Any) -> Any | None:
+    """The object holding ``factor_space`` and ``render_states`` (the env or its unwrapped core), or None."""
+    for candidate in (env, getattr(env, "unwrapped", None)):
+        if hasattr(candidate, "factor_space") and callable(getattr(candidate, "render_states", None)):
+            return candidate
+    return None
+
+
+@torch.no_grad()
+def _decode_uint8(model: WorldModel, latents: torch.Tensor) -> np.ndarray:
+    """Latents (M, n) -> uint8 images (M, H, W, C), ``round(255 * sigmoid(logits))``, in chunks."""
+    out = np.empty((len(latents), *model.image_shape), dtype=np.uint8)
+    for start in range(0, len(latents), _CHUNK_FRAMES):
+        part = model.decode(latents[start : start + _CHUNK_FRAMES])
+        out[start : start + _CHUNK_FRAMES] = (part * 255).round().to(torch.uint8).numpy()
+    return out
+
+
+@torch.no_grad()
+def _encode(model: WorldModel, images: np.ndarray) -> torch.Tensor:
+    """uint8 images (M, H, W, C) -> encodings (M, n), in chunks."""
+    chunks = range(0, len(images), _CHUNK_FRAMES)
+    parts = [model.encode(torch.from_numpy(images[s : s + _CHUNK_FRAMES])) for s in chunks]
+    return torch.cat(parts) if parts else torch.empty(0, model.latent_dim)
+
+
+def _squared_distances(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Exact squared L2 distances (float64 holds these integer sums exactly) of (Q, D) to (M, D) uint8 rows."""
+    q = queries.astype(np.float64)
+    c = candidates.astype(np.float64)
+    return (q * q).sum(1)[:, None] - 2.0 * (q @ c.T) + (c * c).sum(1)[None, :]
+
+
+def _nearest_own(contract: Any, grid: np.ndarray | None, decoded: np.ndarray, truths: np.ndarray) -> np.ndarray:
+    """Whether each decoded image (Q, H, W, C) is nearest (ties right) to its true state's image.
+
+    With ``grid`` (the images of every state, in flat-index order) every state is a candidate; without it the
+    candidates are the states that differ from the true state in one factor, rendered in chunks.
+    """
+    space = contract.factor_space
+    sizes = np.asarray(space.sizes, dtype=np.int64)
+    queries = decoded.reshape(len(decoded), -1)
+    right = np.empty(len(decoded), dtype=bool)
+    if grid is not None:
+        flat_grid = grid.reshape(len(grid), -1)
+        own = truths @ np.asarray(space.strides, dtype=np.int64)
+        for start in range(0, len(queries), 256):
+            d2 = _squared_distances(queries[start : start + 256], flat_grid)
+            rows = np.arange(len(d2))
+            right[start : start + 256] = d2[rows, own[start : start + 256]] <= d2.min(axis=1)
+        return right
+    variants = [(k, v) for k in range(len(sizes)) if sizes[k] > 1 for v in range(int(sizes[k]))]
+    per_state = max(1, _CANDIDATE_BYTES // max(1, len(variants) * queries.shape[1]))
+    for start in range(0, len(queries), per_state):
+        truth = truths[start : start + per_state]
+        candidates = np.repeat(truth[:, None, :], len(variants), axis=1)
+        for m, (k, v) in enumerate(variants):
+            candidates[:, m, k] = v
+        images = contract.render_states(candidates).reshape(len(truth), len(variants), -1).astype(np.int64)
+        own = contract.render_states(truth).reshape(len(truth), -1).astype(np.int64)
+        q = queries[start : start + per_state].astype(np.int64)
+        nearest = ((images - q[:, None, :]) ** 2).sum(-1).min(axis=1)
+        right[start : start + per_state] = ((own - q) ** 2).sum(-1) <= nearest
+    return right
+
+
+@torch.no_grad()
+def fidelity(model: WorldModel, env: Any, batch: EpisodeBatch, config: EvalConfig) -> Fidelity | None:
+    """Encoder and decoder fidelity on the environment's states (see :class:`Fidelity`).
+
+    Args:
+        model: The world model.
+        env: An environment with the evaluation contract: ``factor_space`` (``all_states``, ``sample_states``,
+            ``sizes``, ``strides``, ``names``) and ``render_states`` (a single env's ``unwrapped`` core or a
+            native vector env).
+        batch: The evaluation episodes (their ``factors`` give the true states of the imagined frames).
+        config: ``seed`` (of the sample of states, with more than :data:`GRID_STATES` states) and ``horizon``.
+
+    Returns:
+        The figures, or None if ``env`` has no evaluation contract.
+    """
+    contract = _evaluation_contract(env)
+    if contract is None:
+        return None
+    model.eval()
+    space = contract.factor_space
+    sizes = np.asarray(space.sizes, dtype=np.int64)
+    active = [k for k in range(len(sizes)) if sizes[k] > 1]
+    grid = int(space.n_states) <= GRID_STATES
+    rng = np.random.default_rng(config.seed)
+    states = space.all_states() if grid else space.sample_states(SAMPLE_STATES, rng)
+    images = contract.render_states(states)
+    encodings = _encode(model, images)
+    probe = circular_probe(encodings.numpy(), states[:, active], sizes[active].tolist())
+    table = images if grid else None
+    reconstructed = _right_rate(_nearest_own(contract, table, _decode_uint8(model, encodings), states))
+    steps = min(IMAGINED_STEPS, int(batch.actions.shape[1]))
+    imagined = imagined_last = None
+    if batch.factors is not None:
+        first = model.encode(torch.from_numpy(batch.observations[:, 0]))
+        latents = model.rollout(first, torch.from_numpy(batch.actions[:, :steps]))[:, 1:]  # (E, K, n)
+        decoded = _decode_uint8(model, latents.reshape(-1, model.latent_dim))
+        truths = batch.factors[:, 1 : steps + 1].reshape(-1, batch.factors.shape[-1])
+        right = _nearest_own(contract, table, decoded, truths).reshape(len(latents), steps)
+        imagined, imagined_last = _right_rate(right), _right_rate(right[:, -1])
+    return Fidelity(
+        states=len(states),
+        grid=grid,
+        candidates="all_states" if grid else "one_factor_neighbours",
+        factors=tuple(space.names[k] for k in active),
+        probe_r2=tuple(float(r) for r in probe),
+        reconstruction_rate=reconstructed,
+        imagined_steps=steps,
+        imagined_rate=imagined,
+        imagined_rate_last=imagined_last,
+    )
+
+
+def _right_rate(right: np.ndarray) -> float:
+    return float(np.mean(right))
+
+
+def mean_image_bce(batch: EpisodeBatch, k: int) -> tuple[float, float]:
+    """``(BCE of the mean frame, BCE of the frames against themselves)`` at step ``k``, averaged over episodes.
+
+    The mean frame is the per-pixel mean of every frame of the batch; the second figure is the frames' own
+    entropy, the floor of any prediction's BCE (anti-aliased pixels are neither 0 nor 1).
+    """
+    mean = torch.from_numpy(batch.observations.mean(axis=(0, 1), dtype=np.float64).astype(np.float32) / 255.0)
+    frames = frames_to_float(torch.from_numpy(batch.observations[:, k]))
+    against_mean = F.binary_cross_entropy(mean.expand_as(frames), frames)
+    entropy = F.binary_cross_entropy(frames, frames)
+    return float(against_mean), float(entropy)
+
+
+def dynamics_trained(history: Sequence[Mapping[str, Any]] | None) -> tuple[bool | None, float | None]:
+    """``(trained?, last logged dynamics_weight)`` from a training history.
+
+    A run is trained when its last logged ``dynamics_weight`` reached 1: the warm-up and the dynamics ramp
+    (``warmup.steps`` then ``optim.dynamics_ramp_steps``) are behind it. The trainer always logs the last
+    step. None without a history (or rows without the weight); an empty history (no step taken) is False.
+    """
+    if history is None:
+        return None, None
+    if len(history) == 0:
+        return False, None
+    weight = history[-1].get("dynamics_weight")
+    if weight is None:
+        return None, None
+    return float(weight) >= 1.0, float(weight)
+
+
 def evaluate_model(
     model: WorldModel,
     env_id: str,
@@ -669,6 +978,7 @@ def evaluate_model(
     config: EvalConfig,
     ks: Sequence[int] | None = None,
     episodes: EvalEpisodes | None = None,
+    history: Sequence[Mapping[str, Any]] | None = None,
 ) -> Evaluation:
     """Every figure of the report (see :class:`Evaluation`).
 
@@ -680,6 +990,8 @@ def evaluate_model(
         ks: Rollout steps to evaluate (default all ``0 .. horizon``; the criteria need 1 and ``horizon``).
         episodes: Pre-collected evaluation episodes (:func:`collect_eval_episodes` with the same ``config``),
             to avoid collecting them again.
+        history: The training history (one row per logged step, with ``dynamics_weight``), for
+            ``dynamics_trained`` (None: that check cannot be judged, so ``all`` is False).
 
     Raises:
         ValueError: If the evaluation would not fit in the memory available (:func:`check_evaluation_memory`,
@@ -702,14 +1014,41 @@ def evaluate_model(
     horizon = config.horizon
     bce_1, bce_h = rollout.mean_at(1), rollout.mean_at(horizon)
     ratio = bce_h / bce_1 if bce_1 is not None and bce_h is not None and bce_1 > 0 else None
+    mean_bce, entropy = mean_image_bce(batch, horizon)
+    excess = mean_bce - entropy
+    mean_ratio = (bce_h - entropy) / excess if bce_h is not None and excess > 0 else None
+    env = _contract_env(env_id, env_kwargs)
+    try:
+        fid = None if env is None else fidelity(model, env, batch, config)
+    finally:
+        if env is not None:
+            env.close()
+    trained, weight = dynamics_trained(history)
+    thresholds = {
+        name: float(getattr(config, name, default))
+        for name, default in (
+            ("mean_image_margin", MEAN_IMAGE_MARGIN),
+            ("probe_threshold", PROBE_THRESHOLD),
+            ("decoder_threshold", DECODER_THRESHOLD),
+        )
+    }
+    decoder = None
+    if fid is not None and fid.imagined_rate is not None:
+        decoder = min(fid.reconstruction_rate, fid.imagined_rate) >= thresholds["decoder_threshold"]
     criteria = Criteria(
         single_plane=all(a.plane_share >= config.share_threshold for a in group.actions),
         faithful_angles=None if effects is None else all(a.faithful is True for a in group.actions),
         disjoint_planes=group.disjoint_planes,
-        rollout_stable=None if ratio is None else ratio <= config.bce_ratio_limit,
+        rollout_stable=None
+        if ratio is None or mean_ratio is None
+        else ratio <= config.bce_ratio_limit and mean_ratio <= thresholds["mean_image_margin"],
+        encoder_fidelity=None if fid is None else all(r >= thresholds["probe_threshold"] for r in fid.probe_r2),
+        decoder_fidelity=decoder,
+        dynamics_trained=trained,
         share_threshold=config.share_threshold,
         angle_tolerance=config.angle_tolerance,
         bce_ratio_limit=config.bce_ratio_limit,
+        **thresholds,
     )
     return Evaluation(
         env_id=env_id,
@@ -723,4 +1062,21 @@ def evaluate_model(
         factors=group.factors,
         disjoint_planes=group.disjoint_planes,
         criteria=criteria,
+        mean_image_bce=mean_bce,
+        frame_entropy=entropy,
+        mean_image_ratio=mean_ratio,
+        fidelity=fid,
+        dynamics_weight=weight,
     )
+
+
+def _contract_env(env_id: str, env_kwargs: Mapping[str, Any]) -> Any | None:
+    """``gym.make(env_id, **env_kwargs)`` when its core has the evaluation contract (to close after use), else None."""
+    try:
+        env = gym.make(env_id, **dict(env_kwargs))
+    except gym.error.Error:
+        return None
+    if _evaluation_contract(env.unwrapped) is None:
+        env.close()
+        return None
+    return env

@@ -5,7 +5,8 @@
 - ``rollout_bce.png``: rollout BCE per step ``k`` with its 95% interval.
 - ``rollout.gif``: ground truth (left) next to the decoded latent rollout (right) of one long evaluation
   episode, subsampled to span the whole horizon.
-- ``report.json``: the evaluation figures (``Evaluation.to_dict()``, keys documented in the README, with the
+- ``report.json``: the evaluation figures (``Evaluation.to_dict()``, keys documented in ``docs/report.md``:
+  among them the mean-image BCE, the encoder probe and decoder fidelity, the last dynamics weight, with the
   training summary when the evaluation carries one) plus ``rollout_bce_at`` and the list of ``files``.
 - ``report.md``: the same, for people.
 """
@@ -136,6 +137,36 @@ def rollout_bce_at(evaluation: Evaluation) -> dict[str, float]:
     return {str(k): value for k, value in points.items() if value is not None}
 
 
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2%}"
+
+
+def _fidelity_lines(evaluation: Evaluation) -> list[str]:
+    """The mean-image BCE, the encoder probe, the decoder fidelity and the last dynamics weight (those known)."""
+    lines = []
+    if evaluation.mean_image_bce is not None and evaluation.frame_entropy is not None:
+        lines.append(
+            f"- mean image: BCE {evaluation.mean_image_bce:.4f} at k={evaluation.horizon} (the frames' own "
+            f"entropy {evaluation.frame_entropy:.4f}); rollout excess over the mean image's "
+            f"{_rounded(evaluation.mean_image_ratio)} (limit {evaluation.criteria.mean_image_margin})"
+        )
+    fid = evaluation.fidelity
+    if fid is not None:
+        which = "every state" if fid.grid else "a uniform sample of states"
+        probe = ", ".join(f"{name} {r2:.4f}" for name, r2 in zip(fid.factors, fid.probe_r2, strict=True))
+        lines += [
+            f"- encoder: circular-probe R^2 on {fid.states} states ({which}): {probe} "
+            f"(threshold {evaluation.criteria.probe_threshold})",
+            f"- decoder: nearest own state's image ({fid.candidates.replace('_', ' ')} as candidates) for "
+            f"{_percent(fid.reconstruction_rate)} of reconstructions, {_percent(fid.imagined_rate)} of imagined "
+            f"frames k=1..{fid.imagined_steps}, {_percent(fid.imagined_rate_last)} at k={fid.imagined_steps} "
+            f"(threshold {evaluation.criteria.decoder_threshold:.0%})",
+        ]
+    if evaluation.dynamics_weight is not None:
+        lines.append(f"- last logged dynamics weight: {evaluation.dynamics_weight:.3f}")
+    return [*lines, ""] if lines else [""]
+
+
 def _markdown(evaluation: Evaluation) -> str:
     criteria = evaluation.criteria
     at = rollout_bce_at(evaluation)
@@ -152,7 +183,7 @@ def _markdown(evaluation: Evaluation) -> str:
         f"k={evaluation.horizon} {at.get(str(evaluation.horizon), float('nan')):.4f} "
         f"(ratio {_rounded(evaluation.rollout_bce_ratio)}, "
         f"limit {criteria.bce_ratio_limit})",
-        "",
+        *_fidelity_lines(evaluation),
         "## Quality criteria",
         "",
         "| criterion | holds |",
