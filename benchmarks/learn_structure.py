@@ -93,6 +93,7 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
             check_config,
             ks=(1, check_config.horizon),
             episodes=episodes,
+            history=t.history,
         )
         checks.append(
             {
@@ -121,7 +122,9 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
     started = time.perf_counter()
     trainer.train(progress=not args.no_progress, callback=check, callback_every=args.check_every)
     wall = time.perf_counter() - started
-    final = evaluate_model(trainer.model, env.id, env.kwargs, check_config if args.quick else config.evaluation)
+    final = evaluate_model(
+        trainer.model, env.id, env.kwargs, check_config if args.quick else config.evaluation, history=trainer.history
+    )
     trainer.close()
     criteria = final.criteria
     return {

@@ -307,6 +307,13 @@ class EvalConfig(_Section):
     """Criterion: share of ``sum(theta^2)`` that every action must hold in its dominant plane."""
     angle_tolerance: Annotated[float, Gt(0)] = 0.01
     """Criterion: relative distance of the dominant angle to the nearest ``2 pi k / N``."""
+    mean_image_margin: Annotated[float, Gt(0)] = 0.5
+    """Criterion: the rollout's BCE at ``k = horizon`` above the frames' own entropy at most this share of the
+    mean image's (a model that predicts a constant image fails)."""
+    probe_threshold: Annotated[float, Ge(0), Le(1)] = 0.99
+    """Criterion: held-out R^2 of the circular probe of every active factor at least this."""
+    decoder_threshold: Annotated[float, Ge(0), Le(1)] = 0.99
+    """Criterion: share of decoded reconstructions and imagined frames nearest their own state's image."""
 
 
 @dataclass

@@ -76,10 +76,11 @@ GRID_STATES = 5_000
 SAMPLE_STATES = 2_000
 #: Imagined frames judged by ``decoder_fidelity``: every step ``k = 1 .. min(IMAGINED_STEPS, horizon)``.
 IMAGINED_STEPS = 100
-#: Thresholds of the new criteria (read from ``EvalConfig`` when it has fields of these names).
-PROBE_THRESHOLD = 0.99
-DECODER_THRESHOLD = 0.99
-MEAN_IMAGE_MARGIN = 0.5
+#: Default thresholds of the criteria that judge the trained model (``EvalConfig``'s; reports written before
+#: they existed are read with these).
+PROBE_THRESHOLD = EvalConfig.probe_threshold
+DECODER_THRESHOLD = EvalConfig.decoder_threshold
+MEAN_IMAGE_MARGIN = EvalConfig.mean_image_margin
 _CANDIDATE_BYTES = 64 * 2**20  # rendered candidate images held at once by the nearest-image test
 
 
@@ -1025,12 +1026,9 @@ def evaluate_model(
             env.close()
     trained, weight = dynamics_trained(history)
     thresholds = {
-        name: float(getattr(config, name, default))
-        for name, default in (
-            ("mean_image_margin", MEAN_IMAGE_MARGIN),
-            ("probe_threshold", PROBE_THRESHOLD),
-            ("decoder_threshold", DECODER_THRESHOLD),
-        )
+        "mean_image_margin": config.mean_image_margin,
+        "probe_threshold": config.probe_threshold,
+        "decoder_threshold": config.decoder_threshold,
     }
     decoder = None
     if fid is not None and fid.imagined_rate is not None:
