@@ -11,27 +11,29 @@ import torch
 import dyndis_envs
 from dyndis_learn import EvalConfig
 from dyndis_learn.evaluate import (
+    EvalEpisodes,
+    _action_effects,
+    _faithful_angle,
+    check_evaluation_memory,
+    collect_eval_episodes,
+    evaluate_model,
+    evaluation_memory,
+    rollout_bce,
+    structure,
+)
+from dyndis_learn.fidelity import dynamics_trained
+from dyndis_learn.model import WorldModel
+from dyndis_learn.results import (
     CRITERIA,
     ActionStructure,
     Criteria,
-    EvalEpisodes,
     Evaluation,
     FactorStructure,
     Fidelity,
     RolloutError,
     TrainingSummary,
-    _action_effects,
-    _faithful_angle,
-    check_evaluation_memory,
-    collect_eval_episodes,
-    dynamics_trained,
-    evaluate_model,
-    evaluation_memory,
     format_summary,
-    rollout_bce,
-    structure,
 )
-from dyndis_learn.model import WorldModel
 from tests.learn.fixtures import TINY, TINY_ENV_KWARGS
 
 #: GridWorld 5 x 5: actions 0/1 move north_south, 2/3 east_west.
@@ -473,8 +475,8 @@ def test__oracle_passes_every_criterion(tiny_episodes):
 
 
 def test__oracle_passes_on_a_sample_with_one_factor_neighbours(tiny_episodes, monkeypatch):
-    monkeypatch.setattr("dyndis_learn.evaluate.GRID_STATES", 10)
-    monkeypatch.setattr("dyndis_learn.evaluate.SAMPLE_STATES", 40)
+    monkeypatch.setattr("dyndis_learn.fidelity.GRID_STATES", 10)
+    monkeypatch.setattr("dyndis_learn.fidelity.SAMPLE_STATES", 40)
     evaluation = evaluate_model(
         _Oracle(), "DynDis/GridWorld-v0", TINY_ENV_KWARGS, EVAL, episodes=tiny_episodes, history=TRAINED
     )

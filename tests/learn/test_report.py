@@ -5,16 +5,10 @@ import pytest
 import torch
 
 from dyndis_learn import EvalConfig
-from dyndis_learn.evaluate import (
-    CRITERIA,
-    ActionStructure,
-    Evaluation,
-    TrainingSummary,
-    collect_eval_episodes,
-    evaluate_model,
-)
+from dyndis_learn.evaluate import collect_eval_episodes, evaluate_model
 from dyndis_learn.model import WorldModel
 from dyndis_learn.report import rollout_bce_at, write_report
+from dyndis_learn.results import CRITERIA, ActionStructure, Evaluation, TrainingSummary
 from tests.learn.fixtures import TINY_ENV_ID, TINY_ENV_KWARGS
 
 EVAL = EvalConfig(episodes=2, horizon=12, gif_steps=4)

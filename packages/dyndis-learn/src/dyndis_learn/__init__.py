@@ -26,9 +26,9 @@ from dyndis_learn.config import (
     TrainConfig,
     WarmupConfig,
 )
-from dyndis_learn.evaluate import Evaluation
 from dyndis_learn.methods import Method, register_method
 from dyndis_learn.model import WorldModel
+from dyndis_learn.results import Evaluation
 from dyndis_learn.rollouts import EpisodeBatch, RolloutCollector
 from dyndis_learn.rotations import ActionRotations, Parametrisation
 from dyndis_learn.trainer import Trainer

@@ -25,16 +25,11 @@ import yaml
 
 from dyndis_learn.checkpoint import load_model_state, read_checkpoint
 from dyndis_learn.config import EvalConfig, TrainConfig
-from dyndis_learn.evaluate import (
-    Evaluation,
-    TrainingSummary,
-    check_evaluation_memory,
-    collect_eval_episodes,
-    evaluate_model,
-)
+from dyndis_learn.evaluate import check_evaluation_memory, collect_eval_episodes, evaluate_model
 from dyndis_learn.methods import make_method
 from dyndis_learn.model import WorldModel
 from dyndis_learn.report import write_report
+from dyndis_learn.results import Evaluation, TrainingSummary
 from dyndis_learn.rollouts import Policy
 from dyndis_learn.trainer import Trainer, checkpoint_config
 

@@ -30,8 +30,8 @@ from dyndis_learn import __version__
 from dyndis_learn.api import Learner, load_config
 from dyndis_learn.checkpoint import CHECKPOINT_NAME, CheckpointError
 from dyndis_learn.config import TrainConfig
-from dyndis_learn.evaluate import Evaluation, format_summary
 from dyndis_learn.files import write_json_atomic
+from dyndis_learn.results import Evaluation, format_summary
 
 __all__ = ["EXIT_STATUSES", "EvaluateArgs", "TrainArgs", "main"]
 

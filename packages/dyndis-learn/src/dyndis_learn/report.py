@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dyndis_learn.evaluate import Evaluation
 from dyndis_learn.files import atomic_write, write_json_atomic
 from dyndis_learn.model import WorldModel
+from dyndis_learn.results import Evaluation
 from dyndis_learn.rollouts import EpisodeBatch
 from dyndis_learn.rotations import plane_pairs
 

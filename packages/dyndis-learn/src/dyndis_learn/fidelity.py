@@ -1,0 +1,198 @@
+"""Fidelity of a trained model to the true states.
+
+Its encoder (a probe of every factor), its decoder (are decoded pictures nearest their own state's image?),
+the mean-image baseline, and whether the dynamics phase was trained to the end.
+
+The states and their images come from the environment's evaluation contract only:
+``factor_space.all_states()`` / ``sample_states`` and ``render_states``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dyndis_learn.config import EvalConfig
+from dyndis_learn.metrics import circular_probe
+from dyndis_learn.model import WorldModel, frames_to_float
+from dyndis_learn.results import Fidelity
+from dyndis_learn.rollouts import EpisodeBatch
+
+__all__ = [
+    "GRID_STATES",
+    "IMAGINED_STEPS",
+    "SAMPLE_STATES",
+    "dynamics_trained",
+    "evaluation_contract",
+    "fidelity",
+    "mean_image_bce",
+]
+
+_CHUNK_FRAMES = 1024  # frames encoded or decoded per pass
+
+#: Fidelity states: every state of the environment up to this many, else a uniform sample of
+#: :data:`SAMPLE_STATES` states drawn with ``EvalConfig.seed``.
+GRID_STATES = 5_000
+SAMPLE_STATES = 2_000
+#: Imagined frames judged by ``decoder_fidelity``: every step ``k = 1 .. min(IMAGINED_STEPS, horizon)``.
+IMAGINED_STEPS = 100
+_CANDIDATE_BYTES = 64 * 2**20  # rendered candidate images held at once by the nearest-image test
+
+
+# -- fidelity, the mean image, the training ----------------------------------------------------------------
+
+
+def evaluation_contract(env: Any) -> Any | None:
+    """The object holding ``factor_space`` and ``render_states`` (the env or its unwrapped core), or None."""
+    for candidate in (env, getattr(env, "unwrapped", None)):
+        if hasattr(candidate, "factor_space") and callable(getattr(candidate, "render_states", None)):
+            return candidate
+    return None
+
+
+@torch.no_grad()
+def _decode_uint8(model: WorldModel, latents: torch.Tensor) -> np.ndarray:
+    """Latents (M, n) -> uint8 images (M, H, W, C), ``round(255 * sigmoid(logits))``, in chunks."""
+    out = np.empty((len(latents), *model.image_shape), dtype=np.uint8)
+    for start in range(0, len(latents), _CHUNK_FRAMES):
+        part = model.decode(latents[start : start + _CHUNK_FRAMES])
+        out[start : start + _CHUNK_FRAMES] = (part * 255).round().to(torch.uint8).numpy()
+    return out
+
+
+@torch.no_grad()
+def _encode(model: WorldModel, images: np.ndarray) -> torch.Tensor:
+    """uint8 images (M, H, W, C) -> encodings (M, n), in chunks."""
+    chunks = range(0, len(images), _CHUNK_FRAMES)
+    parts = [model.encode(torch.from_numpy(images[s : s + _CHUNK_FRAMES])) for s in chunks]
+    return torch.cat(parts) if parts else torch.empty(0, model.latent_dim)
+
+
+def _squared_distances(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Exact squared L2 distances (float64 holds these integer sums exactly) of (Q, D) to (M, D) uint8 rows."""
+    q = queries.astype(np.float64)
+    c = candidates.astype(np.float64)
+    return (q * q).sum(1)[:, None] - 2.0 * (q @ c.T) + (c * c).sum(1)[None, :]
+
+
+def _nearest_own(contract: Any, grid: np.ndarray | None, decoded: np.ndarray, truths: np.ndarray) -> np.ndarray:
+    """Whether each decoded image (Q, H, W, C) is nearest (ties right) to its true state's image.
+
+    With ``grid`` (the images of every state, in flat-index order) every state is a candidate; without it the
+    candidates are the states that differ from the true state in one factor, rendered in chunks.
+    """
+    space = contract.factor_space
+    sizes = np.asarray(space.sizes, dtype=np.int64)
+    queries = decoded.reshape(len(decoded), -1)
+    right = np.empty(len(decoded), dtype=bool)
+    if grid is not None:
+        flat_grid = grid.reshape(len(grid), -1)
+        own = truths @ np.asarray(space.strides, dtype=np.int64)
+        for start in range(0, len(queries), 256):
+            d2 = _squared_distances(queries[start : start + 256], flat_grid)
+            rows = np.arange(len(d2))
+            right[start : start + 256] = d2[rows, own[start : start + 256]] <= d2.min(axis=1)
+        return right
+    variants = [(k, v) for k in range(len(sizes)) if sizes[k] > 1 for v in range(int(sizes[k]))]
+    per_state = max(1, _CANDIDATE_BYTES // max(1, len(variants) * queries.shape[1]))
+    for start in range(0, len(queries), per_state):
+        truth = truths[start : start + per_state]
+        candidates = np.repeat(truth[:, None, :], len(variants), axis=1)
+        for m, (k, v) in enumerate(variants):
+            candidates[:, m, k] = v
+        images = contract.render_states(candidates).reshape(len(truth), len(variants), -1).astype(np.int64)
+        own = contract.render_states(truth).reshape(len(truth), -1).astype(np.int64)
+        q = queries[start : start + per_state].astype(np.int64)
+        nearest = ((images - q[:, None, :]) ** 2).sum(-1).min(axis=1)
+        right[start : start + per_state] = ((own - q) ** 2).sum(-1) <= nearest
+    return right
+
+
+@torch.no_grad()
+def fidelity(model: WorldModel, env: Any, batch: EpisodeBatch, config: EvalConfig) -> Fidelity | None:
+    """Encoder and decoder fidelity on the environment's states (see :class:`Fidelity`).
+
+    Args:
+        model: The world model.
+        env: An environment with the evaluation contract: ``factor_space`` (``all_states``, ``sample_states``,
+            ``sizes``, ``strides``, ``names``) and ``render_states`` (a single env's ``unwrapped`` core or a
+            native vector env).
+        batch: The evaluation episodes (their ``factors`` give the true states of the imagined frames).
+        config: ``seed`` (of the sample of states, with more than :data:`GRID_STATES` states) and ``horizon``.
+
+    Returns:
+        The figures, or None if ``env`` has no evaluation contract.
+    """
+    contract = evaluation_contract(env)
+    if contract is None:
+        return None
+    model.eval()
+    space = contract.factor_space
+    sizes = np.asarray(space.sizes, dtype=np.int64)
+    active = [k for k in range(len(sizes)) if sizes[k] > 1]
+    grid = int(space.n_states) <= GRID_STATES
+    rng = np.random.default_rng(config.seed)
+    states = space.all_states() if grid else space.sample_states(SAMPLE_STATES, rng)
+    images = contract.render_states(states)
+    encodings = _encode(model, images)
+    probe = circular_probe(encodings.numpy(), states[:, active], sizes[active].tolist())
+    table = images if grid else None
+    reconstructed = _right_rate(_nearest_own(contract, table, _decode_uint8(model, encodings), states))
+    steps = min(IMAGINED_STEPS, int(batch.actions.shape[1]))
+    imagined = imagined_last = None
+    if batch.factors is not None:
+        first = model.encode(torch.from_numpy(batch.observations[:, 0]))
+        latents = model.rollout(first, torch.from_numpy(batch.actions[:, :steps]))[:, 1:]  # (E, K, n)
+        decoded = _decode_uint8(model, latents.reshape(-1, model.latent_dim))
+        truths = batch.factors[:, 1 : steps + 1].reshape(-1, batch.factors.shape[-1])
+        right = _nearest_own(contract, table, decoded, truths).reshape(len(latents), steps)
+        imagined, imagined_last = _right_rate(right), _right_rate(right[:, -1])
+    return Fidelity(
+        states=len(states),
+        grid=grid,
+        candidates="all_states" if grid else "one_factor_neighbours",
+        factors=tuple(space.names[k] for k in active),
+        probe_r2=tuple(float(r) for r in probe),
+        reconstruction_rate=reconstructed,
+        imagined_steps=steps,
+        imagined_rate=imagined,
+        imagined_rate_last=imagined_last,
+    )
+
+
+def _right_rate(right: np.ndarray) -> float:
+    return float(np.mean(right))
+
+
+def mean_image_bce(batch: EpisodeBatch, k: int) -> tuple[float, float]:
+    """``(BCE of the mean frame, BCE of the frames against themselves)`` at step ``k``, averaged over episodes.
+
+    The mean frame is the per-pixel mean of every frame of the batch; the second figure is the frames' own
+    entropy, the floor of any prediction's BCE (anti-aliased pixels are neither 0 nor 1).
+    """
+    mean = torch.from_numpy(batch.observations.mean(axis=(0, 1), dtype=np.float64).astype(np.float32) / 255.0)
+    frames = frames_to_float(torch.from_numpy(batch.observations[:, k]))
+    against_mean = F.binary_cross_entropy(mean.expand_as(frames), frames)
+    entropy = F.binary_cross_entropy(frames, frames)
+    return float(against_mean), float(entropy)
+
+
+def dynamics_trained(history: Sequence[Mapping[str, Any]] | None) -> tuple[bool | None, float | None]:
+    """``(trained?, last logged dynamics_weight)`` from a training history.
+
+    A run is trained when its last logged ``dynamics_weight`` reached 1: the warm-up and the dynamics ramp
+    (``warmup.steps`` then ``optim.dynamics_ramp_steps``) are behind it. The trainer always logs the last
+    step. None without a history (or rows without the weight); an empty history (no step taken) is False.
+    """
+    if history is None:
+        return None, None
+    if len(history) == 0:
+        return False, None
+    weight = history[-1].get("dynamics_weight")
+    if weight is None:
+        return None, None
+    return float(weight) >= 1.0, float(weight)

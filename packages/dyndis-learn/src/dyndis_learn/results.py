@@ -1,0 +1,522 @@
+"""Typed results of an evaluation: frozen dataclasses whose ``to_dict()`` gives the ``report.json`` keys.
+
+:class:`Evaluation` holds everything (:class:`RolloutError`, :class:`ActionStructure` per action,
+:class:`FactorStructure` per factor, :class:`Fidelity`, :class:`Criteria`, :class:`TrainingSummary`);
+:meth:`Evaluation.from_dict` reads a ``report.json`` back, :func:`format_summary` prints it for a terminal,
+and :data:`CRITERIA` names the criteria once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dyndis_learn.config import EvalConfig
+
+__all__ = [
+    "CRITERIA",
+    "ActionStructure",
+    "Criteria",
+    "Evaluation",
+    "FactorStructure",
+    "Fidelity",
+    "RolloutError",
+    "TrainingSummary",
+    "format_summary",
+]
+
+#: Default thresholds of the criteria that judge the trained model (``EvalConfig``'s; reports written before
+#: they existed are read with these).
+PROBE_THRESHOLD = EvalConfig.probe_threshold
+DECODER_THRESHOLD = EvalConfig.decoder_threshold
+MEAN_IMAGE_MARGIN = EvalConfig.mean_image_margin
+
+
+# -- typed results ---------------------------------------------------------------------------------------
+
+
+def _fields(data: Any, owner: str, required: Sequence[str], optional: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``required`` and present ``optional`` keys of mapping ``data``; other keys are ignored."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{owner}.from_dict expects a mapping, got {type(data).__name__}.")
+    missing = [key for key in required if key not in data]
+    if missing:
+        raise ValueError(f"{owner}.from_dict: missing key(s) {missing}; got {sorted(data)}.")
+    return {key: data[key] for key in (*required, *optional) if key in data}
+
+
+@dataclass(frozen=True)
+class RolloutError:
+    """Rollout BCE per step ``k``: mean and 95% interval over ``episodes`` episodes (all of length K)."""
+
+    k: tuple[int, ...]
+    """The evaluated steps."""
+    mean: tuple[float, ...]
+    """Mean BCE at each step."""
+    ci95_low: tuple[float, ...]
+    """Lower end of the 95% interval of the mean."""
+    ci95_high: tuple[float, ...]
+    """Upper end of the 95% interval of the mean."""
+    episodes: int
+    """Number of episodes averaged."""
+
+    def mean_at(self, k: int) -> float | None:
+        """The mean BCE at step ``k``, or None if ``k`` was not evaluated."""
+        return dict(zip(self.k, self.mean, strict=True)).get(k)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"k", "mean", "ci95_low", "ci95_high", "episodes"}`` with lists."""
+        return {
+            "k": list(self.k),
+            "mean": list(self.mean),
+            "ci95_low": list(self.ci95_low),
+            "ci95_high": list(self.ci95_high),
+            "episodes": self.episodes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RolloutError:
+        """Inverse of :meth:`to_dict`."""
+        d = _fields(data, cls.__name__, ("k", "mean", "ci95_low", "ci95_high", "episodes"))
+        return cls(
+            tuple(int(k) for k in d["k"]),
+            tuple(float(v) for v in d["mean"]),
+            tuple(float(v) for v in d["ci95_low"]),
+            tuple(float(v) for v in d["ci95_high"]),
+            int(d["episodes"]),
+        )
+
+
+_EFFECT_KEYS = (
+    "factor",
+    "direction",
+    "cycle_length",
+    "angle_over_unit",
+    "nearest_k",
+    "angle_relative_error",
+    "faithful",
+    "cycle_closure_mean",
+    "cycle_closure_max",
+    "inverse_error",
+)
+
+
+@dataclass(frozen=True)
+class ActionStructure:
+    """The learnt rotation of one action.
+
+    The fields after ``angles`` are None unless the environment publishes what the action does
+    (``env.action_effects``); then they are all set.
+    """
+
+    action: int
+    """The action's index."""
+    dominant_plane: tuple[int, int]
+    """The plane ``(i, j)`` with the largest angle."""
+    plane_share: float
+    """Share of ``sum(theta^2)`` held by the dominant plane."""
+    angle: float
+    """The dominant angle (rad), wrapped to ``[-pi, pi]``."""
+    angles: tuple[float, ...]
+    """The angle in every plane (rad), in :func:`~dyndis_learn.rotations.plane_pairs` order."""
+    factor: str | None = None
+    """Name of the factor the action moves."""
+    direction: int | None = None
+    """``+1`` or ``-1``: the direction along the factor's cycle."""
+    cycle_length: int | None = None
+    """``N``: the factor's number of values."""
+    angle_over_unit: float | None = None
+    """The dominant angle in units of ``2 pi / N``."""
+    nearest_k: int | None = None
+    """The integer nearest ``angle_over_unit``."""
+    angle_relative_error: float | None = None
+    """``|angle_over_unit - k| / |k|`` (inf for ``k = 0``)."""
+    faithful: bool | None = None
+    """Whether the angle is a faithful ``N``-cycle angle ``2 pi k / N``, ``gcd(k, N) = 1``, within tolerance."""
+    cycle_closure_mean: float | None = None
+    """Mean ``||R^N z - z||`` over encoded states."""
+    cycle_closure_max: float | None = None
+    """Largest ``||R^N z - z||`` over encoded states."""
+    inverse_error: float | None = None
+    """``||R(a) R(inverse(a)) - I||_F``."""
+
+    def __post_init__(self) -> None:
+        given = [getattr(self, key) is not None for key in _EFFECT_KEYS]
+        if any(given) and not all(given):
+            missing = [key for key, g in zip(_EFFECT_KEYS, given, strict=True) if not g]
+            raise ValueError(f"ActionStructure: the effect fields come all or none; missing {missing}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``actions[i]`` entry of ``report.json``; the effect keys only when :attr:`factor` is known."""
+        entry: dict[str, Any] = {
+            "action": self.action,
+            "dominant_plane": list(self.dominant_plane),
+            "plane_share": self.plane_share,
+            "angle": self.angle,
+            "angles": list(self.angles),
+        }
+        if self.factor is not None:
+            entry.update({key: getattr(self, key) for key in _EFFECT_KEYS})
+        return entry
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ActionStructure:
+        """Inverse of :meth:`to_dict`."""
+        d = _fields(data, cls.__name__, ("action", "dominant_plane", "plane_share", "angle", "angles"), _EFFECT_KEYS)
+        i, j = d.pop("dominant_plane")
+        return cls(
+            **{
+                **d,
+                "dominant_plane": (int(i), int(j)),
+                "angles": tuple(float(v) for v in d["angles"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class FactorStructure:
+    """One factor of the environment and the latent coordinates its actions rotate."""
+
+    name: str
+    """The factor's name."""
+    cycle_length: int
+    """``N``: its number of values."""
+    actions: tuple[int, ...]
+    """The actions that move it (those whose effect names it)."""
+    coordinates: tuple[int, ...]
+    """The latent axes of its actions' dominant planes, sorted."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``factors[j]`` entry of ``report.json``."""
+        return {
+            "name": self.name,
+            "cycle_length": self.cycle_length,
+            "actions": list(self.actions),
+            "coordinates": list(self.coordinates),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FactorStructure:
+        """Inverse of :meth:`to_dict`."""
+        d = _fields(data, cls.__name__, ("name", "cycle_length", "actions", "coordinates"))
+        return cls(str(d["name"]), int(d["cycle_length"]), tuple(d["actions"]), tuple(d["coordinates"]))
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """How faithfully the model encodes and draws the environment's states.
+
+    The states come from the environment's evaluation contract (``factor_space``, ``render_states``): every
+    state when there are at most :data:`~dyndis_learn.fidelity.GRID_STATES`, else
+    :data:`~dyndis_learn.fidelity.SAMPLE_STATES` states drawn uniformly with ``EvalConfig.seed``. A decoded
+    image is *right* when no candidate image is nearer to it (squared L2 on uint8 pixels; ties count as right)
+    than its own state's image. The candidates are the images of every
+    state (``candidates="all_states"``, with the full grid) or, with a sample, those of every state that
+    differs from the true state in one factor (``"one_factor_neighbours"``: each factor through all its values).
+    """
+
+    states: int
+    """Number of states encoded and reconstructed."""
+    grid: bool
+    """Whether they are every state (True) or a uniform seeded sample (False)."""
+    candidates: str
+    """``"all_states"`` or ``"one_factor_neighbours"``."""
+    factors: tuple[str, ...]
+    """The active factors (more than one value), in factor order."""
+    probe_r2: tuple[float, ...]
+    """Per active factor, the held-out R^2 of :func:`~dyndis_learn.metrics.circular_probe` on the encodings."""
+    reconstruction_rate: float
+    """Share of the states whose decoded reconstruction is nearest to its own image."""
+    imagined_steps: int
+    """``K = min(100, horizon)``: imagined frames ``k = 1 .. K`` of every evaluation episode are judged."""
+    imagined_rate: float | None
+    """Share of those imagined frames nearest to their true state's image (None without ``info["factors"]``)."""
+    imagined_rate_last: float | None
+    """The same share at ``k = K`` alone."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``fidelity`` entry of ``report.json``."""
+        return {
+            "states": self.states,
+            "grid": self.grid,
+            "candidates": self.candidates,
+            "factors": list(self.factors),
+            "probe_r2": list(self.probe_r2),
+            "reconstruction_rate": self.reconstruction_rate,
+            "imagined_steps": self.imagined_steps,
+            "imagined_rate": self.imagined_rate,
+            "imagined_rate_last": self.imagined_rate_last,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Fidelity:
+        """Inverse of :meth:`to_dict`."""
+        keys = [f.name for f in dataclasses.fields(cls)]
+        d = _fields(data, cls.__name__, keys)
+        return cls(
+            **{
+                **d,
+                "factors": tuple(str(name) for name in d["factors"]),
+                "probe_r2": tuple(float(v) for v in d["probe_r2"]),
+            }
+        )
+
+
+def _criterion() -> Any:
+    return dataclasses.field(metadata={"criterion": True})
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """The quality criteria: each check is True, False, or None when it cannot be judged.
+
+    :attr:`all` holds only when every check is True (a check that cannot be judged does not pass).
+    """
+
+    single_plane: bool = _criterion()
+    """Every action holds at least ``share_threshold`` of ``sum(theta^2)`` in one plane."""
+    faithful_angles: bool | None = _criterion()
+    """Every action's dominant angle is a faithful ``N``-cycle angle (None without action effects)."""
+    disjoint_planes: bool | None = _criterion()
+    """Different factors rotate disjoint sets of coordinates (None without action effects)."""
+    rollout_stable: bool | None = _criterion()
+    """Rollout BCE at ``k = horizon`` at most ``bce_ratio_limit`` times that at ``k = 1``, and its excess over
+    the frames' own entropy at most ``mean_image_margin`` times that of the mean image (None if either step was
+    not evaluated, the BCE at ``k = 1`` is 0 or the mean image is as good as the frames themselves)."""
+    encoder_fidelity: bool | None = _criterion()
+    """The circular probe's held-out R^2 is at least ``probe_threshold`` for every active factor (None without
+    the environment's evaluation contract)."""
+    decoder_fidelity: bool | None = _criterion()
+    """Decoded reconstructions of the fidelity states and imagined frames ``k = 1 .. 100`` of the evaluation
+    episodes are nearest, in pixels, to their own state's image in at least ``decoder_threshold`` of cases
+    (None without the evaluation contract or the episodes' factors)."""
+    dynamics_trained: bool | None = _criterion()
+    """The dynamics phase ran to the end of its ramp: the last logged ``dynamics_weight`` is 1 (None without a
+    training history)."""
+    share_threshold: float
+    """Threshold of ``single_plane``."""
+    angle_tolerance: float
+    """Relative tolerance of ``faithful_angles``."""
+    bce_ratio_limit: float
+    """Limit of ``rollout_stable``."""
+    mean_image_margin: float = MEAN_IMAGE_MARGIN
+    """Limit of ``rollout_stable``: rollout excess BCE over the mean image's excess BCE."""
+    probe_threshold: float = PROBE_THRESHOLD
+    """Threshold of ``encoder_fidelity``."""
+    decoder_threshold: float = DECODER_THRESHOLD
+    """Threshold of ``decoder_fidelity``."""
+
+    @property
+    def all(self) -> bool:
+        """Whether every check holds."""
+        return all(value is True for value in self.checks().values())
+
+    def checks(self) -> dict[str, bool | None]:
+        """``{name: value}`` of every check, in :data:`CRITERIA` order."""
+        return {name: getattr(self, name) for name in CRITERIA}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``criteria`` entry of ``report.json``: the checks, the thresholds, then ``all``."""
+        return {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, "all": self.all}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Criteria:
+        """Inverse of :meth:`to_dict`; a stored ``all`` must agree with the checks.
+
+        A report written before ``encoder_fidelity``, ``decoder_fidelity`` and ``dynamics_trained`` existed
+        reads with those checks None (so ``all`` is False) and its stored ``all`` is not checked.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        d = _fields(data, cls.__name__, [n for n in names if n not in _LATER_KEYS], _LATER_KEYS)
+        criteria = cls(**{**{name: None for name in _LATER_CRITERIA}, **d})
+        legacy = any(name not in data for name in _LATER_CRITERIA)
+        if not legacy and "all" in data and data["all"] != criteria.all:
+            raise ValueError(f"Criteria.from_dict: stored all={data['all']!r} contradicts the checks {d}.")
+        return criteria
+
+
+#: Criteria (and their thresholds) that reports written before them lack.
+_LATER_CRITERIA = ("encoder_fidelity", "decoder_fidelity", "dynamics_trained")
+_LATER_KEYS = (*_LATER_CRITERIA, "mean_image_margin", "probe_threshold", "decoder_threshold")
+
+
+#: The names of the quality checks, in report order (the fields of :class:`Criteria` marked as criteria).
+CRITERIA: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Criteria) if f.metadata.get("criterion"))
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """How the evaluated model was trained (filled in by the caller)."""
+
+    steps: int
+    """SGD steps taken."""
+    train_seconds: float
+    """Wall time of the SGD steps."""
+    config: dict[str, Any]
+    """The run's configuration (``TrainConfig.to_dict()``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``training`` entry of ``report.json``."""
+        return {"steps": self.steps, "train_seconds": self.train_seconds, "config": self.config}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainingSummary:
+        """Inverse of :meth:`to_dict`."""
+        d = _fields(data, cls.__name__, ("steps", "train_seconds", "config"))
+        return cls(int(d["steps"]), float(d["train_seconds"]), dict(d["config"]))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Every figure of an evaluation; :meth:`to_dict` gives the ``report.json`` keys (see the README)."""
+
+    env_id: str
+    """The environment's id."""
+    env_kwargs: dict[str, Any]
+    """Its keyword arguments."""
+    latent_dim: int
+    """The model's latent dimension ``n``."""
+    n_actions: int
+    """The number of actions."""
+    rollout_bce: RolloutError
+    """Rollout BCE per step."""
+    rollout_bce_ratio: float | None
+    """BCE at ``k = horizon`` over BCE at ``k = 1`` (None if either was not evaluated or BCE(1) is 0)."""
+    horizon: int
+    """The rollout length ``k_max``."""
+    actions: tuple[ActionStructure, ...]
+    """Per action, in action order."""
+    factors: tuple[FactorStructure, ...] | None
+    """Per factor, in order of their first action (None without action effects)."""
+    disjoint_planes: bool | None
+    """Whether different factors rotate disjoint coordinates (None without action effects)."""
+    criteria: Criteria
+    """The quality criteria."""
+    training: TrainingSummary | None = None
+    """How the model was trained, when the caller says (``dataclasses.replace(evaluation, training=...)``)."""
+    mean_image_bce: float | None = None
+    """BCE of the mean frame of the evaluation episodes against their frames at ``k = horizon``."""
+    frame_entropy: float | None = None
+    """BCE of the frames at ``k = horizon`` against themselves (the floor of any prediction)."""
+    mean_image_ratio: float | None = None
+    """``(BCE(horizon) - frame_entropy) / (mean_image_bce - frame_entropy)``: the rollout's excess BCE as a
+    share of the mean image's (None if ``k = horizon`` was not evaluated or the mean image has no excess)."""
+    fidelity: Fidelity | None = None
+    """Encoder and decoder fidelity (None without the environment's evaluation contract)."""
+    dynamics_weight: float | None = None
+    """The last logged ``dynamics_weight`` of the training history (None without one)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The evaluation keys of ``report.json`` (plus ``training`` when set), JSON-serialisable."""
+        data: dict[str, Any] = {
+            "env_id": self.env_id,
+            "env_kwargs": dict(self.env_kwargs),
+            "latent_dim": self.latent_dim,
+            "n_actions": self.n_actions,
+            "rollout_bce": self.rollout_bce.to_dict(),
+            "rollout_bce_ratio": self.rollout_bce_ratio,
+            "horizon": self.horizon,
+            "actions": [a.to_dict() for a in self.actions],
+            "disjoint_planes": self.disjoint_planes,
+            "factors": None if self.factors is None else [f.to_dict() for f in self.factors],
+            "mean_image_bce": self.mean_image_bce,
+            "frame_entropy": self.frame_entropy,
+            "mean_image_ratio": self.mean_image_ratio,
+            "fidelity": None if self.fidelity is None else self.fidelity.to_dict(),
+            "dynamics_weight": self.dynamics_weight,
+            "criteria": self.criteria.to_dict(),
+        }
+        if self.training is not None:
+            data["training"] = self.training.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Evaluation:
+        """Inverse of :meth:`to_dict`; also reads a ``report.json`` (its report-only keys are ignored)."""
+        d = _fields(
+            data,
+            cls.__name__,
+            (
+                "env_id",
+                "env_kwargs",
+                "latent_dim",
+                "n_actions",
+                "rollout_bce",
+                "rollout_bce_ratio",
+                "horizon",
+                "actions",
+                "disjoint_planes",
+                "factors",
+                "criteria",
+            ),
+            ("training", *_LATER_EVALUATION_KEYS),
+        )
+        training = d.get("training")
+        fidelity = d.get("fidelity")
+        optional = {key: None if d.get(key) is None else float(d[key]) for key in _LATER_FLOAT_KEYS}
+        return cls(
+            env_id=str(d["env_id"]),
+            env_kwargs=dict(d["env_kwargs"]),
+            latent_dim=int(d["latent_dim"]),
+            n_actions=int(d["n_actions"]),
+            rollout_bce=RolloutError.from_dict(d["rollout_bce"]),
+            rollout_bce_ratio=None if d["rollout_bce_ratio"] is None else float(d["rollout_bce_ratio"]),
+            horizon=int(d["horizon"]),
+            actions=tuple(ActionStructure.from_dict(a) for a in d["actions"]),
+            factors=None if d["factors"] is None else tuple(FactorStructure.from_dict(f) for f in d["factors"]),
+            disjoint_planes=d["disjoint_planes"],
+            criteria=Criteria.from_dict(d["criteria"]),
+            training=None if training is None else TrainingSummary.from_dict(training),
+            fidelity=None if fidelity is None else Fidelity.from_dict(fidelity),
+            **optional,
+        )
+
+
+#: Evaluation keys that reports written before them lack (read as None).
+_LATER_FLOAT_KEYS = ("mean_image_bce", "frame_entropy", "mean_image_ratio", "dynamics_weight")
+_LATER_EVALUATION_KEYS = (*_LATER_FLOAT_KEYS, "fidelity")
+
+
+def format_summary(evaluation: Evaluation) -> str:
+    """A few lines for the terminal: the rollout BCE, each action, the new figures, the criteria.
+
+    The rollout BCE at 1 and the horizon; each action; then, those known: the mean-image BCE, the encoder
+    probe, the decoder fidelity and the last dynamics weight; the criteria.
+    """
+    nan = float("nan")
+    horizon = evaluation.horizon
+    bce_1, bce_h = (evaluation.rollout_bce.mean_at(k) for k in (1, horizon))
+    bce_1 = nan if bce_1 is None else bce_1
+    bce_h = nan if bce_h is None else bce_h
+    lines = [f"rollout BCE k=1: {bce_1:.4f}  k={horizon}: {bce_h:.4f}"]
+    for a in evaluation.actions:
+        if a.factor is not None:
+            what = f"{a.factor}{'+' if a.direction is not None and a.direction > 0 else '-'}1"
+            units = f"{a.angle_over_unit:+.4f} x 2pi/{a.cycle_length}"
+        else:
+            what, units = "", f"{a.angle:+.4f} rad"
+        lines.append(f"action {a.action} {what:>16}: plane {a.dominant_plane} share {a.plane_share:.4f} angle {units}")
+    if evaluation.mean_image_bce is not None and evaluation.frame_entropy is not None:
+        share = "n/a" if evaluation.mean_image_ratio is None else f"{evaluation.mean_image_ratio:.3f}"
+        lines.append(
+            f"mean-image BCE k={horizon}: {evaluation.mean_image_bce:.4f}  frame entropy: "
+            f"{evaluation.frame_entropy:.4f}  rollout excess / mean-image excess: {share}"
+        )
+    fid = evaluation.fidelity
+    if fid is not None:
+        probe = ", ".join(f"{name} {r2:.4f}" for name, r2 in zip(fid.factors, fid.probe_r2, strict=True))
+        which = "every state" if fid.grid else "sampled states"
+        lines.append(f"encoder probe R^2 ({fid.states} {which}): {probe}")
+        imagined = "n/a" if fid.imagined_rate is None else f"{fid.imagined_rate:.2%}"
+        last = "n/a" if fid.imagined_rate_last is None else f"{fid.imagined_rate_last:.2%}"
+        lines.append(
+            f"decoded nearest own state: reconstructions {fid.reconstruction_rate:.2%}, imagined k<="
+            f"{fid.imagined_steps} {imagined} (k={fid.imagined_steps} {last})"
+        )
+    if evaluation.dynamics_weight is not None:
+        lines.append(f"last dynamics_weight: {evaluation.dynamics_weight:.3f}")
+    checks = {**evaluation.criteria.checks(), "all": evaluation.criteria.all}
+    lines.append("criteria: " + ", ".join(f"{name}={value}" for name, value in checks.items()))
+    return "\n".join(lines)
