@@ -42,3 +42,24 @@ def test__a_run_stopped_in_the_warm_up_is_not_trained_and_fails_all(tiny_config,
     assert report["criteria"]["dynamics_trained"] is True and report["dynamics_weight"] == 1.0
     assert report["criteria"]["encoder_fidelity"] is False and report["criteria"]["all"] is False  # a few steps
     assert "- last logged dynamics weight: 1.000" in (tmp_path / "report.md").read_text()
+
+
+def test__report_and_evaluate_print_a_line_per_phase_only_when_asked(tiny_config, tmp_path, capsys):
+    learner = Learner(tiny_config.replace(threads=1))
+    learner.train(progress=False)
+    learner.evaluate()
+    path = learner.report(tmp_path / "quiet")
+    assert capsys.readouterr().err == ""  # not a terminal: quiet by default
+    report = json.loads(path.read_text())
+    assert report["provenance"]["seed"] == tiny_config.seed
+    assert report["provenance"]["evaluation_seed"] == tiny_config.evaluation.seed
+    assert report["metrics"]["states"] == 25 and report["metrics"]["factors"] == ["north_south", "east_west"]
+    learner.evaluate(progress=True)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("evaluate: [1/2] collecting 2 evaluation episodes of 12 steps")
+    assert err[-1].startswith("evaluate: evaluated in ")
+    learner.report(tmp_path / "loud", progress=True)
+    err = capsys.readouterr().err.splitlines()
+    starts = [line for line in err if line.endswith(" ...")]
+    assert [line.split("]")[0] for line in starts] == [f"report: [{i}/5" for i in range(1, 6)]
+    assert err[-1].startswith(f"report: wrote {tmp_path / 'loud'} in ")

@@ -25,10 +25,10 @@ import yaml
 
 from dyndis_learn.checkpoint import load_model_state, read_checkpoint
 from dyndis_learn.config import EvalConfig, TrainConfig
-from dyndis_learn.evaluate import check_evaluation_memory, collect_eval_episodes, evaluate_model
+from dyndis_learn.evaluate import EvalEpisodes, check_evaluation_memory, collect_eval_episodes, evaluate_model
 from dyndis_learn.methods import make_method
 from dyndis_learn.model import WorldModel
-from dyndis_learn.report import write_report
+from dyndis_learn.report import Progress, write_report
 from dyndis_learn.results import Evaluation, TrainingSummary
 from dyndis_learn.rollouts import Policy
 from dyndis_learn.trainer import Trainer, checkpoint_config
@@ -131,40 +131,61 @@ class Learner:
         """Train up to ``steps`` SGD steps in total (default ``config.steps``); returns the history."""
         return self.trainer.train(steps, progress=progress)
 
-    def evaluate(self, config: EvalConfig | None = None) -> Evaluation:
+    def evaluate(self, config: EvalConfig | None = None, *, progress: bool | None = None) -> Evaluation:
         """Rollout error, group structure and fidelity on fresh episodes, with the training summary.
 
         The training history goes to the evaluation, so ``dynamics_trained`` says whether the dynamics phase
         ran to the end of its ramp (a run stopped in the warm-up does not pass ``all``).
 
         ``evaluate().to_dict()`` holds every key of the report's ``report.json`` but the report-only ones
-        (``rollout_bce_at`` and the list of ``files``).
+        (``rollout_bce_at``, ``metrics``, ``provenance`` and the list of ``files``).
+
+        Args:
+            config: Evaluation settings (default ``config.evaluation``).
+            progress: A line per phase on stderr (True), none (False), or only when stderr is a terminal (None).
         """
         cfg = config or self.config.evaluation
+        steps = Progress(progress, total=2, prefix="evaluate")
+        episodes = self._episodes(cfg, steps)
+        evaluation = self._evaluation(cfg, episodes, steps)
+        steps.done("evaluated")
+        return evaluation
+
+    def _episodes(self, cfg: EvalConfig, steps: Progress) -> EvalEpisodes:
         env = self.config.env
-        evaluation = evaluate_model(self.model, env.id, env.kwargs, cfg, history=self.history)
+        check_evaluation_memory(self.model.image_shape, self.model.latent_dim, cfg)
+        with steps.phase(f"collecting {cfg.episodes} evaluation episodes of {cfg.horizon} steps"):
+            return collect_eval_episodes(env.id, env.kwargs, cfg)
+
+    def _evaluation(self, cfg: EvalConfig, episodes: EvalEpisodes, steps: Progress) -> Evaluation:
+        env = self.config.env
+        with steps.phase("rollout error, group structure and fidelity"):
+            evaluation = evaluate_model(self.model, env.id, env.kwargs, cfg, episodes=episodes, history=self.history)
         return dataclasses.replace(evaluation, training=self._training_summary())
 
     def _training_summary(self) -> TrainingSummary:
         return TrainingSummary(self.trainer.step, self.trainer.train_seconds, self.config.to_dict())
 
-    def report(self, out_dir: str | Path | None = None, config: EvalConfig | None = None) -> Path:
+    def report(
+        self, out_dir: str | Path | None = None, config: EvalConfig | None = None, *, progress: bool | None = None
+    ) -> Path:
         """Evaluate and write PNGs, the GIF, ``report.json`` and ``report.md``; returns report.json's path.
 
         Args:
             out_dir: Destination folder (default: the run folder).
             config: Evaluation settings (default ``config.evaluation``).
+            progress: A line per phase on stderr (True), none (False), or only when stderr is a terminal (None).
         """
         out = out_dir if out_dir is not None else self.trainer.run_dir
         if out is None:
             raise ValueError("`out_dir` is required for a learner without a run folder.")
         cfg = config or self.config.evaluation
-        env = self.config.env
-        check_evaluation_memory(self.model.image_shape, self.model.latent_dim, cfg)
-        episodes = collect_eval_episodes(env.id, env.kwargs, cfg)
-        evaluation = evaluate_model(self.model, env.id, env.kwargs, cfg, episodes=episodes, history=self.history)
-        evaluation = dataclasses.replace(evaluation, training=self._training_summary())
-        return write_report(out, self.model, evaluation, self.history, episodes.batch, cfg.gif_steps)
+        steps = Progress(progress, total=5)
+        episodes = self._episodes(cfg, steps)
+        evaluation = self._evaluation(cfg, episodes, steps)
+        return write_report(
+            out, self.model, evaluation, self.history, episodes.batch, cfg.gif_steps, seed=cfg.seed, progress=steps
+        )
 
     # -- persistence -----------------------------------------------------------------------------------
 
