@@ -28,6 +28,7 @@ FAST_KWARGS: dict[str, dict] = {
         "max_table_bytes": 0,
     },
     "DynDis/Cars3D-v0": {"factors": {"object": 2}, "image_size": 40, "cache": False},
+    "DynDis/BallWorld-v0": {},
 }
 
 #: Every registered id: the plain ones, then the Reach and Goal tasks.

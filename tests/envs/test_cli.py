@@ -143,7 +143,7 @@ def test_info__lists_the_registered_env_ids(capsys):
     code, out, _ = run(capsys, "info")
     assert code == 0
     ids = [line.split()[0] for line in out.splitlines()[1:]]
-    assert ids == dyndis_envs.ENV_IDS + dyndis_envs.TASK_IDS and len(ids) == 9
+    assert ids == dyndis_envs.ENV_IDS + dyndis_envs.TASK_IDS and len(ids) == 12
     lines = out.splitlines()
     assert (
         "DynDis/GridWorld-v0  (entry point dyndis_envs.gridworld:GridWorldEnv, native vector env, "

@@ -13,6 +13,7 @@ _ENVS: dict[str, tuple[str, str, str, int]] = {
     "GridWorld": ("dyndis_envs.gridworld", "GridWorldEnv", "GridWorldVectorEnv", 200),
     "Shapes3D": ("dyndis_envs.shapes3d", "Shapes3DEnv", "Shapes3DVectorEnv", 200),
     "Cars3D": ("dyndis_envs.cars3d", "Cars3DEnv", "Cars3DVectorEnv", 200),
+    "BallWorld": ("dyndis_envs.ballworld", "BallWorldEnv", "BallWorldVectorEnv", 200),
 }
 
 
