@@ -3,9 +3,20 @@ import re
 import pytest
 import torch
 
-from dyndis_learn import Learner, Trainer, load_model
-from dyndis_learn.methods import METHODS, Method, RotationMethod, make_method, register_method
-from dyndis_learn.objective import LossWeights, terms
+from dyndis_learn import Learner, TrainConfig, Trainer, load_model
+from dyndis_learn.config import ModelConfig
+from dyndis_learn.methods import (
+    METHODS,
+    QUESSARD2020_CONFIG,
+    Method,
+    Quessard2020Method,
+    RotationMethod,
+    UnregularisedRotationMethod,
+    make_method,
+    register_method,
+)
+from dyndis_learn.objective import LossWeights, TrainBatch, terms
+from dyndis_learn.regularizers import entanglement
 
 
 def test__the_rotation_method_is_the_default(tiny_config):
@@ -49,3 +60,89 @@ def test__a_registered_method_plugs_into_trainer_checkpoint_and_loading(tiny_con
 def test__a_name_is_registered_once():
     with pytest.raises(ValueError, match=re.escape("A method is already registered as 'rotation': RotationMethod.")):
         register_method("rotation")(type("Other", (Method,), {}))
+
+
+def _own_loss_before_and_after(config):
+    """The method's loss on one fixed batch (the weights of the last step) before and after training."""
+    learner = Learner(config)
+    trainer = learner.trainer
+    batch, weights = trainer.batch(0), trainer.loss_weights(config.steps - 1)
+    with torch.no_grad():
+        before = trainer.method.terms(learner.model.eval(), batch, weights, None)
+    learner.train(progress=False)
+    with torch.no_grad():
+        after = trainer.method.terms(learner.model.eval(), batch, weights, None)
+    return learner, before, after
+
+
+def test__the_registry_lists_the_built_in_methods():
+    assert {"rotation", "rotation-unregularised", "quessard2020"} <= set(METHODS.names())
+    assert isinstance(make_method(ModelConfig(method="rotation-unregularised")), UnregularisedRotationMethod)
+    assert isinstance(make_method(ModelConfig(method="quessard2020")), Quessard2020Method)
+
+
+def test__rotation_unregularised_trains_without_the_regulariser(tiny_config):
+    config = tiny_config.replace(
+        steps=12, model={"method": "rotation-unregularised"}, warmup={"kind": "none"},
+        optim={"lr": 1e-2, "angle_lr": 1e-2, "dynamics_ramp_steps": 0},
+        regularizer={"schedule": "constant", "weight": 10.0},
+    )
+    learner, before, after = _own_loss_before_and_after(config)
+    assert after["loss"] < 0.5 * before["loss"]
+    assert after["rollout_bce"] < before["rollout_bce"]
+    # the regulariser is logged but has no weight: the loss is the rotation model's without it
+    weights = learner.trainer.loss_weights(0)
+    assert weights.regularizer == 10.0
+    batch = learner.trainer.batch(0)
+    with torch.no_grad():
+        full = terms(learner.model, batch, weights, None)
+        ablated = learner.trainer.method.terms(learner.model, batch, weights, None)
+    assert full["regularizer"] > 0
+    torch.testing.assert_close(ablated["loss"], full["loss"] - 10.0 * full["regularizer"])
+
+
+def test__quessard2020_trains_on_its_own_loss(tiny_config):
+    config = tiny_config.replace(
+        steps=30, model={"method": "quessard2020"}, warmup={"kind": "none"},
+        optim={"lr": 1e-2, "angle_lr": 1e-2, "dynamics_ramp_steps": 0},
+        regularizer={"schedule": "constant", "weight": 1e-2},
+    )
+    _, before, after = _own_loss_before_and_after(config)
+    assert after["loss"] < 0.5 * before["loss"]
+    assert after["rollout_bce"] < 0.5 * before["rollout_bce"]
+
+
+def test__quessard2020_loss_is_the_papers(tiny_config):
+    """Every frame t = 0 .. T decoded from the rollout of enc(x_0), summed, / T, plus w * regulariser."""
+    method = Quessard2020Method()
+    torch.manual_seed(0)
+    model = method.build_model((16, 16, 3), 4, tiny_config.model).eval()
+    frames = torch.randint(0, 256, (3, 5, 16, 16, 3), dtype=torch.uint8)
+    actions = torch.randint(0, 4, (3, 4))
+    batch = TrainBatch(frames, actions)  # no decoding choice: the method decodes every frame from the rollout
+    weights = LossWeights(autoencoder=5.0, rollout=0.0, consistency=7.0, uniformity=3.0, regularizer=0.5)
+    with torch.no_grad():
+        got = method.terms(model, batch, weights, None)
+        latents = model.rollout(model.encode(frames[:, 0]), actions)  # (B, T + 1, n): z_0 = enc(x_0)
+        probabilities = model.decode(latents)
+        images = frames.float() / 255
+        bce = torch.nn.functional.binary_cross_entropy(probabilities, images, reduction="none")
+        per_frame = bce.flatten(2).mean(-1)  # (B, T + 1)
+        expected = per_frame.sum(1).mean() / 4 + 0.5 * entanglement(model.rotations.angles).mean()
+    torch.testing.assert_close(got["loss"], expected, rtol=1e-4, atol=1e-5)
+    assert got["uniformity"] != 0  # logged, but not in the loss
+
+
+def test__quessard2020_preset_is_a_valid_config_on_the_ball_world():
+    config = TrainConfig.from_dict(QUESSARD2020_CONFIG)
+    assert config.model.method == "quessard2020" and config.warmup.kind == "none"
+    assert (config.model.latent_dim, config.data.episode_steps, config.data.episodes_per_step) == (4, 10, 8)
+    assert config.optim.lr == config.optim.angle_lr == 1e-2 and config.optim.final_lr_fraction == 1.0
+    assert (config.regularizer.schedule, config.regularizer.weight) == ("constant", 1e-2)
+    small = config.replace(steps=2, data={"episodes_per_step": 2, "episode_steps": 3},
+                           model={"channels": [8, 8], "hidden_dim": 32}, threads=1,
+                           logging={"checkpoint_every": 0, "log_every": 1})
+    learner = Learner(small)
+    assert learner.model.image_shape == (84, 84, 1)
+    history = learner.train(progress=False)
+    assert len(history) == 2 and history[-1]["consistency"] >= 0

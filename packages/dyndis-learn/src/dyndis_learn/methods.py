@@ -3,16 +3,24 @@
 A method builds its model from the environment's spaces and the model section of the config, says which
 parameters form the optimiser's groups (their learning rates follow :mod:`dyndis_learn.schedules`), and
 computes the loss terms of a batch. The trainer, checkpoints, evaluation and report work with any
-registered method; ``TrainConfig.model.method`` picks one through :func:`make_method`. The rotation model
-of the design (:class:`RotationMethod`, ``"rotation"``) is the built-in one; register others with
-:func:`register_method`.
+registered method; ``TrainConfig.model.method`` picks one through :func:`make_method`. Register others
+with :func:`register_method`. The built-in methods:
+
+- ``"rotation"`` (:class:`RotationMethod`): the design's rotation model and the full objective of
+  :mod:`dyndis_learn.objective` (autoencoding, rollout, consistency, uniformity, regulariser), the default;
+- ``"rotation-unregularised"`` (:class:`UnregularisedRotationMethod`): the same without the entanglement
+  regulariser, the ablation of Quessard et al. (2020) (their "noreg" runs);
+- ``"quessard2020"`` (:class:`Quessard2020Method`): the original paper's objective alone, the rollout BCE of
+  ``decode(R(a_t) ... R(a_1) enc(x_0))`` against ``x_t`` for ``t = 0 .. T`` plus the regulariser; with
+  :data:`QUESSARD2020_CONFIG`, its published settings.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -23,7 +31,16 @@ from dyndis_learn.objective import FrameTargets, LossWeights, TrainBatch
 from dyndis_learn.registry import METHODS
 from dyndis_learn.schedules import Part
 
-__all__ = ["METHODS", "Method", "RotationMethod", "make_method", "register_method"]
+__all__ = [
+    "METHODS",
+    "QUESSARD2020_CONFIG",
+    "Method",
+    "Quessard2020Method",
+    "RotationMethod",
+    "UnregularisedRotationMethod",
+    "make_method",
+    "register_method",
+]
 
 
 class Method:
@@ -70,3 +87,73 @@ register_method = METHODS.register
 @METHODS.register("rotation")
 class RotationMethod(Method):
     """The design's model: a CNN encoder onto the unit sphere, a mirrored decoder, one rotation per action."""
+
+
+@METHODS.register("rotation-unregularised")
+class UnregularisedRotationMethod(RotationMethod):
+    """The rotation model without the entanglement regulariser: the ablation of Quessard et al. (2020).
+
+    Every term of :class:`RotationMethod` with the configured weights, except the regulariser, whose weight
+    is 0 whatever ``regularizer.weight`` says (it is still computed for the log, outside the gradient).
+    """
+
+    def terms(
+        self, model: WorldModel, batch: TrainBatch, weights: LossWeights, targets: FrameTargets | None
+    ) -> dict[str, torch.Tensor]:
+        """The rotation model's terms with the regulariser's weight set to 0."""
+        return objective.terms(model, batch, dataclasses.replace(weights, regularizer=0.0), targets)
+
+
+@METHODS.register("quessard2020")
+class Quessard2020Method(RotationMethod):
+    """The objective of Quessard et al. (NeurIPS 2020): the rollout BCE and the regulariser, nothing else.
+
+    Per episode, ``x_0`` alone is encoded and every frame ``t = 0 .. T`` is decoded from the rollout
+    ``R(a_t) ... R(a_1) enc(x_0)`` (the identity path at ``t = 0``); the loss is the paper's, the sum over
+    frames of the mean-pixel BCE divided by ``T`` (not ``T + 1``) and averaged over episodes, plus
+    ``w * regulariser`` with ``w`` from the regulariser's schedule. So the logged ``autoencoder_bce`` is the
+    BCE at ``t = 0`` (weight ``1 / T``) and ``rollout_bce`` the mean over ``t >= 1`` (weight 1). No later
+    frame is autoencoded, and there is no consistency, uniformity or target term: the ``loss.*`` weights,
+    the dynamics ramp and a warm-up's targets are not used. Train it with ``warmup.kind = "none"`` (a warm-up's
+    single-frame batches would only be autoencoded); :data:`QUESSARD2020_CONFIG` has the paper's settings.
+    """
+
+    def terms(
+        self, model: WorldModel, batch: TrainBatch, weights: LossWeights, targets: FrameTargets | None
+    ) -> dict[str, torch.Tensor]:
+        """The paper's loss on ``batch`` (every frame ``t >= 1`` decoded from the rollout)."""
+        batch_size, steps = batch.actions.shape
+        paper = LossWeights(
+            autoencoder=1.0 / steps if steps else 1.0,
+            rollout=1.0 if steps else 0.0,
+            uniformity=0.0,
+            regularizer=weights.regularizer,
+            regularizer_target=weights.regularizer_target,
+            regularizer_value=weights.regularizer_value,
+        )
+        rollout_only = batch._replace(from_rollout=torch.ones(batch_size, steps, dtype=torch.bool), decode_twice=False)
+        return objective.terms(model, rollout_only, paper, None)
+
+
+#: The published settings of Quessard et al. (2020) on their ball world (``fig6_ourmethod.ipynb`` of
+#: IndustAI/learning-group-structure), for ``TrainConfig.from_dict``: latent dimension 4, 5000 SGD steps of
+#: 8 episodes of T = 10 steps, every episode from the centre, Adam at 1e-2 for encoder, decoder and angles
+#: (no decay, no ramp), angles initialised uniform in [-pi/4, pi/4] (the paper's ``pi (2u - 1) / dim``), the
+#: regulariser at a constant 1e-2 (0 for the "noreg" ablation: ``regularizer.weight = 0``). Not reproduced:
+#: the paper's networks (one 5-channel 10 x 10 convolution with stride 3 and a 4 x 4 max-pool, FC 64; the
+#: decoder a 34 x 34 transposed convolution); this preset keeps the model section's CNN.
+QUESSARD2020_CONFIG: dict[str, Any] = {
+    "env": {"id": "DynDis/BallWorld-v0", "kwargs": {"start": [2, 2]}},
+    "steps": 5000,
+    "data": {"episodes_per_step": 8, "episode_steps": 10},
+    "model": {"method": "quessard2020", "latent_dim": 4, "angle_init_scale": math.pi / 4},
+    "warmup": {"kind": "none"},
+    "optim": {
+        "lr": 1e-2,
+        "angle_lr": 1e-2,
+        "angle_lr_ramp": False,
+        "dynamics_ramp_steps": 0,
+        "final_lr_fraction": 1.0,
+    },
+    "regularizer": {"schedule": "constant", "weight": 1e-2},
+}
