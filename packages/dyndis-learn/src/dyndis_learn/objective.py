@@ -31,7 +31,7 @@ from dyndis_learn.model import WorldModel, frames_to_float
 from dyndis_learn.regularizers import entanglement_penalty
 from dyndis_learn.rotations import cumulative_rotations
 
-__all__ = ["TERMS", "FrameTargets", "LossWeights", "TrainBatch", "decoding_choice", "terms"]
+__all__ = ["TERMS", "WARMUP_TERMS", "FrameTargets", "LossWeights", "TrainBatch", "decoding_choice", "terms"]
 
 #: The loss terms, in the order they are summed into ``"loss"``.
 TERMS = (
@@ -44,6 +44,10 @@ TERMS = (
     "target",
     "regularizer",
 )
+
+#: The terms that only a warm-up gives a weight (:attr:`dyndis_learn.warmups.Warmup.terms`); without it they
+#: are computed for the log only.
+WARMUP_TERMS = ("smoothness", "whitening", "target")
 
 
 class TrainBatch(NamedTuple):

@@ -36,13 +36,16 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from dyndis_learn.config import TrainConfig
 from dyndis_learn.fidelity import GRID_STATES, SAMPLE_STATES, evaluation_contract
 from dyndis_learn.files import atomic_write, write_json_atomic
 from dyndis_learn.metrics import summary
 from dyndis_learn.model import WorldModel
+from dyndis_learn.objective import WARMUP_TERMS
 from dyndis_learn.results import Evaluation
 from dyndis_learn.rollouts import EpisodeBatch
 from dyndis_learn.rotations import plane_pairs
+from dyndis_learn.warmups import Warmup, make_warmup
 
 __all__ = [
     "PROVENANCE_PACKAGES",
@@ -304,24 +307,29 @@ def _save_figure(fig: plt.Figure, path: Path) -> Path:
         plt.close(fig)
 
 
-def _warmup_end(training_config: Mapping[str, Any] | None) -> int | None:
-    """The step the dynamics phase starts at (the warm-up's length), or None (no warm-up, or not known)."""
-    warmup = (training_config or {}).get("warmup")
-    if not isinstance(warmup, Mapping) or warmup.get("kind", "none") == "none":
+def _warmup_of(training_config: Mapping[str, Any] | None) -> Warmup | None:
+    """The run's warm-up, rebuilt from its config (None where the config is unknown or not a valid one)."""
+    try:
+        return make_warmup(TrainConfig.from_dict(training_config)) if training_config else None
+    except (ValueError, TypeError):
         return None
-    steps = warmup.get("steps")
-    return int(steps) if isinstance(steps, (int, float)) and steps > 0 else None
 
 
-def training_curves_figure(history: Sequence[dict[str, float]], warmup_steps: int | None = None) -> plt.Figure:
+def training_curves_figure(
+    history: Sequence[dict[str, float]], warmup_steps: int | None = None, warmup_terms: Sequence[str] | None = None
+) -> plt.Figure:
     """Loss terms (absolute values, log scale) and the smallest plane share against the step.
 
-    A term that is 0 (or absent) at every logged step was not used by the run and is left out.
+    A term that is 0 (or absent) at every logged step was not used by the run and is left out, and so is a
+    warm-up's term (:data:`~dyndis_learn.objective.WARMUP_TERMS`) that is not among ``warmup_terms`` (the
+    run's warm-up did not weight it: it was logged only). ``warmup_terms`` None: every logged term.
     ``warmup_steps``: the end of the warm-up, marked by a dashed line on both panels (None: no warm-up).
     """
     fig, (ax_loss, ax_share) = plt.subplots(1, 2, figsize=(11, 3.8))
     steps = [row["step"] for row in history]
     for name in _CURVES:
+        if warmup_terms is not None and name in WARMUP_TERMS and name not in warmup_terms:
+            continue
         values = np.abs([row.get(name, 0.0) for row in history])  # older runs lack newer terms
         if np.any(values > 0):
             ax_loss.plot(steps, np.where(values > 0, values, np.nan), label=name)
@@ -342,9 +350,14 @@ def training_curves_figure(history: Sequence[dict[str, float]], warmup_steps: in
     return fig
 
 
-def plot_training_curves(history: Sequence[dict[str, float]], path: Path, warmup_steps: int | None = None) -> Path:
+def plot_training_curves(
+    history: Sequence[dict[str, float]],
+    path: Path,
+    warmup_steps: int | None = None,
+    warmup_terms: Sequence[str] | None = None,
+) -> Path:
     """Save :func:`training_curves_figure` to ``path``."""
-    return _save_figure(training_curves_figure(history, warmup_steps), path)
+    return _save_figure(training_curves_figure(history, warmup_steps, warmup_terms), path)
 
 
 def angles_figure(evaluation: Evaluation) -> plt.Figure:
@@ -677,7 +690,13 @@ def write_report(
     }
     with steps.phase("figures"):
         if history:
-            plot_training_curves(history, out / "training_curves.png", _warmup_end(config))
+            warmup = _warmup_of(config)
+            plot_training_curves(
+                history,
+                out / "training_curves.png",
+                warmup.steps or None if warmup is not None else None,
+                warmup.terms if warmup is not None else None,
+            )
         plot_angles(evaluation, out / "angles.png")
         plot_rollout_bce(evaluation, out / "rollout_bce.png")
     with steps.phase(f"rollout GIF ({gif_frames} frames)"):

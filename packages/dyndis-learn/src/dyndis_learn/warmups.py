@@ -73,6 +73,8 @@ class Warmup(abc.ABC):
     name: ClassVar[str]
     #: The angles' learning rate where ``TrainConfig.optim.angle_lr`` is None.
     default_angle_lr: ClassVar[float] = LEARNED_ANGLE_LR
+    #: The terms of :data:`~dyndis_learn.objective.WARMUP_TERMS` this warm-up gives a weight (the others stay 0).
+    terms: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: TrainConfig, policy: Policy | None = None) -> None:
         self.config = config
@@ -141,6 +143,7 @@ class GraphWarmup(Warmup):
     """
 
     default_angle_lr = 0.0
+    terms = ("target",)
 
     def __init__(self, config: TrainConfig, policy: Policy | None = None) -> None:
         super().__init__(config, policy)
@@ -232,6 +235,8 @@ class SpectralWarmup(Warmup):
     starts the angles at the fit (:mod:`dyndis_learn.alignment`). It needs no exploration, but converges
     slowly where factors change the image by very different amounts.
     """
+
+    terms = ("smoothness", "whitening")
 
     def __init__(self, config: TrainConfig, policy: Policy | None = None) -> None:
         super().__init__(config, policy)
