@@ -25,28 +25,17 @@ import dataclasses
 import importlib.util
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _common import median_seconds  # the worker runs as a script: its folder is on sys.path
+
 #: Untimed steps after building the trainer (the first steps allocate and fill caches).
 WARMUP_STEPS = 3
-
-
-def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 class DynDisSide:

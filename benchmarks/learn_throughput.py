@@ -39,15 +39,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchmarks._common import print_table, write_json
+from benchmarks._common import median_seconds, print_table, write_json
 from dyndis_learn.rotations import ActionRotations, n_planes, plane_pairs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,20 +57,9 @@ ORIGINAL_PYTHON = REPO / ".orig-venv" / "bin" / "python"
 CONFIGS = {"notebook": (3, 20), "default": (4, 20)}
 
 
-def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def matmul_gflops(repeats: int) -> float:
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-    return 2 * 1024**3 / median_seconds(lambda: a @ b, repeats) / 1e9
+    return 2 * 1024**3 / median_seconds(lambda: a @ b, repeats, warmup=2) / 1e9
 
 
 # -- the codes under comparison ----------------------------------------------------------------------------
@@ -282,14 +270,14 @@ def action_matrices(latent_dim: int, repeats: int) -> dict[str, Any]:
             r.angles.grad = None
             r.matrices().sum().backward()
 
-        results[f"{name}_ms"] = 1000 * median_seconds(all_actions, repeats)
+        results[f"{name}_ms"] = 1000 * median_seconds(all_actions, repeats, warmup=2)
     angles = torch.randn(n_planes(latent_dim), requires_grad=True)
 
     def one_original() -> None:
         angles.grad = None
         original_action_matrix(angles, latent_dim).sum().backward()
 
-    per_action = 1000 * median_seconds(one_original, max(3, repeats // 4 if latent_dim >= 32 else repeats))
+    per_action = 1000 * median_seconds(one_original, max(3, repeats // 4 if latent_dim >= 32 else repeats), warmup=2)
     results["original_way_here_ms"] = per_action * n_actions
     results["speedup_vs_original_way_here"] = results["original_way_here_ms"] / results["givens_ms"]
     return results
