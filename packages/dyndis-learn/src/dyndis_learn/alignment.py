@@ -83,6 +83,7 @@ def common_planes(rotations: torch.Tensor, generator: torch.Generator | None = N
         # Non-negative: a fixed axis then has the largest eigenvalue (sum of the weights, as cos theta <= 1)
         # and sorts last, after the pairs; with signed weights it could land between a pair's two vectors.
         weights = torch.randn(symmetric.shape[0], generator=generator, dtype=torch.float64).abs()
+        weights = weights.to(symmetric.device)  # drawn on the CPU (the generator's): the same on every device
         values, vectors = torch.linalg.eigh(torch.einsum("a,aij->ij", weights, symmetric))
         between = values[2::2] - values[1:-1:2]  # gaps after each pair (the last one before a lone fixed axis)
         spread = (values[-1] - values[0]).clamp_min(1e-12)

@@ -25,6 +25,7 @@ import yaml
 
 from dyndis_learn.checkpoint import load_model_state, read_checkpoint
 from dyndis_learn.config import EvalConfig, TrainConfig
+from dyndis_learn.devices import module_device, resolve_device
 from dyndis_learn.evaluate import EvalEpisodes, check_evaluation_memory, collect_eval_episodes, evaluate_model
 from dyndis_learn.methods import make_method
 from dyndis_learn.model import WorldModel
@@ -55,8 +56,11 @@ def load_config(path: str | Path) -> TrainConfig:
     return TrainConfig.from_dict(data)
 
 
-def load_model(path: str | Path) -> WorldModel:
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
     """The world model of a file written by :meth:`Learner.save` (or a run's checkpoint), for inference.
+
+    The model is built and loaded on the CPU, then moved to ``device`` (``"cpu"`` by default, whatever
+    device the run trained on; ``"auto"``, ``"cuda"`` or ``"cuda:N"`` as in ``TrainConfig.device``).
 
     Unlike :meth:`Learner.load` this builds no trainer (no environment, no optimiser) and leaves torch's
     process-wide state alone: restoring a learner also restores its run's thread count and global RNG
@@ -70,13 +74,15 @@ def load_model(path: str | Path) -> WorldModel:
         FileNotFoundError: If there is no file at ``path``.
         CheckpointError: If the file is not a readable, intact checkpoint, or its config does not match
             its tensors (:mod:`dyndis_learn.checkpoint`).
+        ValueError: If ``device`` is not a device spelling, or a CUDA device this machine lacks.
     """
+    target = resolve_device(device, "device")
     checkpoint = read_checkpoint(path)
     config = checkpoint_config(checkpoint).model
     with torch.random.fork_rng(devices=[]):  # the layers' initial weights draw from the global RNG
         model = make_method(config).build_model(checkpoint.image_shape, checkpoint.n_actions, config)
     load_model_state(model, checkpoint, dataclasses.asdict(config))
-    return model.eval()
+    return model.to(target).eval()
 
 
 class Learner:
@@ -194,15 +200,18 @@ class Learner:
         return self.trainer.save(path)
 
     @classmethod
-    def load(cls, path: str | Path, run_dir: str | Path | None = None) -> Learner:
+    def load(cls, path: str | Path, run_dir: str | Path | None = None, *, device: str | None = None) -> Learner:
         """Restore a learner saved with :meth:`save` (or a run folder's checkpoint); training can continue.
+
+        It trains on the checkpoint's ``config.device``, or on ``device`` where given (a run trained on a
+        GPU continues on the CPU with ``device="cpu"``; see :meth:`Trainer.load`).
 
         Raises:
             FileNotFoundError: If there is no file at ``path``.
             CheckpointError: If the checkpoint cannot be used (see :meth:`Trainer.load`).
         """
         learner = cls.__new__(cls)
-        learner.trainer = Trainer.load(path, run_dir)
+        learner.trainer = Trainer.load(path, run_dir, device=device)
         return learner
 
     # -- using the model -------------------------------------------------------------------------------
@@ -211,14 +220,16 @@ class Learner:
     def encode(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """uint8 images (..., H, W, C) -> points on the unit sphere (..., n)."""
         self.model.eval()
-        return self.model.encode(torch.as_tensor(images)).numpy()
+        device = module_device(self.model)
+        return self.model.encode(torch.as_tensor(images, device=device)).cpu().numpy()
 
     @torch.no_grad()
     def decode(self, latents: npt.ArrayLike) -> npt.NDArray[np.uint8]:
         """Latents (..., n) -> uint8 images (..., H, W, C)."""
         self.model.eval()
-        probabilities = self.model.decode(torch.as_tensor(np.asarray(latents, dtype=np.float32)))
-        return (probabilities.numpy() * 255).round().astype(np.uint8)
+        device = module_device(self.model)
+        probabilities = self.model.decode(torch.as_tensor(np.asarray(latents, dtype=np.float32), device=device))
+        return (probabilities.cpu().numpy() * 255).round().astype(np.uint8)
 
     @torch.no_grad()
     def predict(self, images: npt.NDArray[np.uint8], actions: npt.ArrayLike) -> npt.NDArray[np.uint8]:
@@ -228,9 +239,10 @@ class Learner:
             uint8 frames of shape (B, T + 1, H, W, C); index 0 is the reconstruction of the input.
         """
         self.model.eval()
-        actions_tensor = torch.as_tensor(np.asarray(actions, dtype=np.int64))
-        latents = self.model.rollout(self.model.encode(torch.as_tensor(images)), actions_tensor)
-        return self.decode(latents.numpy())
+        device = module_device(self.model)
+        actions_tensor = torch.as_tensor(np.asarray(actions, dtype=np.int64), device=device)
+        latents = self.model.rollout(self.model.encode(torch.as_tensor(images, device=device)), actions_tensor)
+        return self.decode(latents.cpu().numpy())
 
     def close(self) -> None:
         """Release the training environment."""

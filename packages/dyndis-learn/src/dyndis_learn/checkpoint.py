@@ -1,7 +1,9 @@
 """Checkpoints: one safetensors file holding every tensor, with the JSON state in its header.
 
 The layout lives here and nowhere else. Tensors: the model's ``state_dict`` under ``model.``, the
-optimiser's moment estimates under ``optim.<param>.<name>``, torch's global RNG state as ``rng.torch``.
+optimiser's moment estimates under ``optim.<param>.<name>``, torch's global RNG state as ``rng.torch``
+and, for a model on a CUDA device, every CUDA device's RNG state as ``rng.cuda`` (one row per device;
+optional: older files and files written on the CPU have none). Tensors are stored and read on the CPU.
 The safetensors metadata key ``"dyndis_learn"`` holds a JSON document: the checkpoint ``format``, the
 ``config`` (:meth:`~dyndis_learn.config.TrainConfig.to_dict`), ``step``, ``train_seconds``, ``history``,
 the optimiser's hyper-parameters, ``image_shape`` and ``n_actions``. Nothing is pickled, and reading never
@@ -72,6 +74,7 @@ CONFIG_NAME = "config.json"
 _MODEL_PREFIX = "model."
 _OPTIM_PREFIX = "optim."
 _RNG_KEY = "rng.torch"
+_CUDA_RNG_KEY = "rng.cuda"
 
 
 class CheckpointError(ValueError):
@@ -98,6 +101,7 @@ class Checkpoint:
         optimizer_tensors: The optimiser's tensors (``optim.<param>.<name>``), None in a model-only read.
         optimizer_meta: The optimiser's hyper-parameters and scalar state.
         rng_state: torch's global RNG state when the checkpoint was written.
+        cuda_rng_state: The CUDA devices' RNG states (one row per device), where the model was on CUDA.
         path: The file it was read from (None if built in memory).
     """
 
@@ -111,6 +115,7 @@ class Checkpoint:
     optimizer_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     optimizer_meta: dict[str, Any] = field(default_factory=dict)
     rng_state: torch.Tensor | None = None
+    cuda_rng_state: torch.Tensor | None = None
     path: str | None = None
 
 
@@ -126,11 +131,17 @@ def write_checkpoint(
     image_shape: tuple[int, ...],
     n_actions: int,
 ) -> Path:
-    """Write a training checkpoint (model, optimiser, torch's RNG state, the run's state) atomically."""
+    """Write a training checkpoint (model, optimiser, torch's RNG state, the run's state) atomically.
+
+    Tensors on any device are stored as CPU tensors; a model on CUDA adds the CUDA RNG states.
+    """
     optim_tensors, optim_meta = optimizer_state_to_tensors(optimizer)
     tensors = {f"{_MODEL_PREFIX}{k}": v for k, v in model.state_dict().items()}
     tensors.update(optim_tensors)
     tensors[_RNG_KEY] = torch.get_rng_state()
+    parameter = next(model.parameters(), None)
+    if parameter is not None and parameter.device.type == "cuda":
+        tensors[_CUDA_RNG_KEY] = torch.stack(torch.cuda.get_rng_state_all())
     state = {
         "config": config,
         "step": step,
@@ -173,6 +184,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             optimizer_tensors={k: v for k, v in tensors.items() if k.startswith(_OPTIM_PREFIX)},
             optimizer_meta=dict(state["optimizer"]),
             rng_state=tensors.get(_RNG_KEY),
+            cuda_rng_state=tensors.get(_CUDA_RNG_KEY),
             path=str(path),
         )
     except (TypeError, ValueError) as exc:

@@ -71,7 +71,7 @@ class TrainArgs:
     config: Path | None = None
     """A JSON or YAML file of TrainConfig fields (any subset, nested like --help's groups); flags override it."""
     resume: bool = False
-    """Continue the run in --out from its checkpoint (only --steps may be given with it)."""
+    """Continue the run in --out from its checkpoint (only --steps and --device may be given with it)."""
     report: bool = True
     """Evaluate and write the report at the end."""
     quiet: bool = False
@@ -94,7 +94,7 @@ class EvaluateArgs:
 
 
 #: Flags that may come with --resume (the rest of the configuration is the stored one).
-_RESUME_FLAGS = {"--out", "--resume", "--steps", "--report", "--no-report", "--quiet", "--no-quiet"}
+_RESUME_FLAGS = {"--out", "--resume", "--steps", "--device", "--report", "--no-report", "--quiet", "--no-quiet"}
 
 
 def _given_flags(args: Sequence[str]) -> set[str]:
@@ -129,7 +129,8 @@ def _train(args: list[str]) -> int:
         ignored = sorted(given - _RESUME_FLAGS)
         if ignored:
             raise ValueError(f"--resume continues the stored configuration; drop {', '.join(ignored)}.")
-        learner = Learner.load(checkpoint, run_dir=parsed.out)
+        device = parsed.train.device if "--device" in given else None  # e.g. a GPU run continued on the CPU
+        learner = Learner.load(checkpoint, run_dir=parsed.out, device=device)
     else:
         if checkpoint.exists():
             raise ValueError(

@@ -25,8 +25,9 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import tyro
 
+from dyndis_learn.devices import DEVICE_ALLOWED, DEVICE_PATTERN
 from dyndis_learn.registry import METHODS, WARMUPS
-from dyndis_learn.validation import Ge, Gt, Le, validate_fields
+from dyndis_learn.validation import Ge, Gt, Le, Matches, validate_fields
 
 __all__ = [
     "CONFIG_VERSION",
@@ -347,6 +348,14 @@ class TrainConfig(_Section):
     threads: Annotated[int, Ge(0), Le(MAX_THREADS)] = 2
     """Torch intra-op threads (0 leaves torch's default). At most 256, and at most 4 per core of the machine
     that trains (a run restored on a smaller machine uses that many, with a warning)."""
+    device: Annotated[str, Matches(DEVICE_PATTERN, DEVICE_ALLOWED)] = "auto"
+    """Where the model trains: ``"auto"`` (CUDA where available, else the CPU), ``"cpu"``, ``"cuda"`` or
+    ``"cuda:N"``. Only the spelling is checked here (a config stays valid on every machine); a CUDA device
+    the machine lacks is refused when the trainer is built. A checkpoint loads on another device with
+    ``Learner.load(path, device=...)``."""
+    bf16: bool = False
+    """Mixed precision: run the encoder and decoder of the objective under ``torch.autocast`` in bfloat16
+    (the losses, rotations and optimiser stay float32). Off by default; meant for GPUs with bfloat16."""
     data: DataConfig = field(default_factory=DataConfig)
     """The episodes of each SGD step."""
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from dyndis_learn.config import EvalConfig
+from dyndis_learn.devices import module_device
 from dyndis_learn.fidelity import dynamics_trained, evaluation_contract, fidelity, mean_image_bce
 from dyndis_learn.limits import available_memory
 from dyndis_learn.losses import frame_bce
@@ -182,7 +183,8 @@ def rollout_bce(
         ``(ks, bce)``: the steps (K,) and the BCE per episode and step, shape (E, K).
     """
     model.eval()
-    frames = torch.from_numpy(batch.observations)
+    device = module_device(model)
+    frames = torch.from_numpy(batch.observations)  # on the CPU; each chunk goes to the model's device
     last = frames.shape[1] - 1
     if ks is None:
         steps = np.arange(frames.shape[1])
@@ -193,13 +195,14 @@ def rollout_bce(
         ):
             raise ValueError(f"`ks` must be integers in [0, {last}], got {given}.")
         steps = np.asarray(given, dtype=np.int64)
-    latents = model.rollout(model.encode(frames[:, 0]), torch.from_numpy(batch.actions))[:, steps]  # (E, K, n)
+    start = model.encode(frames[:, 0].to(device))
+    latents = model.rollout(start, torch.from_numpy(batch.actions).to(device))[:, steps]  # (E, K, n)
     per_chunk = max(1, chunk_frames // frames.shape[0])
     bce = torch.empty(latents.shape[:2])
     for start in range(0, len(steps), per_chunk):
         part = slice(start, start + per_chunk)
         logits = model.decode_logits(latents[:, part])
-        bce[:, part] = frame_bce(logits, frames_to_float(frames[:, steps[part]]))
+        bce[:, part] = frame_bce(logits, frames_to_float(frames[:, steps[part]].to(device))).cpu()
     return steps, bce.numpy().astype(np.float64)
 
 
@@ -244,7 +247,7 @@ def structure(
     matrices = model.rotations.matrices()
     pairs = [(int(i), int(j)) for i, j in plane_pairs(model.latent_dim).tolist()]
     shares = dominant_share(angles)
-    eye = torch.eye(model.latent_dim)
+    eye = torch.eye(model.latent_dim, device=angles.device)
     actions = []
     for a in range(model.n_actions):
         plane = int(angles[a].abs().argmax())
@@ -253,9 +256,8 @@ def structure(
         if effects is not None:
             effect = effects[a]
             in_units, k, error, faithful = _faithful_angle(angle, effect.cycle_length, config.angle_tolerance)
-            power = matrix_power(
-                matrices[a].expand(len(states), -1, -1), torch.full((len(states),), effect.cycle_length)
-            )
+            cycles = torch.full((len(states),), effect.cycle_length, device=states.device)
+            power = matrix_power(matrices[a].expand(len(states), -1, -1), cycles)
             closure = ((power @ states.unsqueeze(-1)).squeeze(-1) - states).norm(dim=-1)
             figures = {
                 "factor": effect.factor,
@@ -341,7 +343,7 @@ def evaluate_model(
             "collect them with the same EvalConfig."
         )
     rollout = _rollout_error(*rollout_bce(model, batch, ks))
-    states = model.encode(torch.from_numpy(batch.observations[:, 0]))
+    states = model.encode(torch.from_numpy(batch.observations[:, 0]).to(module_device(model)))
     group = structure(model, effects, states, config)
     horizon = config.horizon
     bce_1, bce_h = rollout.mean_at(1), rollout.mean_at(horizon)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from dyndis_learn.config import EvalConfig
+from dyndis_learn.devices import module_device
 from dyndis_learn.metrics import circular_probe
 from dyndis_learn.model import WorldModel, frames_to_float
 from dyndis_learn.results import Fidelity
@@ -60,16 +61,17 @@ def _decode_uint8(model: WorldModel, latents: torch.Tensor) -> np.ndarray:
     out = np.empty((len(latents), *model.image_shape), dtype=np.uint8)
     for start in range(0, len(latents), _CHUNK_FRAMES):
         part = model.decode(latents[start : start + _CHUNK_FRAMES])
-        out[start : start + _CHUNK_FRAMES] = (part * 255).round().to(torch.uint8).numpy()
+        out[start : start + _CHUNK_FRAMES] = (part * 255).round().to(torch.uint8).cpu().numpy()
     return out
 
 
 @torch.no_grad()
 def _encode(model: WorldModel, images: np.ndarray) -> torch.Tensor:
-    """uint8 images (M, H, W, C) -> encodings (M, n), in chunks."""
+    """uint8 images (M, H, W, C) -> encodings (M, n) on the model's device, in chunks."""
+    device = module_device(model)
     chunks = range(0, len(images), _CHUNK_FRAMES)
-    parts = [model.encode(torch.from_numpy(images[s : s + _CHUNK_FRAMES])) for s in chunks]
-    return torch.cat(parts) if parts else torch.empty(0, model.latent_dim)
+    parts = [model.encode(torch.from_numpy(images[s : s + _CHUNK_FRAMES]).to(device)) for s in chunks]
+    return torch.cat(parts) if parts else torch.empty(0, model.latent_dim, device=device)
 
 
 def _squared_distances(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -139,14 +141,15 @@ def fidelity(model: WorldModel, env: Any, batch: EpisodeBatch, config: EvalConfi
     states = space.all_states() if grid else space.sample_states(SAMPLE_STATES, rng)
     images = contract.render_states(states)
     encodings = _encode(model, images)
-    probe = circular_probe(encodings.numpy(), states[:, active], sizes[active].tolist())
+    probe = circular_probe(encodings.cpu().numpy(), states[:, active], sizes[active].tolist())
     table = images if grid else None
     reconstructed = _right_rate(_nearest_own(contract, table, _decode_uint8(model, encodings), states))
     steps = min(IMAGINED_STEPS, int(batch.actions.shape[1]))
     imagined = imagined_last = None
     if batch.factors is not None:
-        first = model.encode(torch.from_numpy(batch.observations[:, 0]))
-        latents = model.rollout(first, torch.from_numpy(batch.actions[:, :steps]))[:, 1:]  # (E, K, n)
+        device = module_device(model)
+        first = model.encode(torch.from_numpy(batch.observations[:, 0]).to(device))
+        latents = model.rollout(first, torch.from_numpy(batch.actions[:, :steps]).to(device))[:, 1:]  # (E, K, n)
         decoded = _decode_uint8(model, latents.reshape(-1, model.latent_dim))
         truths = batch.factors[:, 1 : steps + 1].reshape(-1, batch.factors.shape[-1])
         right = _nearest_own(contract, table, decoded, truths).reshape(len(latents), steps)

@@ -131,7 +131,8 @@ class Quessard2020Method(RotationMethod):
             regularizer_target=weights.regularizer_target,
             regularizer_value=weights.regularizer_value,
         )
-        rollout_only = batch._replace(from_rollout=torch.ones(batch_size, steps, dtype=torch.bool), decode_twice=False)
+        every = torch.ones(batch_size, steps, dtype=torch.bool, device=batch.frames.device)
+        rollout_only = batch._replace(from_rollout=every, decode_twice=False)
         return objective.terms(model, rollout_only, paper, None)
 
 

@@ -14,14 +14,17 @@ Notation (:mod:`dyndis_learn.losses` holds the terms themselves): ``B`` episodes
 - ``regularizer``: the entanglement penalty on the angles;
 
 and ``loss``, the sum of every term weighted by :class:`LossWeights`. A term whose weight is 0 is computed
-for the log only (where it is defined), outside the gradient. Nothing here changes the model: the same
+for the log only (where it is defined), outside the gradient. Under an autocast (the trainer's
+``TrainConfig.bf16``) only the encoder and decoder run in lower precision; their outputs come back as
+float32 and everything else stays float32. Nothing here changes the model: the same
 function serves every phase, and the phases differ only in their batches, weights and targets.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -127,6 +130,13 @@ def decoding_choice(batch_size: int, steps: int, *, split: bool, seed: int, step
     return torch.from_numpy(coin < 0.5)
 
 
+def _float32(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """Leave an enclosing autocast on ``device`` (e.g. the trainer's bfloat16 one), if there is one."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
 def terms(
     model: WorldModel, batch: TrainBatch, weights: LossWeights, targets: FrameTargets | None = None
 ) -> dict[str, torch.Tensor]:
@@ -144,57 +154,62 @@ def terms(
     frames, actions = batch.frames, batch.actions
     batch_size, n_frames = frames.shape[:2]
     images = frames_to_float(frames)
-    encodings = model.encode(frames)  # (B, T + 1, n)
+    encodings = model.encode(frames).float()  # (B, T + 1, n); float32 under a bfloat16 autocast too
     zero = encodings.new_zeros(())
 
-    dynamics = n_frames > 1 and (weights.rollout > 0 or weights.consistency > 0)
-    if dynamics:
-        steps = model.rotations.matrices()[actions]  # (B, T, n, n)
-        paths = cumulative_rotations(steps)  # (B, T + 1, n, n)
-    from_rollout = batch.from_rollout
-    if from_rollout is None or not dynamics or weights.rollout == 0:
-        from_rollout = torch.zeros(batch_size, n_frames - 1, dtype=torch.bool)
+    device = frames.device
+    with _float32(device):  # the rotations and every term but the networks' stay float32 under an autocast
+        dynamics = n_frames > 1 and (weights.rollout > 0 or weights.consistency > 0)
+        if dynamics:
+            steps = model.rotations.matrices()[actions]  # (B, T, n, n)
+            paths = cumulative_rotations(steps)  # (B, T + 1, n, n)
+        from_rollout = batch.from_rollout
+        if from_rollout is None or not dynamics or weights.rollout == 0:
+            from_rollout = torch.zeros(batch_size, n_frames - 1, dtype=torch.bool, device=device)
 
-    # Decode every frame from its encoding, or from the rollout P_t e_0 where the batch says so (and, with
-    # decode_twice, from both).
-    if from_rollout.any():
-        rolled = (paths[:, 1:] @ encodings[:, :1].unsqueeze(-1)).squeeze(-1)  # P_t e_0, t = 1 .. T
-    if not batch.decode_twice or not from_rollout.any():
+        # Decode every frame from its encoding, or from the rollout P_t e_0 where the batch says so (and, with
+        # decode_twice, from both).
         if from_rollout.any():
-            later = torch.where(from_rollout[..., None], rolled, encodings[:, 1:])
-            latents = torch.cat([encodings[:, :1], later], dim=1)
+            rolled = (paths[:, 1:] @ encodings[:, :1].unsqueeze(-1)).squeeze(-1)  # P_t e_0, t = 1 .. T
+        if not batch.decode_twice or not from_rollout.any():
+            if from_rollout.any():
+                later = torch.where(from_rollout[..., None], rolled, encodings[:, 1:])
+                latents = torch.cat([encodings[:, :1], later], dim=1)
+            else:
+                latents = encodings
+            decoded_targets = images
+            first = torch.zeros(batch_size, 1, dtype=torch.bool, device=device)
+            is_rollout = torch.cat([first, from_rollout], dim=1)
         else:
-            latents = encodings
-        decoded_targets = images
-        is_rollout = torch.cat([torch.zeros(batch_size, 1, dtype=torch.bool), from_rollout], dim=1)
-    else:
-        latents = torch.cat([encodings, rolled], dim=1)
-        decoded_targets = torch.cat([images, images[:, 1:]], dim=1)
-        is_rollout = torch.cat([torch.zeros(batch_size, n_frames, dtype=torch.bool), from_rollout], dim=1)
-    bce = frame_bce(model.decode_logits(latents), decoded_targets)
+            latents = torch.cat([encodings, rolled], dim=1)
+            decoded_targets = torch.cat([images, images[:, 1:]], dim=1)
+            encoded = torch.zeros(batch_size, n_frames, dtype=torch.bool, device=device)
+            is_rollout = torch.cat([encoded, from_rollout], dim=1)
+    bce = frame_bce(model.decode_logits(latents).float(), decoded_targets)
 
-    target = zero
-    if targets is not None:
-        seen = targets.states >= 0
-        if seen.any():
-            target = (encodings[seen] - targets.encodings[targets.states[seen]]).square().sum(-1).mean()
+    with _float32(device):
+        target = zero
+        if targets is not None:
+            seen = targets.states >= 0
+            if seen.any():
+                target = (encodings[seen] - targets.encodings[targets.states[seen]]).square().sum(-1).mean()
 
-    values = {
-        "autoencoder_bce": bce[~is_rollout].mean(),
-        "rollout_bce": bce[is_rollout].mean() if is_rollout.any() else zero,
-        "consistency": latent_consistency(encodings, steps, paths, weights.multistep) if dynamics else zero,
-        "smoothness": transition_smoothness(encodings) if n_frames > 1 else zero,
-        "whitening": whitening_penalty(encodings),
-        "uniformity": uniformity(encodings, weights.uniformity_temperature),
-        "target": target,
-        "regularizer": entanglement_penalty(
-            model.rotations.angles, weights.regularizer_target, weights.regularizer_value
-        ),
-    }
-    loss = zero
-    for name in TERMS:
-        weight = weights.of(name)
-        if weight != 0:
-            loss = loss + weight * values[name] if loss is not zero else weight * values[name]
-    values["loss"] = loss
+        values = {
+            "autoencoder_bce": bce[~is_rollout].mean(),
+            "rollout_bce": bce[is_rollout].mean() if is_rollout.any() else zero,
+            "consistency": latent_consistency(encodings, steps, paths, weights.multistep) if dynamics else zero,
+            "smoothness": transition_smoothness(encodings) if n_frames > 1 else zero,
+            "whitening": whitening_penalty(encodings),
+            "uniformity": uniformity(encodings, weights.uniformity_temperature),
+            "target": target,
+            "regularizer": entanglement_penalty(
+                model.rotations.angles, weights.regularizer_target, weights.regularizer_value
+            ),
+        }
+        loss = zero
+        for name in TERMS:
+            weight = weights.of(name)
+            if weight != 0:
+                loss = loss + weight * values[name] if loss is not zero else weight * values[name]
+        values["loss"] = loss
     return values

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from dyndis_learn.devices import module_device
 from dyndis_learn.validation import check_int
 
 __all__ = ["LatentPlanner"]
@@ -57,26 +58,31 @@ class LatentPlanner:
         if merge_distance is not None and not merge_distance > 0:
             raise ValueError(f"`merge_distance` must be positive or None, got {merge_distance!r}.")
         self.encode = encode
-        self.action_matrices = action_matrices.detach().to(torch.float64)
+        self.action_matrices = action_matrices.detach().cpu().to(torch.float64)  # the search runs on the CPU
         self.beam_width = beam_width
         self.max_depth = max_depth
         self.merge_distance = merge_distance
 
     @classmethod
     def from_model(cls, model: Any, **kwargs: Any) -> LatentPlanner:
-        """A planner over a :class:`~dyndis_learn.model.WorldModel` (its encoder and action rotations)."""
+        """A planner over a :class:`~dyndis_learn.model.WorldModel` (its encoder and action rotations).
+
+        Images are encoded on the model's device; the latents and rotations come back to the CPU, where the
+        search runs.
+        """
         model.eval()
+        device = module_device(model)
 
         @torch.no_grad()
         def encode(frames: torch.Tensor) -> torch.Tensor:
-            return model.encode(frames)
+            return model.encode(frames.to(device)).cpu()
 
         with torch.no_grad():
             matrices = model.rotations.matrices()
         return cls(encode, matrices, **kwargs)
 
     def _latent(self, image: npt.NDArray[np.uint8]) -> torch.Tensor:
-        return self.encode(torch.as_tensor(np.asarray(image))[None])[0].detach().to(torch.float64)
+        return self.encode(torch.as_tensor(np.asarray(image))[None])[0].detach().cpu().to(torch.float64)
 
     def plan(self, image: npt.NDArray[np.uint8], goal_image: npt.NDArray[np.uint8]) -> list[int]:
         """The action sequence the model predicts leads from ``image`` to ``goal_image`` (empty if already there).

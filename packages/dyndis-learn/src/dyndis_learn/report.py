@@ -37,6 +37,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from dyndis_learn.config import TrainConfig
+from dyndis_learn.devices import module_device
 from dyndis_learn.fidelity import GRID_STATES, SAMPLE_STATES, evaluation_contract
 from dyndis_learn.files import atomic_write, write_json_atomic
 from dyndis_learn.metrics import summary
@@ -154,8 +155,7 @@ def _version(package: str) -> str | None:
 
 
 def _device_name(model: torch.nn.Module | None) -> str:
-    parameter = next(model.parameters(), None) if model is not None else None
-    device = parameter.device if parameter is not None else torch.device("cpu")
+    device = module_device(model) if model is not None else torch.device("cpu")
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     return device.type
@@ -190,9 +190,10 @@ def provenance(
 def _encode_states(model: WorldModel, images: np.ndarray) -> np.ndarray:
     was_training = model.training
     model.eval()
+    device = module_device(model)
     try:
         parts = [
-            model.encode(torch.from_numpy(images[s : s + _CHUNK_FRAMES])).cpu().numpy()
+            model.encode(torch.from_numpy(images[s : s + _CHUNK_FRAMES]).to(device)).cpu().numpy()
             for s in range(0, len(images), _CHUNK_FRAMES)
         ]
     finally:
@@ -448,13 +449,14 @@ def rollout_gif(model: WorldModel, batch: EpisodeBatch, frames: int, path: Path,
     Each frame has a caption strip on top ("ground truth", "imagined") and one below with the step.
     """
     model.eval()
-    observations = torch.from_numpy(batch.observations[episode : episode + 1])
-    actions = torch.from_numpy(batch.actions[episode : episode + 1])
+    device = module_device(model)
+    observations = torch.from_numpy(batch.observations[episode : episode + 1]).to(device)
+    actions = torch.from_numpy(batch.actions[episode : episode + 1]).to(device)
     horizon = actions.shape[1]
     stride = max(1, horizon // frames)
     steps = np.arange(0, horizon + 1, stride)[:frames]
     latents = model.rollout(model.encode(observations[:, 0]), actions)[0, steps]
-    predicted = (model.decode(latents).numpy() * 255).round().astype(np.uint8)
+    predicted = (model.decode(latents).cpu().numpy() * 255).round().astype(np.uint8)
     truth = batch.observations[episode, steps]
     gap = np.full((len(steps), truth.shape[1], 2, truth.shape[3]), 255, dtype=np.uint8)
     tiles = np.concatenate([truth, gap, predicted], axis=2)

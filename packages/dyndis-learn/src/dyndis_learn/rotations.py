@@ -110,7 +110,7 @@ class _GivensLayout:
     def round_matrices(self, angles: torch.Tensor) -> torch.Tensor:
         """(A, n_planes) angles -> (A, n_rounds, n, n) round matrices."""
         n = self.latent_dim
-        theta = angles[:, self.angle_index]  # (A, R, width)
+        theta = angles[:, self.angle_index.to(angles.device)]  # (A, R, width)
         cos, sin = torch.cos(theta), torch.sin(theta)
         values = torch.stack([cos, cos, -sin, sin], dim=-1).flatten(-2)  # (A, R, 4 width)
         base = self.base.to(angles).expand(angles.shape[0], -1, -1)

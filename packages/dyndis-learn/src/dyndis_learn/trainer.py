@@ -7,7 +7,8 @@ One SGD step, top to bottom (:meth:`Trainer.train_step`):
    schedule applied, then the warm-up's own terms (:mod:`dyndis_learn.warmups`).
 3. The step's batch: the warm-up's own during a warm-up that has one, else fresh episodes from random
    starts (batch number = step, so the data of a step never depends on the history: exact resume needs no
-   replay) with the frames to decode from the rollout drawn for the step.
+   replay) with the frames to decode from the rollout drawn for the step. Batches are built on the CPU
+   (from NumPy) and moved to the trainer's device (``TrainConfig.device``) once per step.
 4. On the first step after the warm-up, the warm-up's end (e.g. align the planes).
 5. Every loss term and their weighted sum (:mod:`dyndis_learn.objective`, through the method), one Adam step.
 
@@ -19,6 +20,7 @@ per-step factors, the run log writes the rows (:mod:`dyndis_learn.run_log`), and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -39,10 +41,11 @@ from dyndis_learn.checkpoint import (
     write_checkpoint,
 )
 from dyndis_learn.config import TrainConfig
+from dyndis_learn.devices import resolve_device
 from dyndis_learn.files import remove_stale_temporaries, write_json_atomic
 from dyndis_learn.limits import check_threads
 from dyndis_learn.methods import make_method
-from dyndis_learn.objective import TERMS, LossWeights, TrainBatch, decoding_choice
+from dyndis_learn.objective import TERMS, FrameTargets, LossWeights, TrainBatch, decoding_choice
 from dyndis_learn.regularizers import dominant_share
 from dyndis_learn.rollouts import Policy, RolloutCollector
 from dyndis_learn.run_log import LOG_COLUMNS, RunLog
@@ -70,7 +73,8 @@ class Trainer:
             from a checkpoint of a larger machine still loads).
 
     Attributes:
-        model: The world model being trained.
+        device: Where the model trains (``config.device`` resolved on this machine).
+        model: The world model being trained (on ``device``).
         method: The method that built it and computes its loss terms.
         warmup: The warm-up.
         schedules: The per-step learning rates and weights.
@@ -91,6 +95,7 @@ class Trainer:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"`config` must be a TrainConfig, got {type(config).__name__}.")
         self.config = config
+        self.device = resolve_device(config.device)
         self.run_dir = None if run_dir is None else Path(run_dir)
         if config.threads:
             torch.set_num_threads(check_threads(config.threads, cap_threads))
@@ -109,7 +114,7 @@ class Trainer:
             self.collector.n_actions,
             config.model,
             torch.Generator().manual_seed(config.seed),
-        )
+        ).to(self.device)  # built on the CPU (the same initial weights on every device), then moved
         self.warmup = make_warmup(config, policy)
         self.schedules = Schedules.from_config(config, self.warmup.steps, self.warmup.default_angle_lr)
         self.optimizer = torch.optim.Adam(
@@ -174,11 +179,15 @@ class Trainer:
             group["lr"] = self.schedules.learning_rate(group["name"], self.step)
         self.model.train()
         weights = self.loss_weights(self.step)
-        batch = self.batch(self.step, weights)
+        host = self.batch(self.step, weights)  # on the CPU
+        batch = _to_device(host, self.device)
         if self.step == self.warmup.steps:
             self.warmup.end(self.model, batch, self.optimizer)
-        targets = self.warmup.targets(batch.frames.numpy())
-        terms = self.method.terms(self.model, batch, weights, targets)
+        targets = self.warmup.targets(host.frames.numpy())
+        if targets is not None:
+            targets = FrameTargets(targets.encodings.to(self.device), targets.states.to(self.device))
+        with _autocast(self.device, self.config.bf16):
+            terms = self.method.terms(self.model, batch, weights, targets)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         self.optimizer.step()
@@ -278,8 +287,19 @@ class Trainer:
         )
 
     @classmethod
-    def load(cls, path: str | Path, run_dir: str | Path | None = None, policy: Policy | None = None) -> Trainer:
+    def load(
+        cls,
+        path: str | Path,
+        run_dir: str | Path | None = None,
+        policy: Policy | None = None,
+        *,
+        device: str | None = None,
+    ) -> Trainer:
         """Rebuild a trainer from a checkpoint, ready to continue training exactly where it stopped.
+
+        The checkpoint's tensors are read on the CPU and moved to the trainer's device: the stored
+        ``config.device``, or ``device`` where given (which then replaces it in the run's config: a run
+        trained on a GPU continues on the CPU with ``device="cpu"``).
 
         Every parameter stays trainable and is registered with the restored optimiser. With a ``run_dir``
         (the run continues there), the stale temporary files of interrupted saves of ``path`` are removed
@@ -297,6 +317,8 @@ class Trainer:
         if run_dir is not None:
             remove_stale_temporaries(path)
             _check_run_config(Path(run_dir) / CONFIG_NAME, config, checkpoint)
+        if device is not None:
+            config = config.replace(device=device)
         trainer = cls(config, run_dir, policy, cap_threads=True)
         collector = trainer.collector
         if (collector.image_shape, collector.n_actions) != (checkpoint.image_shape, checkpoint.n_actions):
@@ -318,20 +340,40 @@ class Trainer:
             raise CheckpointError(f"checkpoint {checkpoint.path!r}: {exc}") from exc
         if checkpoint.rng_state is not None:
             torch.set_rng_state(checkpoint.rng_state)
+        if checkpoint.cuda_rng_state is not None and trainer.device.type == "cuda":
+            states = list(checkpoint.cuda_rng_state)[: torch.cuda.device_count()]
+            torch.cuda.set_rng_state_all(states)
         trainer.step = checkpoint.step
         trainer.train_seconds = checkpoint.train_seconds
         trainer.history = checkpoint.history
         return trainer
 
     @classmethod
-    def resume(cls, run_dir: str | Path, policy: Policy | None = None) -> Trainer:
-        """Continue the run in ``run_dir`` from its checkpoint."""
-        return cls.load(Path(run_dir) / CHECKPOINT_NAME, run_dir, policy)
+    def resume(cls, run_dir: str | Path, policy: Policy | None = None, *, device: str | None = None) -> Trainer:
+        """Continue the run in ``run_dir`` from its checkpoint (on ``device`` where given, see :meth:`load`)."""
+        return cls.load(Path(run_dir) / CHECKPOINT_NAME, run_dir, policy, device=device)
 
     def close(self) -> None:
         """Close the environments."""
         self.collector.close()
         self.warmup.close()
+
+
+def _to_device(batch: TrainBatch, device: torch.device) -> TrainBatch:
+    """``batch`` with its tensors on ``device`` (the same batch where it is already there)."""
+    if batch.frames.device == device:
+        return batch
+    choice = batch.from_rollout
+    return batch._replace(
+        frames=batch.frames.to(device),
+        actions=batch.actions.to(device),
+        from_rollout=None if choice is None else choice.to(device),
+    )
+
+
+def _autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager[Any]:
+    """bfloat16 autocast on ``device`` where ``bf16`` asks for it, else nothing."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
 def checkpoint_config(checkpoint: Checkpoint) -> TrainConfig:

@@ -2,9 +2,10 @@
 
 A configuration field declares what it accepts in its type: ``int``, ``float``, ``bool``, ``str``, a
 ``Literal`` of choices, ``X | None``, ``tuple[int, ...]`` or a ``Mapping``, optionally ``Annotated`` with
-bounds (:class:`Ge`, :class:`Gt`, :class:`Le`). :func:`validate_fields` checks every field of a dataclass
-against its declaration (dataclasses call it from ``__post_init__``), and :func:`check_int` checks a single
-argument of a function. Every error names the argument, what is allowed and the value received.
+bounds (:class:`Ge`, :class:`Gt`, :class:`Le`) or, for a string, a pattern (:class:`Matches`).
+:func:`validate_fields` checks every field of a dataclass against its declaration (dataclasses call it from
+``__post_init__``), and :func:`check_int` checks a single argument of a function. Every error
+names the argument, what is allowed and the value received.
 
 Example:
     >>> from dataclasses import dataclass
@@ -25,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -33,7 +35,7 @@ from typing import Any, Literal, Union
 
 import numpy as np
 
-__all__ = ["Ge", "Gt", "Le", "check_int", "validate_fields"]
+__all__ = ["Ge", "Gt", "Le", "Matches", "check_int", "validate_fields"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,22 @@ class Le:
         return f"<= {self.maximum:g}"
 
 
-_Bound = Ge | Gt | Le
+@dataclass(frozen=True)
+class Matches:
+    """Rule for a string: it must match ``pattern`` in full; ``allowed`` says so in words for the error."""
+
+    pattern: str
+    allowed: str
+
+    def holds(self, value: str) -> bool:
+        """Whether ``value`` matches the pattern in full."""
+        return re.fullmatch(self.pattern, value) is not None
+
+    def __str__(self) -> str:
+        return self.allowed
+
+
+_Bound = Ge | Gt | Le | Matches
 
 
 def _is_int(value: Any) -> bool:
@@ -124,8 +141,11 @@ def _check(owner: str, name: str, value: Any, hint: Any, bounds: tuple[_Bound, .
             raise ValueError(f"{where} must be a finite number{_bounds_text(bounds)}, got {value!r}.")
         return value
     if hint is str:
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"{where} must be a non-empty string, got {value!r}.")
+        rules = [b for b in bounds if isinstance(b, Matches)]
+        ok = isinstance(value, str) and bool(value)
+        if not ok or not all(rule.holds(value) for rule in rules):
+            allowed = " and ".join(map(str, rules)) if rules else "a non-empty string"
+            raise ValueError(f"{where} must be {allowed}, got {value!r}.")
         return value
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__") or not list(value):

@@ -31,6 +31,7 @@ import torch
 
 from dyndis_learn.alignment import fit_planes
 from dyndis_learn.config import TrainConfig
+from dyndis_learn.devices import module_device
 from dyndis_learn.model import WorldModel
 from dyndis_learn.objective import FrameTargets, LossWeights, TrainBatch
 from dyndis_learn.registry import WARMUPS
@@ -176,7 +177,7 @@ class GraphWarmup(Warmup):
         if step == 0:
             with torch.no_grad():
                 model.rotations.angles.copy_(angles)
-        self.graph, self.map = graph, embedding @ basis
+        self.graph, self.map = graph, (embedding @ basis).to(module_device(model))  # on the model's device
 
     def _states(self, step: int, stream: int) -> np.ndarray:
         if self.graph is None:
@@ -199,10 +200,10 @@ class GraphWarmup(Warmup):
         return weights
 
     def targets(self, frames: np.ndarray) -> FrameTargets | None:
-        """Each frame's state on the map (-1 for a state exploration never saw)."""
+        """Each frame's state on the map (-1 for a state exploration never saw), on the map's device."""
         if self.graph is None or self.settings.target_weight == 0:
             return None
-        return FrameTargets(self.map, torch.from_numpy(self.graph.state_indices(frames)))
+        return FrameTargets(self.map, torch.from_numpy(self.graph.state_indices(frames)).to(self.map.device))
 
     @torch.no_grad()
     def end(self, model: WorldModel, batch: TrainBatch, optimizer: torch.optim.Optimizer) -> None:
@@ -210,8 +211,8 @@ class GraphWarmup(Warmup):
         if self.graph is None or self.steps == 0:
             return
         states = self._states(self.steps, _GRAPH_CHECK_STREAM)
-        encodings = model.encode(torch.from_numpy(self.graph.images[states]))
-        distance = float((encodings - self.map[states]).square().sum(-1).mean())
+        encodings = model.encode(torch.from_numpy(self.graph.images[states]).to(self.map.device))
+        distance = float((encodings - self.map[torch.from_numpy(states).to(self.map.device)]).square().sum(-1).mean())
         if distance > GRAPH_FIT_LIMIT:
             warnings.warn(
                 f"The encoder ended the graph warm-up at a mean squared distance of {distance:.3g} from the "

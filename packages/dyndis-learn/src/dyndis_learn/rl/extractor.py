@@ -50,6 +50,8 @@ class LatentFeaturesExtractor(BaseFeaturesExtractor):
         super().__init__(observation_space, features_dim=model.latent_dim)
         self.channels_first = shape == channels_first and shape != image_shape
         self.fine_tune = bool(fine_tune)
+        # A submodule: SB3's ``policy.to(device)`` moves it, and ``_encode`` runs this very module (the rest
+        # of the world model, unused here, stays on the CPU).
         self.encoder = model.encoder
         self._encode = model.encode  # the encoder followed by the projection onto the sphere
         self.encoder.requires_grad_(self.fine_tune)

@@ -1,0 +1,125 @@
+"""TrainConfig.device and bf16 on this (CPU-only) machine; the CUDA paths are checked by scripts/gpu_check.sh."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dyndis_learn import Learner, TrainConfig, Trainer, load_model
+from dyndis_learn.checkpoint import CHECKPOINT_NAME, read_checkpoint
+from dyndis_learn.devices import resolve_device
+from tests.learn.fixtures import rewrite_checkpoint_header
+
+DATA = Path(__file__).parent / "data"
+
+pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour of a machine without CUDA")
+
+
+def test__device_cpu_trains_bit_identically_to_the_default(tiny_config):
+    default = Trainer(tiny_config)
+    default.train(progress=False)
+    cpu = Trainer(tiny_config.replace(device="cpu"))
+    cpu.train(progress=False)
+    assert tiny_config.device == "auto" and cpu.device == torch.device("cpu") == default.device
+    for name, value in default.model.state_dict().items():
+        assert torch.equal(cpu.model.state_dict()[name], value), name
+    assert [r["loss"] for r in cpu.history] == [r["loss"] for r in default.history]
+
+
+def test__auto_resolves_to_the_cpu_without_cuda():
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("bad", ["gpu", "CUDA", "cuda:", "cuda:x", "cpu:0", "mps", "", 0, None])
+def test__a_bad_device_string_is_refused_by_the_config(bad):
+    with pytest.raises(ValueError, match=r"TrainConfig\.device must be .*'auto', 'cpu', 'cuda' or 'cuda:N'"):
+        TrainConfig(device=bad)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "cuda:3"])
+def test__cuda_is_a_valid_config_but_refused_by_the_trainer_here(tiny_config, device):
+    config = tiny_config.replace(device=device)  # a config stays portable
+    assert config.device == device and TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match=rf"TrainConfig\.device is '{device}', but CUDA is not available"):
+        Trainer(config)
+
+
+def test__load_model_on_a_device(tmp_path, tiny_config):
+    learner = Learner(tiny_config)
+    learner.train(progress=False)
+    path = learner.save(tmp_path / "model.safetensors")
+    model = load_model(path, device="cpu")
+    assert next(model.parameters()).device == torch.device("cpu")
+    for name, value in learner.model.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    assert next(load_model(path, device="auto").parameters()).device == torch.device("cpu")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        load_model(path, device="cuda")
+    with pytest.raises(ValueError, match="device must be"):
+        load_model(path, device="gpu")
+
+
+def test__a_checkpoint_trained_on_cuda_loads_and_resumes_on_the_cpu(tmp_path, tiny_config):
+    run = tmp_path / "run"
+    trainer = Trainer(tiny_config, run_dir=run)
+    trainer.train(3, progress=False)
+    trainer.close()
+    checkpoint = run / CHECKPOINT_NAME
+
+    def on_cuda(state):
+        state["config"]["device"] = "cuda"
+
+    rewrite_checkpoint_header(checkpoint, on_cuda)  # as a GPU run's checkpoint says
+    (run / "config.json").unlink()  # the run folder's config.json would say cuda too; the header is the test
+    assert read_checkpoint(checkpoint).config["device"] == "cuda"
+    assert next(load_model(checkpoint).parameters()).device == torch.device("cpu")
+    with pytest.raises(ValueError, match=r"TrainConfig\.device is 'cuda'"):
+        Trainer.load(checkpoint)
+    resumed = Trainer.resume(run, device="cpu")
+    assert resumed.device == torch.device("cpu") and resumed.config.device == "cpu" and resumed.step == 3
+    resumed.train(progress=False)
+    assert resumed.step == tiny_config.steps
+    learner = Learner.load(checkpoint, device="auto")
+    assert learner.config.device == "auto" and learner.trainer.device == torch.device("cpu")
+
+
+def test__format_1_configs_have_the_default_device():
+    for name in ("checkpoint_v1_graph", "checkpoint_v1_spectral"):
+        stored = read_checkpoint(DATA / f"{name}.safetensors")
+        assert "device" not in stored.config and stored.cuda_rng_state is None
+        config = TrainConfig.from_dict(stored.config)
+        assert config.device == "auto" and config.bf16 is False
+
+
+def test__a_cpu_checkpoint_has_no_cuda_rng_state(tmp_path, tiny_config):
+    trainer = Trainer(tiny_config.replace(steps=1))
+    path = trainer.save(tmp_path / "c.safetensors")
+    assert read_checkpoint(path).cuda_rng_state is None and read_checkpoint(path).rng_state is not None
+
+
+@pytest.mark.parametrize("method", ["rotation", "quessard2020"])
+def test__a_bf16_step_runs_and_gives_finite_losses(tiny_config, method):
+    config = tiny_config.replace(bf16=True, model={"method": method})
+    trainer = Trainer(config)
+    trainer.train(progress=False)  # warm-up steps and dynamics steps
+    assert all(np.isfinite(row["loss"]) for row in trainer.history)
+    terms = trainer.train_step()
+    assert terms["loss"].dtype == torch.float32 and torch.isfinite(terms["loss"])
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+
+
+def test__learner_and_planner_give_cpu_numpy(tiny_config):
+    from dyndis_learn.planner import LatentPlanner
+
+    learner = Learner(tiny_config.replace(device="cpu"))
+    learner.train(progress=False)
+    images = learner.trainer.collector.collect(0).observations[0]
+    latents = learner.encode(images)
+    assert isinstance(latents, np.ndarray) and latents.dtype == np.float32
+    assert learner.decode(latents).dtype == np.uint8
+    assert learner.predict(images[:1], [[0, 1]]).shape == (1, 3, *images.shape[1:])
+    planner = LatentPlanner.from_model(learner.model)
+    assert planner.action_matrices.device == torch.device("cpu")
+    assert isinstance(planner.plan(images[0], images[1]), list)
