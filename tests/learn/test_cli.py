@@ -132,6 +132,18 @@ def test__resume_refuses_other_flags(tmp_path, config_file, capsys):
     assert "already holds a run; pass --resume" in capsys.readouterr().err
 
 
+def test__resume_may_change_the_device(tmp_path, config_file):
+    run = tmp_path / "run"
+    assert (
+        main(["train", "--out", str(run), "--config", str(config_file), "--steps", "2", "--quiet", "--no-report"]) == 0
+    )
+    assert (
+        main(["train", "--out", str(run), "--resume", "--steps", "3", "--device", "cpu", "--quiet", "--no-report"]) == 0
+    )
+    stored = read_checkpoint(run / "checkpoint.safetensors")
+    assert stored.step == 3 and stored.config["device"] == "cpu"
+
+
 # -- errors: one line, exit 1 for runtime failures, 2 for usage errors ---------------------------------------
 
 
