@@ -164,8 +164,8 @@ def test__metrics_find_planes_when_a_factor_does_not_rotate_exactly_two_axes(run
 
 def test__metrics_of_a_large_world_use_a_bounded_sample(run, monkeypatch):
     model, _, evaluation = run
-    monkeypatch.setattr(report_module, "GRID_STATES", 10)  # 25 states count as a large world
-    monkeypatch.setattr(report_module, "SAMPLE_STATES", 40)
+    monkeypatch.setattr("dyndis_learn.fidelity.GRID_STATES", 10)  # 25 states count as a large world
+    monkeypatch.setattr("dyndis_learn.fidelity.SAMPLE_STATES", 40)
     metrics = report_metrics(model, _uniform_evaluation(evaluation), seed=5)
     assert metrics["grid"] is False and metrics["states"] == 40
     assert (metrics["num_train"], metrics["num_test"]) == (20, 20)

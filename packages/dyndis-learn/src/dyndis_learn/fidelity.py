@@ -28,7 +28,9 @@ __all__ = [
     "IMAGINED_STEPS",
     "SAMPLE_STATES",
     "dynamics_trained",
+    "encode_chunks",
     "evaluation_contract",
+    "evaluation_states",
     "fidelity",
     "mean_image_bce",
 ]
@@ -66,8 +68,19 @@ def _decode_uint8(model: WorldModel, latents: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def _encode(model: WorldModel, images: np.ndarray) -> torch.Tensor:
-    """uint8 images (M, H, W, C) -> encodings (M, n) on the model's device, in chunks."""
+def evaluation_states(space: Any, seed: int) -> tuple[np.ndarray, bool]:
+    """The states a model is judged on: ``(states (S, F), grid)``.
+
+    Every state of ``space`` (``grid`` True) when there are at most :data:`GRID_STATES`, else
+    :data:`SAMPLE_STATES` states drawn uniformly with ``seed``.
+    """
+    grid = int(space.n_states) <= GRID_STATES
+    states = space.all_states() if grid else space.sample_states(SAMPLE_STATES, np.random.default_rng(seed))
+    return states, grid
+
+
+def encode_chunks(model: WorldModel, images: np.ndarray) -> torch.Tensor:
+    """uint8 images (M, H, W, C) -> encodings (M, n) on the model's device, in chunks (call under no_grad)."""
     device = module_device(model)
     chunks = range(0, len(images), _CHUNK_FRAMES)
     parts = [model.encode(torch.from_numpy(images[s : s + _CHUNK_FRAMES]).to(device)) for s in chunks]
@@ -136,11 +149,9 @@ def fidelity(model: WorldModel, env: Any, batch: EpisodeBatch, config: EvalConfi
     space = contract.factor_space
     sizes = np.asarray(space.sizes, dtype=np.int64)
     active = [k for k in range(len(sizes)) if sizes[k] > 1]
-    grid = int(space.n_states) <= GRID_STATES
-    rng = np.random.default_rng(config.seed)
-    states = space.all_states() if grid else space.sample_states(SAMPLE_STATES, rng)
+    states, grid = evaluation_states(space, config.seed)
     images = contract.render_states(states)
-    encodings = _encode(model, images)
+    encodings = encode_chunks(model, images)
     probe = circular_probe(encodings.cpu().numpy(), states[:, active], sizes[active].tolist())
     table = images if grid else None
     reconstructed = _right_rate(_nearest_own(contract, table, _decode_uint8(model, encodings), states))

@@ -38,7 +38,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from dyndis_learn.config import TrainConfig
 from dyndis_learn.devices import module_device
-from dyndis_learn.fidelity import GRID_STATES, SAMPLE_STATES, evaluation_contract
+from dyndis_learn.fidelity import encode_chunks, evaluation_contract, evaluation_states
 from dyndis_learn.files import atomic_write, write_json_atomic
 from dyndis_learn.metrics import summary
 from dyndis_learn.model import WorldModel
@@ -66,7 +66,6 @@ __all__ = [
 ]
 
 _CURVES = ("loss", "autoencoder_bce", "rollout_bce", "consistency", "target", "smoothness", "whitening", "regularizer")
-_CHUNK_FRAMES = 1024  # state images encoded per pass by report_metrics
 _GIT_TIMEOUT_S = 5.0
 
 #: The packages whose versions :func:`provenance` records.
@@ -190,15 +189,10 @@ def provenance(
 def _encode_states(model: WorldModel, images: np.ndarray) -> np.ndarray:
     was_training = model.training
     model.eval()
-    device = module_device(model)
     try:
-        parts = [
-            model.encode(torch.from_numpy(images[s : s + _CHUNK_FRAMES]).to(device)).cpu().numpy()
-            for s in range(0, len(images), _CHUNK_FRAMES)
-        ]
+        return encode_chunks(model, images).cpu().numpy().astype(np.float64)
     finally:
         model.train(was_training)
-    return np.concatenate(parts).astype(np.float64) if parts else np.empty((0, model.latent_dim))
 
 
 def _factor_columns(evaluation: Evaluation, names: Sequence[str], sizes: np.ndarray) -> list[dict[str, Any]] | None:
@@ -258,8 +252,7 @@ def report_metrics(
         factors = _factor_columns(evaluation, list(space.names), sizes)
         if not factors:
             return None
-        grid = int(space.n_states) <= GRID_STATES
-        states = space.all_states() if grid else space.sample_states(SAMPLE_STATES, np.random.default_rng(seed))
+        states, grid = evaluation_states(space, seed)
         if len(states) < 4:
             return None
         encodings = _encode_states(model, contract.render_states(states))
