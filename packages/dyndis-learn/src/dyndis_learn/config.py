@@ -401,11 +401,7 @@ class TrainConfig(_Section):
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed: top-level fields, or ``section={"field": value}`` dicts merged in."""
-        data = self.to_dict()
-        for key, value in changes.items():
-            current = data.get(key)
-            data[key] = _merge(current, value) if isinstance(current, dict) and isinstance(value, Mapping) else value
-        return TrainConfig.from_dict(data)
+        return TrainConfig.from_dict(_merge(self.to_dict(), changes))
 
 
 def _merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

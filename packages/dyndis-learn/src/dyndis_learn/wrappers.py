@@ -16,6 +16,8 @@ import numpy.typing as npt
 import torch
 from gymnasium import spaces
 
+from dyndis_learn.devices import module_device
+
 __all__ = ["MAX_GOAL_STATES", "FactorOneHotObservation", "LatentGoalReward", "LatentObservation", "encode_images"]
 
 #: The most states :class:`LatentGoalReward` encodes for its nearest-state rule (by default).
@@ -25,8 +27,8 @@ MAX_GOAL_STATES = 50_000
 @torch.no_grad()
 def encode_images(model: Any, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     """Latent vectors of uint8 images of shape (..., H, W, C) -> float32 (..., n), on the unit sphere."""
-    device = next(model.parameters()).device
-    return model.encode(torch.as_tensor(np.asarray(images), device=device)).cpu().numpy().astype(np.float32)
+    frames = torch.as_tensor(np.asarray(images), device=module_device(model))
+    return model.encode(frames).cpu().numpy().astype(np.float32)
 
 
 def latent_space(space: spaces.Space, model: Any, name: str = "env") -> spaces.Box | spaces.Dict:
