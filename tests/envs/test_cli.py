@@ -151,7 +151,7 @@ def test_info__lists_the_registered_env_ids(capsys):
     )
     assert (
         "DynDis/Cars3DGoal-v0  (entry point dyndis_envs.task_envs:make_goal_env, on DynDis/Cars3D-v0, "
-        "max_episode_steps=100)" in lines
+        "native vector env, max_episode_steps=100)" in lines
     )
 
 

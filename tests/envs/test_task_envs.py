@@ -1,4 +1,4 @@
-"""The Reach and Goal ids: checkers, rewards, terminations, HER's compute_reward, native vector Reach."""
+"""The Reach and Goal ids: checkers, rewards, terminations, HER's compute_reward, native vector envs."""
 
 import re
 
@@ -12,10 +12,11 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import dyndis_envs
 from dyndis_envs.gridworld import GridWorldEnv, GridWorldVectorEnv
 from dyndis_envs.task_envs import (
-    GOAL_WRAPPERS,
     GoalEnv,
     GoalMethods,
+    GoalVectorEnv,
     make_goal_env,
+    make_goal_vector_env,
     make_reach_env,
     make_reach_vector_env,
 )
@@ -23,31 +24,36 @@ from dyndis_envs.tasks import GoalTask, ReachTask
 from tests.envs.fixtures import fast_kwargs
 
 GOAL_IDS = [task_id for task_id in dyndis_envs.TASK_IDS if "Goal" in task_id]
-@pytest.mark.parametrize("goal_id", GOAL_IDS)
-def test__goal__ids_register_goal_wrappers(goal_id):
-    assert gym.spec(goal_id).additional_wrappers == GOAL_WRAPPERS
 
 
 @pytest.mark.parametrize("task_id", dyndis_envs.TASK_IDS)
 def test__checkers(task_id):
     env = gym.make(task_id, **fast_kwargs(task_id))
     check_env(env.unwrapped)
-    # SB3's checker calls compute_reward on the env it is given: the Goal ids' GoalMethods wrapper has it
-    sb3_check_env(env)
+    # SB3's checker calls compute_reward on the env it is given: GoalMethods gives the wrapped Goal env one
+    sb3_check_env(GoalMethods(env) if "Goal" in task_id else env)
     assert env.spec.max_episode_steps == 100
 
 
-def test__goal__gym_make_gives_the_goal_methods():
-    env = gym.make("DynDis/GridWorldGoal-v0", grid_shape=(3, 3))
-    assert type(env) is GoalMethods and env.spec.additional_wrappers == GOAL_WRAPPERS
+@pytest.mark.parametrize("goal_id", GOAL_IDS)
+def test__goal__ids_have_a_native_vector_env_and_no_additional_wrappers(goal_id):
+    """make_vec refuses the vector entry point of an id with additional wrappers, so the Goal ids list none."""
+    assert gym.spec(goal_id).additional_wrappers == ()
+    vec = gym.make_vec(goal_id, num_envs=2, **fast_kwargs(goal_id))  # the default mode picks the native env
+    assert type(vec) is GoalVectorEnv and vec.max_episode_steps == 100
+    explicit = gym.make_vec(goal_id, num_envs=2, vectorization_mode="vector_entry_point", **fast_kwargs(goal_id))
+    assert type(explicit) is GoalVectorEnv
+
+
+def test__goal_methods__give_gym_makes_env_the_goal_methods():
+    env = GoalMethods(gym.make("DynDis/GridWorldGoal-v0", grid_shape=(3, 3)))
+    assert str(env) == "<GoalMethods<TimeLimit<OrderEnforcing<PassiveEnvChecker<GoalEnv<DynDis/GridWorldGoal-v0>>>>>>"
     obs, info = env.reset(seed=0, options={"factors": [0, 0, 0, 0, 0], "goal": [1, 0, 0, 0, 0]})
     assert env.compute_reward(obs["achieved_goal"], obs["desired_goal"], info) == 0.0
     assert env.compute_terminated(obs["desired_goal"], obs["desired_goal"], info)
-    remade = gym.make(env.spec)  # the spec round trip keeps exactly one GoalMethods, outside TimeLimit
-    assert str(remade) == str(env) == (
-        "<GoalMethods<TimeLimit<OrderEnforcing<PassiveEnvChecker<GoalEnv<DynDis/GridWorldGoal-v0>>>>>>"
+    vec = gym.make_vec(
+        "DynDis/GridWorldGoal-v0", num_envs=2, vectorization_mode="sync", wrappers=[GoalMethods], grid_shape=(3, 3)
     )
-    vec = gym.make_vec("DynDis/GridWorldGoal-v0", num_envs=2, vectorization_mode="sync", grid_shape=(3, 3))
     assert all(type(sub_env) is GoalMethods for sub_env in vec.envs)
 
 
@@ -120,7 +126,7 @@ def test__reach__bad_target():
         gym.make_vec("DynDis/GridWorldReach-v0", num_envs=2, target=[9, 0, 0, 0, 0])
 
 
-@pytest.mark.parametrize("factory", [make_reach_env, make_reach_vector_env, make_goal_env])
+@pytest.mark.parametrize("factory", [make_reach_env, make_reach_vector_env, make_goal_env, make_goal_vector_env])
 def test__factories__env_must_be_a_factor_env_id(factory):
     message = "`env` must be an environment id such as 'DynDis/GridWorld-v0', got 3."
     with pytest.raises(TypeError, match=re.escape(message)):
@@ -193,9 +199,12 @@ def test__goal__built_over_a_plain_env_sharing_its_frames():
         GoalEnv("DynDis/GridWorld-v0")
 
 
-def test__goal__has_no_native_vector_env():
-    with pytest.raises(ValueError, match=re.escape("`single_env` must be a FactorEnv observing images (a Box space)")):
+def test__goal__vector_envs_take_only_their_own_single_env():
+    message = "`single_env` must be a FactorEnv observing images (a Box space), got GoalEnv; a GoalEnv has its own"
+    with pytest.raises(ValueError, match=re.escape(message)):
         GridWorldVectorEnv(2, single_env=GoalEnv(GridWorldEnv()))
+    with pytest.raises(TypeError, match=re.escape("`single_env` must be a GoalEnv, e.g. GoalEnv(GridWorldEnv())")):
+        GoalVectorEnv(2, single_env=GridWorldEnv())
 
 
 def test__goal__bad_options():
@@ -217,3 +226,56 @@ def test__goal__trains_with_sb3_her_and_dqn():
     )
     model.learn(150)
     assert model.replay_buffer.size() > 0
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+def test__goal__native_vector_env_matches_sync(mode):
+    """Observations, rewards, terminations, truncations, infos and autoresets equal SyncVectorEnv's."""
+    kwargs = {"grid_shape": (2, 2), "max_episode_steps": 6}
+    native = gym.make_vec("DynDis/GridWorldGoal-v0", num_envs=5, autoreset_mode=mode, **kwargs)
+    sync = gym.make_vec(
+        "DynDis/GridWorldGoal-v0", num_envs=5, vectorization_mode="sync", vector_kwargs={"autoreset_mode": mode},
+        **kwargs,
+    )
+    assert native.metadata["autoreset_mode"] == mode
+    assert native.single_observation_space == sync.single_observation_space
+    assert data_equivalence(native.reset(seed=3), sync.reset(seed=3), exact=True)
+    rng = np.random.default_rng(1)
+    seen = {"terminated": 0, "truncated": 0}
+    for step in range(40):
+        actions = rng.integers(0, 4, 5)
+        out = native.step(actions)
+        assert data_equivalence(out, sync.step(actions), exact=True), f"step {step}"
+        obs, rewards, terminated, truncated, infos = out
+        np.testing.assert_array_equal(rewards, terminated.astype(float))
+        if mode is AutoresetMode.NEXT_STEP:  # the returned observation is the one that earned the reward
+            recomputed = native.compute_reward(obs["achieved_goal"], obs["desired_goal"], infos)
+            np.testing.assert_array_equal(recomputed, rewards)
+            np.testing.assert_array_equal(infos["is_success"], terminated)
+        seen["terminated"] += int(terminated.sum())
+        seen["truncated"] += int((truncated & ~terminated).sum())
+    assert seen["terminated"] > 0 and seen["truncated"] > 0
+    options = {"factors": [1, 0, 0, 0, 0], "goal": [0, 1, 0, 0, 0]}
+    assert data_equivalence(native.reset(seed=5, options=dict(options)), sync.reset(seed=5, options=dict(options)),
+                            exact=True)
+    mask = np.array([False, True, False, True, False])
+    assert data_equivalence(
+        native.reset(options={"reset_mask": mask}), sync.reset(options={"reset_mask": mask}), exact=True
+    )
+
+
+def test__goal__vector_env_goals_per_sub_env_and_bad_options():
+    vec = make_goal_vector_env(3, grid_shape=(3, 3))
+    starts = np.array([[0, 0, 0, 0, 0], [1, 1, 0, 0, 0], [2, 2, 0, 0, 0]])
+    obs, info = vec.reset(seed=0, options={"factors": starts, "goal": starts[::-1]})
+    np.testing.assert_array_equal(vec.goals, starts[::-1])
+    np.testing.assert_array_equal(info["is_success"], [False, True, False])
+    np.testing.assert_array_equal(obs["desired_goal"], vec.render_states(starts[::-1]))
+    np.testing.assert_array_equal(obs["observation"], obs["achieved_goal"])
+    assert not np.shares_memory(obs["observation"], obs["achieved_goal"])
+    _, info = vec.reset(seed=0, options={"factors": starts})  # drawn goals avoid the given starts
+    assert not info["is_success"].any()
+    with pytest.raises(ValueError, match=re.escape("`options['goal']` out of range")):
+        vec.reset(options={"goal": [7, 0, 0, 0, 0]})
+    with pytest.raises(ValueError, match=re.escape("Unknown reset option(s) ['target']; allowed: ['factors', 'goal'")):
+        vec.reset(options={"target": [0, 0, 0, 0, 0]})

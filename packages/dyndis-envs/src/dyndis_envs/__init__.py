@@ -11,7 +11,7 @@ from dyndis_envs.factor_env import FactorEnv
 from dyndis_envs.factor_vector_env import FactorVectorEnv
 from dyndis_envs.factors import ActionEffect, Factor, FactorSpace, Subset
 from dyndis_envs.sources import FrameTable, ObservationSource
-from dyndis_envs.task_envs import GoalEnv
+from dyndis_envs.task_envs import GoalEnv, GoalVectorEnv
 from dyndis_envs.tasks import GoalTask, PureDynamics, ReachTask, Task
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "FrameTable",
     "GoalEnv",
     "GoalTask",
+    "GoalVectorEnv",
     "ObservationSource",
     "PureDynamics",
     "ReachTask",

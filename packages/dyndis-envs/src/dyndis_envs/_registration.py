@@ -6,8 +6,6 @@ from typing import Any
 
 import gymnasium as gym
 
-from dyndis_envs.task_envs import GOAL_WRAPPERS
-
 #: name -> (module, single env class, vector env class, max_episode_steps)
 _ENVS: dict[str, tuple[str, str, str, int]] = {
     "GridWorld": ("dyndis_envs.gridworld", "GridWorldEnv", "GridWorldVectorEnv", 200),
@@ -52,9 +50,10 @@ def register_envs() -> list[str]:
         _register(
             f"DynDis/{name}Goal-v0",
             entry_point="dyndis_envs.task_envs:make_goal_env",
+            vector_entry_point="dyndis_envs.task_envs:make_goal_vector_env",
             max_episode_steps=_TASK_EPISODE_STEPS,
             kwargs={"env": plain},
-            additional_wrappers=GOAL_WRAPPERS,  # compute_reward outside TimeLimit, for SB3's checker and HER
+            # no `additional_wrappers`: make_vec refuses the vector entry point of an id that has any
         )
     return ids
 

@@ -166,7 +166,9 @@ class BallWorldEnv(FactorEnv):
 
     ## Observation Space
     ``Box(0, 255, (image_size, image_size, channels), uint8)``: (84, 84, 1) by default, the paper's single
-    grey channel; ``channels=3`` repeats it three times for networks and tools that expect RGB.
+    grey channel; ``channels=3`` repeats it three times for networks and tools that expect RGB. With
+    ``observation_noise`` not 0, per-pixel integer noise uniform on ``[-observation_noise, observation_noise]``
+    is added (clipped to 0..255).
 
     ## Rewards
     The task's (``task``). The default, :class:`~dyndis_envs.tasks.PureDynamics`, gives 0.0 on every step.
@@ -190,7 +192,8 @@ class BallWorldEnv(FactorEnv):
     indices), ``n_positions`` (positions per axis, sharing the paper's 33-pixel span), ``image_size`` (84,
     the paper's; other sizes scale every length), ``channels`` (1 or 3), ``walls`` (draw the grey-1 border),
     ``start`` (a fixed start state for every episode; not with ``task``), ``render_mode``,
-    ``max_table_bytes``, ``task``.
+    ``max_table_bytes``, ``task``, ``observation_noise`` (int 0..255, default 0: per-pixel noise of that many intensity
+    levels, see :mod:`dyndis_envs.noise`).
 
     ## Version History
     * v0: initial release.
@@ -219,6 +222,7 @@ class BallWorldEnv(FactorEnv):
         render_mode: str | None = None,
         max_table_bytes: int = DEFAULT_TABLE_BYTES,
         task: Task | None = None,
+        observation_noise: int = 0,
     ) -> None:
         if start is not None:
             if task is not None:
@@ -226,7 +230,7 @@ class BallWorldEnv(FactorEnv):
             task = FixedStart(start)
         source = BallWorldSource(n_positions, image_size, channels, walls)
         factors = {**self.default_factors, **(factors or {})}
-        super().__init__(source, factors, render_mode, max_table_bytes, task=task)
+        super().__init__(source, factors, render_mode, max_table_bytes, task=task, observation_noise=observation_noise)
 
 
 class BallWorldVectorEnv(FactorVectorEnv):

@@ -11,6 +11,7 @@ import numpy.typing as npt
 from gymnasium import spaces
 
 from dyndis_envs.factors import ActionEffect, FactorSpace, Subset
+from dyndis_envs.noise import add_noise, check_observation_noise
 from dyndis_envs.sources import DEFAULT_TABLE_BYTES, FrameLookup, ObservationSource
 from dyndis_envs.tasks import PureDynamics, Task
 from dyndis_envs.validation import check_choice, is_integer
@@ -60,11 +61,17 @@ class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
             them before building the source, e.g. to load only the chosen states of a file).
         task: Starts, rewards and terminations (see :mod:`dyndis_envs.tasks`); default
             :class:`~dyndis_envs.tasks.PureDynamics`. Kept, bound to the factor space, as :attr:`task`.
+        observation_noise: Amplitude ``k`` of the per-pixel observation noise, in intensity levels of the
+            0..255 scale (an int in 0..255; default 0, no noise): every observation is its state's image plus
+            integer uniform noise on ``[-k, k]``, independent per pixel and channel, clipped to 0..255, drawn
+            from ``np_random`` (see :mod:`dyndis_envs.noise`). :meth:`render` and :meth:`render_states` stay
+            clean.
 
     Attributes:
         factor_space: The chosen values of every factor and the actions on them.
         frames: The images of the chosen states.
         task: The bound task.
+        observation_noise: The noise amplitude ``k`` (0: none).
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 8}
@@ -81,8 +88,10 @@ class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
         *,
         factor_space: FactorSpace | None = None,
         task: Task | None = None,
+        observation_noise: int = 0,
     ) -> None:
         check_render_mode(render_mode, self.metadata)
+        self.observation_noise = check_observation_noise(observation_noise)
         self.render_mode = render_mode
         self.source = source
         given = [name for name, value in (("factors", factors), ("factor_space", factor_space), ("frames", frames))
@@ -142,20 +151,10 @@ class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
             raise gym.error.ResetNeeded("Call `reset()` before reading the state.")
         return np.asarray(self._state, dtype=np.int64)
 
-    def _info(self) -> dict[str, Any]:
-        return {"factors": np.array(self._state, dtype=np.int64)}
+    # -- what a subclass may extend: the episode's start, the observation and the info of the current state ---
 
-    # -- Gymnasium API ----------------------------------------------------------------------------------------
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[npt.NDArray[np.uint8], dict[str, Any]]:
-        """Start an episode from a random state drawn by the task, or from ``options["factors"]``."""
-        super().reset(seed=seed)
-        options = options or {}
-        unknown = sorted(set(options) - self.reset_options)
-        if unknown:
-            raise ValueError(f"Unknown reset option(s) {unknown}; allowed: {sorted(self.reset_options)}.")
+    def _begin_episode(self, options: dict[str, Any]) -> None:
+        """Set the start state: ``options["factors"]``, else the task's random start (from ``np_random``)."""
         if "factors" in options:
             state = self.factor_space.check_states(options["factors"], "options['factors']")
             if state.ndim != 1:
@@ -163,9 +162,33 @@ class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
             self._state = [int(i) for i in state]
         else:
             self._state = self.task.sample_start(self.factor_space, self.np_random)
-        return self.frames.one(self._state), self._info()
 
-    def step(self, action: Any) -> tuple[npt.NDArray[np.uint8], SupportsFloat, bool, bool, dict[str, Any]]:
+    def _noisy(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        """``image`` with this env's observation noise (``image`` itself when there is none)."""
+        if not self.observation_noise:
+            return image
+        return add_noise(image[None], self.observation_noise, [self.np_random])[0]
+
+    def _observe(self, image: npt.NDArray[np.uint8]) -> Any:
+        """The observation of the current state, from its clean image (a fresh array the caller gives up)."""
+        return self._noisy(image)
+
+    def _info(self) -> dict[str, Any]:
+        return {"factors": np.array(self._state, dtype=np.int64)}
+
+    # -- Gymnasium API ----------------------------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        """Start an episode from a random state drawn by the task, or from ``options["factors"]``."""
+        super().reset(seed=seed)
+        options = options or {}
+        unknown = sorted(set(options) - self.reset_options)
+        if unknown:
+            raise ValueError(f"Unknown reset option(s) {unknown}; allowed: {sorted(self.reset_options)}.")
+        self._begin_episode(options)
+        return self._observe(self.frames.one(self._state)), self._info()
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         """Shift one factor by +1 or -1 (cyclically); returns (obs, reward, terminated, truncated, info).
 
         The reward and termination are the task's outcome of the new state.
@@ -175,10 +198,10 @@ class FactorEnv(gym.Env[npt.NDArray[np.uint8], np.int64]):
         action = check_action(action, self.factor_space.n_actions)
         self._state = self.factor_space.step_one(self._state, action)
         reward, terminated = self.task.outcome(np.asarray([self._state], dtype=np.int64))
-        return self.frames.one(self._state), float(reward[0]), bool(terminated[0]), False, self._info()
+        return self._observe(self.frames.one(self._state)), float(reward[0]), bool(terminated[0]), False, self._info()
 
     def render(self) -> npt.NDArray[np.uint8] | None:
-        """The current image (``render_mode="rgb_array"``), or None without a render mode."""
+        """The clean image of the current state (``render_mode="rgb_array"``), or None without a render mode."""
         if self.render_mode is None:
             gym.logger.warn("`render()` was called without a `render_mode`; pass render_mode='rgb_array'.")
             return None

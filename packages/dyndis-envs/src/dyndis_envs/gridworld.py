@@ -158,7 +158,8 @@ class GridWorldEnv(FactorEnv):
     action. Read it instead of relying on the numbering.
 
     ## Observation Space
-    ``Box(0, 255, (image_size, image_size, channels), uint8)``.
+    ``Box(0, 255, (image_size, image_size, channels), uint8)``: the state's image, plus per-pixel integer
+    noise uniform on ``[-observation_noise, observation_noise]`` (clipped to 0..255) when that is not 0.
 
     ## Rewards
     The task's (``task``). The default, :class:`~dyndis_envs.tasks.PureDynamics`, gives 0.0 on every step:
@@ -180,7 +181,8 @@ class GridWorldEnv(FactorEnv):
     indices; merged over the defaults above), ``grid_shape``, ``object_sizes``, ``shape``,
     ``image_size`` (16 to 1024, and at least 2 pixels per cell; a frame takes 3 MB at 1024), ``channels``,
     ``render_mode``, ``max_table_bytes`` (prerender every chosen state when they fit in this many bytes),
-    ``task`` (a :class:`~dyndis_envs.tasks.Task`; default pure dynamics).
+    ``task`` (a :class:`~dyndis_envs.tasks.Task`; default pure dynamics), ``observation_noise`` (int 0..255, default 0:
+    per-pixel noise of that many intensity levels, see :mod:`dyndis_envs.noise`).
 
     ## Version History
     * v0: initial release.
@@ -209,10 +211,11 @@ class GridWorldEnv(FactorEnv):
         render_mode: str | None = None,
         max_table_bytes: int = DEFAULT_TABLE_BYTES,
         task: Task | None = None,
+        observation_noise: int = 0,
     ) -> None:
         source = GridWorldSource(grid_shape, object_sizes, shape, image_size, channels)
         factors = {**self.default_factors, **(factors or {})}
-        super().__init__(source, factors, render_mode, max_table_bytes, task=task)
+        super().__init__(source, factors, render_mode, max_table_bytes, task=task, observation_noise=observation_noise)
 
 
 class GridWorldVectorEnv(FactorVectorEnv):

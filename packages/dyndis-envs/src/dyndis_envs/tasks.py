@@ -8,8 +8,8 @@ a single env and a native vector env get the same rewards and terminations.
 
 * :class:`PureDynamics` (the default; the plain ``DynDis/<Name>-v0`` ids): reward 0.0, never terminates.
 * :class:`ReachTask` (``DynDis/<Name>Reach-v0``): random start, fixed target; 1.0 and terminated on reaching it.
-* :class:`GoalTask` (``DynDis/<Name>Goal-v0``, through :class:`~dyndis_envs.task_envs.GoalEnv`): like Reach, with a
-  new goal every episode.
+* :class:`GoalTask` (``DynDis/<Name>Goal-v0``, through :class:`~dyndis_envs.task_envs.GoalEnv` and
+  :class:`~dyndis_envs.task_envs.GoalVectorEnv`): like Reach, with a new goal every episode.
 
 Example:
     >>> import dyndis_envs
@@ -154,8 +154,9 @@ class GoalTask(Task):
     """Reach a goal state that changes every episode: :class:`ReachTask` with a moving target.
 
     :class:`~dyndis_envs.task_envs.GoalEnv` holds one and sets its goal on every reset (with
-    :meth:`draw_goal` or :meth:`set_goal`). The goal is one episode's state, so a GoalTask serves one
-    environment, never a vector env's many.
+    :meth:`draw_goal` or :meth:`set_goal`); :meth:`outcome` judges against that goal.
+    :class:`~dyndis_envs.task_envs.GoalVectorEnv` keeps one goal per sub-env instead: it draws them with
+    :meth:`sample_goal` and judges a batch with :meth:`goal_outcome`.
 
     Attributes:
         goal: The current goal state (one index into the chosen values per factor), None before the first reset.
@@ -164,9 +165,13 @@ class GoalTask(Task):
     def __init__(self) -> None:
         self.goal: list[int] | None = None
 
+    def sample_goal(self, space: FactorSpace, rng: np.random.Generator, start: list[int]) -> list[int]:
+        """A uniformly random goal other than ``start``, drawn from ``rng`` (the task's goal is not changed)."""
+        return _draw_other(space, rng, start)
+
     def draw_goal(self, space: FactorSpace, rng: np.random.Generator, start: list[int]) -> list[int]:
-        """Draw a uniformly random goal other than ``start`` from ``rng``, make it the goal, and return it."""
-        self.goal = _draw_other(space, rng, start)
+        """Draw a goal with :meth:`sample_goal`, make it the goal, and return it."""
+        self.goal = self.sample_goal(space, rng, start)
         return self.goal
 
     def set_goal(self, space: FactorSpace, goal: object) -> list[int]:
@@ -178,12 +183,17 @@ class GoalTask(Task):
         self.goal = _one_state(space, goal, "options['goal']").tolist()
         return self.goal
 
+    @staticmethod
+    def goal_outcome(states: npt.NDArray[np.int64], goals: npt.NDArray[np.int64]) -> Outcome:
+        """1.0 and terminated where a state is its goal; ``states`` and ``goals`` of shape (B, n_factors)."""
+        reached = (states == goals).all(axis=1)
+        return reached.astype(np.float64), reached
+
     def outcome(self, states: npt.NDArray[np.int64]) -> Outcome:
         """1.0 and terminated where a state is the goal."""
         if self.goal is None:
             raise gym.error.ResetNeeded("The goal is drawn on `reset()`; call it before `step()`.")
-        reached = (states == np.asarray(self.goal)).all(axis=1)
-        return reached.astype(np.float64), reached
+        return self.goal_outcome(states, np.asarray([self.goal]))
 
     def __repr__(self) -> str:
         return f"GoalTask(goal={self.goal!r})"

@@ -60,7 +60,8 @@ class Cars3DEnv(FactorEnv):
     action. Read it instead of relying on the numbering.
 
     ## Observation Space
-    ``Box(0, 255, (image_size, image_size, 3), uint8)``.
+    ``Box(0, 255, (image_size, image_size, 3), uint8)``: the state's image, plus per-pixel integer noise
+    uniform on ``[-observation_noise, observation_noise]`` (clipped to 0..255) when that is not 0.
 
     ## Rewards
     The task's (``task``). The default, :class:`~dyndis_envs.tasks.PureDynamics`, gives 0.0 on every step:
@@ -82,7 +83,8 @@ class Cars3DEnv(FactorEnv):
     indices), ``image_size`` (16 to 256, default 64; the 96 views of one car take 1.2 MB at 64, 18.9 MB at
     256), ``backend`` (``"procedural"``, ``"file"`` or ``"auto"``), ``data_path`` (the ``cars/`` folder;
     default ``data_dir() / "cars"``), ``cache`` (procedural only), ``render_mode``, ``max_table_bytes``,
-    ``task`` (a :class:`~dyndis_envs.tasks.Task`; default pure dynamics).
+    ``task`` (a :class:`~dyndis_envs.tasks.Task`; default pure dynamics), ``observation_noise`` (int 0..255, default 0:
+    per-pixel noise of that many intensity levels, see :mod:`dyndis_envs.noise`).
 
     The file backend reads ``list.txt`` and the ``.mat`` files with the checks of ``dyndis-envs verify
     cars3d`` (:func:`~dyndis_envs.datasets.read_cars_list`, :func:`~dyndis_envs.datasets.read_car_mesh`): a
@@ -110,6 +112,7 @@ class Cars3DEnv(FactorEnv):
         render_mode: str | None = None,
         max_table_bytes: int = DEFAULT_TABLE_BYTES,
         task: Task | None = None,
+        observation_noise: int = 0,
     ) -> None:
         image_size = check_image_size(image_size)
         cache = check_bool("cache", cache)
@@ -127,7 +130,8 @@ class Cars3DEnv(FactorEnv):
         else:
             source = Cars3DRenderSource(image_size)
         super().__init__(
-            source, render_mode=render_mode, max_table_bytes=max_table_bytes, factor_space=space, task=task
+            source, render_mode=render_mode, max_table_bytes=max_table_bytes, factor_space=space, task=task,
+            observation_noise=observation_noise,
         )
 
 

@@ -68,7 +68,8 @@ class Shapes3DEnv(FactorEnv):
     action. Read it instead of relying on the numbering.
 
     ## Observation Space
-    ``Box(0, 255, (image_size, image_size, 3), uint8)``.
+    ``Box(0, 255, (image_size, image_size, 3), uint8)``: the state's image, plus per-pixel integer noise
+    uniform on ``[-observation_noise, observation_noise]`` (clipped to 0..255) when that is not 0.
 
     ## Rewards
     The task's (``task``). The default, :class:`~dyndis_envs.tasks.PureDynamics`, gives 0.0 on every step:
@@ -92,7 +93,8 @@ class Shapes3DEnv(FactorEnv):
     ``data_dir() / "3dshapes.h5"``, i.e. in ``$DYNDIS_DATA``), ``verify`` (file backend: check a file of the
     published size against the published SHA-256; default True), ``render_mode``, ``max_table_bytes``
     (prerender every chosen state when they fit in this many bytes), ``task`` (a
-    :class:`~dyndis_envs.tasks.Task`; default pure dynamics).
+    :class:`~dyndis_envs.tasks.Task`; default pure dynamics), ``observation_noise`` (int 0..255, default 0: per-pixel
+    noise of that many intensity levels, see :mod:`dyndis_envs.noise`).
 
     ## Version History
     * v0: initial release.
@@ -116,12 +118,16 @@ class Shapes3DEnv(FactorEnv):
         render_mode: str | None = None,
         max_table_bytes: int = DEFAULT_TABLE_BYTES,
         task: Task | None = None,
+        observation_noise: int = 0,
     ) -> None:
         image_size = check_image_size(image_size)
         verify = check_bool("verify", verify)
         _, path = resolve_backend(backend, data_path, DATASETS["shapes3d"].target)  # None: procedural
         if path is None:
-            super().__init__(Shapes3DSource(image_size), factors, render_mode, max_table_bytes, task=task)
+            super().__init__(
+                Shapes3DSource(image_size), factors, render_mode, max_table_bytes, task=task,
+                observation_noise=observation_noise,
+            )
             return
         if image_size != IMAGE_SHAPE[0]:
             raise ValueError(
@@ -132,7 +138,7 @@ class Shapes3DEnv(FactorEnv):
         source = Shapes3DFileSource(path, factors, verify=verify)
         super().__init__(
             source, render_mode=render_mode, max_table_bytes=max_table_bytes, factor_space=source.factor_space,
-            task=task,
+            task=task, observation_noise=observation_noise,
         )
 
 
