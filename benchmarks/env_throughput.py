@@ -1,7 +1,8 @@
 """Environment throughput: single-env steps/s (unwrapped and through gym.make) and vector transitions/s.
 
-Usage: python benchmarks/env_throughput.py [--quick] [--env DynDis/GridWorld-v0]
-Targets (2-core CPU): unwrapped >= 30k steps/s, gym.make >= 20k steps/s, 1024 envs >= 250k transitions/s.
+Usage: python benchmarks/env_throughput.py [--quick]
+Targets (2-core CPU): unwrapped >= 30k steps/s, gym.make >= 20k steps/s, 1024 envs >= 250k transitions/s;
+the native Goal vector env >= 5x SyncVectorEnv's transitions/s at 64 envs.
 """
 
 from __future__ import annotations
@@ -15,10 +16,17 @@ from benchmarks._common import print_table, single_env_rate, vector_rate, write_
 
 CONFIGS = {
     "GridWorld 5x5": ("DynDis/GridWorld-v0", {}),
+    "GridWorld 5x5, noise +-4": ("DynDis/GridWorld-v0", {"observation_noise": 4}),
     "GridWorld (10,10,3,3,3)": (
         "DynDis/GridWorld-v0", {"grid_shape": (10, 10), "factors": {"size": 3, "colour": 3, "background": 3}}
     ),
 }
+#: Goal ids, timed as the native vector env and as Gymnasium's SyncVectorEnv over single envs.
+GOAL_CONFIGS = {
+    "GridWorldGoal 5x5": ("DynDis/GridWorldGoal-v0", {}),
+    "GridWorldGoal 5x5, noise +-4": ("DynDis/GridWorldGoal-v0", {"observation_noise": 4}),
+}
+GOAL_ENVS = 64
 
 
 def main() -> None:
@@ -38,7 +46,20 @@ def main() -> None:
         results[name] = figures
         rows.append([name, *figures.values()])
     print_table(["config", "single unwrapped", "single gym.make", "vec 1", "vec 64", "vec 1024"], rows)
-    print(f"wrote {write_json('env_throughput', {'steps_or_transitions_per_s': results})}")
+
+    goal_rows, goal_results = [], {}
+    for name, (env_id, kwargs) in GOAL_CONFIGS.items():
+        native = vector_rate(gym.make_vec(env_id, num_envs=GOAL_ENVS, **kwargs), seconds)
+        sync = vector_rate(gym.make_vec(env_id, num_envs=GOAL_ENVS, vectorization_mode="sync", **kwargs), seconds)
+        goal_results[name] = {"native_transitions_per_s": native, "sync_transitions_per_s": sync,
+                              "speedup": native / sync}
+        goal_rows.append([name, native, sync, native / sync])
+    print()
+    print_table([f"Goal config, {GOAL_ENVS} envs", "native", "SyncVectorEnv", "speed-up"], goal_rows)
+    path = write_json(
+        "env_throughput", {"steps_or_transitions_per_s": results, f"goal_vector_{GOAL_ENVS}_envs": goal_results}
+    )
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
