@@ -1,0 +1,211 @@
+"""Sweeps: a grid of tiny runs on a local Ray (2 CPUs, one instance for the module) and in local processes."""
+
+import csv
+import json
+import re
+import shutil
+import sys
+
+import pytest
+
+from dyndis_learn import Learner, TrainConfig
+from dyndis_learn.checkpoint import read_checkpoint
+from dyndis_learn.cli import main
+from dyndis_learn.sweep import Sweep, parse_grid
+from tests.learn.fixtures import TINY
+
+RUN_FILES = ("config.json", "train_log.csv", "checkpoint.safetensors", "report.json", "report.md", "rollout.gif")
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance with 2 CPUs for the module (starting Ray takes seconds); sweeps use it as it is."""
+    import ray
+
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 2**20)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ray_sweep(local_ray, config_file, tmp_path_factory):
+    """Two tiny runs (seeds 0 and 1) swept on the local Ray."""
+    out = tmp_path_factory.mktemp("ray") / "sweep"
+    assert main(["sweep", "--config", str(config_file), "--out", str(out), "--grid", "seed=0,1"]) == 0
+    return out
+
+
+def _summary(out):
+    with open(out / "summary.csv", encoding="utf-8", newline="") as f:
+        return {row["run"]: row for row in csv.DictReader(f)}
+
+
+def _losses(run_dir):
+    """The training log without its wall-time column."""
+    with open(run_dir / "train_log.csv", encoding="utf-8", newline="") as f:
+        return [{k: v for k, v in row.items() if k != "wall_time"} for row in csv.DictReader(f)]
+
+
+def _stderr(capsys) -> str:
+    return " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.slow
+def test__ray__each_run_is_a_normal_run_folder_and_the_summary_lists_them(ray_sweep):
+    for seed in (0, 1):
+        run = ray_sweep / f"seed={seed}"
+        for name in RUN_FILES:
+            assert (run / name).is_file(), (run, name)
+        stored = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+        assert stored == TrainConfig.from_dict({**TINY, "seed": seed})
+        assert read_checkpoint(run / "checkpoint.safetensors").step == TINY["steps"]
+    rows = _summary(ray_sweep)
+    assert list(rows) == ["seed=0", "seed=1"]
+    for seed, row in enumerate(rows.values()):
+        report = json.loads((ray_sweep / row["run"] / "report.json").read_text())
+        assert (row["seed"], row["status"], row["action"], row["start_step"]) == (str(seed), "done", "started", "0")
+        assert float(row["rollout_bce_ratio"]) == pytest.approx(report["rollout_bce_ratio"])
+        assert row["criteria.all"] == str(report["criteria"]["all"])
+        assert float(row["min_plane_share"]) == pytest.approx(min(a["plane_share"] for a in report["actions"]))
+    summary = json.loads((ray_sweep / "summary.json").read_text())
+    assert summary["sweep"]["grid"] == {"seed": [0, 1]} and len(summary["runs"]) == 2
+    assert "| seed=1 | 1 | done | 6 |" in (ray_sweep / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test__an_interrupted_sweep_reruns_only_what_is_missing(ray_sweep, config_file, tmp_path, capsys):
+    """One run finished, one interrupted at a checkpoint (step 3 of 6), one never started: the rerun skips the
+    first, resumes the second exactly where it stopped and starts the third."""
+    out = tmp_path / "sweep"
+    shutil.copytree(ray_sweep / "seed=0", out / "seed=0")  # a finished run
+    finished = (out / "seed=0" / "checkpoint.safetensors").stat().st_mtime_ns
+    interrupted = Learner(TrainConfig.from_dict({**TINY, "seed": 1}), run_dir=out / "seed=1")
+    interrupted.train(3, progress=False)
+    interrupted.close()
+    capsys.readouterr()
+
+    args = ["sweep", "--config", str(config_file), "--out", str(out), "--grid", "seed=0,1,2"]
+    assert main([*args, "--dry-run"]) == 0
+    assert capsys.readouterr().out.split() == [
+        "finished", str(out / "seed=0"), "resume", str(out / "seed=1"), "start", str(out / "seed=2")
+    ]
+    assert main(args) == 0
+    assert "(1 to start, 1 to resume, 1 finished)" in capsys.readouterr().out
+    rows = _summary(out)
+    assert [(r["status"], r["action"], r["start_step"]) for r in rows.values()] == [
+        ("done", "skipped", "6"), ("done", "resumed", "3"), ("done", "started", "0")
+    ]
+    assert (out / "seed=0" / "checkpoint.safetensors").stat().st_mtime_ns == finished
+    assert _losses(out / "seed=1") == _losses(ray_sweep / "seed=1")  # exact resume: the uninterrupted run's log
+    assert main(args) == 0  # nothing left to do
+    assert "(0 to start, 0 to resume, 3 finished)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test__jobs__local_processes_without_ray_give_the_same_runs(ray_sweep, config_file, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # the --jobs path never imports Ray
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--config", str(config_file), "--out", str(out), "--grid", "seed=1", "--jobs", "2"]) == 0
+    assert _losses(out / "seed=1") == _losses(ray_sweep / "seed=1")
+    assert [(row["status"], row["action"]) for row in _summary(out).values()] == [("done", "started")]
+
+
+def test__ray_asked_for_and_missing_names_the_extra(config_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--config", str(config_file), "--out", str(out), "--grid", "seed=0"]) == 2
+    err = _stderr(capsys)
+    assert "Ray is not installed: install the extra with pip install 'dyndis-learn[distributed]'" in err
+    assert "--jobs N" in err and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        (["model.methd=rotation"], "--grid model.methd: model has no field 'methd' (did you mean 'model.method'?)"),
+        (["seed="], "--grid seed: the list of values is empty"),
+        (["seed=0,0"], "--grid seed: value(s) 0 given twice."),
+        (["seed=a"], "--grid seed=a: TrainConfig.seed must be an integer >= 0, got 'a'."),
+        (["model.latent_dim=4,1"], "--grid model.latent_dim=1: ModelConfig.latent_dim must be an integer >= 2, got 1."),
+        (["model.method=rotation,nope"], "--grid model.method=nope: ModelConfig.method must be one of the registered"),
+        (["model=1"], "--grid model: 'model' is a section; name one of its fields, e.g. model.method."),
+        (["seed=0", "seed=1"], "--grid seed is given twice"),
+        (["env.kwargs.image_size=16,8"], "run 'env.kwargs.image_size=8': its environment 'DynDis/GridWorld-v0'"),
+        ([], "A sweep needs a grid"),
+    ],
+)
+def test__a_bad_grid_is_a_usage_error_before_anything_starts(grid, message, config_file, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    args = [arg for entry in grid for arg in ("--grid", entry)]
+    assert main(["sweep", "--config", str(config_file), "--out", str(out), *args, "--jobs", "1"]) == 2
+    assert message in _stderr(capsys)
+    assert not out.exists()
+
+
+def test__a_grid_file_adds_axes(config_file, tmp_path, capsys):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("model.method: [rotation, quessard2020]\nseed: []\n")
+    out = tmp_path / "sweep"
+    args = ["sweep", "--config", str(config_file), "--out", str(out), "--grid-file", str(grid), "--dry-run"]
+    assert main(args) == 2
+    assert "'seed' must be a non-empty list of values, got []." in _stderr(capsys)
+    grid.write_text("model.method: [rotation, quessard2020]\n")
+    assert main([*args, "--grid", "seed=3"]) == 0
+    assert capsys.readouterr().out.split()[1::2] == [
+        str(out / "seed=3,model.method=rotation"), str(out / "seed=3,model.method=quessard2020")
+    ]
+
+
+def test__a_run_folder_of_another_config_is_refused(ray_sweep, config_file, capsys):
+    args = ["sweep", "--config", str(config_file), "--out", str(ray_sweep), "--grid", "seed=0,1", "--steps", "7"]
+    assert main(args) == 2
+    expected = r"run 'seed=0': its folder .* holds a run of another config \(steps: 6 there, 7 in this sweep\)"
+    assert re.search(expected, _stderr(capsys))
+
+
+def test__jobs_refuses_ray_settings(config_file, tmp_path, capsys):
+    args = ["sweep", "--config", str(config_file), "--out", str(tmp_path / "s"), "--grid", "seed=0", "--jobs", "2"]
+    assert main([*args, "--gpus-per-run", "1"]) == 2
+    assert "--gpus-per-run: Ray settings, but --jobs runs without Ray" in _stderr(capsys)
+
+
+def test__parse_grid__json_values_text_for_text_fields_and_brackets_kept_whole():
+    axes = parse_grid(
+        [
+            "seed=0,1",
+            "optim.lr=1e-3,0.002",
+            "model.method=rotation,quessard2020",
+            "env.id=DynDis/GridWorld-v0",
+            "model.channels=[8,8],[16, 16]",
+            'env.kwargs={"image_size": 16, "grid_shape": [5, 5]},{"image_size": 32}',
+            "optim.angle_lr=null,0",
+        ]
+    )
+    assert axes == {
+        "seed": [0, 1],
+        "optim.lr": [0.001, 0.002],
+        "model.method": ["rotation", "quessard2020"],
+        "env.id": ["DynDis/GridWorld-v0"],
+        "model.channels": [[8, 8], [16, 16]],
+        "env.kwargs": [{"image_size": 16, "grid_shape": [5, 5]}, {"image_size": 32}],
+        "optim.angle_lr": [None, 0],
+    }
+
+
+def test__runs_are_the_product_of_the_axes_with_dashed_names_and_keys_inside_kwargs():
+    base = TrainConfig.from_dict(TINY)
+    sweep = Sweep.from_grid("out", base, {"model.latent-dim": [4, 6], "env.kwargs.grid_shape": [[5, 5]]})
+    assert [run.name for run in sweep.runs] == [
+        "model.latent-dim=4,env.kwargs.grid_shape=5,5",
+        "model.latent-dim=6,env.kwargs.grid_shape=5,5",
+    ]
+    env = {"id": TINY["env"]["id"], "kwargs": {"image_size": 16, "grid_shape": [5, 5]}}
+    model = {**TINY["model"], "latent_dim": 6}
+    assert sweep.runs[1].config == TrainConfig.from_dict({**TINY, "model": model, "env": env})
