@@ -1,4 +1,4 @@
-"""Sweeps: a grid of tiny runs on a local Ray (2 CPUs, one instance for the module) and in local processes."""
+"""Sweeps: a grid of tiny runs on a local Ray with 2 CPUs and in local processes; bad grids refused up front."""
 
 import csv
 import json
@@ -24,24 +24,6 @@ def config_file(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray instance with 2 CPUs for the module (starting Ray takes seconds); sweeps use it as it is."""
-    import ray
-
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 2**20)
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def ray_sweep(local_ray, config_file, tmp_path_factory):
-    """Two tiny runs (seeds 0 and 1) swept on the local Ray."""
-    out = tmp_path_factory.mktemp("ray") / "sweep"
-    assert main(["sweep", "--config", str(config_file), "--out", str(out), "--grid", "seed=0,1"]) == 0
-    return out
-
-
 def _summary(out):
     with open(out / "summary.csv", encoding="utf-8", newline="") as f:
         return {row["run"]: row for row in csv.DictReader(f)}
@@ -57,40 +39,52 @@ def _stderr(capsys) -> str:
     return " ".join(capsys.readouterr().err.split())
 
 
+@pytest.fixture
+def local_ray():
+    """A local Ray instance with 2 CPUs, which the sweeps use as it is. Starting Ray takes seconds, so every
+    Ray sweep of this module is in the one test that uses it (xdist could split a module's tests over two
+    workers, each starting its own Ray)."""
+    import ray
+
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 2**20)
+    yield ray
+    ray.shutdown()
+
+
 @pytest.mark.slow
-def test__ray__each_run_is_a_normal_run_folder_and_the_summary_lists_them(ray_sweep):
+def test__ray__a_sweep_of_two_runs_then_an_interrupted_sweep_reruns_only_what_is_missing(
+    local_ray, config_file, tmp_path, capsys
+):
+    # two runs on the local Ray, each a normal run folder, listed in the summary
+    first = tmp_path / "first"
+    assert main(["sweep", "--config", str(config_file), "--out", str(first), "--grid", "seed=0,1"]) == 0
     for seed in (0, 1):
-        run = ray_sweep / f"seed={seed}"
+        run = first / f"seed={seed}"
         for name in RUN_FILES:
             assert (run / name).is_file(), (run, name)
         stored = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
         assert stored == TrainConfig.from_dict({**TINY, "seed": seed})
         assert read_checkpoint(run / "checkpoint.safetensors").step == TINY["steps"]
-    rows = _summary(ray_sweep)
+    rows = _summary(first)
     assert list(rows) == ["seed=0", "seed=1"]
     for seed, row in enumerate(rows.values()):
-        report = json.loads((ray_sweep / row["run"] / "report.json").read_text())
+        report = json.loads((first / row["run"] / "report.json").read_text())
         assert (row["seed"], row["status"], row["action"], row["start_step"]) == (str(seed), "done", "started", "0")
         assert float(row["rollout_bce_ratio"]) == pytest.approx(report["rollout_bce_ratio"])
         assert row["criteria.all"] == str(report["criteria"]["all"])
         assert float(row["min_plane_share"]) == pytest.approx(min(a["plane_share"] for a in report["actions"]))
-    summary = json.loads((ray_sweep / "summary.json").read_text())
+    summary = json.loads((first / "summary.json").read_text())
     assert summary["sweep"]["grid"] == {"seed": [0, 1]} and len(summary["runs"]) == 2
-    assert "| seed=1 | 1 | done | 6 |" in (ray_sweep / "summary.md").read_text()
+    assert "| seed=1 | 1 | done | 6 |" in (first / "summary.md").read_text()
 
-
-@pytest.mark.slow
-def test__an_interrupted_sweep_reruns_only_what_is_missing(ray_sweep, config_file, tmp_path, capsys):
-    """One run finished, one interrupted at a checkpoint (step 3 of 6), one never started: the rerun skips the
-    first, resumes the second exactly where it stopped and starts the third."""
+    # killed midway: one run finished, one interrupted at a checkpoint (step 3 of 6), one never started
     out = tmp_path / "sweep"
-    shutil.copytree(ray_sweep / "seed=0", out / "seed=0")  # a finished run
+    shutil.copytree(first / "seed=0", out / "seed=0")
     finished = (out / "seed=0" / "checkpoint.safetensors").stat().st_mtime_ns
     interrupted = Learner(TrainConfig.from_dict({**TINY, "seed": 1}), run_dir=out / "seed=1")
     interrupted.train(3, progress=False)
     interrupted.close()
     capsys.readouterr()
-
     args = ["sweep", "--config", str(config_file), "--out", str(out), "--grid", "seed=0,1,2"]
     assert main([*args, "--dry-run"]) == 0
     assert capsys.readouterr().out.split() == [
@@ -103,18 +97,27 @@ def test__an_interrupted_sweep_reruns_only_what_is_missing(ray_sweep, config_fil
         ("done", "skipped", "6"), ("done", "resumed", "3"), ("done", "started", "0")
     ]
     assert (out / "seed=0" / "checkpoint.safetensors").stat().st_mtime_ns == finished
-    assert _losses(out / "seed=1") == _losses(ray_sweep / "seed=1")  # exact resume: the uninterrupted run's log
+    assert _losses(out / "seed=1") == _losses(first / "seed=1")  # exact resume: the uninterrupted run's log
     assert main(args) == 0  # nothing left to do
     assert "(0 to start, 0 to resume, 3 finished)" in capsys.readouterr().out
 
+    # a rerun with another config is refused, naming the field
+    assert main(["sweep", "--config", str(config_file), "--out", str(first), "--grid", "seed=0,1", "--steps", "7"]) == 2
+    expected = r"run 'seed=0': its folder .* holds a run of another config \(steps: 6 there, 7 in this sweep\)"
+    assert re.search(expected, _stderr(capsys))
+
 
 @pytest.mark.slow
-def test__jobs__local_processes_without_ray_give_the_same_runs(ray_sweep, config_file, tmp_path, monkeypatch):
+def test__jobs__local_processes_without_ray_train_the_run_train_would(config_file, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # the --jobs path never imports Ray
-    out = tmp_path / "sweep"
+    out, reference = tmp_path / "sweep", tmp_path / "reference"
     assert main(["sweep", "--config", str(config_file), "--out", str(out), "--grid", "seed=1", "--jobs", "2"]) == 0
-    assert _losses(out / "seed=1") == _losses(ray_sweep / "seed=1")
     assert [(row["status"], row["action"]) for row in _summary(out).values()] == [("done", "started")]
+    for name in RUN_FILES:
+        assert (out / "seed=1" / name).is_file(), name
+    train = ["train", "--config", str(config_file), "--seed", "1", "--out", str(reference), "--quiet", "--no-report"]
+    assert main(train) == 0
+    assert _losses(out / "seed=1") == _losses(reference)
 
 
 def test__ray_asked_for_and_missing_names_the_extra(config_file, tmp_path, monkeypatch, capsys):
@@ -161,13 +164,6 @@ def test__a_grid_file_adds_axes(config_file, tmp_path, capsys):
     assert capsys.readouterr().out.split()[1::2] == [
         str(out / "seed=3,model.method=rotation"), str(out / "seed=3,model.method=quessard2020")
     ]
-
-
-def test__a_run_folder_of_another_config_is_refused(ray_sweep, config_file, capsys):
-    args = ["sweep", "--config", str(config_file), "--out", str(ray_sweep), "--grid", "seed=0,1", "--steps", "7"]
-    assert main(args) == 2
-    expected = r"run 'seed=0': its folder .* holds a run of another config \(steps: 6 there, 7 in this sweep\)"
-    assert re.search(expected, _stderr(capsys))
 
 
 def test__jobs_refuses_ray_settings(config_file, tmp_path, capsys):
