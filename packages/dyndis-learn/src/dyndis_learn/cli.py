@@ -164,17 +164,17 @@ class SweepArgs:
     out: Path
     """Sweep folder: a run folder per grid point, sweep.json, summary.csv, summary.json and summary.md."""
     grid: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
-    """An axis of the grid, FIELD=V1,V2,... (repeat the flag for more axes): seed=0,1,2,
-    model.method=rotation,quessard2020, optim.lr=1e-3,2e-3, env.kwargs.image_size=32,64. Values are JSON
-    where they parse as JSON, else text."""
+    """An axis of the grid, FIELD=V1,V2,... (repeat the flag for more axes), e.g. seed=0,1,2 or
+    model.method=rotation,quessard2020 or env.kwargs.image_size=32,64; values are JSON, else text."""
     grid_file: Path | None = None
     """A JSON or YAML file mapping fields to lists of values, e.g. {"seed": [0, 1, 2]}; adds to --grid."""
     config: Path | None = None
     """A JSON or YAML file of TrainConfig fields, the base of every run; flags override it."""
     jobs: int | None = None
-    """Run on this machine, N runs at a time in local processes, without Ray (default: Ray)."""
+    """Run on this machine without Ray, N runs at a time in local processes (without --jobs: Ray tasks)."""
     address: str | None = None
-    """Ray cluster to connect to (auto, ray://HOST:10001, ...); default: $RAY_ADDRESS, else a local Ray instance."""
+    """Ray cluster to connect to (HOST:6379, ray://HOST:10001, auto, local); default: $RAY_ADDRESS, else
+    one started on this machine with 'ray start', else a new local Ray instance."""
     cpus_per_run: float | None = None
     """CPUs Ray reserves for each run (default: the run's --threads, 1 for 0)."""
     gpus_per_run: float = 0.0

@@ -286,7 +286,7 @@ class RunOutcome:
 
     Attributes:
         action: ``"started"``, ``"resumed"`` (from a checkpoint) or ``"skipped"`` (already finished).
-        start_step: The step training started from (0 for a new run).
+        start_step: The step training started from (0 for a new run; a skipped run's last step).
         seconds: Wall time of the task, training and report.
         host: The machine that ran it.
         report: The run's ``report.json`` content (None if it failed).
@@ -414,7 +414,8 @@ class Sweep:
             f"{counts['finished']} finished) on {executor.describe()}"
         )
         self.write_summary(outcomes)
-        tasks = [(str(self.run_dir(self.runs[i])), self.runs[i].config.to_dict()) for i in todo]
+        # absolute paths: a Ray worker's working folder need not be this process's
+        tasks = [(str(self.run_dir(self.runs[i]).absolute()), self.runs[i].config.to_dict()) for i in todo]
         cpus = [_threads(self.runs[i].config) for i in todo]
         for done, (index, outcome) in enumerate(executor.results(tasks, cpus), start=1):
             i = todo[index]
@@ -540,7 +541,10 @@ def _canonical(value: Any) -> str:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{str(path)!r} is not valid JSON ({exc}); remove it to start that run afresh.") from None
 
 
 def _threads(config: TrainConfig) -> float:
@@ -704,9 +708,10 @@ class RayExecutor:
     """Runs every task as a Ray task, with its resources declared.
 
     Args:
-        address: The Ray cluster to connect to (``"auto"``, ``"ray://host:10001"``, ...); None: the one
-            ``$RAY_ADDRESS`` names, else a new local Ray instance on this machine (Ray's own ``ray.init``
-            rules). A Ray already initialised in this process (``ray.init`` called before) is used as it is.
+        address: The Ray cluster to connect to (``"host:6379"``, ``"ray://host:10001"``, ``"auto"``, or
+            ``"local"`` for a new local instance); None, by ``ray.init``'s rules: the one ``$RAY_ADDRESS``
+            names, else one started on this machine with ``ray start``, else a new local instance. A Ray
+            already initialised in this process (``ray.init`` called before) is used as it is.
         cpus_per_run: CPUs Ray reserves for each run; None: the run's ``threads`` (1 for 0).
         gpus_per_run: GPUs Ray reserves for each run (fractions share a GPU); Ray makes the assigned ones
             the run's visible devices, which ``device="auto"`` picks.
@@ -728,7 +733,10 @@ class RayExecutor:
 
     def describe(self) -> str:
         """The cluster and the resources per run."""
-        where = f"the Ray cluster at {self.address}" if self.address else "Ray ($RAY_ADDRESS, else a local instance)"
+        if _import_ray().is_initialized():
+            where = "the Ray this process is connected to"
+        else:
+            where = f"the Ray cluster at {self.address}" if self.address else "Ray (by ray.init's rules)"
         cpus = "the run's threads" if self.cpus_per_run is None else f"{self.cpus_per_run:g}"
         return f"{where}, CPUs per run: {cpus}, GPUs per run: {self.gpus_per_run:g}"
 
