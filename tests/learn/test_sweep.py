@@ -77,7 +77,8 @@ def test__ray__a_sweep_of_two_runs_then_an_interrupted_sweep_reruns_only_what_is
     assert summary["sweep"]["grid"] == {"seed": [0, 1]} and len(summary["runs"]) == 2
     assert "| seed=1 | 1 | done | 6 |" in (first / "summary.md").read_text()
 
-    # killed midway: one run finished, one interrupted at a checkpoint (step 3 of 6), one never started
+    # killed midway: one run finished, one interrupted at a checkpoint (step 3 of 6), one never started; the
+    # rerun skips the first and resumes the second exactly where it stopped
     out = tmp_path / "sweep"
     shutil.copytree(first / "seed=0", out / "seed=0")
     finished = (out / "seed=0" / "checkpoint.safetensors").stat().st_mtime_ns
@@ -85,21 +86,21 @@ def test__ray__a_sweep_of_two_runs_then_an_interrupted_sweep_reruns_only_what_is
     interrupted.train(3, progress=False)
     interrupted.close()
     capsys.readouterr()
-    args = ["sweep", "--config", str(config_file), "--out", str(out), "--grid", "seed=0,1,2"]
-    assert main([*args, "--dry-run"]) == 0
+    args = ["sweep", "--config", str(config_file), "--out", str(out), "--grid"]
+    assert main([*args, "seed=0,1,2", "--dry-run"]) == 0
     assert capsys.readouterr().out.split() == [
         "finished", str(out / "seed=0"), "resume", str(out / "seed=1"), "start", str(out / "seed=2")
     ]
-    assert main(args) == 0
-    assert "(1 to start, 1 to resume, 1 finished)" in capsys.readouterr().out
+    assert main([*args, "seed=0,1"]) == 0
+    assert "(0 to start, 1 to resume, 1 finished)" in capsys.readouterr().out
     rows = _summary(out)
     assert [(r["status"], r["action"], r["start_step"]) for r in rows.values()] == [
-        ("done", "skipped", "6"), ("done", "resumed", "3"), ("done", "started", "0")
+        ("done", "skipped", "6"), ("done", "resumed", "3")
     ]
     assert (out / "seed=0" / "checkpoint.safetensors").stat().st_mtime_ns == finished
     assert _losses(out / "seed=1") == _losses(first / "seed=1")  # exact resume: the uninterrupted run's log
-    assert main(args) == 0  # nothing left to do
-    assert "(0 to start, 0 to resume, 3 finished)" in capsys.readouterr().out
+    assert main([*args, "seed=0,1"]) == 0  # nothing left to do
+    assert "(0 to start, 0 to resume, 2 finished)" in capsys.readouterr().out
 
     # a rerun with another config is refused, naming the field
     assert main(["sweep", "--config", str(config_file), "--out", str(first), "--grid", "seed=0,1", "--steps", "7"]) == 2

@@ -7,7 +7,8 @@ point of the grid's product is one run, trained in a normal run folder under the
 report), named after its grid values (``seed=0,model.method=rotation``).
 
 :meth:`Sweep.from_grid` checks the whole grid before anything runs: every axis names a config field, holds
-at least one value and no value twice, and every run's config passes the config's validation. Running
+at least one value and no value twice, every run's config passes the config's validation, and every
+distinct environment of the runs can be made. Running
 (:meth:`Sweep.run`) is resumable: a run folder that holds a report of the run's full length is skipped, one
 with a checkpoint continues from it (exact resume, :meth:`~dyndis_learn.trainer.Trainer.load`), any other
 starts afresh; a run folder whose ``config.json`` says another config is refused up front. Each run is a
@@ -58,19 +59,17 @@ __all__ = [
     "SweepRun",
     "load_grid_file",
     "parse_grid",
+    "report_figures",
     "train_run",
 ]
 
 #: The pip extra that installs Ray.
 RAY_EXTRA = "dyndis-learn[distributed]"
 
-#: The file names a sweep writes into its folder.
+#: The files a sweep writes into its folder: the sweep's record, and the summary as CSV, JSON and Markdown.
 SWEEP_NAME = "sweep.json"
-SUMMARY_NAMES = ("summary.csv", "summary.json", "summary.md")
+SUMMARY_CSV, SUMMARY_JSON, SUMMARY_MD = "summary.csv", "summary.json", "summary.md"
 _REPORT_NAME = "report.json"
-
-#: Report figures derived from lists of ``report.json`` (the flattened scalars leave lists out).
-_DERIVED = ("min_plane_share", "max_angle_relative_error", "min_probe_r2")
 
 #: The columns of ``summary.md``: (header, summary key); ``rollout_bce_at.H`` is k = horizon.
 _HEADLINE = (
@@ -423,7 +422,7 @@ class Sweep:
             log(f"[{done}/{len(todo)}] {self.runs[i].name}: {_describe(outcome)}")
             self.write_summary(outcomes)
         failed = sum(1 for outcome in outcomes if outcome is not None and outcome.error is not None)
-        log(f"sweep: {len(self.runs) - failed} of {len(self.runs)} runs done; summary: {self.out / 'summary.md'}")
+        log(f"sweep: {len(self.runs) - failed} of {len(self.runs)} runs done; summary: {self.out / SUMMARY_MD}")
         return self.rows(outcomes)
 
     # -- records ---------------------------------------------------------------------------------------
@@ -468,10 +467,10 @@ class Sweep:
                 writer.writeheader()
                 writer.writerows({key: _cell(row.get(key)) for key in columns} for row in rows)
 
-        atomic_write(self.out / "summary.csv", write_csv)
-        write_json_atomic(self.out / "summary.json", {"sweep": self.to_dict(), "runs": rows})
+        atomic_write(self.out / SUMMARY_CSV, write_csv)
+        write_json_atomic(self.out / SUMMARY_JSON, {"sweep": self.to_dict(), "runs": rows})
         markdown = _markdown(rows, list(self.axes))
-        atomic_write(self.out / "summary.md", lambda tmp: Path(tmp).write_text(markdown, encoding="utf-8"))
+        atomic_write(self.out / SUMMARY_MD, lambda tmp: Path(tmp).write_text(markdown, encoding="utf-8"))
 
 
 def _check_envs(runs: Sequence[SweepRun]) -> None:
