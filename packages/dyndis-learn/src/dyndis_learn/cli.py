@@ -34,6 +34,7 @@ from dyndis_learn.checkpoint import CHECKPOINT_NAME, CheckpointError
 from dyndis_learn.config import TrainConfig
 from dyndis_learn.files import write_json_atomic
 from dyndis_learn.results import Evaluation, format_summary
+from dyndis_learn.sweep import ProcessExecutor, RayExecutor, Sweep, load_grid_file, parse_grid
 
 __all__ = ["EXIT_STATUSES", "EvaluateArgs", "SweepArgs", "TrainArgs", "main"]
 
@@ -185,8 +186,6 @@ class SweepArgs:
 
 
 def _sweep(args: list[str]) -> int:
-    from dyndis_learn.sweep import ProcessExecutor, RayExecutor, Sweep, load_grid_file, parse_grid
-
     pre = argparse.ArgumentParser(add_help=False)  # the config file gives the defaults the flags override
     pre.add_argument("--config", type=Path)
     config_file = pre.parse_known_args(args)[0].config
