@@ -109,11 +109,18 @@ def test__ray__a_sweep_of_two_runs_then_an_interrupted_sweep_reruns_only_what_is
 
 
 @pytest.mark.slow
-def test__jobs__local_processes_without_ray_train_the_run_train_would(config_file, tmp_path, monkeypatch):
+def test__jobs__local_processes_without_ray_and_a_failed_run_stops_no_other(config_file, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # the --jobs path never imports Ray
     out, reference = tmp_path / "sweep", tmp_path / "reference"
-    assert main(["sweep", "--config", str(config_file), "--out", str(out), "--grid", "seed=1", "--jobs", "2"]) == 0
-    assert [(row["status"], row["action"]) for row in _summary(out).values()] == [("done", "started")]
+    broken = out / "seed=0"  # its checkpoint is garbage: resuming it fails
+    broken.mkdir(parents=True)
+    (broken / "config.json").write_text(json.dumps(TrainConfig.from_dict({**TINY, "seed": 0}).to_dict()))
+    (broken / "checkpoint.safetensors").write_bytes(b"not a checkpoint")
+    assert main(["sweep", "--config", str(config_file), "--out", str(out), "--grid", "seed=0,1", "--jobs", "1"]) == 1
+    assert "[2/2] seed=1: done in" in capsys.readouterr().out
+    failed, done = _summary(out).values()
+    assert (failed["status"], failed["action"]) == ("failed", "resumed") and "CheckpointError" in failed["error"]
+    assert (done["status"], done["action"], done["error"]) == ("done", "started", "")
     for name in RUN_FILES:
         assert (out / "seed=1" / name).is_file(), name
     train = ["train", "--config", str(config_file), "--seed", "1", "--out", str(reference), "--quiet", "--no-report"]
