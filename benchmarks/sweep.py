@@ -6,9 +6,10 @@ local Ray instance with ``--cpus`` CPUs (its start-up included in the wall time)
 ``--steps`` SGD steps and writes its report, as ``dyndis-learn sweep`` does.
 
 Figures per executor: the wall time; the sum of the tasks' own seconds (training and report, measured
-inside each task); and the overhead per run, ``(wall - sum of task seconds / slots) / runs``: everything
-that is not a run's own work (Ray's start-up and scheduling, worker processes and their imports), spread
-over the runs. Targets: Ray's wall time <= 0.6 x the sequential one with 2 CPUs, and Ray's overhead per
+inside each task); the runs in flight, ``sum of task seconds / wall``, how many runs were at work on
+average; and the overhead per run, ``(wall - sum of task seconds / slots) / runs``: everything that is not
+a run's own work (Ray's start-up and scheduling, worker processes and their imports), spread over the
+runs. Targets: Ray's wall time <= 0.6 x the sequential one with 2 CPUs, and Ray's overhead per
 run at most 5 s above the plain processes' (``--jobs 2``).
 
 Usage: python -m benchmarks.sweep [--quick] [--runs 8] [--steps 100] [--cpus 2]
@@ -66,6 +67,7 @@ def sweep_once(name: str, executor: Executor, config: TrainConfig, runs: int, sl
         "task_seconds": tasks,
         "train_seconds": sum(row["training.train_seconds"] for row in rows),
         "overhead_per_run": (wall - tasks / slots) / runs,
+        "runs_in_flight": tasks / wall,  # the mean number of runs at work: 1 sequentially, up to `slots`
         "all_criteria": sum(1 for row in rows if row.get("criteria.all") is True),
         "load_average_after": os.getloadavg()[0],  # the 1-minute load at the sweep's end: how shared it ran
     }
@@ -104,10 +106,12 @@ def main() -> None:
     print(f"\n{runs} GridWorld runs of {steps} steps, 1 thread each; load average {load_before[0]:.1f} before, "
           f"{load_after[0]:.1f} after (the machine's other processes share its {os.cpu_count()} cores)")
     print_table(
-        ["executor", "slots", "wall s", "task s (sum)", "overhead/run s", "wall vs sequential", "all criteria", "load"],
+        ["executor", "slots", "wall s", "task s (sum)", "in flight", "overhead/run s", "wall vs sequential",
+         "all criteria", "load"],
         [
-            [r["executor"], r["slots"], r["wall_seconds"], r["task_seconds"], r["overhead_per_run"],
-             f"{r['wall_ratio_vs_sequential']:.2f}x", f"{r['all_criteria']}/{runs}", f"{r['load_average_after']:.1f}"]
+            [r["executor"], r["slots"], r["wall_seconds"], r["task_seconds"], r["runs_in_flight"],
+             r["overhead_per_run"], f"{r['wall_ratio_vs_sequential']:.2f}x", f"{r['all_criteria']}/{runs}",
+             f"{r['load_average_after']:.1f}"]
             for r in results
         ],
     )
