@@ -148,6 +148,7 @@ def test__ray_asked_for_and_missing_names_the_extra(config_file, tmp_path, monke
         (["model.method=rotation,nope"], "--grid model.method=nope: ModelConfig.method must be one of the registered"),
         (["model=1"], "--grid model: 'model' is a section; name one of its fields, e.g. model.method."),
         (["seed=0", "seed=1"], "--grid seed is given twice"),
+        (["env.kwargs={}", "env.kwargs.image_size=16"], "--grid env.kwargs and --grid env.kwargs.image_size set the"),
         (["env.kwargs.image_size=16,8"], "run 'env.kwargs.image_size=8': its environment 'DynDis/GridWorld-v0'"),
         ([], "A sweep needs a grid"),
     ],

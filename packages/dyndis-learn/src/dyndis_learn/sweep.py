@@ -324,9 +324,10 @@ class Sweep:
         arguments, which the config does not check, are checked too.
 
         Raises:
-            ValueError: For no axis, an axis that is not a config field (with a suggestion), an empty list,
-                a value given twice, or a value (or a run's combination of values) the config or the
-                environment refuses, naming the grid key and value (or the run).
+            ValueError: For no axis, an axis that is not a config field (with a suggestion), two axes of
+                the same field (or one inside the other), an empty list, a value given twice, or a value (or
+                a run's combination of values) the config or the environment refuses, naming the grid key
+                and value (or the run).
         """
         if not isinstance(base, TrainConfig):
             raise TypeError(f"`base` must be a TrainConfig, got {type(base).__name__}.")
@@ -347,6 +348,9 @@ class Sweep:
                     TrainConfig.from_dict(_with(base_dict, paths[key], value))
                 except (ValueError, TypeError) as exc:
                     raise ValueError(f"--grid {key}={_text(value)}: {exc}") from None
+        for (key, path), (other, other_path) in itertools.combinations(paths.items(), 2):
+            if path[: len(other_path)] == other_path or other_path[: len(path)] == path:
+                raise ValueError(f"--grid {key} and --grid {other} set the same field; give one of them.")
         grid = {key: list(values) for key, values in axes.items()}
         points = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())]
         runs = []
