@@ -33,6 +33,6 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 
 packages=(-e packages/dyndis-envs)
-[ -d packages/dyndis-learn ] && packages+=(-e "packages/dyndis-learn[rl,tensorboard]")
+[ -d packages/dyndis-learn ] && packages+=(-e "packages/dyndis-learn[rl,tensorboard,distributed]")
 "${pip[@]}" install "${packages[@]}" -r requirements-dev.txt
 echo "$want" > "$stamp"

@@ -1,15 +1,17 @@
-"""Command line: ``dyndis-learn train | evaluate | report``.
+"""Command line: ``dyndis-learn train | evaluate | report | sweep``.
 
 Every :class:`~dyndis_learn.config.TrainConfig` field is a flag of ``train`` (``--model.latent-dim 6``,
 ``--warmup.kind spectral``, ``--threads 1``), documented in ``dyndis-learn train --help``; ``--config FILE``
 reads fields from a JSON or YAML file first, and flags override them. The parser is built by tyro from the
-config's dataclasses and their field docstrings.
+config's dataclasses and their field docstrings. ``sweep`` takes the same config flags as the base of a grid
+of runs (:mod:`dyndis_learn.sweep`).
 
 Errors are one line on standard error, ``dyndis-learn <command>: error: ...``, naming the path and the cause
 where a file is involved; the exit status says what kind (:data:`EXIT_STATUSES`): 0 success, 1 a runtime
 failure (a file that cannot be written or read, a corrupted or inconsistent checkpoint, memory exhausted),
 2 a usage error (a bad flag or value, a missing file, an ``--out`` that is a file, a limit of this machine
-exceeded, ``--steps`` below a resumed run's step).
+exceeded, ``--steps`` below a resumed run's step, a bad grid, Ray asked for and not installed). A sweep in
+which some run failed exits with 1 once the other runs are done.
 """
 
 from __future__ import annotations
@@ -32,16 +34,18 @@ from dyndis_learn.checkpoint import CHECKPOINT_NAME, CheckpointError
 from dyndis_learn.config import TrainConfig
 from dyndis_learn.files import write_json_atomic
 from dyndis_learn.results import Evaluation, format_summary
+from dyndis_learn.sweep import ProcessExecutor, RayExecutor, Sweep, load_grid_file, parse_grid
 
-__all__ = ["EXIT_STATUSES", "EvaluateArgs", "TrainArgs", "main"]
+__all__ = ["EXIT_STATUSES", "EvaluateArgs", "SweepArgs", "TrainArgs", "main"]
 
 #: The exit statuses of ``dyndis-learn``.
 EXIT_STATUSES = {
     0: "success",
     1: "runtime failure: a file that cannot be written or read (permission, no space left, ...), a corrupted "
-    "or inconsistent checkpoint, memory exhausted",
+    "or inconsistent checkpoint, memory exhausted, a run of a sweep that failed",
     2: "usage error: a bad flag or value, a missing run or config file, an --out that is a file, a limit of "
-    "this machine exceeded (threads, evaluation memory), --steps below a resumed run's step",
+    "this machine exceeded (threads, evaluation memory), --steps below a resumed run's step, a bad sweep grid, "
+    "Ray asked for and not installed",
 }
 
 _DESCRIPTION = """\
@@ -53,6 +57,7 @@ examples:
   dyndis-learn train --out runs/gridworld --resume --steps 1200     continue a run exactly
   dyndis-learn evaluate --run runs/gridworld                        print and save evaluation.json
   dyndis-learn report --run runs/gridworld                          PNGs, GIF, report.json and report.md
+  dyndis-learn sweep --out sweeps/seeds --grid seed=0,1,2 --grid model.method=rotation,quessard2020
   dyndis-learn train --help                                         every config field, with its doc
 """
 
@@ -153,6 +158,65 @@ def _train(args: list[str]) -> int:
     return 0
 
 
+@dataclasses.dataclass
+class SweepArgs:
+    """Train a grid of runs (seeds, methods, any config field) on Ray or in local processes; rerun to resume."""
+
+    out: Path
+    """Sweep folder: a run folder per grid point, sweep.json, summary.csv, summary.json and summary.md."""
+    grid: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
+    """An axis of the grid, FIELD=V1,V2,... (repeat the flag for more axes), e.g. seed=0,1,2 or
+    model.method=rotation,quessard2020 or env.kwargs.image_size=32,64; values are JSON, else text."""
+    grid_file: Path | None = None
+    """A JSON or YAML file mapping fields to lists of values, e.g. {"seed": [0, 1, 2]}; adds to --grid."""
+    config: Path | None = None
+    """A JSON or YAML file of TrainConfig fields, the base of every run; flags override it."""
+    jobs: int | None = None
+    """Run on this machine without Ray, N runs at a time in local processes (without --jobs: Ray tasks)."""
+    address: str | None = None
+    """Ray cluster to connect to (HOST:6379, ray://HOST:10001, auto, local); default: $RAY_ADDRESS, else
+    one started on this machine with 'ray start', else a new local Ray instance."""
+    cpus_per_run: float | None = None
+    """CPUs Ray reserves for each run (default: the run's --threads, 1 for 0)."""
+    gpus_per_run: float = 0.0
+    """GPUs Ray reserves for each run (fractions share a GPU); give it with --device auto or cuda."""
+    dry_run: bool = False
+    """List the runs and what each needs (start, resume, finished), then exit."""
+    train: Annotated[TrainConfig, tyro.conf.arg(name="")] = dataclasses.field(default_factory=TrainConfig)
+
+
+def _sweep(args: list[str]) -> int:
+    pre = argparse.ArgumentParser(add_help=False)  # the config file gives the defaults the flags override
+    pre.add_argument("--config", type=Path)
+    config_file = pre.parse_known_args(args)[0].config
+    defaults = load_config(config_file) if config_file is not None else TrainConfig()
+    parsed = tyro.cli(
+        SweepArgs, args=args, prog="dyndis-learn sweep", default=SweepArgs(out=tyro.MISSING, train=defaults)
+    )
+    _check_folder("--out", parsed.out)
+    axes = parse_grid(parsed.grid)
+    if parsed.grid_file is not None:
+        for key, values in load_grid_file(parsed.grid_file).items():
+            if key in axes:
+                raise ValueError(f"--grid {key} is given both on the command line and in --grid-file.")
+            axes[key] = values
+    sweep = Sweep.from_grid(parsed.out, parsed.train, axes)
+    if parsed.dry_run:
+        for run in sweep.runs:
+            print(f"{sweep.state(run):8s} {sweep.run_dir(run)}")
+        return 0
+    if parsed.jobs is not None:
+        ray_flags = [flag for flag in ("--address", "--cpus-per-run", "--gpus-per-run") if flag in _given_flags(args)]
+        if ray_flags:
+            given = ", ".join(ray_flags)
+            raise ValueError(f"{given}: Ray settings, but --jobs runs without Ray; drop one or the other.")
+        executor: ProcessExecutor | RayExecutor = ProcessExecutor(parsed.jobs)
+    else:
+        executor = RayExecutor(parsed.address, parsed.cpus_per_run, parsed.gpus_per_run)
+    rows = sweep.run(executor)
+    return 1 if any(row["status"] == "failed" for row in rows) else 0
+
+
 def _locate(exc: OSError, folder: Path) -> None:
     """Name ``folder`` in an OSError that names no file (e.g. a full disk met by a plain ``write``)."""
     if exc.filename is None:
@@ -197,11 +261,12 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,report}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,report,sweep}")
     for name, text in (
         ("train", "train a world model (then write the report); see 'dyndis-learn train --help'"),
         ("evaluate", "evaluate a trained run and save evaluation.json"),
         ("report", "evaluate a trained run and write the report files"),
+        ("sweep", "train a grid of runs on Ray or local processes; see 'dyndis-learn sweep --help'"),
     ):
         commands.add_parser(name, help=text, add_help=False)  # each command's own parser (tyro) reads the rest
     return parser
@@ -214,11 +279,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "train":
             return _train(rest)
+        if command == "sweep":
+            return _sweep(rest)
         return _evaluate_or_report(command, rest)
     except SystemExit as exc:  # tyro's usage errors (already printed) and --help
         return exc.code if isinstance(exc.code, int) else 2
     except CheckpointError as exc:  # a ValueError, but the file is at fault, not the command line
         return _fail(command, str(exc), 1)
+    except ImportError as exc:  # an optional extra asked for (Ray) and not installed; the message names it
+        return _fail(command, str(exc), 2)
     except OSError as exc:
         if isinstance(exc, FileNotFoundError) and exc.errno is None:  # our own "No checkpoint/config file at"
             return _fail(command, str(exc), 2)
