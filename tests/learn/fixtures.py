@@ -10,6 +10,7 @@ TINY: dict = {
     "data": {"episodes_per_step": 2, "episode_steps": 4},
     "steps": 6,
     "warmup": {
+        "kind": "graph",  # the cycles warm-up (the default) has tests of its own with its own tiny settings
         "steps": 2,
         # 800 random transitions see every edge of the 25 states' graph
         "graph": {"exploration_batches": 1, "exploration_episodes": 32, "exploration_steps": 25},

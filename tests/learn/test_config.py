@@ -29,7 +29,7 @@ def test__round_trip_through_json():
         ({"steps": 0}, "TrainConfig.steps must be an integer >= 1, got 0."),
         ({"optim": {"lr": -1e-3}}, "OptimConfig.lr must be a finite number > 0, got -0.001."),
         (
-            {"warmup": {"graph": {"eigenmap_candidates": 3}}},
+            {"warmup": {"kind": "graph", "graph": {"eigenmap_candidates": 3}}},
             "WarmupConfig.graph.eigenmap_candidates must be >= model.latent_dim (4), got 3.",
         ),
         ({"optim": {"angle_lr": -1e-3}}, "OptimConfig.angle_lr must be a finite number >= 0 (or None), got -0.001."),
@@ -53,7 +53,7 @@ def test__round_trip_through_json():
         ),
         (
             {"warmup": {"kind": "fourier"}},
-            "WarmupConfig.kind must be one of the registered ['graph', 'none', 'spectral'], got 'fourier'.",
+            "WarmupConfig.kind must be one of the registered ['cycles', 'graph', 'none', 'spectral'], got 'fourier'.",
         ),
         (
             {"regularizer": {"target": "median"}},
@@ -103,7 +103,7 @@ def test__sections_accept_mappings_and_replace_merges_into_them():
     assert config.model == ModelConfig(latent_dim=6)
     changed = config.replace(steps=9, model={"hidden_dim": 8}, warmup={"graph": {"batch_size": 4}})
     assert (changed.steps, changed.model.latent_dim, changed.model.hidden_dim) == (9, 6, 8)
-    assert changed.warmup.graph.batch_size == 4 and changed.warmup.kind == "graph"
+    assert changed.warmup.graph.batch_size == 4 and changed.warmup.kind == "cycles"
     assert config.model.hidden_dim == 256  # the original is unchanged
 
 
@@ -135,7 +135,7 @@ def test__every_field_has_a_docstring_for_the_help():
     sections = [
         obj for obj in vars(module).values() if dataclasses.is_dataclass(obj) and obj.__module__ == module.__name__
     ]
-    assert len(sections) == 12
+    assert len(sections) == 13
     for cls in sections:
         for f in dataclasses.fields(cls):
             assert (cls.__name__, f.name) in documented, f"{cls.__name__}.{f.name}"

@@ -148,3 +148,48 @@ def test__a_registered_warmup_plugs_into_the_trainer(tiny_config):
 def test__a_name_is_registered_once():
     with pytest.raises(ValueError, match=re.escape("A warm-up is already registered as 'graph': GraphWarmup.")):
         register_warmup("graph")(type("Other", (Warmup,), {}))
+
+
+def _cycles_config(tiny_config, **env_kwargs):
+    return tiny_config.replace(
+        steps=4,
+        env={"kwargs": {**tiny_config.env.kwargs, **env_kwargs}},
+        model={"latent_manifold": "torus"},
+        warmup={"kind": "cycles", "steps": 2, "cycles": {"walk_steps": 200, "starts": 8, "batch_size": 16}},
+    )
+
+
+def test__cycles_warmup__fixes_each_cycle_in_its_own_plane_and_regresses_the_encoder_onto_the_walk(tiny_config):
+    trainer = Trainer(_cycles_config(tiny_config))
+    trainer.train(progress=False)
+    angles = trainer.model.rotations.angles.detach()
+    expected = torch.zeros_like(angles)
+    planes = {tuple(p): i for i, p in enumerate(plane_pairs(4).tolist())}
+    expected[0, planes[(0, 1)]], expected[1, planes[(0, 1)]] = 2 * np.pi / 5, -2 * np.pi / 5
+    expected[2, planes[(2, 3)]], expected[3, planes[(2, 3)]] = 2 * np.pi / 5, -2 * np.pi / 5
+    assert torch.equal(angles, expected)  # found from observations, kept (angle_lr None: 0)
+    warmup = trainer.warmup
+    assert warmup.structure.lengths == (5, 5)
+    assert all(row["target"] > 0 for row in trainer.history)
+    batch = trainer.batch(0)  # a warm-up batch: walked frames, each with its target
+    targets = warmup.targets(batch.frames.numpy())
+    assert batch.frames.shape[:2] == (16, 1) and torch.all(targets.states >= 0)
+    encodings = trainer.model.encode(batch.frames[:2, 0])
+    torch.testing.assert_close(encodings.reshape(2, 2, 2).norm(dim=-1), torch.full((2, 2), 0.5**0.5))  # the torus
+
+
+def test__cycles_warmup__learns_under_observation_noise_that_makes_every_frame_unique(tiny_config):
+    trainer = Trainer(_cycles_config(tiny_config, observation_noise=4))
+    trainer.train(progress=False)
+    assert trainer.warmup.structure.lengths == (5, 5)
+    assert trainer.warmup.structure.noise_floor > 0
+    frames = trainer.warmup.walk.frames
+    assert len({f.tobytes() for f in frames}) == len(frames)  # no two frames alike: bytes identify nothing
+
+
+def test__cycles_warmup__needs_the_torus_and_enough_latent_dimensions(tiny_config):
+    with pytest.raises(ValueError, match=r"warmup.kind='cycles' needs model.latent_manifold='torus'"):
+        tiny_config.replace(model={"latent_manifold": "sphere"}, warmup={"kind": "cycles"})
+    config = _cycles_config(tiny_config, factors={"colour": "all"}).replace(steps=1)
+    with pytest.raises(ValueError, match=r"set model.latent_dim to at least 6"):
+        Trainer(config).train(progress=False)

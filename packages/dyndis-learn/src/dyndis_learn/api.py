@@ -78,7 +78,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> WorldMod
     """
     target = resolve_device(device, "device")
     checkpoint = read_checkpoint(path)
-    config = checkpoint_config(checkpoint).model
+    config = checkpoint_config(checkpoint).built_model
     with torch.random.fork_rng(devices=[]):  # the layers' initial weights draw from the global RNG
         model = make_method(config).build_model(checkpoint.image_shape, checkpoint.n_actions, config)
     load_model_state(model, checkpoint, dataclasses.asdict(config))

@@ -32,6 +32,7 @@ from dyndis_learn.validation import Ge, Gt, Le, Matches, validate_fields
 __all__ = [
     "CONFIG_VERSION",
     "MAX_THREADS",
+    "CycleWarmupConfig",
     "DataConfig",
     "EnvConfig",
     "EvalConfig",
@@ -164,6 +165,11 @@ class ModelConfig(_Section):
     encoder_norm: Literal["none", "instance"] = "none"
     """``"instance"`` normalises each encoder convolution per image and channel
     (:class:`~dyndis_learn.networks.ConvEncoder`): for worlds where a factor changes every pixel."""
+    latent_manifold: Literal["sphere", "torus"] | None = None
+    """Where encodings live: ``"sphere"`` (unit norm) or ``"torus"`` (each coordinate pair a circle of radius
+    ``1 / sqrt(n / 2)``: still unit norm; :class:`~dyndis_learn.model.WorldModel`). None: the warm-up's
+    (``"torus"`` for ``"cycles"``, which needs it; ``"sphere"`` for the others), resolved when the config is
+    made."""
 
 
 @dataclass
@@ -207,11 +213,31 @@ class SpectralWarmupConfig(_Section):
 
 
 @dataclass
+class CycleWarmupConfig(_Section):
+    """The cycles warm-up: read the actions' cycles from observations, place a walk on the torus by counting."""
+
+    starts: Annotated[int, Ge(1)] = 32
+    """Random starts that the distances telling states apart are averaged over
+    (:func:`~dyndis_learn.cycles.discover_cycles`)."""
+    max_cycle: Annotated[int, Ge(1)] = 512
+    """The longest cycle looked for: an action that does not come back within this many repeats is an error."""
+    walk_steps: Annotated[int, Ge(1)] = 20000
+    """Steps of the walk whose frames the encoder is regressed on (kept in memory: ``H W C`` bytes each)."""
+    batch_size: Annotated[int, Ge(1)] = 96
+    """Walked frames (drawn uniformly) per warm-up SGD step."""
+    target_weight: Annotated[float, Ge(0)] = 1.0
+    """Weight of ``mean ||e - y||^2``, the distance of each encoding to its frame's place on the torus. It
+    trains the encoder during the warm-up and then, on every frame whose image the walk saw, keeps it there."""
+
+
+@dataclass
 class WarmupConfig(_Section):
     """How the encoder gets its start, before the dynamics terms (:mod:`dyndis_learn.warmups`)."""
 
-    kind: str = "graph"
-    """A registered warm-up (:data:`~dyndis_learn.registry.WARMUPS`): ``"graph"`` regresses the encoder onto
+    kind: str = "cycles"
+    """A registered warm-up (:data:`~dyndis_learn.registry.WARMUPS`): ``"cycles"`` reads the actions' cycles
+    from observations and regresses the encoder onto a walk placed on the torus by counting its actions
+    (scales to large worlds, indifferent to observation noise); ``"graph"`` regresses the encoder onto
     the explored transition graph's eigenmap, angles fitted on the graph; ``"spectral"`` learns that map by
     SGD, then aligns the planes; ``"none"``: no warm-up, every term from the first step (the original
     paper's recipe)."""
@@ -221,6 +247,8 @@ class WarmupConfig(_Section):
     """Settings of the graph warm-up."""
     spectral: SpectralWarmupConfig = field(default_factory=SpectralWarmupConfig)
     """Settings of the spectral warm-up."""
+    cycles: CycleWarmupConfig = field(default_factory=CycleWarmupConfig)
+    """Settings of the cycles warm-up."""
 
 
 @dataclass
@@ -377,12 +405,33 @@ class TrainConfig(_Section):
         super().__post_init__()
         METHODS.check("ModelConfig.method", self.model.method)
         WARMUPS.check("WarmupConfig.kind", self.warmup.kind)
+        manifold = self.built_model.latent_manifold
+        if self.warmup.kind == "cycles" and manifold != "torus":
+            raise ValueError(
+                f"warmup.kind='cycles' needs model.latent_manifold='torus' (one circle per cycle), got {manifold!r}."
+            )
+        if manifold == "torus" and self.model.latent_dim % 2:
+            raise ValueError(
+                f"model.latent_dim must be even for a torus latent (pairs of coordinates), got {self.model.latent_dim}."
+            )
+        if self.warmup.kind == "spectral" and self.warmup.spectral.align_planes and manifold == "torus":
+            raise ValueError(
+                "warmup.spectral.align_planes turns the latent basis, which model.latent_manifold='torus' fixes: "
+                "set one of them differently."
+            )
         candidates = self.warmup.graph.eigenmap_candidates
         if self.warmup.kind == "graph" and candidates < self.model.latent_dim:
             raise ValueError(
                 f"WarmupConfig.graph.eigenmap_candidates must be >= model.latent_dim ({self.model.latent_dim}), "
                 f"got {candidates}."
             )
+
+    @property
+    def built_model(self) -> ModelConfig:
+        """The model section as the model is built: ``latent_manifold`` None resolved by the warm-up's kind."""
+        if self.model.latent_manifold is not None:
+            return self.model
+        return dataclasses.replace(self.model, latent_manifold="torus" if self.warmup.kind == "cycles" else "sphere")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (tuples become lists), with the layout's ``version``."""

@@ -58,6 +58,7 @@ class Method:
         from ``generator``.
         """
         architecture = {k: v for k, v in dataclasses.asdict(config).items() if k != "method"}
+        architecture["latent_manifold"] = config.latent_manifold or "sphere"  # None: a trainer resolves it first
         return WorldModel(image_shape, n_actions, **architecture, generator=generator)
 
     def parameter_groups(self, model: WorldModel) -> list[tuple[Part, list[torch.nn.Parameter]]]:

@@ -1,6 +1,7 @@
 """The spherical-latent world model: encode onto S^(n-1), rotate by actions, decode.
 
-``encode`` maps an image to a unit vector; every action is a learnt rotation (see
+``encode`` maps an image to a unit vector (on the sphere, or on its Clifford torus: every coordinate pair a
+circle of the same radius); every action is a learnt rotation (see
 :mod:`dyndis_learn.rotations`); ``decode`` maps any point of the sphere back to pixel intensities. A latent
 rollout from an image ``x_0`` and actions ``a_1 .. a_T`` is ``z_t = R(a_t) ... R(a_1) enc(x_0)``.
 """
@@ -16,7 +17,10 @@ from torch import nn
 from dyndis_learn.networks import ConvDecoder, ConvEncoder
 from dyndis_learn.rotations import ActionRotations, Parametrisation, cumulative_rotations
 
-__all__ = ["WorldModel", "frames_to_float"]
+__all__ = ["LATENT_MANIFOLDS", "WorldModel", "frames_to_float"]
+
+#: Where encodings live (:class:`WorldModel`'s ``latent_manifold``).
+LATENT_MANIFOLDS = ("sphere", "torus")
 
 
 def frames_to_float(frames: torch.Tensor) -> torch.Tensor:
@@ -40,6 +44,11 @@ class WorldModel(nn.Module):
         parametrisation: ``"givens"`` or ``"exp"`` (see :class:`~dyndis_learn.rotations.ActionRotations`).
         angle_init_scale: Initial angles are uniform in ``[-angle_init_scale, angle_init_scale]``.
         encoder_norm: ``"none"`` or ``"instance"`` (see :class:`~dyndis_learn.networks.ConvEncoder`).
+        latent_manifold: ``"sphere"``: the encoder's output divided by its norm; ``"torus"``: each coordinate
+            pair ``(2k, 2k + 1)`` divided by its own norm and scaled to ``1 / sqrt(n / 2)``, so the encoding is
+            a point of ``n / 2`` circles, still of unit norm. A factor that lives on a circle then has one
+            that cannot shrink: a rotation in its plane moves it, and no encoder can fold it away
+            (the cycles warm-up, :class:`~dyndis_learn.warmups.CycleWarmup`, needs it). Needs an even ``n``.
         generator: Optional generator for the initial angles (the networks use torch's global RNG).
     """
 
@@ -55,9 +64,15 @@ class WorldModel(nn.Module):
         parametrisation: Parametrisation | str = Parametrisation.GIVENS,
         angle_init_scale: float = 0.01,
         encoder_norm: str = "none",
+        latent_manifold: str = "sphere",
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
+        if latent_manifold not in LATENT_MANIFOLDS:
+            raise ValueError(f"`latent_manifold` must be one of {list(LATENT_MANIFOLDS)}, got {latent_manifold!r}.")
+        if latent_manifold == "torus" and latent_dim % 2:
+            raise ValueError(f"`latent_dim` must be even for latent_manifold='torus' (pairs of coordinates), got {latent_dim}.")
+        self.latent_manifold = latent_manifold
         self.image_shape = tuple(int(s) for s in image_shape)
         self.latent_dim = latent_dim
         self.encoder = ConvEncoder(image_shape, latent_dim, channels, kernel_size, stride, hidden_dim, encoder_norm)
@@ -71,7 +86,7 @@ class WorldModel(nn.Module):
         return self.rotations.n_actions
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        """Images -> points on the unit sphere.
+        """Images -> points on the unit sphere (on its torus for ``latent_manifold="torus"``).
 
         Args:
             frames: uint8 or float images of shape (..., H, W, C).
@@ -81,7 +96,12 @@ class WorldModel(nn.Module):
         """
         batch = frames.shape[:-3]
         flat = frames_to_float(frames.reshape(-1, *frames.shape[-3:]))
-        return F.normalize(self.encoder(flat), dim=-1).reshape(*batch, self.latent_dim)
+        raw = self.encoder(flat)
+        if self.latent_manifold == "torus":
+            circles = self.latent_dim // 2
+            points = F.normalize(raw.reshape(-1, circles, 2), dim=-1) * circles**-0.5
+            return points.reshape(*batch, self.latent_dim)
+        return F.normalize(raw, dim=-1).reshape(*batch, self.latent_dim)
 
     def decode_logits(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents (..., n) -> pixel logits (..., H, W, C)."""
@@ -101,7 +121,12 @@ class WorldModel(nn.Module):
 
         Args:
             basis: Orthogonal matrix of shape (n, n) whose columns are the new basis vectors.
+
+        Raises:
+            ValueError: For ``latent_manifold="torus"``, whose coordinate pairs a new basis would mix.
         """
+        if self.latent_manifold == "torus":
+            raise ValueError("rotate_latent_basis needs latent_manifold='sphere': a torus fixes its coordinate pairs.")
         if basis.shape != (self.latent_dim, self.latent_dim):
             raise ValueError(
                 f"`basis` must have shape ({self.latent_dim}, {self.latent_dim}), got {tuple(basis.shape)}."

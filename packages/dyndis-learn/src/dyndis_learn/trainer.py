@@ -108,11 +108,11 @@ class Trainer:
             config.env.kwargs,
             policy,
         )
-        self.method = make_method(config.model)
+        self.method = make_method(config.built_model)
         self.model = self.method.build_model(
             self.collector.image_shape,
             self.collector.n_actions,
-            config.model,
+            config.built_model,
             torch.Generator().manual_seed(config.seed),
         ).to(self.device)  # built on the CPU (the same initial weights on every device), then moved
         self.warmup = make_warmup(config, policy)
@@ -329,7 +329,7 @@ class Trainer:
                 f"model was trained on {checkpoint.image_shape} and {checkpoint.n_actions}."
             )
         try:
-            load_model_state(trainer.model, checkpoint, dataclasses.asdict(config.model))
+            load_model_state(trainer.model, checkpoint, dataclasses.asdict(config.built_model))
         except CheckpointError:
             trainer.close()
             raise

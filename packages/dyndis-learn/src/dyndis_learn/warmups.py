@@ -14,6 +14,8 @@ the rotations exact. A warm-up is one class with a small interface (:class:`Warm
 registered under a name with :func:`register_warmup`, and chosen by ``TrainConfig.warmup.kind`` through
 :func:`make_warmup`, the only place that reads the kind. Built in:
 
+- ``"cycles"`` (:class:`CycleWarmup`): read the actions' cycles from observations, fix each cycle's rotation
+  in its own plane, regress the encoder onto a walk placed on the torus by counting its actions;
 - ``"graph"`` (:class:`GraphWarmup`): explore, embed the transition graph, regress the encoder onto it;
 - ``"spectral"`` (:class:`SpectralWarmup`): find the same map by SGD, then align the planes;
 - ``"none"`` (:class:`NoWarmup`): every term from the first step (the original paper's recipe).
@@ -31,6 +33,7 @@ import torch
 
 from dyndis_learn.alignment import fit_planes
 from dyndis_learn.config import TrainConfig
+from dyndis_learn.cycles import CycleStructure, CycleWalk, discover_cycles, walk_cycles
 from dyndis_learn.devices import module_device
 from dyndis_learn.model import WorldModel
 from dyndis_learn.objective import FrameTargets, LossWeights, TrainBatch
@@ -42,6 +45,7 @@ from dyndis_learn.transition_graph import TransitionGraph, explore, laplacian_ei
 __all__ = [
     "GRAPH_FIT_LIMIT",
     "WARMUPS",
+    "CycleWarmup",
     "GraphWarmup",
     "NoWarmup",
     "SpectralWarmup",
@@ -53,6 +57,8 @@ __all__ = [
 #: Entropy tags of the graph warm-up's draws of explored states (training, and the check at its end).
 _GRAPH_STREAM = 3
 _GRAPH_CHECK_STREAM = 4
+#: Entropy tag of the cycles warm-up's draws of walked frames.
+_WALK_STREAM = 5
 
 #: Mean squared distance of the encodings to the graph's map above which the graph warm-up is said to have
 #: failed (learned runs end far below it).
@@ -292,3 +298,76 @@ class SpectralWarmup(Warmup):
         if self._collector is not None:
             self._collector.close()
             self._collector = None
+
+
+@WARMUPS.register("cycles")
+class CycleWarmup(Warmup):
+    """Read the actions' cycles from observations, then map a long walk by dead reckoning and regress onto it.
+
+    At the start, :func:`~dyndis_learn.cycles.discover_cycles` finds from short action sequences which
+    actions undo each other and each cycle's length ``N``. Cycle ``k`` gets the latent plane
+    ``(2k, 2k + 1)`` and its actions the rotations by ``+-2 pi / N`` there; a fresh run starts its angles at
+    them (and keeps them: the default angle learning rate is 0). Then one environment walks
+    ``walk_steps`` steps from one random start, repeating each randomly chosen action a random number of
+    times up to its cycle's length (so that long cycles are crossed in a few strides). Counting the actions
+    taken places every frame of the walk on the torus exactly: cycle ``k``'s position after the walk's
+    first ``t`` steps is the number of its forward minus backward actions among them, modulo ``N``. No
+    state is identified by its image, so observation noise changes nothing. That position, at the angle
+    ``2 pi v / N`` of each cycle's plane (a constant point of any further plane), is each frame's target
+    encoding.
+
+    Each warm-up step trains on ``batch_size`` frames of the walk: autoencoding plus ``target_weight`` times
+    the distance of each encoding to its target; afterwards the same distance, on every frame whose image
+    is one of the walk's, keeps the encoder there. The latent is a torus (``model.latent_manifold="torus"``),
+    so no factor can shrink away. Everything is a function of the config, so a resumed run walks the same
+    walk again.
+    """
+
+    default_angle_lr = 0.0
+    terms = ("target",)
+
+    def __init__(self, config: TrainConfig, policy: Policy | None = None) -> None:
+        super().__init__(config, policy)
+        self.settings = config.warmup.cycles
+        self.structure: CycleStructure | None = None
+        self.walk: CycleWalk | None = None
+
+    def start(self, model: WorldModel, step: int) -> None:
+        """Find the cycles and walk (once per trainer); a fresh run's angles start at the cycles' rotations."""
+        cfg = self.config
+        if self.structure is None:
+            self.structure = discover_cycles(
+                cfg.env.id, cfg.env.kwargs, seed=cfg.seed, starts=self.settings.starts, max_cycle=self.settings.max_cycle
+            )
+        angles = self.structure.givens_angles(model.latent_dim)  # checks that the latent is large enough
+        if step == 0:
+            with torch.no_grad():
+                model.rotations.angles.copy_(angles)
+        if self.walk is None and (step < self.steps or self.settings.target_weight > 0):
+            self.walk = walk_cycles(
+                cfg.env.id, cfg.env.kwargs, self.structure, self.settings.walk_steps, model.latent_dim, cfg.seed
+            )
+            self._map = torch.from_numpy(self.walk.targets).to(module_device(model))
+
+    def batch(self, step: int) -> TrainBatch | None:
+        """During the warm-up, ``batch_size`` frames of the walk drawn for ``step`` (episodes of 0 steps)."""
+        if step >= self.steps:
+            return None
+        if self.walk is None:
+            raise RuntimeError("CycleWarmup.start() must run before the warm-up's batches are drawn.")
+        rng = np.random.default_rng([self.config.seed, step, _WALK_STREAM])
+        frames = torch.from_numpy(self.walk.frames[rng.integers(0, len(self.walk.frames), self.settings.batch_size)])
+        return TrainBatch(frames[:, None], torch.zeros(len(frames), 0, dtype=torch.int64))
+
+    def weights(self, weights: LossWeights, step: int, schedules: Schedules) -> LossWeights:
+        """The target term throughout; during the warm-up only autoencoding, target and regulariser."""
+        weights = dataclasses.replace(weights, target=self.settings.target_weight)
+        if step < self.steps:
+            weights = dataclasses.replace(weights, uniformity=0.0)
+        return weights
+
+    def targets(self, frames: np.ndarray) -> FrameTargets | None:
+        """Each frame's place on the torus where its image is one of the walk's (else -1)."""
+        if self.walk is None or self.settings.target_weight == 0:
+            return None
+        return FrameTargets(self._map, torch.from_numpy(self.walk.frame_indices(frames)).to(self._map.device))
