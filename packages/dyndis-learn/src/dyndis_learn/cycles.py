@@ -230,7 +230,9 @@ def discover_cycles(
         env.close()
 
 
-def _pair_actions(undoes: npt.NDArray[np.bool_], moving: npt.NDArray[np.bool_], env_id: str) -> list[tuple[int, int | None]]:
+def _pair_actions(
+    undoes: npt.NDArray[np.bool_], moving: npt.NDArray[np.bool_], env_id: str
+) -> list[tuple[int, int | None]]:
     """Group the moving actions into (forward, backward) pairs by which undoes which (``undoes[a, b]``)."""
     pairs: list[tuple[int, int | None]] = []
     grouped: set[int] = set()

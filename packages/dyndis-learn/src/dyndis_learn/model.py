@@ -71,7 +71,9 @@ class WorldModel(nn.Module):
         if latent_manifold not in LATENT_MANIFOLDS:
             raise ValueError(f"`latent_manifold` must be one of {list(LATENT_MANIFOLDS)}, got {latent_manifold!r}.")
         if latent_manifold == "torus" and latent_dim % 2:
-            raise ValueError(f"`latent_dim` must be even for latent_manifold='torus' (pairs of coordinates), got {latent_dim}.")
+            raise ValueError(
+                f"`latent_dim` must be even for latent_manifold='torus' (pairs of coordinates), got {latent_dim}."
+            )
         self.latent_manifold = latent_manifold
         self.image_shape = tuple(int(s) for s in image_shape)
         self.latent_dim = latent_dim

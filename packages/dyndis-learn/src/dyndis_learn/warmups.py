@@ -337,7 +337,11 @@ class CycleWarmup(Warmup):
         cfg = self.config
         if self.structure is None:
             self.structure = discover_cycles(
-                cfg.env.id, cfg.env.kwargs, seed=cfg.seed, starts=self.settings.starts, max_cycle=self.settings.max_cycle
+                cfg.env.id,
+                cfg.env.kwargs,
+                seed=cfg.seed,
+                starts=self.settings.starts,
+                max_cycle=self.settings.max_cycle,
             )
         angles = self.structure.givens_angles(model.latent_dim)  # checks that the latent is large enough
         if step == 0:
