@@ -10,6 +10,7 @@ import torch
 
 import dyndis_envs
 from dyndis_learn import EvalConfig
+from dyndis_learn.baselines.base import action_effects
 from dyndis_learn.evaluate import (
     EvalEpisodes,
     _faithful_angle,
@@ -20,7 +21,6 @@ from dyndis_learn.evaluate import (
     rollout_bce,
     structure,
 )
-from dyndis_learn.baselines.base import action_effects
 from dyndis_learn.fidelity import dynamics_trained
 from dyndis_learn.model import WorldModel
 from dyndis_learn.results import (
