@@ -250,7 +250,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="processes training side by side")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 20 steps, 4 episodes")
-    parser.add_argument("--figure", type=Path, default=RESULTS / "paper_protocol.png", help="where the figure goes")
+    parser.add_argument("--name", default="paper_protocol", help="name of the JSON and markdown files in results/")
+    parser.add_argument("--figure", type=Path, help="where the figure goes (default: results/<name>.png)")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.steps, args.episodes = 1, args.steps or 20, 4
@@ -269,7 +270,7 @@ def main() -> None:
     print()
     print(markdown)
     print(f"\n{len(runs)} runs in {time.perf_counter() - started:.0f} s")
-    name = "paper_protocol_quick" if args.quick else "paper_protocol"
+    name = f"{args.name}_quick" if args.quick else args.name
     write_json(
         name,
         {
@@ -284,7 +285,7 @@ def main() -> None:
         },
     )
     (RESULTS / f"{name}.md").write_text(markdown + "\n")
-    figure(runs, args.worlds, args.methods, args.figure)
+    figure(runs, args.worlds, args.methods, args.figure or RESULTS / f"{name}.png")
 
 
 if __name__ == "__main__":

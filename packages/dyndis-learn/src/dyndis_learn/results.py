@@ -408,11 +408,11 @@ class Evaluation:
     horizon: int
     """The rollout length ``k_max``."""
     actions: tuple[ActionStructure, ...]
-    """Per action, in action order."""
+    """Per action, in action order (empty for a model without rotations)."""
     factors: tuple[FactorStructure, ...] | None
-    """Per factor, in order of their first action (None without action effects)."""
+    """Per factor, in order of their first action (None without action effects or rotations)."""
     disjoint_planes: bool | None
-    """Whether different factors rotate disjoint coordinates (None without action effects)."""
+    """Whether different factors rotate disjoint coordinates (None without action effects or rotations)."""
     criteria: Criteria
     """The quality criteria."""
     training: TrainingSummary | None = None
