@@ -232,6 +232,11 @@ def figure(runs: list[dict[str, Any]], worlds: list[str], methods: list[str], pa
 
                 half = stats.t.ppf(0.975, len(chosen) - 1) * bce.std(axis=0, ddof=1) / math.sqrt(len(chosen))
                 ax.fill_between(k, mean - half, mean + half, alpha=0.2)
+        for (paper_world, method), numbers in PAPER.items():  # the paper's figures as markers
+            points = [(int(k), v) for k, v in numbers.items() if k.isdigit()]
+            if paper_world == world and method in methods and points:
+                ks, values = zip(*points, strict=True)
+                ax.plot(ks, values, "k^" if method == "direct" else "ko", label=f"paper: {method}")
         ax.set(xlabel="rollout step k", ylabel="BCE per pixel", title=world, yscale="log")
         ax.legend(fontsize=7)
     fig.tight_layout()
