@@ -48,8 +48,8 @@ def test__round_trip_through_json():
         ),
         (
             {"model": {"method": "vae"}},
-            "ModelConfig.method must be one of the registered ['quessard2020', 'rotation', "
-            "'rotation-unregularised'], got 'vae'.",
+            "ModelConfig.method must be one of the registered ['direct', 'forward-vae', 'lsbd-vae', 'quessard2020', "
+            "'rotation', 'rotation-unregularised'], got 'vae'.",
         ),
         (
             {"warmup": {"kind": "fourier"}},

@@ -10,9 +10,9 @@ import torch
 
 import dyndis_envs
 from dyndis_learn import EvalConfig
+from dyndis_learn.baselines.base import action_effects
 from dyndis_learn.evaluate import (
     EvalEpisodes,
-    _action_effects,
     _faithful_angle,
     check_evaluation_memory,
     collect_eval_episodes,
@@ -158,7 +158,7 @@ def test__structure__effects_must_match_the_actions():
 def test__action_effects_of_envs_without_them_are_none():
     env = gym.make_vec("CartPole-v1", num_envs=2)
     try:
-        assert _action_effects(env) is None
+        assert action_effects(env) is None
     finally:
         env.close()
 
@@ -249,6 +249,7 @@ def test__evaluate__to_dict_has_the_report_keys_and_round_trips(tiny_evaluation)
         "mean_image_margin",
         "probe_threshold",
         "decoder_threshold",
+        "not_applicable",
         "all",
     ]
     assert isinstance(data["actions"][0]["dominant_plane"], list)
@@ -550,11 +551,12 @@ def test__criteria_of_a_report_written_before_the_fidelity_criteria_read_as_none
         "mean_image_margin",
         "probe_threshold",
         "decoder_threshold",
+        "not_applicable",
     }
     old = {key: value for key, value in _criteria().to_dict().items() if key not in later}
     old["all"] = True
     criteria = Criteria.from_dict(old)
-    assert criteria.encoder_fidelity is None and criteria.all is False
+    assert criteria.encoder_fidelity is None and criteria.all is False and criteria.not_applicable == ()
     assert criteria.probe_threshold == 0.99  # the default
 
 

@@ -11,6 +11,7 @@ The four-line API::
 __version__ = "0.1.0"
 
 from dyndis_learn.api import Learner, load_config, load_model
+from dyndis_learn.baselines import PredictiveModel  # also registers the baseline methods
 from dyndis_learn.checkpoint import CheckpointError
 from dyndis_learn.config import (
     DataConfig,
@@ -50,6 +51,7 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "Parametrisation",
+    "PredictiveModel",
     "RegularizerConfig",
     "RolloutCollector",
     "SpectralWarmupConfig",

@@ -13,7 +13,8 @@ units of ``2 pi / N``; whether it is a faithful ``N``-cycle angle ``2 pi k / N``
 the rollout BCE for every step ``k`` with a 95% interval over episodes.
 
 The results are the frozen dataclasses of :mod:`dyndis_learn.results`; the fidelity of encoder and decoder
-to the true states is measured by :mod:`dyndis_learn.fidelity`.
+to the true states is measured by :mod:`dyndis_learn.fidelity`. Models without rotations (the baselines of
+:mod:`dyndis_learn.baselines`) get the figures that need none (see :func:`evaluate_model`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from dyndis_learn.baselines.base import LatentPredictiveModel, PredictiveModel, action_effects
 from dyndis_learn.config import EvalConfig
 from dyndis_learn.devices import module_device
 from dyndis_learn.fidelity import dynamics_trained, evaluation_contract, fidelity, mean_image_bce
@@ -33,7 +35,14 @@ from dyndis_learn.limits import available_memory
 from dyndis_learn.losses import frame_bce
 from dyndis_learn.model import WorldModel, frames_to_float
 from dyndis_learn.regularizers import dominant_share
-from dyndis_learn.results import ActionStructure, Criteria, Evaluation, FactorStructure, RolloutError
+from dyndis_learn.results import (
+    STRUCTURE_CRITERIA,
+    ActionStructure,
+    Criteria,
+    Evaluation,
+    FactorStructure,
+    RolloutError,
+)
 from dyndis_learn.rollouts import EpisodeBatch, RolloutCollector
 from dyndis_learn.rotations import matrix_power, plane_pairs
 from dyndis_learn.validation import check_int
@@ -123,14 +132,6 @@ class EvalEpisodes(NamedTuple):
     """``env.action_effects`` (None for environments without it)."""
 
 
-def _action_effects(env: Any) -> tuple[ActionEffect, ...] | None:
-    """The environment's published ``action_effects`` (single or vector env), or None if it has none."""
-    effects = getattr(env, "action_effects", None)
-    if effects is None:
-        effects = getattr(getattr(env, "unwrapped", None), "action_effects", None)
-    return None if effects is None else tuple(effects)
-
-
 def collect_eval_episodes(
     env_id: str, env_kwargs: Mapping[str, Any], config: EvalConfig, episodes: int | None = None
 ) -> EvalEpisodes:
@@ -152,7 +153,7 @@ def collect_eval_episodes(
     try:
         check_evaluation_memory(collector.image_shape, 0, config, total)
         batches = [collector.collect(i) for i in range(math.ceil(total / chunk))]
-        effects = _action_effects(collector.env)
+        effects = action_effects(collector.env)
     finally:
         collector.close()
     has_factors = all(b.factors is not None for b in batches)
@@ -169,15 +170,23 @@ def collect_eval_episodes(
 
 @torch.no_grad()
 def rollout_bce(
-    model: WorldModel, batch: EpisodeBatch, ks: Sequence[int] | None = None, chunk_frames: int = _CHUNK_FRAMES
+    model: WorldModel | PredictiveModel,
+    batch: EpisodeBatch,
+    ks: Sequence[int] | None = None,
+    chunk_frames: int = _CHUNK_FRAMES,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """BCE of ``decode(R(a_k) ... R(a_1) enc(x_0))`` against ``x_k``, per episode and step.
+    """BCE of the model's imagined frame ``k`` against ``x_k``, per episode and step.
+
+    For the rotation model the frame is ``decode(R(a_k) ... R(a_1) enc(x_0))``; for a
+    :class:`~dyndis_learn.baselines.base.PredictiveModel` it is its own ``k``-step prediction from ``x_0``
+    (:meth:`~dyndis_learn.baselines.base.PredictiveModel.imagine_logits`).
 
     Args:
         model: The world model.
         batch: Episodes of ``T`` steps.
-        ks: Steps to evaluate, integers in ``[0, T]`` (default every ``k = 0 .. T``).
-        chunk_frames: Frames decoded per pass (bounds memory).
+        ks: Steps to evaluate, integers in ``[first, T]`` (default every ``k = first .. T``); ``first`` is 0,
+            or 1 for a model that does not reconstruct its input frame (``model.first_step``).
+        chunk_frames: Frames decoded per pass (bounds memory; the rotation model's rollout).
 
     Returns:
         ``(ks, bce)``: the steps (K,) and the BCE per episode and step, shape (E, K).
@@ -186,15 +195,18 @@ def rollout_bce(
     device = module_device(model)
     frames = torch.from_numpy(batch.observations)  # on the CPU; each chunk goes to the model's device
     last = frames.shape[1] - 1
+    first = model.first_step if isinstance(model, PredictiveModel) else 0
     if ks is None:
-        steps = np.arange(frames.shape[1])
+        steps = np.arange(first, frames.shape[1])
     else:
         given = list(ks)
         if any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) for k in given) or not all(
-            0 <= k <= last for k in given
+            first <= k <= last for k in given
         ):
-            raise ValueError(f"`ks` must be integers in [0, {last}], got {given}.")
+            raise ValueError(f"`ks` must be integers in [{first}, {last}], got {given}.")
         steps = np.asarray(given, dtype=np.int64)
+    if isinstance(model, PredictiveModel):
+        return steps, _imagined_bce(model, frames, torch.from_numpy(batch.actions), steps)
     start = model.encode(frames[:, 0].to(device))
     latents = model.rollout(start, torch.from_numpy(batch.actions).to(device))[:, steps]  # (E, K, n)
     per_chunk = max(1, chunk_frames // frames.shape[0])
@@ -204,6 +216,35 @@ def rollout_bce(
         logits = model.decode_logits(latents[:, part])
         bce[:, part] = frame_bce(logits, frames_to_float(frames[:, steps[part]].to(device))).cpu()
     return steps, bce.numpy().astype(np.float64)
+
+
+def _imagined_bce(model: PredictiveModel, frames: torch.Tensor, actions: torch.Tensor, steps: np.ndarray) -> np.ndarray:
+    """BCE per episode at ``steps`` of a predictive model's imagined frames (E, K)."""
+    device = module_device(model)
+    columns: dict[int, list[int]] = {}
+    for i, k in enumerate(steps.tolist()):
+        columns.setdefault(int(k), []).append(i)
+    bce = np.empty((frames.shape[0], len(steps)), dtype=np.float64)
+    if not columns:
+        return bce
+    last = max(columns)
+    first, moves = frames[:, 0].to(device), actions[:, :last].to(device)
+
+    def fill(k: int, logits: torch.Tensor) -> None:
+        values = frame_bce(logits.float(), frames_to_float(frames[:, k].to(device))).cpu().numpy()
+        bce[:, columns[k]] = values.astype(np.float64)[:, None]
+
+    if isinstance(model, LatentPredictiveModel):  # roll the latents out, decode only the steps asked for
+        latents = model.rollout(model.encode(first), moves)
+        for k in columns:
+            fill(k, model.decode_logits(latents[:, k]))
+        return bce
+    for k, logits in enumerate(model.imagine_logits(first, moves), start=model.first_step):
+        if k in columns:
+            fill(k, logits)
+        if k >= last:
+            break
+    return bce
 
 
 def _faithful_angle(angle: float, cycle: int, tolerance: float) -> tuple[float, int, float, bool]:
@@ -306,7 +347,7 @@ def _rollout_error(ks: np.ndarray, bce: np.ndarray) -> RolloutError:
 
 
 def evaluate_model(
-    model: WorldModel,
+    model: WorldModel | PredictiveModel,
     env_id: str,
     env_kwargs: Mapping[str, Any],
     config: EvalConfig,
@@ -315,6 +356,12 @@ def evaluate_model(
     history: Sequence[Mapping[str, Any]] | None = None,
 ) -> Evaluation:
     """Every figure of the report (see :class:`Evaluation`).
+
+    A model without rotations (a :class:`~dyndis_learn.baselines.base.PredictiveModel`: the baselines) gets
+    every figure that needs no rotation: the rollout BCE of its own ``k``-step predictions, the mean image,
+    fidelity, the dynamics check. It has no per-action or per-factor structure (``actions`` is empty,
+    ``factors`` and ``disjoint_planes`` None), and the structure criteria (:data:`STRUCTURE_CRITERIA`) are
+    None and named in ``criteria.not_applicable``, so ``criteria.all`` is False for it.
 
     Args:
         model: The trained world model.
@@ -343,8 +390,12 @@ def evaluate_model(
             "collect them with the same EvalConfig."
         )
     rollout = _rollout_error(*rollout_bce(model, batch, ks))
-    states = model.encode(torch.from_numpy(batch.observations[:, 0]).to(module_device(model)))
-    group = structure(model, effects, states, config)
+    rotations = not isinstance(model, PredictiveModel)
+    if rotations:
+        states = model.encode(torch.from_numpy(batch.observations[:, 0]).to(module_device(model)))
+        group = structure(model, effects, states, config)
+    else:
+        group = GroupStructure((), None, None)  # no rotations: the structure criteria do not apply
     horizon = config.horizon
     bce_1, bce_h = rollout.mean_at(1), rollout.mean_at(horizon)
     ratio = bce_h / bce_1 if bce_1 is not None and bce_h is not None and bce_1 > 0 else None
@@ -365,10 +416,11 @@ def evaluate_model(
     }
     decoder = None
     if fid is not None and fid.imagined_rate is not None:
-        decoder = min(fid.reconstruction_rate, fid.imagined_rate) >= thresholds["decoder_threshold"]
+        rates = [r for r in (fid.reconstruction_rate, fid.imagined_rate) if r is not None]  # no reconstruction: direct
+        decoder = min(rates) >= thresholds["decoder_threshold"]
     criteria = Criteria(
-        single_plane=all(a.plane_share >= config.share_threshold for a in group.actions),
-        faithful_angles=None if effects is None else all(a.faithful is True for a in group.actions),
+        single_plane=all(a.plane_share >= config.share_threshold for a in group.actions) if rotations else None,
+        faithful_angles=None if effects is None or not rotations else all(a.faithful is True for a in group.actions),
         disjoint_planes=group.disjoint_planes,
         rollout_stable=None
         if ratio is None or mean_ratio is None
@@ -380,6 +432,7 @@ def evaluate_model(
         angle_tolerance=config.angle_tolerance,
         bce_ratio_limit=config.bce_ratio_limit,
         **thresholds,
+        not_applicable=() if rotations else STRUCTURE_CRITERIA,
     )
     return Evaluation(
         env_id=env_id,

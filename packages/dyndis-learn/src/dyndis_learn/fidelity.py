@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dyndis_learn.baselines.base import LatentPredictiveModel, PredictiveModel, imagined_frames
 from dyndis_learn.config import EvalConfig
 from dyndis_learn.devices import module_device
 from dyndis_learn.metrics import circular_probe
@@ -58,7 +59,7 @@ def evaluation_contract(env: Any) -> Any | None:
 
 
 @torch.no_grad()
-def _decode_uint8(model: WorldModel, latents: torch.Tensor) -> np.ndarray:
+def _decode_uint8(model: WorldModel | LatentPredictiveModel, latents: torch.Tensor) -> np.ndarray:
     """Latents (M, n) -> uint8 images (M, H, W, C), ``round(255 * sigmoid(logits))``, in chunks."""
     out = np.empty((len(latents), *model.image_shape), dtype=np.uint8)
     for start in range(0, len(latents), _CHUNK_FRAMES):
@@ -79,7 +80,7 @@ def evaluation_states(space: Any, seed: int) -> tuple[np.ndarray, bool]:
     return states, grid
 
 
-def encode_chunks(model: WorldModel, images: np.ndarray) -> torch.Tensor:
+def encode_chunks(model: WorldModel | PredictiveModel, images: np.ndarray) -> torch.Tensor:
     """uint8 images (M, H, W, C) -> encodings (M, n) on the model's device, in chunks (call under no_grad)."""
     device = module_device(model)
     chunks = range(0, len(images), _CHUNK_FRAMES)
@@ -128,11 +129,12 @@ def _nearest_own(contract: Any, grid: np.ndarray | None, decoded: np.ndarray, tr
 
 
 @torch.no_grad()
-def fidelity(model: WorldModel, env: Any, batch: EpisodeBatch, config: EvalConfig) -> Fidelity | None:
+def fidelity(model: WorldModel | PredictiveModel, env: Any, batch: EpisodeBatch, config: EvalConfig) -> Fidelity | None:
     """Encoder and decoder fidelity on the environment's states (see :class:`Fidelity`).
 
     Args:
-        model: The world model.
+        model: The world model (a model without rotations, :mod:`dyndis_learn.baselines`, is judged on its own
+            imagined frames; one that does not reconstruct its input has no reconstruction rate).
         env: An environment with the evaluation contract: ``factor_space`` (``all_states``, ``sample_states``,
             ``sizes``, ``strides``, ``names``) and ``render_states`` (a single env's ``unwrapped`` core or a
             native vector env).
@@ -154,16 +156,22 @@ def fidelity(model: WorldModel, env: Any, batch: EpisodeBatch, config: EvalConfi
     encodings = encode_chunks(model, images)
     probe = circular_probe(encodings.cpu().numpy(), states[:, active], sizes[active].tolist())
     table = images if grid else None
-    reconstructed = _right_rate(_nearest_own(contract, table, _decode_uint8(model, encodings), states))
+    reconstructed = None
+    if not isinstance(model, PredictiveModel) or isinstance(model, LatentPredictiveModel):
+        reconstructed = _right_rate(_nearest_own(contract, table, _decode_uint8(model, encodings), states))
     steps = min(IMAGINED_STEPS, int(batch.actions.shape[1]))
     imagined = imagined_last = None
     if batch.factors is not None:
         device = module_device(model)
-        first = model.encode(torch.from_numpy(batch.observations[:, 0]).to(device))
-        latents = model.rollout(first, torch.from_numpy(batch.actions[:, :steps]).to(device))[:, 1:]  # (E, K, n)
-        decoded = _decode_uint8(model, latents.reshape(-1, model.latent_dim))
+        observations = torch.from_numpy(batch.observations[:, 0]).to(device)
+        actions = torch.from_numpy(batch.actions[:, :steps]).to(device)
+        if isinstance(model, PredictiveModel):
+            decoded = imagined_frames(model, observations, actions, range(1, steps + 1)).reshape(-1, *model.image_shape)
+        else:
+            latents = model.rollout(model.encode(observations), actions)[:, 1:]  # (E, K, n)
+            decoded = _decode_uint8(model, latents.reshape(-1, model.latent_dim))
         truths = batch.factors[:, 1 : steps + 1].reshape(-1, batch.factors.shape[-1])
-        right = _nearest_own(contract, table, decoded, truths).reshape(len(latents), steps)
+        right = _nearest_own(contract, table, decoded, truths).reshape(len(observations), steps)
         imagined, imagined_last = _right_rate(right), _right_rate(right[:, -1])
     return Fidelity(
         states=len(states),

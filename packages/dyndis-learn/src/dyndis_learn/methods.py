@@ -25,10 +25,11 @@ from typing import Any, ClassVar
 import torch
 
 from dyndis_learn import objective
-from dyndis_learn.config import ModelConfig
+from dyndis_learn.config import ModelConfig, TrainConfig
 from dyndis_learn.model import WorldModel
 from dyndis_learn.objective import FrameTargets, LossWeights, TrainBatch
 from dyndis_learn.registry import METHODS
+from dyndis_learn.regularizers import dominant_share
 from dyndis_learn.schedules import Part
 
 __all__ = [
@@ -74,6 +75,19 @@ class Method:
     ) -> dict[str, torch.Tensor]:
         """The loss terms of ``batch`` and their weighted sum ``"loss"`` (:func:`dyndis_learn.objective.terms`)."""
         return objective.terms(model, batch, weights, targets)
+
+    def prepare(self, model: WorldModel, config: TrainConfig, env: Any) -> None:
+        """Check the run's config and set up what the model takes from the environment, before training.
+
+        The trainer calls it once, right after :meth:`build_model`, with the training environment (a vector
+        env). The rotation methods need nothing; a method that cannot train under ``config`` (a warm-up it
+        does not support) raises a ValueError naming the field.
+        """
+
+    @torch.no_grad()
+    def plane_share(self, model: WorldModel) -> float:
+        """The smallest share of an action's ``sum(theta^2)`` in its dominant plane (the log's ``min_plane_share``)."""
+        return float(dominant_share(model.rotations.angles).min())
 
 
 def make_method(config: ModelConfig) -> Method:

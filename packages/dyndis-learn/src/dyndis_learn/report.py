@@ -2,7 +2,8 @@
 
 - ``training_curves.png``: every loss term the run used over training steps (log scale), the end of the
   warm-up marked.
-- ``angles.png``: per action, its angle in every plane (the dominant plane highlighted, ``+-2 pi / N`` marked).
+- ``angles.png``: per action, its angle in every plane (the dominant plane highlighted, ``+-2 pi / N`` marked);
+  not written for a model without rotations (a baseline of :mod:`dyndis_learn.baselines`).
 - ``rollout_bce.png``: rollout BCE per step ``k`` with its 95% interval.
 - ``rollout.gif``: ground truth (left) next to the decoded latent rollout (right) of one long evaluation
   episode, subsampled to span the whole horizon, labelled, with the step.
@@ -36,6 +37,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from dyndis_learn.baselines.base import PredictiveModel, imagined_frames
 from dyndis_learn.config import TrainConfig
 from dyndis_learn.devices import module_device
 from dyndis_learn.fidelity import encode_chunks, evaluation_contract, evaluation_states
@@ -186,7 +188,7 @@ def provenance(
 
 
 @torch.no_grad()
-def _encode_states(model: WorldModel, images: np.ndarray) -> np.ndarray:
+def _encode_states(model: WorldModel | PredictiveModel, images: np.ndarray) -> np.ndarray:
     was_training = model.training
     model.eval()
     try:
@@ -212,7 +214,7 @@ def _factor_columns(evaluation: Evaluation, names: Sequence[str], sizes: np.ndar
 
 
 def report_metrics(
-    model: WorldModel, evaluation: Evaluation, *, seed: int = 0, env: Any = None
+    model: WorldModel | PredictiveModel, evaluation: Evaluation, *, seed: int = 0, env: Any = None
 ) -> dict[str, Any] | None:
     """The representation metrics (:func:`dyndis_learn.metrics.summary`) on the environment's evaluation states.
 
@@ -436,10 +438,14 @@ def _labelled(tile: np.ndarray, panel_width: int, gap: int, step: int, horizon: 
 
 
 @torch.no_grad()
-def rollout_gif(model: WorldModel, batch: EpisodeBatch, frames: int, path: Path, episode: int = 0) -> Path:
+def rollout_gif(
+    model: WorldModel | PredictiveModel, batch: EpisodeBatch, frames: int, path: Path, episode: int = 0
+) -> Path:
     """Ground truth next to the decoded latent rollout of one episode, ``frames`` frames over its horizon.
 
-    Each frame has a caption strip on top ("ground truth", "imagined") and one below with the step.
+    A model without rotations (:mod:`dyndis_learn.baselines`) shows its own imagined frames, from step 1 for one
+    that does not reconstruct its input. Each frame has a caption strip on top ("ground truth", "imagined") and
+    one below with the step.
     """
     model.eval()
     device = module_device(model)
@@ -448,8 +454,12 @@ def rollout_gif(model: WorldModel, batch: EpisodeBatch, frames: int, path: Path,
     horizon = actions.shape[1]
     stride = max(1, horizon // frames)
     steps = np.arange(0, horizon + 1, stride)[:frames]
-    latents = model.rollout(model.encode(observations[:, 0]), actions)[0, steps]
-    predicted = (model.decode(latents).cpu().numpy() * 255).round().astype(np.uint8)
+    if isinstance(model, PredictiveModel):  # its own imagined frames, from its first predicted step
+        steps = np.arange(model.first_step, horizon + 1, stride)[:frames]
+        predicted = imagined_frames(model, observations[:, 0], actions, steps.tolist())[0]
+    else:
+        latents = model.rollout(model.encode(observations[:, 0]), actions)[0, steps]
+        predicted = (model.decode(latents).cpu().numpy() * 255).round().astype(np.uint8)
     truth = batch.observations[episode, steps]
     gap = np.full((len(steps), truth.shape[1], 2, truth.shape[3]), 255, dtype=np.uint8)
     tiles = np.concatenate([truth, gap, predicted], axis=2)
@@ -600,14 +610,19 @@ def _markdown(evaluation: Evaluation, metrics: Mapping[str, Any] | None, origin:
         "|---|---|",
     ]
     for name, value in {**criteria.checks(), "all": criteria.all}.items():
-        lines.append(f"| {name} | {value} |")
-    lines += [
-        "",
-        "## Actions",
-        "",
-        "| action | factor | dir | plane | share | angle / (2pi/N) | faithful | closure | inverse error |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+        lines.append(f"| {name} | {'n/a (no rotations)' if name in criteria.not_applicable else value} |")
+    lines += ["", "## Actions", ""]
+    if not evaluation.actions:
+        lines += [
+            "The model has no rotations: no planes, angles or closures to report, and the structure criteria do "
+            "not apply to it (so `all` is False).",
+            "",
+        ]
+    else:
+        lines += [
+            "| action | factor | dir | plane | share | angle / (2pi/N) | faithful | closure | inverse error |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
     for a in evaluation.actions:
         if a.factor is not None:
             lines.append(
@@ -618,14 +633,13 @@ def _markdown(evaluation: Evaluation, metrics: Mapping[str, Any] | None, origin:
             )
         else:
             lines.append(f"| {a.action} | | | {a.dominant_plane} | {a.plane_share:.5f} | {a.angle:+.5f} rad | | | |")
+    if evaluation.actions:
+        lines += ["", f"Different factors in disjoint planes: {evaluation.disjoint_planes}.", ""]
     lines += [
-        "",
-        f"Different factors in disjoint planes: {evaluation.disjoint_planes}.",
-        "",
         *_metrics_lines(metrics),
         *_provenance_lines(origin),
         "![training curves](training_curves.png)",
-        "![angles](angles.png)",
+        *(["![angles](angles.png)"] if evaluation.actions else []),
         "![rollout BCE](rollout_bce.png)",
         "![rollout](rollout.gif)",
         "",
@@ -635,7 +649,7 @@ def _markdown(evaluation: Evaluation, metrics: Mapping[str, Any] | None, origin:
 
 def write_report(
     out_dir: str | Path,
-    model: WorldModel,
+    model: WorldModel | PredictiveModel,
     evaluation: Evaluation,
     history: Sequence[dict[str, float]],
     batch: EpisodeBatch,
@@ -681,7 +695,13 @@ def write_report(
         **({} if training is None else {"training": training}),
         "metrics": metrics,
         "provenance": origin,
-        "files": ["training_curves.png", "angles.png", "rollout_bce.png", "rollout.gif", "report.md"],
+        "files": [
+            "training_curves.png",
+            *(["angles.png"] if evaluation.actions else []),  # a model without rotations has no angles
+            "rollout_bce.png",
+            "rollout.gif",
+            "report.md",
+        ],
     }
     with steps.phase("figures"):
         if history:
@@ -692,7 +712,8 @@ def write_report(
                 warmup.steps or None if warmup is not None else None,
                 warmup.terms if warmup is not None else None,
             )
-        plot_angles(evaluation, out / "angles.png")
+        if evaluation.actions:
+            plot_angles(evaluation, out / "angles.png")
         plot_rollout_bce(evaluation, out / "rollout_bce.png")
     with steps.phase(f"rollout GIF ({gif_frames} frames)"):
         rollout_gif(model, batch, gif_frames, out / "rollout.gif")

@@ -17,6 +17,7 @@ from dyndis_learn.config import EvalConfig
 
 __all__ = [
     "CRITERIA",
+    "STRUCTURE_CRITERIA",
     "ActionStructure",
     "Criteria",
     "Evaluation",
@@ -227,8 +228,9 @@ class Fidelity:
     """The active factors (more than one value), in factor order."""
     probe_r2: tuple[float, ...]
     """Per active factor, the held-out R^2 of :func:`~dyndis_learn.metrics.circular_probe` on the encodings."""
-    reconstruction_rate: float
-    """Share of the states whose decoded reconstruction is nearest to its own image."""
+    reconstruction_rate: float | None
+    """Share of the states whose decoded reconstruction is nearest to its own image (None for a model that does
+    not reconstruct, the direct predictor: its decoder only draws the next frame)."""
     imagined_steps: int
     """``K = min(100, horizon)``: imagined frames ``k = 1 .. K`` of every evaluation episode are judged."""
     imagined_rate: float | None
@@ -275,12 +277,13 @@ class Criteria:
     :attr:`all` holds only when every check is True (a check that cannot be judged does not pass).
     """
 
-    single_plane: bool = _criterion()
-    """Every action holds at least ``share_threshold`` of ``sum(theta^2)`` in one plane."""
+    single_plane: bool | None = _criterion()
+    """Every action holds at least ``share_threshold`` of ``sum(theta^2)`` in one plane (None for a model without
+    rotations)."""
     faithful_angles: bool | None = _criterion()
-    """Every action's dominant angle is a faithful ``N``-cycle angle (None without action effects)."""
+    """Every action's dominant angle is a faithful ``N``-cycle angle (None without action effects or rotations)."""
     disjoint_planes: bool | None = _criterion()
-    """Different factors rotate disjoint sets of coordinates (None without action effects)."""
+    """Different factors rotate disjoint sets of coordinates (None without action effects or rotations)."""
     rollout_stable: bool | None = _criterion()
     """Rollout BCE at ``k = horizon`` at most ``bce_ratio_limit`` times that at ``k = 1``, and its excess over
     the frames' own entropy at most ``mean_image_margin`` times that of the mean image (None if either step was
@@ -291,7 +294,8 @@ class Criteria:
     decoder_fidelity: bool | None = _criterion()
     """Decoded reconstructions of the fidelity states and imagined frames ``k = 1 .. 100`` of the evaluation
     episodes are nearest, in pixels, to their own state's image in at least ``decoder_threshold`` of cases
-    (None without the evaluation contract or the episodes' factors)."""
+    (None without the evaluation contract or the episodes' factors; the imagined frames alone for a model that
+    does not reconstruct)."""
     dynamics_trained: bool | None = _criterion()
     """The dynamics phase ran to the end of its ramp: the last logged ``dynamics_weight`` is 1 (None without a
     training history)."""
@@ -307,6 +311,18 @@ class Criteria:
     """Threshold of ``encoder_fidelity``."""
     decoder_threshold: float = DECODER_THRESHOLD
     """Threshold of ``decoder_fidelity``."""
+    not_applicable: tuple[str, ...] = ()
+    """The checks that do not apply to the model, each None: :data:`STRUCTURE_CRITERIA` for a model without
+    rotations (a baseline of :mod:`dyndis_learn.baselines`), none for the rotation model. Such a check does not
+    pass, so ``all`` is False for a model without rotations."""
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.not_applicable if name not in CRITERIA]
+        if unknown:
+            raise ValueError(f"Criteria.not_applicable: unknown check(s) {unknown}; the checks are {list(CRITERIA)}.")
+        judged = [name for name in self.not_applicable if getattr(self, name) is not None]
+        if judged:
+            raise ValueError(f"Criteria: the checks {judged} are named not applicable but hold a value.")
 
     @property
     def all(self) -> bool:
@@ -318,8 +334,9 @@ class Criteria:
         return {name: getattr(self, name) for name in CRITERIA}
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``criteria`` entry of ``report.json``: the checks, the thresholds, then ``all``."""
-        return {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, "all": self.all}
+        """The ``criteria`` entry of ``report.json``: the checks, the thresholds, ``not_applicable``, then ``all``."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {**data, "not_applicable": list(self.not_applicable), "all": self.all}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Criteria:
@@ -330,6 +347,7 @@ class Criteria:
         """
         names = [f.name for f in dataclasses.fields(cls)]
         d = _fields(data, cls.__name__, [n for n in names if n not in _LATER_KEYS], _LATER_KEYS)
+        d["not_applicable"] = tuple(str(name) for name in d.get("not_applicable", ()))
         criteria = cls(**{**{name: None for name in _LATER_CRITERIA}, **d})
         legacy = any(name not in data for name in _LATER_CRITERIA)
         if not legacy and "all" in data and data["all"] != criteria.all:
@@ -339,11 +357,14 @@ class Criteria:
 
 #: Criteria (and their thresholds) that reports written before them lack.
 _LATER_CRITERIA = ("encoder_fidelity", "decoder_fidelity", "dynamics_trained")
-_LATER_KEYS = (*_LATER_CRITERIA, "mean_image_margin", "probe_threshold", "decoder_threshold")
+_LATER_KEYS = (*_LATER_CRITERIA, "mean_image_margin", "probe_threshold", "decoder_threshold", "not_applicable")
 
 
 #: The names of the quality checks, in report order (the fields of :class:`Criteria` marked as criteria).
 CRITERIA: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Criteria) if f.metadata.get("criterion"))
+
+#: The checks that judge the learnt rotations: not applicable to a model without them.
+STRUCTURE_CRITERIA: tuple[str, ...] = ("single_plane", "faithful_angles", "disjoint_planes")
 
 
 @dataclass(frozen=True)
@@ -387,11 +408,11 @@ class Evaluation:
     horizon: int
     """The rollout length ``k_max``."""
     actions: tuple[ActionStructure, ...]
-    """Per action, in action order."""
+    """Per action, in action order (empty for a model without rotations)."""
     factors: tuple[FactorStructure, ...] | None
-    """Per factor, in order of their first action (None without action effects)."""
+    """Per factor, in order of their first action (None without action effects or rotations)."""
     disjoint_planes: bool | None
-    """Whether different factors rotate disjoint coordinates (None without action effects)."""
+    """Whether different factors rotate disjoint coordinates (None without action effects or rotations)."""
     criteria: Criteria
     """The quality criteria."""
     training: TrainingSummary | None = None
@@ -511,12 +532,15 @@ def format_summary(evaluation: Evaluation) -> str:
         lines.append(f"encoder probe R^2 ({fid.states} {which}): {probe}")
         imagined = "n/a" if fid.imagined_rate is None else f"{fid.imagined_rate:.2%}"
         last = "n/a" if fid.imagined_rate_last is None else f"{fid.imagined_rate_last:.2%}"
+        rebuilt = "n/a" if fid.reconstruction_rate is None else f"{fid.reconstruction_rate:.2%}"
         lines.append(
-            f"decoded nearest own state: reconstructions {fid.reconstruction_rate:.2%}, imagined k<="
+            f"decoded nearest own state: reconstructions {rebuilt}, imagined k<="
             f"{fid.imagined_steps} {imagined} (k={fid.imagined_steps} {last})"
         )
     if evaluation.dynamics_weight is not None:
         lines.append(f"last dynamics_weight: {evaluation.dynamics_weight:.3f}")
-    checks = {**evaluation.criteria.checks(), "all": evaluation.criteria.all}
+    criteria = evaluation.criteria
+    checks: dict[str, Any] = {**criteria.checks(), "all": criteria.all}
+    checks.update({name: "n/a" for name in criteria.not_applicable})
     lines.append("criteria: " + ", ".join(f"{name}={value}" for name, value in checks.items()))
     return "\n".join(lines)

@@ -46,7 +46,6 @@ from dyndis_learn.files import remove_stale_temporaries, write_json_atomic
 from dyndis_learn.limits import check_threads
 from dyndis_learn.methods import make_method
 from dyndis_learn.objective import TERMS, FrameTargets, LossWeights, TrainBatch, decoding_choice
-from dyndis_learn.regularizers import dominant_share
 from dyndis_learn.rollouts import Policy, RolloutCollector
 from dyndis_learn.run_log import LOG_COLUMNS, RunLog
 from dyndis_learn.schedules import Schedules
@@ -115,6 +114,7 @@ class Trainer:
             config.built_model,
             torch.Generator().manual_seed(config.seed),
         ).to(self.device)  # built on the CPU (the same initial weights on every device), then moved
+        self.method.prepare(self.model, config, self.collector.env)
         self.warmup = make_warmup(config, policy)
         self.schedules = Schedules.from_config(config, self.warmup.steps, self.warmup.default_angle_lr)
         self.optimizer = torch.optim.Adam(
@@ -254,8 +254,7 @@ class Trainer:
     def _log_row(self, terms: dict[str, torch.Tensor]) -> dict[str, float]:
         """The history row of the step just taken (its terms, and the schedules' values at that step)."""
         taken = self.step - 1
-        with torch.no_grad():
-            share = float(dominant_share(self.model.rotations.angles).min())
+        share = self.method.plane_share(self.model)
         row: dict[str, float] = {
             "step": self.step,
             "wall_time": round(self.train_seconds, 4),
