@@ -6,15 +6,18 @@ faithful angle within 1% of 2 pi k / N, factors in disjoint planes, rollout BCE 
 k = 1. The wall time until they first hold counts SGD steps only (not the checks). At the end the full
 evaluation (every k, 95% intervals) runs once per seed.
 
-Usage: python benchmarks/learn_structure.py [--quick] [--suite gridworld|shapes3d|all] [--seeds 0 1 2 3 4]
+Usage: python benchmarks/learn_structure.py [--quick] [--suite NAME|all] [--seeds 0 1 2 3 4]
 Targets: GridWorld 5x5 (latent 4) in 5 of 5 seeds; Shapes3D (floor_hue, wall_hue, orientation; latent 6)
-in 3 of 3 seeds; both within the default step budget.
+in 3 of 3 seeds; both within the default step budget. The full-scale suites (issue "learner at full
+scale"): the whole Shapes3D (latent 12) and Cars3D (latent 6), a 3-value factor beside 7-cycles, and
+observation noise of +-4 intensity levels; a suite's ``config`` holds the settings it runs with.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import time
 from typing import Any
 
@@ -26,6 +29,15 @@ import dyndis_envs  # noqa: F401  (registers the ids)
 from benchmarks._common import print_table, write_json
 from dyndis_learn import EnvConfig, EvalConfig, ModelConfig, TrainConfig, Trainer
 from dyndis_learn.evaluate import collect_eval_episodes, evaluate_model
+
+_SHAPES3D_SUBSET = {
+    "floor_hue": "all",
+    "wall_hue": "all",
+    "orientation": "all",
+    "object_hue": [0],
+    "scale": [0],
+    "shape": [0],
+}
 
 SUITES: dict[str, dict[str, Any]] = {
     "gridworld": {
@@ -50,11 +62,48 @@ SUITES: dict[str, dict[str, Any]] = {
         "latent_dim": 6,
         "seeds": [0, 1, 2],
     },
+    "gridworld-noise": {
+        "env": {"id": "DynDis/GridWorld-v0", "kwargs": {"observation_noise": 4}},
+        "latent_dim": 4,
+        "seeds": [0, 1, 2],
+    },
+    "shapes3d-noise": {
+        "env": {"id": "DynDis/Shapes3D-v0", "kwargs": {"factors": _SHAPES3D_SUBSET, "observation_noise": 4}},
+        "latent_dim": 6,
+        "seeds": [0, 1, 2],
+    },
+    "gridworld-mixed": {
+        "env": {
+            "id": "DynDis/GridWorld-v0",
+            "kwargs": {"grid_shape": [7, 7], "factors": {"size": "all", "colour": "all", "background": "all"}},
+        },
+        "latent_dim": 10,
+        "config": {"model": {"encoder_norm": "instance"}, "steps": 1200, "warmup": {"steps": 600}},
+        "seeds": [0, 1, 2],
+    },
+    "shapes3d-full": {
+        "env": {"id": "DynDis/Shapes3D-v0", "kwargs": {}},
+        "latent_dim": 12,
+        "config": {"steps": 2400, "warmup": {"steps": 1800}},
+        "check_every": 400,
+        "seeds": [0, 1, 2],
+    },
+    "cars3d-full": {
+        "env": {"id": "DynDis/Cars3D-v0", "kwargs": {}},
+        "latent_dim": 6,
+        "config": {"steps": 2400, "warmup": {"steps": 1800}},
+        "check_every": 400,
+        "seeds": [0, 1, 2],
+    },
 }
 
 
 def _or_nan(value: float | None) -> float:
     return float("nan") if value is None else value
+
+
+def _or_dash(value: float | None) -> float | str:
+    return "-" if value is None else value
 
 
 def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -67,6 +116,8 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
         threads=args.threads,
         model=ModelConfig(latent_dim=suite["latent_dim"]),
     )
+    if "config" in suite:
+        config = config.replace(**suite["config"])
     if args.steps:
         config = config.replace(steps=args.steps)
     if args.set:  # sections are merged: '{"optim": {"lr": 5e-3}}' keeps the other optim fields
@@ -120,7 +171,8 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
         t.model.train()
 
     started = time.perf_counter()
-    trainer.train(progress=not args.no_progress, callback=check, callback_every=args.check_every)
+    check_every = args.check_every or suite.get("check_every", 50)
+    trainer.train(progress=not args.no_progress, callback=check, callback_every=check_every)
     wall = time.perf_counter() - started
     final = evaluate_model(
         trainer.model, env.id, env.kwargs, check_config if args.quick else config.evaluation, history=trainer.history
@@ -141,6 +193,10 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
         "min_share": min(a.plane_share for a in final.actions),
         "max_angle_error": max(_or_nan(a.angle_relative_error) for a in final.actions),
         "angles_over_unit": [a.angle_over_unit for a in final.actions],
+        "probe_r2_min": min(final.fidelity.probe_r2) if final.fidelity else None,
+        "reconstruction_rate": final.fidelity.reconstruction_rate if final.fidelity else None,
+        "imagined_rate": final.fidelity.imagined_rate if final.fidelity else None,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "checks": checks,
     }
 
@@ -155,7 +211,7 @@ def main() -> None:
         "--set", help='JSON object of TrainConfig fields to override, by section, e.g. \'{"optim": {"lr": 5e-3}}\''
     )
     parser.add_argument("--env-kwargs", help="JSON object merged into the suite's env kwargs")
-    parser.add_argument("--check-every", type=int, default=50, help="steps between criteria checks")
+    parser.add_argument("--check-every", type=int, help="steps between criteria checks (default: the suite's, or 50)")
     parser.add_argument("--check-episodes", type=int, default=16, help="episodes of the periodic checks")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-progress", action="store_true")
@@ -187,6 +243,10 @@ def main() -> None:
                 "BCE k=max",
                 "min share",
                 "max angle err",
+                "probe R2 min",
+                "decoded right",
+                "imagined right",
+                "peak RSS GiB",
             ],
             [
                 [
@@ -200,6 +260,10 @@ def main() -> None:
                     r["bce_kmax"],
                     r["min_share"],
                     r["max_angle_error"],
+                    _or_dash(r["probe_r2_min"]),
+                    _or_dash(r["reconstruction_rate"]),
+                    _or_dash(r["imagined_rate"]),
+                    r["peak_rss_gib"],
                 ]
                 for r in runs
             ],
