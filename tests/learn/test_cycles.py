@@ -81,6 +81,7 @@ def test__walk_cycles__places_every_frame_where_its_true_factors_are_up_to_one_s
     states = truth[[index[frame.tobytes()] for frame in walk.frames]][:, truth.max(axis=0) > 0]  # active factors
     shift = (states - walk.positions) % lengths
     assert np.all(shift == shift[0])
+    assert np.array_equal(walk.factors[:, truth.max(axis=0) > 0], states)  # kept for evaluation
     assert len({tuple(p) for p in walk.positions}) > 100  # strides cover the 245 states quickly
     # targets: unit-norm points of the torus at 2 pi v / N, the fifth plane at angle 0
     np.testing.assert_allclose(np.linalg.norm(walk.targets.reshape(-1, 5, 2), axis=-1), 5**-0.5, rtol=1e-6)

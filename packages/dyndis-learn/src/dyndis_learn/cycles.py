@@ -267,11 +267,14 @@ class CycleWalk:
         targets: Each frame's target encoding, float32 (W + 1, n): cycle ``k`` at the angle
             ``2 pi v / N`` of plane ``(2k, 2k + 1)``, any further plane at angle 0, every plane of radius
             ``1 / sqrt(n / 2)`` (a point of the latent torus).
+        factors: Each frame's ``info["factors"]``, int64 (W + 1, F), or None when the env gives none. For
+            evaluation only (which states training saw): training never reads them.
     """
 
     frames: npt.NDArray[np.uint8]
     positions: npt.NDArray[np.int64]
     targets: npt.NDArray[np.float32]
+    factors: npt.NDArray[np.int64] | None = None
 
     def __post_init__(self) -> None:
         index: dict[bytes, int] = {}
@@ -337,16 +340,19 @@ def walk_cycles(
     rng = np.random.default_rng([seed, _WALK_TAG])
     env = gym.make(env_id, **kwargs)
     try:
-        frame, _ = env.reset(seed=int(rng.integers(2**31)))
+        frame, info = env.reset(seed=int(rng.integers(2**31)))
         frames = np.empty((steps + 1, *frame.shape), dtype=np.uint8)
         positions = np.zeros((steps + 1, len(lengths)), dtype=np.int64)
+        factors = np.empty((steps + 1, len(info["factors"])), dtype=np.int64) if "factors" in info else None
         frames[0] = frame
+        if factors is not None:
+            factors[0] = info["factors"]
         t = 0
         while t < steps:
             action = int(turning[rng.integers(len(turning))])
             k = int(cycle_of[action])
             for _ in range(min(int(rng.integers(1, lengths[k] + 1)), steps - t)):
-                frame, _, terminated, truncated, _ = env.step(action)
+                frame, _, terminated, truncated, info = env.step(action)
                 if terminated or (truncated and t < steps - 1):
                     raise RuntimeError(
                         f"{env_id!r} ended the walk after {t + 1} of {steps} steps; the cycles warm-up needs an "
@@ -354,6 +360,8 @@ def walk_cycles(
                     )
                 t += 1
                 frames[t] = frame
+                if factors is not None:
+                    factors[t] = info["factors"]
                 positions[t] = positions[t - 1]
                 positions[t, k] = (positions[t, k] + direction[action]) % lengths[k]
     finally:
@@ -362,4 +370,4 @@ def walk_cycles(
     angles = np.zeros((steps + 1, circles))
     angles[:, : len(lengths)] = 2 * math.pi * positions / lengths
     targets = np.stack([np.cos(angles), np.sin(angles)], axis=-1).reshape(steps + 1, 2 * circles) / math.sqrt(circles)
-    return CycleWalk(frames, positions, targets.astype(np.float32))
+    return CycleWalk(frames, positions, targets.astype(np.float32), factors)
