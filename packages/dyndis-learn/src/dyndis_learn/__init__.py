@@ -14,6 +14,7 @@ from dyndis_learn.api import Learner, load_config, load_model
 from dyndis_learn.baselines import PredictiveModel  # also registers the baseline methods
 from dyndis_learn.checkpoint import CheckpointError
 from dyndis_learn.config import (
+    CycleWarmupConfig,
     DataConfig,
     EnvConfig,
     EvalConfig,
@@ -38,6 +39,7 @@ from dyndis_learn.warmups import Warmup, register_warmup
 __all__ = [
     "ActionRotations",
     "CheckpointError",
+    "CycleWarmupConfig",
     "DataConfig",
     "EnvConfig",
     "EpisodeBatch",

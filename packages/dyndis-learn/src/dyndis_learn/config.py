@@ -259,7 +259,7 @@ class OptimConfig(_Section):
     """Adam learning rate of the encoder and decoder."""
     angle_lr: Annotated[float, Ge(0)] | None = None
     """Adam learning rate of the action angles; 0 keeps them where the warm-up put them; None: the
-    warm-up's default (0 after the graph warm-up, whose fit is exact; 1e-2 otherwise)."""
+    warm-up's default (0 after the cycles and graph warm-ups, whose angles are exact; 1e-2 otherwise)."""
     angle_lr_ramp: bool = True
     """Ramp the angles' learning rate up with the dynamics terms (Adam normalises away a ramp of the loss
     weight alone)."""

@@ -20,8 +20,8 @@ Notation: ``B`` episodes of ``T`` steps, encodings ``e_t = enc(x_t)`` on the uni
   ``(cos 2 pi x / N, sin 2 pi x / N)`` of each factor: unit norm, and every action a rotation by
   ``2 pi / N`` in its factor's plane. It needs no angles, so it breaks the chicken-and-egg of learning an
   encoder and its rotations together from a random start. These terms drive the ``"spectral"`` warm-up;
-  the default ``"graph"`` warm-up solves the same problem in closed form on the explored transition
-  graph (:mod:`dyndis_learn.transition_graph`) and only logs them.
+  the ``"graph"`` warm-up solves the same problem in closed form on the explored transition graph
+  (:mod:`dyndis_learn.transition_graph`) and only logs them.
 """
 
 from __future__ import annotations
