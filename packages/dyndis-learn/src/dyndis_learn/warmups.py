@@ -10,6 +10,8 @@ the rotations exact. A warm-up is one class with a small interface (:class:`Warm
 - :meth:`Warmup.weights`: its terms' weights added to the step's (:class:`~dyndis_learn.objective.LossWeights`);
 - :meth:`Warmup.targets`: target encodings of a batch's frames, if it has a map of the states;
 - :meth:`Warmup.end`: once, on the first step after the warm-up, before that step's loss;
+- :meth:`Warmup.start_state` / :meth:`Warmup.load_start_state`: the start's result, computed on one
+  data-parallel rank and adopted by the others (:mod:`dyndis_learn.distributed`);
 
 registered under a name with :func:`register_warmup`, and chosen by ``TrainConfig.warmup.kind`` through
 :func:`make_warmup`, the only place that reads the kind. Built in:
@@ -88,6 +90,20 @@ class Warmup(abc.ABC):
 
     def start(self, model: WorldModel, step: int) -> None:  # noqa: B027 (a hook: most warm-ups need none)
         """Prepare before the first SGD step a trainer takes, ``step`` (0 for a fresh run)."""
+
+    def start_state(self) -> dict[str, torch.Tensor] | None:
+        """What :meth:`start` computed, as named CPU tensors another process can adopt; None if nothing.
+
+        Data-parallel training (:func:`dyndis_learn.distributed.start_warmup`) runs :meth:`start` on rank 0
+        and gives this state to the other ranks (:meth:`load_start_state`). A warm-up that returns None is
+        started on every rank, whose config has the rank's seed: a start that computes state from the seed
+        must return it here.
+        """
+        return None
+
+    def load_start_state(self, state: dict[str, torch.Tensor], model: WorldModel) -> None:
+        """Adopt the :meth:`start_state` of another rank's warm-up, instead of running :meth:`start`."""
+        raise NotImplementedError(f"{type(self).__name__} gives no start_state to adopt.")
 
     def batch(self, step: int) -> TrainBatch | None:
         """The warm-up's own batch for SGD step ``step``, or None to use the run's episodes."""
@@ -178,6 +194,22 @@ class GraphWarmup(Warmup):
             with torch.no_grad():
                 model.rotations.angles.copy_(angles)
         self.graph, self.map = graph, (embedding @ basis).to(module_device(model))  # on the model's device
+
+    def start_state(self) -> dict[str, torch.Tensor] | None:
+        """The explored graph and its map (None before :meth:`start` made them)."""
+        if self.graph is None:
+            return None
+        graph = self.graph
+        arrays = {"images": graph.images, "sources": graph.sources, "targets": graph.targets, "actions": graph.actions}
+        return {**{k: torch.from_numpy(v) for k, v in arrays.items()}, "map": self.map.cpu()}
+
+    def load_start_state(self, state: dict[str, torch.Tensor], model: WorldModel) -> None:
+        """Take the graph and map of another rank's :meth:`start` (state indices by order of first sight)."""
+        images = state["images"].numpy()
+        index_of = {image.tobytes(): i for i, image in enumerate(images)}
+        arrays = [state[k].numpy() for k in ("sources", "targets", "actions")]
+        self.graph = TransitionGraph(images, *arrays, index_of)
+        self.map = state["map"].to(module_device(model))
 
     def _states(self, step: int, stream: int) -> np.ndarray:
         if self.graph is None:
