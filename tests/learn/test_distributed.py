@@ -62,6 +62,7 @@ def _worker(rank: int, tmp: str) -> None:
         config = TrainConfig.from_dict(RUN_CONFIG)
         whole = Trainer(config, out / "whole")
         whole.train(progress=False)
+        _assert_same_on_every_rank(whole.model)
         whole.close()
         first = Trainer(config, out / "resumed")
         first.train(2, progress=False)
@@ -71,6 +72,14 @@ def _worker(rank: int, tmp: str) -> None:
         resumed.close()
     finally:
         dist.destroy_process_group()
+
+
+def _assert_same_on_every_rank(model: torch.nn.Module) -> None:
+    """Every rank holds rank 0's parameters and buffers (the warm-up's start and end are broadcast)."""
+    for name, value in model.state_dict().items():
+        gathered = [torch.empty_like(value) for _ in range(WORLD)]
+        dist.all_gather(gathered, value.contiguous())
+        assert all(torch.equal(other, gathered[0]) for other in gathered), name
 
 
 @pytest.fixture(scope="module")
