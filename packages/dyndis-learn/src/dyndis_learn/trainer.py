@@ -81,6 +81,8 @@ class Trainer:
     Attributes:
         device: Where the model trains (``config.device`` resolved on this machine and rank).
         ranks: This process's place among data-parallel ranks (rank 0 of 1 without a process group).
+        data_seed: Seed of this rank's episodes, decoded frames and warm-up batches (``config.seed`` on rank 0,
+            :func:`~dyndis_learn.distributed.rank_seed`).
         model: The world model being trained (on ``device``).
         method: The method that built it and computes its loss terms.
         warmup: The warm-up.
