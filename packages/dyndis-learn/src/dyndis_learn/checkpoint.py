@@ -6,7 +6,9 @@ and, for a model on a CUDA device, every CUDA device's RNG state as ``rng.cuda``
 optional: older files and files written on the CPU have none). Tensors are stored and read on the CPU.
 The safetensors metadata key ``"dyndis_learn"`` holds a JSON document: the checkpoint ``format``, the
 ``config`` (:meth:`~dyndis_learn.config.TrainConfig.to_dict`), ``step``, ``train_seconds``, ``history``,
-the optimiser's hyper-parameters, ``image_shape`` and ``n_actions``. Nothing is pickled, and reading never
+the optimiser's hyper-parameters, ``image_shape``, ``n_actions`` and ``world_size``, the number of
+data-parallel ranks that trained (:mod:`dyndis_learn.distributed`; optional, 1 where
+absent). Nothing is pickled, and reading never
 executes code. A file is written to a temporary name in the same folder and moved into place with
 ``os.replace`` (:func:`~dyndis_learn.files.atomic_write`), so a checkpoint on disk is always complete.
 
@@ -101,6 +103,7 @@ class Checkpoint:
         optimizer_tensors: The optimiser's tensors (``optim.<param>.<name>``), None in a model-only read.
         optimizer_meta: The optimiser's hyper-parameters and scalar state.
         rng_state: torch's global RNG state when the checkpoint was written.
+        world_size: Number of data-parallel ranks that trained the run (1: a single process).
         cuda_rng_state: The CUDA devices' RNG states (one row per device), where the model was on CUDA.
         path: The file it was read from (None if built in memory).
     """
@@ -115,6 +118,7 @@ class Checkpoint:
     optimizer_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     optimizer_meta: dict[str, Any] = field(default_factory=dict)
     rng_state: torch.Tensor | None = None
+    world_size: int = 1
     cuda_rng_state: torch.Tensor | None = None
     path: str | None = None
 
@@ -130,6 +134,7 @@ def write_checkpoint(
     history: list[dict[str, float]],
     image_shape: tuple[int, ...],
     n_actions: int,
+    world_size: int = 1,
 ) -> Path:
     """Write a training checkpoint (model, optimiser, torch's RNG state, the run's state) atomically.
 
@@ -150,6 +155,7 @@ def write_checkpoint(
         "optimizer": optim_meta,
         "image_shape": list(image_shape),
         "n_actions": n_actions,
+        "world_size": world_size,
     }
     return save_checkpoint(path, tensors, state)
 
@@ -184,6 +190,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             optimizer_tensors={k: v for k, v in tensors.items() if k.startswith(_OPTIM_PREFIX)},
             optimizer_meta=dict(state["optimizer"]),
             rng_state=tensors.get(_RNG_KEY),
+            world_size=int(state.get("world_size", 1)),
             cuda_rng_state=tensors.get(_CUDA_RNG_KEY),
             path=str(path),
         )

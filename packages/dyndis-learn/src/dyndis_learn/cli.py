@@ -6,6 +6,10 @@ reads fields from a JSON or YAML file first, and flags override them. The parser
 config's dataclasses and their field docstrings. ``sweep`` takes the same config flags as the base of a grid
 of runs (:mod:`dyndis_learn.sweep`).
 
+``train`` trains data-parallel when torchrun starts it (``torchrun --nproc-per-node N -m dyndis_learn train
+...``); ``--nproc N`` starts those ``N`` processes itself (:mod:`dyndis_learn.distributed`). Only rank 0
+prints and writes the report.
+
 Errors are one line on standard error, ``dyndis-learn <command>: error: ...``, naming the path and the cause
 where a file is involved; the exit status says what kind (:data:`EXIT_STATUSES`): 0 success, 1 a runtime
 failure (a file that cannot be written or read, a corrupted or inconsistent checkpoint, memory exhausted),
@@ -28,7 +32,7 @@ from typing import Annotated
 
 import tyro
 
-from dyndis_learn import __version__
+from dyndis_learn import __version__, distributed
 from dyndis_learn.api import Learner, load_config
 from dyndis_learn.checkpoint import CHECKPOINT_NAME, CheckpointError
 from dyndis_learn.config import TrainConfig
@@ -55,6 +59,7 @@ examples:
   dyndis-learn train --out runs/gridworld                           train, then write the report
   dyndis-learn train --out runs/shapes --env.id DynDis/Shapes3D-v0 --model.latent-dim 6
   dyndis-learn train --out runs/gridworld --resume --steps 1200     continue a run exactly
+  dyndis-learn train --out runs/ddp --nproc 2 --threads 1           data-parallel on 2 processes
   dyndis-learn evaluate --run runs/gridworld                        print and save evaluation.json
   dyndis-learn report --run runs/gridworld                          PNGs, GIF, report.json and report.md
   dyndis-learn sweep --out sweeps/seeds --grid seed=0,1,2 --grid model.method=rotation,quessard2020
@@ -76,11 +81,15 @@ class TrainArgs:
     config: Path | None = None
     """A JSON or YAML file of TrainConfig fields (any subset, nested like --help's groups); flags override it."""
     resume: bool = False
-    """Continue the run in --out from its checkpoint (only --steps and --device may be given with it)."""
+    """Continue the run in --out from its checkpoint (only --steps, --device and --nproc may be given with it)."""
     report: bool = True
     """Evaluate and write the report at the end."""
     quiet: bool = False
     """No progress bar."""
+    nproc: int = 1
+    """Train data-parallel in this many processes on this machine, started through torchrun's launcher (gloo
+    on the CPU, NCCL on GPUs; each process uses --threads threads); 1 trains in this process. Leave it out
+    under torchrun, which starts the processes itself."""
     train: Annotated[TrainConfig, tyro.conf.arg(name="")] = dataclasses.field(default_factory=TrainConfig)
 
 
@@ -99,7 +108,9 @@ class EvaluateArgs:
 
 
 #: Flags that may come with --resume (the rest of the configuration is the stored one).
-_RESUME_FLAGS = {"--out", "--resume", "--steps", "--device", "--report", "--no-report", "--quiet", "--no-quiet"}
+_RESUME_FLAGS = {
+    "--out", "--resume", "--steps", "--device", "--report", "--no-report", "--quiet", "--no-quiet", "--nproc"
+}
 
 
 def _given_flags(args: Sequence[str]) -> set[str]:
@@ -134,17 +145,35 @@ def _train(args: list[str]) -> int:
         ignored = sorted(given - _RESUME_FLAGS)
         if ignored:
             raise ValueError(f"--resume continues the stored configuration; drop {', '.join(ignored)}.")
-        device = parsed.train.device if "--device" in given else None  # e.g. a GPU run continued on the CPU
-        learner = Learner.load(checkpoint, run_dir=parsed.out, device=device)
-    else:
-        if checkpoint.exists():
+    elif checkpoint.exists():
+        raise ValueError(
+            f"{str(parsed.out)!r} already holds a run; pass --resume to continue it or pick another --out."
+        )
+    if parsed.nproc < 1:
+        raise ValueError(f"--nproc must be an integer >= 1, got {parsed.nproc}.")
+    if parsed.nproc > 1:
+        if distributed.launched():
             raise ValueError(
-                f"{str(parsed.out)!r} already holds a run; pass --resume to continue it or pick another --out."
+                "--nproc starts its own processes, but this one was started by torchrun among several: leave "
+                "--nproc out (torchrun's --nproc-per-node sets the number)."
             )
+        return distributed.launch(parsed.nproc, ["train", *_without_nproc(args)])
+    with distributed.process_group() as ranks:  # joined only under torchrun with several processes
+        return _run_training(parsed, given, ranks.is_main)
+
+
+def _run_training(parsed: TrainArgs, given: set[str], main: bool) -> int:
+    """Train the run that ``parsed`` describes (in this process, or as one data-parallel rank), then report."""
+    if parsed.resume:
+        device = parsed.train.device if "--device" in given else None  # e.g. a GPU run continued on the CPU
+        learner = Learner.load(parsed.out / CHECKPOINT_NAME, run_dir=parsed.out, device=device)
+    else:
         learner = Learner(parsed.train, run_dir=parsed.out)
     try:
         steps = parsed.train.steps if parsed.resume and "--steps" in given else None
         learner.train(steps, progress=not parsed.quiet)
+        if not main:  # rank 0 prints and writes the report
+            return 0
         print(f"trained {learner.trainer.step} steps in {learner.trainer.train_seconds:.1f} s -> {parsed.out}")
         if parsed.report:
             path = learner.report()
@@ -215,6 +244,20 @@ def _sweep(args: list[str]) -> int:
         executor = RayExecutor(parsed.address, parsed.cpus_per_run, parsed.gpus_per_run)
     rows = sweep.run(executor)
     return 1 if any(row["status"] == "failed" for row in rows) else 0
+
+
+def _without_nproc(args: Sequence[str]) -> list[str]:
+    """``args`` less ``--nproc N`` / ``--nproc=N`` (the processes it starts must not start more)."""
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
 
 
 def _locate(exc: OSError, folder: Path) -> None:

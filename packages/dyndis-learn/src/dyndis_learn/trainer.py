@@ -16,6 +16,11 @@ The parts are objects chosen once, when the trainer is built: the method (:mod:`
 builds the model and computes the terms, the warm-up owns its data and hooks, the schedules give the
 per-step factors, the run log writes the rows (:mod:`dyndis_learn.run_log`), and
 :mod:`dyndis_learn.checkpoint` holds the checkpoint layout.
+
+Built while a ``torch.distributed`` process group of several ranks is up (under torchrun), the trainer is
+one rank of a data-parallel run (:mod:`dyndis_learn.distributed`): its episodes come from the rank's seed,
+DDP averages the gradients, the warm-up starts on rank 0, and only rank 0 writes files. Without one it is
+the single-process trainer.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 
 import torch
 
+from dyndis_learn import distributed
 from dyndis_learn.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
@@ -72,7 +78,10 @@ class Trainer:
             from a checkpoint of a larger machine still loads).
 
     Attributes:
-        device: Where the model trains (``config.device`` resolved on this machine).
+        device: Where the model trains (``config.device`` resolved on this machine and rank).
+        ranks: This process's place among data-parallel ranks (rank 0 of 1 without a process group).
+        data_seed: Seed of this rank's episodes, decoded frames and warm-up batches (``config.seed`` on rank 0,
+            :func:`~dyndis_learn.distributed.rank_seed`).
         model: The world model being trained (on ``device``).
         method: The method that built it and computes its loss terms.
         warmup: The warm-up.
@@ -81,6 +90,9 @@ class Trainer:
         step: Number of SGD steps taken so far.
         history: One dict per logged step (the columns of :data:`~dyndis_learn.run_log.LOG_COLUMNS`).
         train_seconds: Wall time spent in SGD steps (not in logging, checkpoints or callbacks).
+        checkpoint_world_size: Ranks that trained the checkpoint this trainer was loaded from, until
+            :meth:`train` has compared them with its own (:func:`~dyndis_learn.distributed.check_resumed_world_size`);
+            None for a fresh trainer.
     """
 
     def __init__(
@@ -94,7 +106,11 @@ class Trainer:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"`config` must be a TrainConfig, got {type(config).__name__}.")
         self.config = config
-        self.device = resolve_device(config.device)
+        self.ranks = distributed.ranks()
+        self.device = distributed.local_device(resolve_device(config.device), self.ranks)
+        # This rank's data streams (episodes, decoded frames, warm-up batches): the run's own on rank 0.
+        self.data_seed = distributed.rank_seed(config.seed, self.ranks.rank)
+        data_config = config if self.ranks.rank == 0 else config.replace(seed=self.data_seed)
         self.run_dir = None if run_dir is None else Path(run_dir)
         if config.threads:
             torch.set_num_threads(check_threads(config.threads, cap_threads))
@@ -103,7 +119,7 @@ class Trainer:
             config.env.id,
             config.data.episodes_per_step,
             config.data.episode_steps,
-            config.seed,
+            self.data_seed,
             config.env.kwargs,
             policy,
         )
@@ -115,7 +131,7 @@ class Trainer:
             torch.Generator().manual_seed(config.seed),
         ).to(self.device)  # built on the CPU (the same initial weights on every device), then moved
         self.method.prepare(self.model, config, self.collector.env)
-        self.warmup = make_warmup(config, policy)
+        self.warmup = make_warmup(data_config, policy)
         self.schedules = Schedules.from_config(config, self.warmup.steps, self.warmup.default_angle_lr)
         self.optimizer = torch.optim.Adam(
             [
@@ -123,9 +139,11 @@ class Trainer:
                 for part, params in self.method.parameter_groups(self.model)
             ]
         )
+        self._terms = distributed.objective(self.model, self.method, self.ranks)  # under DDP with several ranks
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.train_seconds = 0.0
+        self.checkpoint_world_size: int | None = None
         self._started = False
 
     # -- one SGD step ----------------------------------------------------------------------------------
@@ -133,7 +151,7 @@ class Trainer:
     def _start(self) -> None:
         """Run the warm-up's start hook once, before this trainer's first step (or batch)."""
         if not self._started:
-            self.warmup.start(self.model, self.step)
+            distributed.start_warmup(self.warmup, self.model, self.step, self.ranks)
             self._started = True
 
     def loss_weights(self, step: int) -> LossWeights:
@@ -169,7 +187,7 @@ class Trainer:
         if weights.rollout == 0:
             return TrainBatch(frames, actions)
         split = self.config.loss.split_decoding
-        choice = decoding_choice(*actions.shape, split=split, seed=self.config.seed, step=step, stream=_DECODING_STREAM)
+        choice = decoding_choice(*actions.shape, split=split, seed=self.data_seed, step=step, stream=_DECODING_STREAM)
         return TrainBatch(frames, actions, choice, decode_twice=not split)
 
     def train_step(self) -> dict[str, torch.Tensor]:
@@ -183,11 +201,12 @@ class Trainer:
         batch = _to_device(host, self.device)
         if self.step == self.warmup.steps:
             self.warmup.end(self.model, batch, self.optimizer)
+            distributed.broadcast_module(self.model, self.ranks)  # rank 0's end (e.g. its fitted planes) for all
         targets = self.warmup.targets(host.frames.numpy())
         if targets is not None:
             targets = FrameTargets(targets.encodings.to(self.device), targets.states.to(self.device))
         with _autocast(self.device, self.config.bf16):
-            terms = self.method.terms(self.model, batch, weights, targets)
+            terms = self._terms(batch, weights, targets)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         self.optimizer.step()
@@ -210,7 +229,7 @@ class Trainer:
             steps: Total number of steps to reach (a resumed trainer continues from ``self.step``).
             progress: Show a tqdm progress bar with the live losses.
             callback: Called as ``callback(trainer)`` every ``callback_every`` steps (e.g. an evaluation);
-                its time is not counted in ``train_seconds``.
+                its time is not counted in ``train_seconds``. Under data parallelism, on every rank.
             callback_every: Period of ``callback`` in steps (0: never).
 
         Returns:
@@ -231,24 +250,30 @@ class Trainer:
                     f"(steps is the total to reach, not the number to add): ask for {self.step} or more."
                 )
         logging = self.config.logging
-        if self.run_dir is not None:
-            write_json_atomic(self.run_dir / CONFIG_NAME, self.config.to_dict())
-        log = RunLog(self.run_dir, self.history, total, self.step, tensorboard=logging.tensorboard, progress=progress)
+        distributed.check_resumed_world_size(self.checkpoint_world_size, self.ranks)
+        self.checkpoint_world_size = None
+        out = self.run_dir if self.ranks.is_main else None  # only rank 0 writes files
+        if out is not None:
+            write_json_atomic(out / CONFIG_NAME, self.config.to_dict())
+        progress = progress and self.ranks.is_main
+        log = RunLog(out, self.history, total, self.step, tensorboard=logging.tensorboard, progress=progress)
         with log:
             while self.step < total:
                 started = time.perf_counter()
                 terms = self.train_step()
                 self.train_seconds += time.perf_counter() - started
                 if self.step % logging.log_every == 0 or self.step == total:
-                    log.write(self._log_row(terms), TERMS)
+                    log.write(self._log_row(distributed.mean_over_ranks(terms, self.ranks)), TERMS)
                 log.step()
                 every = logging.checkpoint_every
-                if self.run_dir is not None and every and self.step % every == 0 and self.step < total:
-                    self.save(self.run_dir / CHECKPOINT_NAME)
+                if out is not None and every and self.step % every == 0 and self.step < total:
+                    self.save(out / CHECKPOINT_NAME)
                 if callback is not None and callback_every and self.step % callback_every == 0:
                     callback(self)
+        if out is not None:
+            self.save(out / CHECKPOINT_NAME)
         if self.run_dir is not None:
-            self.save(self.run_dir / CHECKPOINT_NAME)
+            distributed.barrier(self.ranks)  # every rank returns once rank 0's checkpoint is written
         return self.history
 
     def _log_row(self, terms: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -272,7 +297,10 @@ class Trainer:
     # -- checkpoints -----------------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
-        """Write a checkpoint (model, optimiser, RNG, step, history, config) atomically to ``path``."""
+        """Write a checkpoint (model, optimiser, RNG, step, history, config, ranks) atomically to ``path``.
+
+        Under data parallelism every rank holds the same state: call it on rank 0 only.
+        """
         return write_checkpoint(
             path,
             self.model,
@@ -283,6 +311,7 @@ class Trainer:
             history=self.history,
             image_shape=self.model.image_shape,
             n_actions=self.model.n_actions,
+            world_size=self.ranks.world_size,
         )
 
     @classmethod
@@ -314,7 +343,8 @@ class Trainer:
         checkpoint = read_checkpoint(path)
         config = checkpoint_config(checkpoint)
         if run_dir is not None:
-            remove_stale_temporaries(path)
+            if distributed.ranks().is_main:  # the rank that writes the run's files
+                remove_stale_temporaries(path)
             _check_run_config(Path(run_dir) / CONFIG_NAME, config, checkpoint)
         if device is not None:
             config = config.replace(device=device)
@@ -345,6 +375,7 @@ class Trainer:
         trainer.step = checkpoint.step
         trainer.train_seconds = checkpoint.train_seconds
         trainer.history = checkpoint.history
+        trainer.checkpoint_world_size = checkpoint.world_size
         return trainer
 
     @classmethod

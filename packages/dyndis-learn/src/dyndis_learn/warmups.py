@@ -10,6 +10,8 @@ the rotations exact. A warm-up is one class with a small interface (:class:`Warm
 - :meth:`Warmup.weights`: its terms' weights added to the step's (:class:`~dyndis_learn.objective.LossWeights`);
 - :meth:`Warmup.targets`: target encodings of a batch's frames, if it has a map of the states;
 - :meth:`Warmup.end`: once, on the first step after the warm-up, before that step's loss;
+- :meth:`Warmup.start_state` / :meth:`Warmup.load_start_state`: the start's result, computed on one
+  data-parallel rank and adopted by the others (:mod:`dyndis_learn.distributed`);
 
 registered under a name with :func:`register_warmup`, and chosen by ``TrainConfig.warmup.kind`` through
 :func:`make_warmup`, the only place that reads the kind. Built in:
@@ -33,7 +35,7 @@ import torch
 
 from dyndis_learn.alignment import fit_planes
 from dyndis_learn.config import TrainConfig
-from dyndis_learn.cycles import CycleStructure, CycleWalk, discover_cycles, walk_cycles
+from dyndis_learn.cycles import Cycle, CycleStructure, CycleWalk, discover_cycles, walk_cycles
 from dyndis_learn.devices import module_device
 from dyndis_learn.model import WorldModel
 from dyndis_learn.objective import FrameTargets, LossWeights, TrainBatch
@@ -94,6 +96,20 @@ class Warmup(abc.ABC):
 
     def start(self, model: WorldModel, step: int) -> None:  # noqa: B027 (a hook: most warm-ups need none)
         """Prepare before the first SGD step a trainer takes, ``step`` (0 for a fresh run)."""
+
+    def start_state(self) -> dict[str, torch.Tensor] | None:
+        """What :meth:`start` computed, as named CPU tensors another process can adopt; None if nothing.
+
+        Data-parallel training (:func:`dyndis_learn.distributed.start_warmup`) runs :meth:`start` on rank 0
+        and gives this state to the other ranks (:meth:`load_start_state`). A warm-up that returns None is
+        started on every rank, whose config has the rank's seed: a start that computes state from the seed
+        must return it here.
+        """
+        return None
+
+    def load_start_state(self, state: dict[str, torch.Tensor], model: WorldModel) -> None:
+        """Adopt the :meth:`start_state` of another rank's warm-up, instead of running :meth:`start`."""
+        raise NotImplementedError(f"{type(self).__name__} gives no start_state to adopt.")
 
     def batch(self, step: int) -> TrainBatch | None:
         """The warm-up's own batch for SGD step ``step``, or None to use the run's episodes."""
@@ -184,6 +200,22 @@ class GraphWarmup(Warmup):
             with torch.no_grad():
                 model.rotations.angles.copy_(angles)
         self.graph, self.map = graph, (embedding @ basis).to(module_device(model))  # on the model's device
+
+    def start_state(self) -> dict[str, torch.Tensor] | None:
+        """The explored graph and its map (None before :meth:`start` made them)."""
+        if self.graph is None:
+            return None
+        graph = self.graph
+        arrays = {"images": graph.images, "sources": graph.sources, "targets": graph.targets, "actions": graph.actions}
+        return {**{k: torch.from_numpy(v) for k, v in arrays.items()}, "map": self.map.cpu()}
+
+    def load_start_state(self, state: dict[str, torch.Tensor], model: WorldModel) -> None:
+        """Take the graph and map of another rank's :meth:`start` (state indices by order of first sight)."""
+        images = state["images"].numpy()
+        index_of = {image.tobytes(): i for i, image in enumerate(images)}
+        arrays = [state[k].numpy() for k in ("sources", "targets", "actions")]
+        self.graph = TransitionGraph(images, *arrays, index_of)
+        self.map = state["map"].to(module_device(model))
 
     def _states(self, step: int, stream: int) -> np.ndarray:
         if self.graph is None:
@@ -352,6 +384,39 @@ class CycleWarmup(Warmup):
                 cfg.env.id, cfg.env.kwargs, self.structure, self.settings.walk_steps, model.latent_dim, cfg.seed
             )
             self._map = torch.from_numpy(self.walk.targets).to(module_device(model))
+
+    def start_state(self) -> dict[str, torch.Tensor] | None:
+        """The cycles found and the walk (None before :meth:`start` made them)."""
+        if self.structure is None or self.walk is None:
+            return None
+        structure, walk = self.structure, self.walk
+        cycles = [[c.forward, -1 if c.backward is None else c.backward, c.length] for c in structure.cycles]
+        state = {
+            "cycles": torch.tensor(cycles, dtype=torch.int64).reshape(-1, 3),
+            "identities": torch.tensor(structure.identities, dtype=torch.int64),
+            "sizes": torch.tensor([structure.n_actions]),
+            "distances": torch.tensor([structure.noise_floor, structure.step_distance], dtype=torch.float64),
+            "frames": torch.from_numpy(walk.frames),
+            "positions": torch.from_numpy(walk.positions),
+            "targets": torch.from_numpy(walk.targets),
+        }
+        if walk.factors is not None:
+            state["factors"] = torch.from_numpy(walk.factors)
+        return state
+
+    def load_start_state(self, state: dict[str, torch.Tensor], model: WorldModel) -> None:
+        """Take the cycles and the walk of another rank's :meth:`start` (one walk: one frame of reference)."""
+        cycles = tuple(
+            Cycle(forward, None if backward < 0 else backward, length)
+            for forward, backward, length in state["cycles"].tolist()
+        )
+        noise_floor, step_distance = state["distances"].tolist()
+        identities = tuple(state["identities"].tolist())
+        self.structure = CycleStructure(cycles, identities, int(state["sizes"][0]), noise_floor, step_distance)
+        factors = state["factors"].numpy() if "factors" in state else None
+        arrays = (state[k].numpy() for k in ("frames", "positions", "targets"))
+        self.walk = CycleWalk(*arrays, factors)
+        self._map = state["targets"].to(module_device(model))
 
     def batch(self, step: int) -> TrainBatch | None:
         """During the warm-up, ``batch_size`` frames of the walk drawn for ``step`` (episodes of 0 steps)."""
