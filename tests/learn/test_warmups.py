@@ -174,6 +174,14 @@ def test__cycles_warmup__fixes_each_cycle_in_its_own_plane_and_regresses_the_enc
     batch = trainer.batch(0)  # a warm-up batch: walked frames, each with its target
     targets = warmup.targets(batch.frames.numpy())
     assert batch.frames.shape[:2] == (16, 1) and torch.all(targets.states >= 0)
+    later = trainer.batch(trainer.warmup.steps)  # the dynamics phase: windows of the walk, every frame on the map
+    assert later.frames.shape[:2] == (2, 5) and later.from_rollout is not None
+    states = warmup.targets(later.frames.numpy()).states
+    assert torch.all(states >= 0)
+    # the actions are the walk's: each turns one frame's place on the torus onto the next one's
+    places = torch.from_numpy(warmup.walk.targets)[states]
+    turned = trainer.model.rotate(places[:, :-1], later.actions)
+    torch.testing.assert_close(turned, places[:, 1:], atol=1e-5, rtol=0)
     encodings = trainer.model.encode(batch.frames[:2, 0])
     torch.testing.assert_close(encodings.reshape(2, 2, 2).norm(dim=-1), torch.full((2, 2), 0.5**0.5))  # the torus
 

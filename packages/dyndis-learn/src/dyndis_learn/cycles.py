@@ -267,6 +267,7 @@ class CycleWalk:
         targets: Each frame's target encoding, float32 (W + 1, n): cycle ``k`` at the angle
             ``2 pi v / N`` of plane ``(2k, 2k + 1)``, any further plane at angle 0, every plane of radius
             ``1 / sqrt(n / 2)`` (a point of the latent torus).
+        actions: The action taken after each frame, int64 (W,).
         factors: Each frame's ``info["factors"]``, int64 (W + 1, F), or None when the env gives none. For
             evaluation only (which states training saw): training never reads them.
     """
@@ -274,6 +275,7 @@ class CycleWalk:
     frames: npt.NDArray[np.uint8]
     positions: npt.NDArray[np.int64]
     targets: npt.NDArray[np.float32]
+    actions: npt.NDArray[np.int64]
     factors: npt.NDArray[np.int64] | None = None
 
     def __post_init__(self) -> None:
@@ -343,6 +345,7 @@ def walk_cycles(
         frame, info = env.reset(seed=int(rng.integers(2**31)))
         frames = np.empty((steps + 1, *frame.shape), dtype=np.uint8)
         positions = np.zeros((steps + 1, len(lengths)), dtype=np.int64)
+        actions = np.empty(steps, dtype=np.int64)
         factors = np.empty((steps + 1, len(info["factors"])), dtype=np.int64) if "factors" in info else None
         frames[0] = frame
         if factors is not None:
@@ -358,6 +361,7 @@ def walk_cycles(
                         f"{env_id!r} ended the walk after {t + 1} of {steps} steps; the cycles warm-up needs an "
                         "environment that runs for the whole walk (a pure-dynamics id)."
                     )
+                actions[t] = action
                 t += 1
                 frames[t] = frame
                 if factors is not None:
@@ -370,4 +374,4 @@ def walk_cycles(
     angles = np.zeros((steps + 1, circles))
     angles[:, : len(lengths)] = 2 * math.pi * positions / lengths
     targets = np.stack([np.cos(angles), np.sin(angles)], axis=-1).reshape(steps + 1, 2 * circles) / math.sqrt(circles)
-    return CycleWalk(frames, positions, targets.astype(np.float32), factors)
+    return CycleWalk(frames, positions, targets.astype(np.float32), actions, factors)

@@ -174,17 +174,18 @@ class Trainer:
     def batch(self, step: int, weights: LossWeights | None = None) -> TrainBatch:
         """The data of SGD step ``step``: the same batch every time it is asked for.
 
-        The warm-up's own batch where it has one, else batch number ``step`` of the training episodes, with
-        the frames to decode from the rollout drawn for ``step`` once the rollout term has weight.
+        The warm-up's own frames and actions where it has them, else batch number ``step`` of the training
+        episodes, with the frames to decode from the rollout drawn for ``step`` once the rollout term has weight.
         """
         self._start()
         weights = self.loss_weights(step) if weights is None else weights
         own = self.warmup.batch(step)
         if own is not None:
-            return own
-        episodes = self.collector.collect(step)
-        frames, actions = torch.from_numpy(episodes.observations), torch.from_numpy(episodes.actions)
-        if weights.rollout == 0:
+            frames, actions = own.frames, own.actions
+        else:
+            episodes = self.collector.collect(step)
+            frames, actions = torch.from_numpy(episodes.observations), torch.from_numpy(episodes.actions)
+        if weights.rollout == 0 or actions.shape[1] == 0:
             return TrainBatch(frames, actions)
         split = self.config.loss.split_decoding
         choice = decoding_choice(*actions.shape, split=split, seed=self.data_seed, step=step, stream=_DECODING_STREAM)

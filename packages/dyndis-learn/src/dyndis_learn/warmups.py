@@ -349,10 +349,11 @@ class CycleWarmup(Warmup):
     encoding.
 
     Each warm-up step trains on ``batch_size`` frames of the walk: autoencoding plus ``target_weight`` times
-    the distance of each encoding to its target; afterwards the same distance, on every frame whose image
-    is one of the walk's, keeps the encoder there. The latent is a torus (``model.latent_manifold="torus"``),
-    so no factor can shrink away. Everything is a function of the config, so a resumed run walks the same
-    walk again.
+    the distance of each encoding to its target. The dynamics phase trains on windows of the same walk
+    (with its actions), where the same distance keeps the encoder on the map: on fresh episodes, whose
+    frames have no target, the dynamics terms alone pulled a large world's encoder off it within ten steps.
+    The latent is a torus (``model.latent_manifold="torus"``), so no factor can shrink away. Everything is
+    a function of the config, so a resumed run walks the same walk again.
     """
 
     default_angle_lr = 0.0
@@ -379,7 +380,7 @@ class CycleWarmup(Warmup):
         if step == 0:
             with torch.no_grad():
                 model.rotations.angles.copy_(angles)
-        if self.walk is None and (step < self.steps or self.settings.target_weight > 0):
+        if self.walk is None:
             self.walk = walk_cycles(
                 cfg.env.id, cfg.env.kwargs, self.structure, self.settings.walk_steps, model.latent_dim, cfg.seed
             )
@@ -399,6 +400,7 @@ class CycleWarmup(Warmup):
             "frames": torch.from_numpy(walk.frames),
             "positions": torch.from_numpy(walk.positions),
             "targets": torch.from_numpy(walk.targets),
+            "actions": torch.from_numpy(walk.actions),
         }
         if walk.factors is not None:
             state["factors"] = torch.from_numpy(walk.factors)
@@ -414,26 +416,36 @@ class CycleWarmup(Warmup):
         identities = tuple(state["identities"].tolist())
         self.structure = CycleStructure(cycles, identities, int(state["sizes"][0]), noise_floor, step_distance)
         factors = state["factors"].numpy() if "factors" in state else None
-        arrays = (state[k].numpy() for k in ("frames", "positions", "targets"))
+        arrays = (state[k].numpy() for k in ("frames", "positions", "targets", "actions"))
         self.walk = CycleWalk(*arrays, factors)
         self._map = state["targets"].to(module_device(model))
 
     def batch(self, step: int) -> TrainBatch | None:
-        """During the warm-up, ``batch_size`` frames of the walk drawn for ``step`` (episodes of 0 steps)."""
-        if step >= self.steps:
-            return None
+        """Frames of the walk drawn for ``step`` (the same every time ``step`` is asked for).
+
+        ``batch_size`` single frames during the warm-up, then ``data.episodes_per_step`` windows of
+        ``data.episode_steps`` steps, with the actions taken.
+        """
         if self.walk is None:
             raise RuntimeError("CycleWarmup.start() must run before the warm-up's batches are drawn.")
         rng = np.random.default_rng([self.config.seed, step, _WALK_STREAM])
-        frames = torch.from_numpy(self.walk.frames[rng.integers(0, len(self.walk.frames), self.settings.batch_size)])
-        return TrainBatch(frames[:, None], torch.zeros(len(frames), 0, dtype=torch.int64))
+        walk = self.walk
+        if step < self.steps:
+            frames = torch.from_numpy(walk.frames[rng.integers(0, len(walk.frames), self.settings.batch_size)])
+            return TrainBatch(frames[:, None], torch.zeros(len(frames), 0, dtype=torch.int64))
+        data = self.config.data
+        length = min(data.episode_steps, len(walk.actions))
+        starts = rng.integers(0, len(walk.actions) - length + 1, data.episodes_per_step)[:, None]
+        steps = starts + np.arange(length)
+        frames = np.concatenate([walk.frames[steps], walk.frames[steps[:, -1:] + 1]], axis=1)
+        return TrainBatch(torch.from_numpy(frames), torch.from_numpy(walk.actions[steps]))
 
     def weights(self, weights: LossWeights, step: int, schedules: Schedules) -> LossWeights:
-        """The target term throughout; during the warm-up only autoencoding, target and regulariser."""
-        weights = dataclasses.replace(weights, target=self.settings.target_weight)
-        if step < self.steps:
-            weights = dataclasses.replace(weights, uniformity=0.0)
-        return weights
+        """The target term throughout, and no uniformity.
+
+        On the torus no factor can collapse, and spreading the frames of one window apart would fight the map.
+        """
+        return dataclasses.replace(weights, target=self.settings.target_weight, uniformity=0.0)
 
     def targets(self, frames: np.ndarray) -> FrameTargets | None:
         """Each frame's place on the torus where its image is one of the walk's (else -1)."""
