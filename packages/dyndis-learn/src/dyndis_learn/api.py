@@ -13,7 +13,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-import yaml
 
 from dyndis_learn.checkpoint import load_model_state, read_checkpoint
 from dyndis_learn.config import EvalConfig, TrainConfig
 from dyndis_learn.devices import module_device, resolve_device
 from dyndis_learn.evaluate import EvalEpisodes, check_evaluation_memory, collect_eval_episodes, evaluate_model
+from dyndis_learn.files import read_json_or_yaml
 from dyndis_learn.methods import make_method
 from dyndis_learn.model import WorldModel
 from dyndis_learn.report import Progress, write_report
@@ -42,15 +41,7 @@ def load_config(path: str | Path) -> TrainConfig:
 
     Files ending in ``.yaml`` or ``.yml`` are read as YAML, all others as JSON.
     """
-    path = Path(path)
-    yaml_file = path.suffix.lower() in (".yaml", ".yml")
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text) if yaml_file else json.loads(text)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"No config file at {str(path)!r}.") from None
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"Config file {str(path)!r} is not valid {'YAML' if yaml_file else 'JSON'}: {exc}") from exc
+    data = read_json_or_yaml(path, "config file")
     if not isinstance(data, Mapping):
         raise ValueError(f"Config file {str(path)!r} must hold a mapping of TrainConfig fields, got {data!r}.")
     return TrainConfig.from_dict(data)

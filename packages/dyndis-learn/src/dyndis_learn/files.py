@@ -33,7 +33,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STALE_AFTER_SECONDS", "atomic_write", "remove_stale_temporaries", "write_json_atomic"]
+import yaml
+
+__all__ = ["STALE_AFTER_SECONDS", "atomic_write", "read_json_or_yaml", "remove_stale_temporaries", "write_json_atomic"]
 
 #: Age (seconds since the last modification) after which any temporary file of a destination is stale,
 #: whoever wrote it.
@@ -164,3 +166,26 @@ def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> Path:
             f.write("\n")
 
     return atomic_write(path, write)
+
+
+def read_json_or_yaml(path: str | os.PathLike[str], what: str) -> Any:
+    """The data of a JSON or YAML file (``.yaml`` / ``.yml`` are read as YAML, all others as JSON).
+
+    Args:
+        path: The file.
+        what: What the file is, for the messages (``"config file"``).
+
+    Raises:
+        FileNotFoundError: If there is no file at ``path``.
+        ValueError: If it is not valid JSON or YAML.
+    """
+    path = Path(path)
+    yaml_file = path.suffix.lower() in (".yaml", ".yml")
+    try:
+        text = path.read_text(encoding="utf-8")
+        return yaml.safe_load(text) if yaml_file else json.loads(text)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No {what} at {str(path)!r}.") from None
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        kind = "YAML" if yaml_file else "JSON"
+        raise ValueError(f"{what.capitalize()} {str(path)!r} is not valid {kind}: {exc}") from exc

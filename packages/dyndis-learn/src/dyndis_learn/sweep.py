@@ -41,12 +41,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import yaml
-
 from dyndis_learn.api import Learner
 from dyndis_learn.checkpoint import CHECKPOINT_NAME, CONFIG_NAME
 from dyndis_learn.config import TrainConfig
-from dyndis_learn.files import atomic_write, write_json_atomic
+from dyndis_learn.files import atomic_write, read_json_or_yaml, write_json_atomic
 from dyndis_learn.rollouts import make_vector_env
 
 __all__ = [
@@ -127,15 +125,7 @@ def load_grid_file(path: str | Path) -> dict[str, list[Any]]:
         FileNotFoundError: If there is no file at ``path``.
         ValueError: If it is not valid JSON/YAML or not a mapping of fields to non-empty lists.
     """
-    path = Path(path)
-    yaml_file = path.suffix.lower() in (".yaml", ".yml")
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text) if yaml_file else json.loads(text)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"No grid file at {str(path)!r}.") from None
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"Grid file {str(path)!r} is not valid {'YAML' if yaml_file else 'JSON'}: {exc}") from exc
+    data = read_json_or_yaml(path, "grid file")
     if not isinstance(data, Mapping):
         raise ValueError(f"Grid file {str(path)!r} must map fields to lists of values, got {data!r}.")
     axes: dict[str, list[Any]] = {}
