@@ -13,6 +13,17 @@ from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
 
+#: Shapes3D with floor hue, wall hue and orientation active (1,500 states): the README's and the paper
+#: protocol's subset, and the learn_structure suites'.
+SHAPES3D_SUBSET: dict[str, Any] = {
+    "floor_hue": "all",
+    "wall_hue": "all",
+    "orientation": "all",
+    "object_hue": [0],
+    "scale": [0],
+    "shape": [0],
+}
+
 
 def rate(fn: Callable[[], Any], items_per_call: int, min_seconds: float = 1.0, max_calls: int = 10**7) -> float:
     """Items per second of ``fn`` (called repeatedly for at least ``min_seconds``, after one warm-up call)."""

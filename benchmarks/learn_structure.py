@@ -26,20 +26,11 @@ import numpy as np
 import torch
 
 import dyndis_envs  # noqa: F401  (registers the ids)
-from benchmarks._common import print_table, write_json
+from benchmarks._common import SHAPES3D_SUBSET, print_table, write_json
 from dyndis_learn import EnvConfig, EvalConfig, ModelConfig, TrainConfig, Trainer
 from dyndis_learn.evaluate import collect_eval_episodes, evaluate_model
 from dyndis_learn.fidelity import encode_chunks
 from dyndis_learn.metrics import circular_probe
-
-_SHAPES3D_SUBSET = {
-    "floor_hue": "all",
-    "wall_hue": "all",
-    "orientation": "all",
-    "object_hue": [0],
-    "scale": [0],
-    "shape": [0],
-}
 
 SUITES: dict[str, dict[str, Any]] = {
     "gridworld": {
@@ -50,16 +41,7 @@ SUITES: dict[str, dict[str, Any]] = {
     "shapes3d": {
         "env": {
             "id": "DynDis/Shapes3D-v0",
-            "kwargs": {
-                "factors": {
-                    "floor_hue": "all",
-                    "wall_hue": "all",
-                    "orientation": "all",
-                    "object_hue": [0],
-                    "scale": [0],
-                    "shape": [0],
-                },
-            },
+            "kwargs": {"factors": SHAPES3D_SUBSET},
         },
         "latent_dim": 6,
         "seeds": [0, 1, 2],
@@ -70,7 +52,7 @@ SUITES: dict[str, dict[str, Any]] = {
         "seeds": [0, 1, 2],
     },
     "shapes3d-noise": {
-        "env": {"id": "DynDis/Shapes3D-v0", "kwargs": {"factors": _SHAPES3D_SUBSET, "observation_noise": 4}},
+        "env": {"id": "DynDis/Shapes3D-v0", "kwargs": {"factors": SHAPES3D_SUBSET, "observation_noise": 4}},
         "latent_dim": 6,
         "seeds": [0, 1, 2],
     },
@@ -119,7 +101,8 @@ def seen_and_unseen(trainer: Trainer, env_id: str, env_kwargs: dict, seed: int, 
     walk = getattr(trainer.warmup, "walk", None)
     if walk is None or walk.factors is None:
         return {"seen_fraction": None, "probe_r2_seen": None, "probe_r2_unseen": None}
-    space = gym.make(env_id, **env_kwargs).unwrapped.factor_space
+    env = gym.make(env_id, **env_kwargs).unwrapped
+    space = env.factor_space
     sizes = np.asarray(space.sizes)
     codes = [np.ravel_multi_index(walk.factors.T, sizes)]
     for step in range(trainer.warmup.steps, trainer.step):
@@ -130,7 +113,6 @@ def seen_and_unseen(trainer: Trainer, env_id: str, env_kwargs: dict, seed: int, 
     is_seen = np.isin(np.ravel_multi_index(drawn.T, sizes), seen_codes)
     active = sizes > 1
     result: dict[str, Any] = {"seen_fraction": len(seen_codes) / int(np.prod(sizes))}
-    env = gym.make(env_id, **env_kwargs).unwrapped
     for name, states in (("seen", drawn[is_seen][:samples]), ("unseen", drawn[~is_seen][:samples])):
         if len(states) < 100:
             result[f"probe_r2_{name}"] = None

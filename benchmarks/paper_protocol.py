@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 import dyndis_envs  # noqa: F401  (registers the ids)
-from benchmarks._common import RESULTS, write_json
+from benchmarks._common import RESULTS, SHAPES3D_SUBSET, write_json
 from dyndis_learn import EvalConfig, TrainConfig, Trainer
 from dyndis_learn.evaluate import evaluate_model
 from dyndis_learn.methods import QUESSARD2020_CONFIG
@@ -45,16 +45,7 @@ WORLDS: dict[str, dict[str, Any]] = {
     "shapes3d": {
         "env": {
             "id": "DynDis/Shapes3D-v0",
-            "kwargs": {
-                "factors": {
-                    "floor_hue": "all",
-                    "wall_hue": "all",
-                    "orientation": "all",
-                    "object_hue": [0],
-                    "scale": [0],
-                    "shape": [0],
-                }
-            },
+            "kwargs": {"factors": SHAPES3D_SUBSET},
         },
         "latent_dim": 6,
     },
