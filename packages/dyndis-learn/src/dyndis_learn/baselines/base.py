@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dyndis_learn.config import TrainConfig
+from dyndis_learn.config import ModelConfig, TrainConfig
 from dyndis_learn.methods import Method
 from dyndis_learn.objective import TERMS
 
@@ -158,6 +158,25 @@ class BaselineMethod(Method):
     The optimiser's groups are the encoder (``"encoder"``, at ``optim.lr``) and everything else
     (``"decoder"``: the decoder and the action maps, at ``optim.lr`` too).
     """
+
+    #: The model a subclass builds: ``model_class(image_shape, n_actions, latent_dim, channels, kernel_size,
+    #: stride, hidden_dim, encoder_norm)``.
+    model_class: ClassVar[type[nn.Module]]
+
+    def build_model(
+        self, image_shape: Sequence[int], n_actions: int, config: ModelConfig, generator: torch.Generator | None = None
+    ) -> nn.Module:
+        """The untrained :attr:`model_class` (its weights from torch's global RNG; ``generator`` is not used)."""
+        return self.model_class(
+            image_shape,
+            n_actions,
+            config.latent_dim,
+            config.channels,
+            config.kernel_size,
+            config.stride,
+            config.hidden_dim,
+            config.encoder_norm,
+        )
 
     def prepare(self, model: Any, config: TrainConfig, env: Any) -> None:
         """Refuse a warm-up: the warm-ups set and align rotation angles, which a baseline does not have."""

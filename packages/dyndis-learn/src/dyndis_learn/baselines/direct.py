@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 
 from dyndis_learn.baselines.base import BaselineMethod, PredictiveModel, all_terms
-from dyndis_learn.config import ModelConfig
 from dyndis_learn.losses import frame_bce
 from dyndis_learn.model import frames_to_float
 from dyndis_learn.networks import ConvDecoder, ConvEncoder
@@ -89,20 +88,7 @@ class DirectMethod(BaselineMethod):
     prediction), at weight 1 from the first step (the ``loss.*`` weights and the dynamics ramp are not used).
     """
 
-    def build_model(
-        self, image_shape: Sequence[int], n_actions: int, config: ModelConfig, generator: torch.Generator | None = None
-    ) -> DirectModel:
-        """The untrained model (its weights from torch's global RNG; ``generator`` is not used)."""
-        return DirectModel(
-            image_shape,
-            n_actions,
-            config.latent_dim,
-            config.channels,
-            config.kernel_size,
-            config.stride,
-            config.hidden_dim,
-            config.encoder_norm,
-        )
+    model_class = DirectModel
 
     def terms(
         self, model: DirectModel, batch: TrainBatch, weights: LossWeights, targets: FrameTargets | None

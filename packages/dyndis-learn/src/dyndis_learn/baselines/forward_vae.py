@@ -20,7 +20,6 @@ from collections.abc import Sequence
 import torch
 
 from dyndis_learn.baselines.base import BaselineMethod, LatentPredictiveModel, all_terms
-from dyndis_learn.config import ModelConfig
 from dyndis_learn.losses import frame_bce
 from dyndis_learn.model import frames_to_float
 from dyndis_learn.networks import ConvDecoder, ConvEncoder
@@ -91,20 +90,7 @@ class ForwardVAE(LatentPredictiveModel):
 class ForwardVAEMethod(BaselineMethod):
     """The Forward-VAE objective (module docstring): ELBO on every frame plus the latent forward model."""
 
-    def build_model(
-        self, image_shape: Sequence[int], n_actions: int, config: ModelConfig, generator: torch.Generator | None = None
-    ) -> ForwardVAE:
-        """The untrained model (weights from torch's global RNG; the maps start at the identity)."""
-        return ForwardVAE(
-            image_shape,
-            n_actions,
-            config.latent_dim,
-            config.channels,
-            config.kernel_size,
-            config.stride,
-            config.hidden_dim,
-            config.encoder_norm,
-        )
+    model_class = ForwardVAE
 
     def terms(
         self, model: ForwardVAE, batch: TrainBatch, weights: LossWeights, targets: FrameTargets | None

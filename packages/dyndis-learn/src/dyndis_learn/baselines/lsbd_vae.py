@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from dyndis_learn.baselines.base import BaselineMethod, LatentPredictiveModel, action_effects, all_terms
-from dyndis_learn.config import ModelConfig, TrainConfig
+from dyndis_learn.config import TrainConfig
 from dyndis_learn.losses import frame_bce
 from dyndis_learn.model import frames_to_float
 from dyndis_learn.networks import ConvDecoder, ConvEncoder
@@ -144,20 +144,7 @@ class LSBDVAE(LatentPredictiveModel):
 class LSBDVAEMethod(BaselineMethod):
     """The LSBD-VAE objective (module docstring): the ELBO on ``(S^1)^K`` plus the LSBD loss."""
 
-    def build_model(
-        self, image_shape: Sequence[int], n_actions: int, config: ModelConfig, generator: torch.Generator | None = None
-    ) -> LSBDVAE:
-        """The untrained model (weights from torch's global RNG), its action angles still zero."""
-        return LSBDVAE(
-            image_shape,
-            n_actions,
-            config.latent_dim,
-            config.channels,
-            config.kernel_size,
-            config.stride,
-            config.hidden_dim,
-            config.encoder_norm,
-        )
+    model_class = LSBDVAE
 
     def prepare(self, model: LSBDVAE, config: TrainConfig, env: Any) -> None:
         """No warm-up, and the known action angles from ``env.action_effects`` (ValueError without them)."""
