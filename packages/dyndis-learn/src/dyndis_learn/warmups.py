@@ -364,6 +364,7 @@ class CycleWarmup(Warmup):
         self.settings = config.warmup.cycles
         self.structure: CycleStructure | None = None
         self.walk: CycleWalk | None = None
+        self._map: torch.Tensor | None = None  # the walk's targets on the model's device
 
     def start(self, model: WorldModel, step: int) -> None:
         """Find the cycles and walk (once per trainer); a fresh run's angles start at the cycles' rotations."""
