@@ -21,7 +21,7 @@ from dyndis_learn.evaluate import (
     rollout_bce,
     structure,
 )
-from dyndis_learn.fidelity import dynamics_trained
+from dyndis_learn.fidelity import _nearest_own, dynamics_trained
 from dyndis_learn.model import WorldModel
 from dyndis_learn.results import (
     CRITERIA,
@@ -220,6 +220,7 @@ def test__evaluate__to_dict_has_the_report_keys_and_round_trips(tiny_evaluation)
         "imagined_steps",
         "imagined_rate",
         "imagined_rate_last",
+        "reconstruction_confusion",
     ]
     assert list(data["rollout_bce"]) == ["k", "mean", "ci95_low", "ci95_high", "episodes"]
     assert list(data["actions"][0]) == [
@@ -466,6 +467,7 @@ def test__oracle_passes_every_criterion(tiny_episodes):
     assert (fid.states, fid.grid, fid.candidates, fid.factors) == (25, True, "all_states", ("north_south", "east_west"))
     assert min(fid.probe_r2) > 0.999
     assert fid.reconstruction_rate == fid.imagined_rate == fid.imagined_rate_last == 1.0 and fid.imagined_steps == 10
+    assert fid.reconstruction_confusion == (0.0, 0.0)
     assert evaluation.mean_image_ratio < 0.01 and evaluation.mean_image_bce > evaluation.frame_entropy > 0
     assert evaluation.dynamics_weight == 1.0
     assert Evaluation.from_dict(json.loads(json.dumps(evaluation.to_dict()))) == evaluation
@@ -488,6 +490,33 @@ def test__oracle_passes_on_a_sample_with_one_factor_neighbours(tiny_episodes, mo
         _MeanImageDecoder(), "DynDis/GridWorld-v0", TINY_ENV_KWARGS, EVAL, episodes=tiny_episodes, history=TRAINED
     )
     assert wrong.fidelity.reconstruction_rate < 0.5 and wrong.criteria.decoder_fidelity is False
+    # every wrong reconstruction confuses at least one factor
+    assert sum(wrong.fidelity.reconstruction_confusion) >= 1 - wrong.fidelity.reconstruction_rate - 1e-12
+
+
+@pytest.mark.parametrize("grid", [True, False])
+def test__decoder_confusion_names_the_factors_a_wrong_picture_changes(grid):
+    # a "decoded" image that is exactly another state's: wrong, and confused in the factors that differ
+    core = gym.make("DynDis/GridWorld-v0", image_size=16, factors={"colour": 3}).unwrapped
+    space = core.factor_space
+    names = list(space.names)  # north_south, east_west, size, colour, background
+    ns, ew, colour = names.index("north_south"), names.index("east_west"), names.index("colour")
+    truths = np.zeros((3, len(names)), dtype=np.int64)
+    truths[0, [ns, ew]] = 1, 2
+    truths[1, [ns, ew, colour]] = 3, 3, 1
+    shown = truths.copy()
+    shown[0, ns] = 2  # north_south drawn wrong
+    shown[1, [ew, colour]] = 4, 2  # east_west and colour drawn wrong
+    table = core.render_states(space.all_states()) if grid else None
+    right, confused = _nearest_own(core, table, core.render_states(shown), truths)
+    assert right.tolist() == [False, False, True]
+    expected = np.zeros_like(confused)
+    expected[0, ns] = True
+    expected[1, [ew, colour]] = True
+    if grid:
+        assert (confused == expected).all()
+    else:  # one-factor neighbours: the drawn state is a candidate for state 0 (others may beat the truth too)
+        assert confused[0, ns] and not confused[0, ew] and confused[1].any() and not confused[2].any()
 
 
 def test__an_encoder_off_the_map_fails_encoder_fidelity(tiny_episodes, tiny_evaluation):

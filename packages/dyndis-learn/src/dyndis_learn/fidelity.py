@@ -95,37 +95,54 @@ def _squared_distances(queries: np.ndarray, candidates: np.ndarray) -> np.ndarra
     return (q * q).sum(1)[:, None] - 2.0 * (q @ c.T) + (c * c).sum(1)[None, :]
 
 
-def _nearest_own(contract: Any, grid: np.ndarray | None, decoded: np.ndarray, truths: np.ndarray) -> np.ndarray:
-    """Whether each decoded image (Q, H, W, C) is nearest (ties right) to its true state's image.
+def _nearest_own(
+    contract: Any, grid: np.ndarray | None, decoded: np.ndarray, truths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each decoded image (Q, H, W, C) is nearest to its own state's image, and which factors beat it.
 
-    With ``grid`` (the images of every state, in flat-index order) every state is a candidate; without it the
-    candidates are the states that differ from the true state in one factor, rendered in chunks.
+    Returns ``(right (Q,), confused (Q, F))``; ties count as right.
+
+    With ``grid`` (the images of every state, in flat-index order) every state is a candidate, and a wrong image
+    confuses the factors in which its nearest state differs; without it the candidates are the states that differ
+    from the true state in one factor, rendered in chunks, and a factor is confused where one of its values is
+    nearer than the true state's.
     """
     space = contract.factor_space
     sizes = np.asarray(space.sizes, dtype=np.int64)
     queries = decoded.reshape(len(decoded), -1)
     right = np.empty(len(decoded), dtype=bool)
+    confused = np.zeros((len(decoded), len(sizes)), dtype=bool)
     if grid is not None:
         flat_grid = grid.reshape(len(grid), -1)
-        own = truths @ np.asarray(space.strides, dtype=np.int64)
+        strides = np.asarray(space.strides, dtype=np.int64)
+        own = truths @ strides
         for start in range(0, len(queries), 256):
-            d2 = _squared_distances(queries[start : start + 256], flat_grid)
+            part = slice(start, start + 256)
+            d2 = _squared_distances(queries[part], flat_grid)
             rows = np.arange(len(d2))
-            right[start : start + 256] = d2[rows, own[start : start + 256]] <= d2.min(axis=1)
-        return right
+            right[part] = d2[rows, own[part]] <= d2.min(axis=1)
+            nearest = (d2.argmin(axis=1)[:, None] // strides) % sizes  # the nearest state's factor values
+            confused[part] = (nearest != truths[part]) & ~right[part, None]
+        return right, confused
     variants = [(k, v) for k in range(len(sizes)) if sizes[k] > 1 for v in range(int(sizes[k]))]
+    factor_of = np.array([k for k, _ in variants])
     per_state = max(1, _CANDIDATE_BYTES // max(1, len(variants) * queries.shape[1]))
     for start in range(0, len(queries), per_state):
-        truth = truths[start : start + per_state]
+        part = slice(start, start + per_state)
+        truth = truths[part]
         candidates = np.repeat(truth[:, None, :], len(variants), axis=1)
         for m, (k, v) in enumerate(variants):
             candidates[:, m, k] = v
         images = contract.render_states(candidates).reshape(len(truth), len(variants), -1).astype(np.int64)
         own = contract.render_states(truth).reshape(len(truth), -1).astype(np.int64)
-        q = queries[start : start + per_state].astype(np.int64)
-        nearest = ((images - q[:, None, :]) ** 2).sum(-1).min(axis=1)
-        right[start : start + per_state] = ((own - q) ** 2).sum(-1) <= nearest
-    return right
+        q = queries[part].astype(np.int64)
+        d2 = ((images - q[:, None, :]) ** 2).sum(-1)  # (S, variants)
+        own_d2 = ((own - q) ** 2).sum(-1)
+        right[part] = own_d2 <= d2.min(axis=1)
+        beats = d2 < own_d2[:, None]  # the true value's own variant never beats itself
+        for k in np.unique(factor_of):
+            confused[part, k] = beats[:, factor_of == k].any(axis=1)
+    return right, confused
 
 
 @torch.no_grad()
@@ -156,9 +173,10 @@ def fidelity(model: WorldModel | PredictiveModel, env: Any, batch: EpisodeBatch,
     encodings = encode_chunks(model, images)
     probe = circular_probe(encodings.cpu().numpy(), states[:, active], sizes[active].tolist())
     table = images if grid else None
-    reconstructed = None
+    reconstructed = confusion = None
     if not isinstance(model, PredictiveModel) or isinstance(model, LatentPredictiveModel):
-        reconstructed = _right_rate(_nearest_own(contract, table, _decode_uint8(model, encodings), states))
+        right, confused = _nearest_own(contract, table, _decode_uint8(model, encodings), states)
+        reconstructed, confusion = _right_rate(right), tuple(float(c) for c in confused[:, active].mean(axis=0))
     steps = min(IMAGINED_STEPS, int(batch.actions.shape[1]))
     imagined = imagined_last = None
     if batch.factors is not None:
@@ -171,7 +189,7 @@ def fidelity(model: WorldModel | PredictiveModel, env: Any, batch: EpisodeBatch,
             latents = model.rollout(model.encode(observations), actions)[:, 1:]  # (E, K, n)
             decoded = _decode_uint8(model, latents.reshape(-1, model.latent_dim))
         truths = batch.factors[:, 1 : steps + 1].reshape(-1, batch.factors.shape[-1])
-        right = _nearest_own(contract, table, decoded, truths).reshape(len(observations), steps)
+        right = _nearest_own(contract, table, decoded, truths)[0].reshape(len(observations), steps)
         imagined, imagined_last = _right_rate(right), _right_rate(right[:, -1])
     return Fidelity(
         states=len(states),
@@ -183,6 +201,7 @@ def fidelity(model: WorldModel | PredictiveModel, env: Any, batch: EpisodeBatch,
         imagined_steps=steps,
         imagined_rate=imagined,
         imagined_rate_last=imagined_last,
+        reconstruction_confusion=confusion,
     )
 
 

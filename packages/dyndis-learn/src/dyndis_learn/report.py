@@ -515,6 +515,10 @@ def _fidelity_lines(evaluation: Evaluation) -> list[str]:
             f"frames k=1..{fid.imagined_steps}, {_percent(fid.imagined_rate_last)} at k={fid.imagined_steps} "
             f"(threshold {evaluation.criteria.decoder_threshold:.0%})",
         ]
+        if fid.reconstruction_confusion is not None and any(fid.reconstruction_confusion):
+            shares = zip(fid.factors, fid.reconstruction_confusion, strict=True)
+            wrong = ", ".join(f"{name} {_percent(share)}" for name, share in shares)
+            lines.append(f"- reconstructions nearer to another value of a factor than to their own state: {wrong}")
     if evaluation.dynamics_weight is not None:
         lines.append(f"- last logged dynamics weight: {evaluation.dynamics_weight:.3f}")
     return [*lines, ""] if lines else [""]

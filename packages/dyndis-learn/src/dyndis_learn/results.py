@@ -38,6 +38,10 @@ MEAN_IMAGE_MARGIN = EvalConfig.mean_image_margin
 # -- typed results ---------------------------------------------------------------------------------------
 
 
+def _optional_list(values: Sequence[float] | None) -> list[float] | None:
+    return None if values is None else list(values)
+
+
 def _fields(data: Any, owner: str, required: Sequence[str], optional: Sequence[str] = ()) -> dict[str, Any]:
     """The ``required`` and present ``optional`` keys of mapping ``data``; other keys are ignored."""
     if not isinstance(data, Mapping):
@@ -237,6 +241,11 @@ class Fidelity:
     """Share of those imagined frames nearest to their true state's image (None without ``info["factors"]``)."""
     imagined_rate_last: float | None
     """The same share at ``k = K`` alone."""
+    reconstruction_confusion: tuple[float, ...] | None = None
+    """Per active factor, the share of the states whose decoded reconstruction is nearer to a candidate with
+    another value of that factor than to its own image: which factor the decoder draws wrong (a wrong
+    reconstruction counts once for each factor its nearest candidate changes). None without reconstructions
+    (and in reports written before it existed)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The ``fidelity`` entry of ``report.json``."""
@@ -250,18 +259,22 @@ class Fidelity:
             "imagined_steps": self.imagined_steps,
             "imagined_rate": self.imagined_rate,
             "imagined_rate_last": self.imagined_rate_last,
+            "reconstruction_confusion": _optional_list(self.reconstruction_confusion),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Fidelity:
         """Inverse of :meth:`to_dict`."""
-        keys = [f.name for f in dataclasses.fields(cls)]
-        d = _fields(data, cls.__name__, keys)
+        optional = ["reconstruction_confusion"]
+        keys = [f.name for f in dataclasses.fields(cls) if f.name not in optional]
+        d = _fields(data, cls.__name__, keys, optional)
+        confusion = d.get("reconstruction_confusion")
         return cls(
             **{
                 **d,
                 "factors": tuple(str(name) for name in d["factors"]),
                 "probe_r2": tuple(float(v) for v in d["probe_r2"]),
+                "reconstruction_confusion": None if confusion is None else tuple(float(v) for v in confusion),
             }
         )
 
@@ -537,6 +550,11 @@ def format_summary(evaluation: Evaluation) -> str:
             f"decoded nearest own state: reconstructions {rebuilt}, imagined k<="
             f"{fid.imagined_steps} {imagined} (k={fid.imagined_steps} {last})"
         )
+        if fid.reconstruction_confusion is not None and any(fid.reconstruction_confusion):
+            wrong = ", ".join(
+                f"{name} {share:.2%}" for name, share in zip(fid.factors, fid.reconstruction_confusion, strict=True)
+            )
+            lines.append(f"reconstructions nearer another value of: {wrong}")
     if evaluation.dynamics_weight is not None:
         lines.append(f"last dynamics_weight: {evaluation.dynamics_weight:.3f}")
     criteria = evaluation.criteria
