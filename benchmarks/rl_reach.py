@@ -47,9 +47,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import dyndis_envs  # noqa: F401  (registers the ids)
 from benchmarks._common import RESULTS, print_table, write_json
+from benchmarks.planner_scale import diameter, evaluate_planner
 from dyndis_learn import Learner, TrainConfig, load_model
 from dyndis_learn.checkpoint import read_checkpoint
-from dyndis_learn.planner import LatentPlanner
 from dyndis_learn.rl import SuccessRecorder, VecLatentObservation, make_sb3_vec_env, steps_to_success_rate
 from dyndis_learn.wrappers import FactorOneHotObservation
 
@@ -145,48 +145,6 @@ def plot(runs: dict[str, list[dict[str, Any]]], steps: int, title: str, png: Pat
     figure.tight_layout()
     figure.savefig(png, dpi=120)
     plt.close(figure)
-
-
-def diameter(sizes: tuple[int, ...]) -> int:
-    """The longest shortest path between two states when every factor is cyclic."""
-    return sum(size // 2 for size in sizes)
-
-
-def shortest_path(start: np.ndarray, goal: np.ndarray, sizes: tuple[int, ...]) -> int:
-    """Fewest moves between two states when every factor is cyclic."""
-    d = np.abs(np.asarray(start) - np.asarray(goal))
-    return int(np.minimum(d, np.asarray(sizes) - d).sum())
-
-
-def evaluate_planner(model_path: Path, episodes: int) -> dict[str, float]:
-    """Success rate and mean path length / shortest path of the latent planner on the model's Goal task.
-
-    Episodes end after twice the diameter of the state space (the longest shortest path), and plans are
-    searched that deep: a longer path would miss the 1.1x target anyway, and a model that cannot plan
-    would otherwise spend minutes per episode searching.
-    """
-    config = saved_config(model_path)
-    sizes = gym.make(config.env.id, **config.env.kwargs).unwrapped.factor_space.sizes
-    limit = 2 * diameter(sizes)
-    planner = LatentPlanner.from_model(load_model(model_path), max_depth=limit)
-    env = gym.make(config.env.id.replace("-v0", "Goal-v0"), max_episode_steps=limit, **config.env.kwargs)
-    successes, ratios = 0, []
-    for seed in range(episodes):
-        obs, info = env.reset(seed=seed)
-        shortest = shortest_path(info["factors"], info["goal_factors"], sizes)
-        for length in range(1, env.spec.max_episode_steps + 1):
-            action = planner.act(obs)
-            if action is None:  # the model thinks it is there: it is not, or the episode would have ended
-                break
-            obs, _, terminated, truncated, info = env.step(action)
-            if terminated:
-                successes += 1
-                ratios.append(length / shortest)
-                break
-            if truncated:
-                break
-    mean_ratio = float(np.mean(ratios)) if ratios else float("nan")
-    return {"success_rate": successes / episodes, "mean_path_over_shortest": mean_ratio}
 
 
 def main() -> None:

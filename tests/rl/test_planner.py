@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import dyndis_envs  # noqa: F401
-from dyndis_learn.planner import LatentPlanner
+from dyndis_learn.planner import GoalOutOfReach, LatentPlanner
 
 
 def exact_model(env):
@@ -100,3 +100,19 @@ def test__of_plans_to_the_same_state_the_shortest_wins():
     goal = half @ half @ start + torch.tensor([0.0, 0.0, 0.2], dtype=torch.float64)
     assert torch.linalg.vector_norm(half @ half @ start - goal) < torch.linalg.vector_norm(one @ start - goal)
     assert LatentPlanner(lambda frames: frames, torch.stack([one, half])).plan_latent(start, goal) == [0]
+
+
+def test__a_goal_beyond_max_depth_is_out_of_reach_and_says_which_limit():
+    env = gym.make("DynDis/GridWorld-v0", grid_shape=(5, 7)).unwrapped
+    encode, matrices = exact_model(env)
+    start, goal = np.array([0, 0, 0, 0, 0]), np.array([2, 3, 0, 0, 0])  # 5 steps apart
+    image, _ = env.reset(options={"factors": start})
+    goal_image, _ = env.reset(options={"factors": goal})
+    short = LatentPlanner(encode, matrices, max_depth=3)
+    found = short.search(*(encode(torch.as_tensor(x)[None])[0] for x in (image, goal_image)))
+    assert not found.reached and len(found.actions) == 3 and found.distance > found.merge_distance
+    assert short.plan(image, goal_image) == found.actions  # the partial plan, by default
+    with pytest.raises(GoalOutOfReach, match=r"max_depth=3 steps \(beam_width=512\) reaches the goal"):
+        short.plan(image, goal_image, require_reach=True)
+    deep = LatentPlanner(encode, matrices, max_depth=5)
+    assert len(deep.plan(image, goal_image, require_reach=True)) == 5

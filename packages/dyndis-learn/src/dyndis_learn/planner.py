@@ -12,7 +12,7 @@ own plane) the distance to the goal falls along every shortest path, so the sear
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -21,9 +21,30 @@ import torch
 from dyndis_learn.devices import module_device
 from dyndis_learn.validation import check_int
 
-__all__ = ["LatentPlanner"]
+__all__ = ["GoalOutOfReach", "LatentPlanner", "Plan"]
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Plan(NamedTuple):
+    """The outcome of one search (:meth:`LatentPlanner.search`).
+
+    Attributes:
+        actions: The shallowest action sequence to the latent point nearest the goal that the search found.
+        reached: Whether that point is within the merge distance of the goal (the plan reaches it).
+        distance: Latent distance from the plan's end to the goal.
+        merge_distance: The merge distance of this search (the goal counts as reached within it).
+    """
+
+    actions: list[int]
+    reached: bool
+    distance: float
+    merge_distance: float
+
+
+class GoalOutOfReach(ValueError):
+    """No plan within the planner's ``max_depth`` and ``beam_width`` reaches the goal (see
+    :meth:`LatentPlanner.plan` with ``require_reach=True``)."""
 
 
 class LatentPlanner:
@@ -84,17 +105,39 @@ class LatentPlanner:
     def _latent(self, image: npt.NDArray[np.uint8]) -> torch.Tensor:
         return self.encode(torch.as_tensor(np.asarray(image))[None])[0].detach().cpu().to(torch.float64)
 
-    def plan(self, image: npt.NDArray[np.uint8], goal_image: npt.NDArray[np.uint8]) -> list[int]:
+    def plan(
+        self, image: npt.NDArray[np.uint8], goal_image: npt.NDArray[np.uint8], *, require_reach: bool = False
+    ) -> list[int]:
         """The action sequence the model predicts leads from ``image`` to ``goal_image`` (empty if already there).
+
+        Where no plan within ``max_depth`` steps (keeping ``beam_width`` nodes per depth) reaches the goal, this
+        is the plan to the point nearest it, which re-planning every step (:meth:`act`) can still follow.
 
         Args:
             image: The current image (H, W, C), uint8.
             goal_image: The goal image (H, W, C), uint8.
+            require_reach: Raise :class:`GoalOutOfReach` instead of returning a plan that does not reach the goal.
+
+        Raises:
+            GoalOutOfReach: With ``require_reach``, when the search ends away from the goal (naming the limits).
         """
-        return self.plan_latent(self._latent(image), self._latent(goal_image))
+        found = self.search(self._latent(image), self._latent(goal_image))
+        if require_reach and not found.reached:
+            raise GoalOutOfReach(
+                f"No plan of at most max_depth={self.max_depth} steps (beam_width={self.beam_width}) reaches the "
+                f"goal: the nearest point found is {found.distance:.3g} from it in latent space (reached within "
+                f"{found.merge_distance:.3g}), after {len(found.actions)} steps. Raise max_depth (the longest "
+                "shortest path between two states is the sum over the factors of half their cycle lengths) or "
+                "beam_width; if that does not help, the goal image is not a state the model has learned."
+            )
+        return found.actions
 
     def plan_latent(self, start: torch.Tensor, goal: torch.Tensor) -> list[int]:
         """Beam search from latent ``start`` (n,) towards latent ``goal`` (n,); see :meth:`plan`."""
+        return self.search(start, goal).actions
+
+    def search(self, start: torch.Tensor, goal: torch.Tensor) -> Plan:
+        """The beam search from latent ``start`` (n,) towards latent ``goal`` (n,), and whether it reached it."""
         matrices = self.action_matrices
         n_actions = matrices.shape[0]
         one_step = torch.linalg.vector_norm(matrices @ start - start, dim=-1)
@@ -103,13 +146,14 @@ class LatentPlanner:
         layers = [nodes]  # per depth: the kept nodes, nearest the goal first
         parents: list[torch.Tensor] = []  # per depth: (F,) index of the parent node
         moves: list[torch.Tensor] = []  # per depth: (F,) action taken from the parent
-        visited = {_cell(start, merge)}  # latent points quantised to cells of size `merge`: known states
+        visited = {_cells(start[None], merge)[0].tobytes()}  # latent points in cells of size `merge`: states
         for _ in range(self.max_depth):
             children = torch.einsum("aij,fj->fai", matrices, nodes).reshape(-1, nodes.shape[1])
             distance = torch.linalg.vector_norm(children - goal, dim=-1)
+            cells = _cells(children, merge)
             kept: list[int] = []
             for index in torch.argsort(distance).tolist():  # nearest first, so the beam keeps the best
-                cell = _cell(children[index], merge)
+                cell = cells[index].tobytes()
                 if cell not in visited:
                     visited.add(cell)
                     kept.append(index)
@@ -134,11 +178,13 @@ class LatentPlanner:
             for d, gaps in enumerate(torch.linalg.vector_norm(layer - nearest_end, dim=-1) for layer in layers)
             if float(gaps.min()) <= merge
         )
+        end = layers[depth][node]
         plan = []
         for d in range(depth, 0, -1):
             plan.append(int(moves[d - 1][node]))
             node = int(parents[d - 1][node])
-        return plan[::-1]
+        gap = float(torch.linalg.vector_norm(end - goal))
+        return Plan(plan[::-1], reached=gap < merge, distance=gap, merge_distance=merge)
 
     def act(self, observation: dict[str, npt.NDArray[np.uint8]]) -> int | None:
         """The first action of a plan from a Goal task observation (``observation`` and ``desired_goal``).
@@ -149,6 +195,7 @@ class LatentPlanner:
         return plan[0] if plan else None
 
 
-def _cell(point: torch.Tensor, size: float) -> bytes:
-    """The quantisation cell of a latent point: points of one state share it (up to cell boundaries)."""
-    return torch.round(point / size).to(torch.int64).numpy().tobytes()
+def _cells(points: torch.Tensor, size: float) -> npt.NDArray[np.int64]:
+    """The quantisation cells of latent points (P, n), one row each: points of one state share a cell (up to
+    cell boundaries)."""
+    return np.round(points.numpy() / size).astype(np.int64)
