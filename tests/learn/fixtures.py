@@ -56,3 +56,21 @@ def rewrite_checkpoint_header(path, edit, *, resign: bool = True, drop_digests: 
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)
     Path(path).write_bytes(struct.pack("<Q", len(text)) + text + data[8 + size :])
+
+
+def check_cpu_facing_api(learner) -> None:
+    """``Learner.encode/decode/predict`` give NumPy arrays and the planner searches on the CPU, wherever the
+    model lives."""
+    import numpy as np
+    import torch
+
+    from dyndis_learn.planner import LatentPlanner
+
+    images = learner.trainer.collector.collect(0).observations[0]
+    latents = learner.encode(images)
+    assert isinstance(latents, np.ndarray) and latents.dtype == np.float32
+    assert learner.decode(latents).dtype == np.uint8
+    assert learner.predict(images[:1], [[0, 1]]).shape == (1, 3, *images.shape[1:])
+    planner = LatentPlanner.from_model(learner.model)  # encodes on the model's device
+    assert planner.action_matrices.device == torch.device("cpu")
+    assert isinstance(planner.plan(images[0], images[1]), list)

@@ -11,7 +11,7 @@ import torch
 
 from dyndis_learn import Learner, Trainer, load_model
 from dyndis_learn.checkpoint import CHECKPOINT_NAME, read_checkpoint
-from dyndis_learn.planner import LatentPlanner
+from tests.learn.fixtures import check_cpu_facing_api
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -53,11 +53,4 @@ def test__a_cuda_checkpoint_loads_on_the_cpu_with_the_same_model(tiny_config, tm
 def test__the_cpu_facing_api_of_a_cuda_model_gives_numpy(tiny_config):
     learner = Learner(tiny_config.replace(device="cuda"))
     learner.train(progress=False)
-    images = learner.trainer.collector.collect(0).observations[0]
-    latents = learner.encode(images)
-    assert isinstance(latents, np.ndarray) and latents.dtype == np.float32
-    assert learner.decode(latents).dtype == np.uint8
-    assert learner.predict(images[:1], [[0, 1]]).shape == (1, 3, *images.shape[1:])
-    planner = LatentPlanner.from_model(learner.model)  # encodes on the GPU, searches on the CPU
-    assert planner.action_matrices.device.type == "cpu"
-    assert isinstance(planner.plan(images[0], images[1]), list)
+    check_cpu_facing_api(learner)

@@ -9,7 +9,7 @@ import torch
 from dyndis_learn import Learner, TrainConfig, Trainer, load_model
 from dyndis_learn.checkpoint import CHECKPOINT_NAME, read_checkpoint
 from dyndis_learn.devices import resolve_device
-from tests.learn.fixtures import rewrite_checkpoint_header
+from tests.learn.fixtures import check_cpu_facing_api, rewrite_checkpoint_header
 
 DATA = Path(__file__).parent / "data"
 
@@ -17,11 +17,11 @@ pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the be
 
 
 def test__device_cpu_trains_bit_identically_to_the_default(tiny_config):
-    default = Trainer(tiny_config)
+    default = Trainer(tiny_config.replace(device="auto"))  # TrainConfig's default; the fixture pins the CPU
     default.train(progress=False)
     cpu = Trainer(tiny_config.replace(device="cpu"))
     cpu.train(progress=False)
-    assert tiny_config.device == "auto" and cpu.device == torch.device("cpu") == default.device
+    assert TrainConfig().device == "auto" and cpu.device == torch.device("cpu") == default.device
     for name, value in default.model.state_dict().items():
         assert torch.equal(cpu.model.state_dict()[name], value), name
     assert [r["loss"] for r in cpu.history] == [r["loss"] for r in default.history]
@@ -111,15 +111,6 @@ def test__a_bf16_step_runs_and_gives_finite_losses(tiny_config, method):
 
 
 def test__learner_and_planner_give_cpu_numpy(tiny_config):
-    from dyndis_learn.planner import LatentPlanner
-
     learner = Learner(tiny_config.replace(device="cpu"))
     learner.train(progress=False)
-    images = learner.trainer.collector.collect(0).observations[0]
-    latents = learner.encode(images)
-    assert isinstance(latents, np.ndarray) and latents.dtype == np.float32
-    assert learner.decode(latents).dtype == np.uint8
-    assert learner.predict(images[:1], [[0, 1]]).shape == (1, 3, *images.shape[1:])
-    planner = LatentPlanner.from_model(learner.model)
-    assert planner.action_matrices.device == torch.device("cpu")
-    assert isinstance(planner.plan(images[0], images[1]), list)
+    check_cpu_facing_api(learner)

@@ -43,8 +43,10 @@ class Plan(NamedTuple):
 
 
 class GoalOutOfReach(ValueError):
-    """No plan within the planner's ``max_depth`` and ``beam_width`` reaches the goal (see
-    :meth:`LatentPlanner.plan` with ``require_reach=True``)."""
+    """No plan within the planner's ``max_depth`` and ``beam_width`` reaches the goal.
+
+    Raised by :meth:`LatentPlanner.plan` with ``require_reach=True``.
+    """
 
 
 class LatentPlanner:
@@ -196,6 +198,8 @@ class LatentPlanner:
 
 
 def _cells(points: torch.Tensor, size: float) -> npt.NDArray[np.int64]:
-    """The quantisation cells of latent points (P, n), one row each: points of one state share a cell (up to
-    cell boundaries)."""
+    """The quantisation cells of latent points (P, n), one row each.
+
+    Points of one state share a cell (up to cell boundaries).
+    """
     return np.round(points.numpy() / size).astype(np.int64)
