@@ -152,7 +152,7 @@ def main() -> None:
         else:
             path = train(suite, folder, args.threads, args.quick)
         torch.set_num_threads(1)
-        results[suite] = {"model": str(path), **evaluate_planner(path, episodes)}
+        results[suite] = {"model": str(path), "date": time.strftime("%Y-%m-%d"), **evaluate_planner(path, episodes)}
         r = results[suite]
         print(f"{suite}: success {r['success_rate']:.1%}, path/shortest {r['mean_path_over_shortest']:.3f}, "
               f"{r['decision_ms_median']:.1f} ms per decision", flush=True)  # fmt: skip
@@ -171,7 +171,10 @@ def main() -> None:
             for suite, r in results.items()
         ],
     )
-    print(f"wrote {write_json(name, {'episodes': episodes, 'suites': results})}")
+    # Suites measured by earlier invocations stay in the file (each with its own episode count).
+    previous = RESULTS / f"{name}.json"
+    kept = json.loads(previous.read_text()).get("suites", {}) if previous.is_file() else {}
+    print(f"wrote {write_json(name, {'suites': {**kept, **results}})}")
 
 
 if __name__ == "__main__":
