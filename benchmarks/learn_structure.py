@@ -215,6 +215,11 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
         "probe_r2_min": min(final.fidelity.probe_r2) if final.fidelity else None,
         "reconstruction_rate": final.fidelity.reconstruction_rate if final.fidelity else None,
         "imagined_rate": final.fidelity.imagined_rate if final.fidelity else None,
+        "reconstruction_confusion": (
+            dict(zip(final.fidelity.factors, final.fidelity.reconstruction_confusion, strict=True))
+            if final.fidelity and final.fidelity.reconstruction_confusion is not None
+            else None
+        ),
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         **seen,
         "checks": checks,
