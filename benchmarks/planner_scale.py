@@ -83,7 +83,7 @@ def evaluate_planner(model_path: Path, episodes: int) -> dict[str, Any]:
         shortest = shortest_path(info["factors"], info["goal_factors"], sizes)
         for length in range(1, limit + 1):
             started = time.perf_counter()
-            found = planner.search(planner._latent(obs["observation"]), planner._latent(obs["desired_goal"]))
+            found = planner.search(planner.latent(obs["observation"]), planner.latent(obs["desired_goal"]))
             decisions.append(time.perf_counter() - started)
             if length == 1:
                 first_reached.append(found.reached)

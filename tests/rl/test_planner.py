@@ -109,7 +109,7 @@ def test__a_goal_beyond_max_depth_is_out_of_reach_and_says_which_limit():
     image, _ = env.reset(options={"factors": start})
     goal_image, _ = env.reset(options={"factors": goal})
     short = LatentPlanner(encode, matrices, max_depth=3)
-    found = short.search(*(encode(torch.as_tensor(x)[None])[0] for x in (image, goal_image)))
+    found = short.search(short.latent(image), short.latent(goal_image))
     assert not found.reached and len(found.actions) == 3 and found.distance > found.merge_distance
     assert short.plan(image, goal_image) == found.actions  # the partial plan, by default
     with pytest.raises(GoalOutOfReach, match=r"max_depth=3 steps \(beam_width=512\) reaches the goal"):

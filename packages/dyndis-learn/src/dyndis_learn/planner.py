@@ -104,7 +104,8 @@ class LatentPlanner:
             matrices = model.rotations.matrices()
         return cls(encode, matrices, **kwargs)
 
-    def _latent(self, image: npt.NDArray[np.uint8]) -> torch.Tensor:
+    def latent(self, image: npt.NDArray[np.uint8]) -> torch.Tensor:
+        """The encoding of one image (H, W, C) that :meth:`search` starts from or aims at: float64, on the CPU."""
         return self.encode(torch.as_tensor(np.asarray(image))[None])[0].detach().cpu().to(torch.float64)
 
     def plan(
@@ -123,7 +124,7 @@ class LatentPlanner:
         Raises:
             GoalOutOfReach: With ``require_reach``, when the search ends away from the goal (naming the limits).
         """
-        found = self.search(self._latent(image), self._latent(goal_image))
+        found = self.search(self.latent(image), self.latent(goal_image))
         if require_reach and not found.reached:
             raise GoalOutOfReach(
                 f"No plan of at most max_depth={self.max_depth} steps (beam_width={self.beam_width}) reaches the "
