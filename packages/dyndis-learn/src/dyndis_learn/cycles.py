@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from dyndis_learn.rollouts import make_vector_env
+from dyndis_learn.rollouts import make_vector_env, with_episode_limit
 from dyndis_learn.rotations import plane_pairs
 from dyndis_learn.validation import check_int
 
@@ -322,14 +322,7 @@ def walk_cycles(
     """
     check_int("steps", steps, minimum=1)
     structure.givens_angles(latent_dim)  # the latent check, with its message
-    kwargs = dict(env_kwargs or {})
-    limit = kwargs.get("max_episode_steps")
-    if limit is not None and limit < steps:
-        raise ValueError(
-            f"`env_kwargs['max_episode_steps']`={limit} is shorter than the walk of {steps} steps "
-            "(warmup.cycles.walk_steps): leave it out or raise it."
-        )
-    kwargs.setdefault("max_episode_steps", steps + 1)
+    kwargs = with_episode_limit(env_kwargs, steps, f"the walk of {steps} steps (warmup.cycles.walk_steps)")
     cycle_of, _ = structure.action_turns()
     lengths = np.array(structure.lengths, dtype=np.int64)
     turning = np.array([a for c in structure.cycles for a in c.actions], dtype=np.int64)

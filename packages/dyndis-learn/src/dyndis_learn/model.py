@@ -17,7 +17,7 @@ from torch import nn
 from dyndis_learn.networks import ConvDecoder, ConvEncoder
 from dyndis_learn.rotations import ActionRotations, Parametrisation, cumulative_rotations
 
-__all__ = ["LATENT_MANIFOLDS", "WorldModel", "frames_to_float"]
+__all__ = ["LATENT_MANIFOLDS", "WorldModel", "encode_frames", "frames_to_float"]
 
 #: Where encodings live (:class:`WorldModel`'s ``latent_manifold``).
 LATENT_MANIFOLDS = ("sphere", "torus")
@@ -28,6 +28,13 @@ def frames_to_float(frames: torch.Tensor) -> torch.Tensor:
     if frames.dtype == torch.uint8:
         return frames.to(torch.float32).mul_(1.0 / 255.0)
     return frames
+
+
+def encode_frames(encoder: nn.Module, frames: torch.Tensor) -> torch.Tensor:
+    """Run an image encoder over frames of any leading shape: uint8 or float (..., H, W, C) -> (..., out)."""
+    batch = frames.shape[:-3]
+    out = encoder(frames_to_float(frames.reshape(-1, *frames.shape[-3:])))
+    return out.reshape(*batch, out.shape[-1])
 
 
 class WorldModel(nn.Module):
@@ -96,14 +103,12 @@ class WorldModel(nn.Module):
         Returns:
             Unit vectors of shape (..., n).
         """
-        batch = frames.shape[:-3]
-        flat = frames_to_float(frames.reshape(-1, *frames.shape[-3:]))
-        raw = self.encoder(flat)
+        raw = encode_frames(self.encoder, frames)
         if self.latent_manifold == "torus":
             circles = self.latent_dim // 2
-            points = F.normalize(raw.reshape(-1, circles, 2), dim=-1) * circles**-0.5
-            return points.reshape(*batch, self.latent_dim)
-        return F.normalize(raw, dim=-1).reshape(*batch, self.latent_dim)
+            points = F.normalize(raw.unflatten(-1, (circles, 2)), dim=-1) * circles**-0.5
+            return points.flatten(-2)
+        return F.normalize(raw, dim=-1)
 
     def decode_logits(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents (..., n) -> pixel logits (..., H, W, C)."""

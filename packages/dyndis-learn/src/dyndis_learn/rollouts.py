@@ -22,10 +22,29 @@ import numpy.typing as npt
 import dyndis_envs  # noqa: F401  (registers the DynDis ids)
 from dyndis_learn.validation import check_int
 
-__all__ = ["EpisodeBatch", "Policy", "RolloutCollector", "make_vector_env"]
+__all__ = ["EpisodeBatch", "Policy", "RolloutCollector", "make_vector_env", "with_episode_limit"]
 
 #: A policy maps the current observations (B, H, W, C) uint8 and a generator to actions (B,) int.
 Policy = Callable[[npt.NDArray[np.uint8], np.random.Generator], npt.NDArray[np.integer]]
+
+
+def with_episode_limit(env_kwargs: Mapping[str, Any] | None, steps: int, what: str) -> dict[str, Any]:
+    """A copy of ``env_kwargs`` whose ``max_episode_steps`` lets ``steps`` steps run without a truncation.
+
+    Args:
+        env_kwargs: The environment's keyword arguments (None: none).
+        steps: Steps that must run in one episode.
+        what: Those steps in words, for the error (``"the 20 steps per episode"``).
+
+    Raises:
+        ValueError: If ``env_kwargs`` sets a shorter ``max_episode_steps`` (naming it and ``what``).
+    """
+    kwargs = dict(env_kwargs or {})
+    limit = kwargs.get("max_episode_steps")
+    if limit is not None and limit < steps:
+        raise ValueError(f"`env_kwargs['max_episode_steps']`={limit} is shorter than {what}; leave it out or raise it.")
+    kwargs.setdefault("max_episode_steps", steps + 1)
+    return kwargs
 
 
 class EpisodeBatch(NamedTuple):
@@ -52,15 +71,7 @@ def make_vector_env(env_id: str, num_envs: int, episode_steps: int, env_kwargs: 
         episode_steps: Steps per collected episode ``T``.
         env_kwargs: Further keyword arguments of the environment.
     """
-    kwargs = dict(env_kwargs or {})
-    limit = kwargs.get("max_episode_steps")
-    if limit is not None and limit < episode_steps:
-        raise ValueError(
-            f"`env_kwargs['max_episode_steps']`={limit} is shorter than the {episode_steps} steps "
-            "per episode; "
-            "leave it out or raise it."
-        )
-    kwargs.setdefault("max_episode_steps", episode_steps + 1)
+    kwargs = with_episode_limit(env_kwargs, episode_steps, f"the {episode_steps} steps per episode")
     try:
         env = gym.make_vec(env_id, num_envs=num_envs, **kwargs)
     except gym.error.Error as exc:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from dyndis_learn.baselines.base import BaselineMethod, PredictiveModel, all_terms
 from dyndis_learn.losses import frame_bce
-from dyndis_learn.model import frames_to_float
+from dyndis_learn.model import encode_frames, frames_to_float
 from dyndis_learn.networks import ConvDecoder, ConvEncoder
 from dyndis_learn.objective import FrameTargets, LossWeights, TrainBatch
 from dyndis_learn.registry import METHODS
@@ -60,9 +60,7 @@ class DirectModel(PredictiveModel):
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """Images (..., H, W, C) -> codes (..., n)."""
-        batch = frames.shape[:-3]
-        flat = frames_to_float(frames.reshape(-1, *frames.shape[-3:]))
-        return self.encoder(flat).reshape(*batch, self.latent_dim)
+        return encode_frames(self.encoder, frames)
 
     def next_logits(self, codes: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The next image's pixel logits (..., H, W, C) from codes (..., n) and actions (...)."""

@@ -21,7 +21,7 @@ import torch
 
 from dyndis_learn.baselines.base import BaselineMethod, LatentPredictiveModel, all_terms
 from dyndis_learn.losses import frame_bce
-from dyndis_learn.model import frames_to_float
+from dyndis_learn.model import encode_frames, frames_to_float
 from dyndis_learn.networks import ConvDecoder, ConvEncoder
 from dyndis_learn.objective import FrameTargets, LossWeights, TrainBatch
 from dyndis_learn.registry import METHODS
@@ -67,9 +67,7 @@ class ForwardVAE(LatentPredictiveModel):
 
     def posterior(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mean, log_var)`` of ``q(z | x)`` for images (..., H, W, C), each of shape (..., n)."""
-        batch = frames.shape[:-3]
-        flat = frames_to_float(frames.reshape(-1, *frames.shape[-3:]))
-        mean, log_var = self.encoder(flat).reshape(*batch, 2 * self.latent_dim).chunk(2, dim=-1)
+        mean, log_var = encode_frames(self.encoder, frames).chunk(2, dim=-1)
         return mean, log_var
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:

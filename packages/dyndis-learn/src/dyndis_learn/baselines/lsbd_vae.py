@@ -31,7 +31,7 @@ import torch
 from dyndis_learn.baselines.base import BaselineMethod, LatentPredictiveModel, action_effects, all_terms
 from dyndis_learn.config import TrainConfig
 from dyndis_learn.losses import frame_bce
-from dyndis_learn.model import frames_to_float
+from dyndis_learn.model import encode_frames, frames_to_float
 from dyndis_learn.networks import ConvDecoder, ConvEncoder
 from dyndis_learn.objective import FrameTargets, LossWeights, TrainBatch
 from dyndis_learn.registry import METHODS
@@ -93,9 +93,7 @@ class LSBDVAE(LatentPredictiveModel):
 
     def posterior(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(angles, variances)`` of the posterior on each circle for images (..., H, W, C), each (..., K)."""
-        batch = frames.shape[:-3]
-        flat = frames_to_float(frames.reshape(-1, *frames.shape[-3:]))
-        out = self.encoder(flat).float().reshape(*batch, 3, self.circles)
+        out = encode_frames(self.encoder, frames).float().unflatten(-1, (3, self.circles))
         angles = torch.atan2(out[..., 1, :], out[..., 0, :])
         return angles, torch.sigmoid(out[..., 2, :]) + _MIN_VARIANCE
 
