@@ -29,8 +29,6 @@ import dyndis_envs  # noqa: F401  (registers the ids)
 from benchmarks._common import SHAPES3D_SUBSET, print_table, write_json
 from dyndis_learn import EnvConfig, EvalConfig, ModelConfig, TrainConfig, Trainer
 from dyndis_learn.evaluate import collect_eval_episodes, evaluate_model
-from dyndis_learn.fidelity import encode_chunks
-from dyndis_learn.metrics import circular_probe
 
 SUITES: dict[str, dict[str, Any]] = {
     "gridworld": {
@@ -91,40 +89,6 @@ def _or_dash(value: float | None) -> float | str:
     return "-" if value is None else value
 
 
-def seen_and_unseen(trainer: Trainer, env_id: str, env_kwargs: dict, seed: int, samples: int = 20000) -> dict:
-    """The share of states training saw, and the probe's R^2 (min over factors) on seen and on unseen states.
-
-    Seen: every state of the cycles warm-up's walk and of the dynamics phase's episodes (collected again: a
-    collector gives the same batch for the same step), read from ``info["factors"]`` here, never in training.
-    The probe (:func:`~dyndis_learn.metrics.circular_probe`, fitted on half, scored on the other half) runs on
-    up to ``samples`` uniformly drawn states of each kind. None where the warm-up is not the cycles one.
-    """
-    walk = getattr(trainer.warmup, "walk", None)
-    if walk is None or walk.factors is None:
-        return {"seen_fraction": None, "probe_r2_seen": None, "probe_r2_unseen": None}
-    env = gym.make(env_id, **env_kwargs).unwrapped
-    space = env.factor_space
-    sizes = np.asarray(space.sizes)
-    codes = [np.ravel_multi_index(walk.factors.T, sizes)]
-    for step in range(trainer.warmup.steps, trainer.step):
-        factors = trainer.collector.collect(step).factors
-        codes.append(np.ravel_multi_index(factors.reshape(-1, len(sizes)).T, sizes))
-    seen_codes = np.unique(np.concatenate(codes))
-    drawn = space.sample_states(4 * samples, np.random.default_rng([seed, 99]))
-    is_seen = np.isin(np.ravel_multi_index(drawn.T, sizes), seen_codes)
-    active = sizes > 1
-    result: dict[str, Any] = {"seen_fraction": len(seen_codes) / int(np.prod(sizes))}
-    for name, states in (("seen", drawn[is_seen][:samples]), ("unseen", drawn[~is_seen][:samples])):
-        if len(states) < 100:
-            result[f"probe_r2_{name}"] = None
-            continue
-        with torch.no_grad():
-            encodings = encode_chunks(trainer.model, env.render_states(states)).cpu().numpy()
-        r2 = circular_probe(encodings, states[:, active], sizes[active].tolist())
-        result[f"probe_r2_{name}"] = float(np.min(r2))
-    return result
-
-
 def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict[str, Any]:
     env_kwargs = suite["env"]["kwargs"]
     if args.env_kwargs:  # top-level keys replace the suite's (a "factors" object replaces the suite's whole)
@@ -164,6 +128,7 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
             ks=(1, check_config.horizon),
             episodes=episodes,
             history=t.history,
+            seen_states=t.seen_states(),
         )
         checks.append(
             {
@@ -194,10 +159,15 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
     trainer.train(progress=not args.no_progress, callback=check, callback_every=check_every)
     wall = time.perf_counter() - started
     final = evaluate_model(
-        trainer.model, env.id, env.kwargs, check_config if args.quick else config.evaluation, history=trainer.history
+        trainer.model,
+        env.id,
+        env.kwargs,
+        check_config if args.quick else config.evaluation,
+        history=trainer.history,
+        seen_states=trainer.seen_states(),
     )
-    seen = seen_and_unseen(trainer, env.id, env.kwargs, seed)
     trainer.close()
+    fid = final.fidelity
     criteria = final.criteria
     return {
         "seed": seed,
@@ -222,7 +192,11 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
             else None
         ),
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-        **seen,
+        "seen_fraction": fid.seen_fraction if fid else None,
+        "probe_r2_seen": min(fid.seen.probe_r2) if fid and fid.seen else None,
+        "probe_r2_unseen": min(fid.unseen.probe_r2) if fid and fid.unseen else None,
+        "reconstruction_rate_seen": fid.seen.reconstruction_rate if fid and fid.seen else None,
+        "reconstruction_rate_unseen": fid.unseen.reconstruction_rate if fid and fid.unseen else None,
         "checks": checks,
     }
 

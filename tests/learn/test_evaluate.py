@@ -221,6 +221,9 @@ def test__evaluate__to_dict_has_the_report_keys_and_round_trips(tiny_evaluation)
         "imagined_rate",
         "imagined_rate_last",
         "reconstruction_confusion",
+        "seen_fraction",
+        "seen",
+        "unseen",
     ]
     assert list(data["rollout_bce"]) == ["k", "mean", "ci95_low", "ci95_high", "episodes"]
     assert list(data["actions"][0]) == [

@@ -157,7 +157,15 @@ class Learner:
     def _evaluation(self, cfg: EvalConfig, episodes: EvalEpisodes, steps: Progress) -> Evaluation:
         env = self.config.env
         with steps.phase("rollout error, group structure and fidelity"):
-            evaluation = evaluate_model(self.model, env.id, env.kwargs, cfg, episodes=episodes, history=self.history)
+            evaluation = evaluate_model(
+                self.model,
+                env.id,
+                env.kwargs,
+                cfg,
+                episodes=episodes,
+                history=self.history,
+                seen_states=self.trainer.seen_states(),
+            )
         return dataclasses.replace(evaluation, training=self._training_summary())
 
     def _training_summary(self) -> TrainingSummary:

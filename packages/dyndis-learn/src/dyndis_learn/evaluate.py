@@ -41,6 +41,7 @@ from dyndis_learn.results import (
     Criteria,
     Evaluation,
     FactorStructure,
+    Fidelity,
     RolloutError,
 )
 from dyndis_learn.rollouts import EpisodeBatch, RolloutCollector
@@ -354,6 +355,7 @@ def evaluate_model(
     ks: Sequence[int] | None = None,
     episodes: EvalEpisodes | None = None,
     history: Sequence[Mapping[str, Any]] | None = None,
+    seen_states: np.ndarray | None = None,
 ) -> Evaluation:
     """Every figure of the report (see :class:`Evaluation`).
 
@@ -373,6 +375,9 @@ def evaluate_model(
             to avoid collecting them again.
         history: The training history (one row per logged step, with ``dynamics_weight``), for
             ``dynamics_trained`` (None: that check cannot be judged, so ``all`` is False).
+        seen_states: The states training saw (value indices, shape (S, F); see
+            :meth:`~dyndis_learn.trainer.Trainer.seen_states`): fidelity is then also judged on seen and on
+            unseen states separately, and ``encoder_fidelity`` needs both.
 
     Raises:
         ValueError: If the evaluation would not fit in the memory available (:func:`check_evaluation_memory`,
@@ -404,7 +409,7 @@ def evaluate_model(
     mean_ratio = (bce_h - entropy) / excess if bce_h is not None and excess > 0 else None
     env = _contract_env(env_id, env_kwargs)
     try:
-        fid = None if env is None else fidelity(model, env, batch, config)
+        fid = None if env is None else fidelity(model, env, batch, config, seen_states)
     finally:
         if env is not None:
             env.close()
@@ -425,7 +430,7 @@ def evaluate_model(
         rollout_stable=None
         if ratio is None or mean_ratio is None
         else ratio <= config.bce_ratio_limit and mean_ratio <= thresholds["mean_image_margin"],
-        encoder_fidelity=None if fid is None else all(r >= thresholds["probe_threshold"] for r in fid.probe_r2),
+        encoder_fidelity=None if fid is None else _encoder_faithful(fid, thresholds["probe_threshold"]),
         decoder_fidelity=decoder,
         dynamics_trained=trained,
         share_threshold=config.share_threshold,
@@ -452,6 +457,12 @@ def evaluate_model(
         fidelity=fid,
         dynamics_weight=weight,
     )
+
+
+def _encoder_faithful(fid: Fidelity, threshold: float) -> bool:
+    """Every probe R^2 at least ``threshold``: on the sampled states, and on seen and unseen ones where judged."""
+    sets = [fid.probe_r2, *(part.probe_r2 for part in (fid.seen, fid.unseen) if part is not None)]
+    return all(r >= threshold for probe in sets for r in probe)
 
 
 def _contract_env(env_id: str, env_kwargs: Mapping[str, Any]) -> Any | None:

@@ -21,12 +21,13 @@ from dyndis_learn.config import EvalConfig
 from dyndis_learn.devices import module_device
 from dyndis_learn.metrics import circular_probe
 from dyndis_learn.model import WorldModel, frames_to_float
-from dyndis_learn.results import Fidelity
+from dyndis_learn.results import Fidelity, StateSetFidelity
 from dyndis_learn.rollouts import EpisodeBatch
 
 __all__ = [
     "GRID_STATES",
     "IMAGINED_STEPS",
+    "MIN_SET_STATES",
     "SAMPLE_STATES",
     "dynamics_trained",
     "encode_chunks",
@@ -34,6 +35,7 @@ __all__ = [
     "evaluation_states",
     "fidelity",
     "mean_image_bce",
+    "seen_and_unseen_states",
 ]
 
 _CHUNK_FRAMES = 1024  # frames encoded or decoded per pass
@@ -42,6 +44,9 @@ _CHUNK_FRAMES = 1024  # frames encoded or decoded per pass
 #: :data:`SAMPLE_STATES` states drawn with ``EvalConfig.seed``.
 GRID_STATES = 5_000
 SAMPLE_STATES = 2_000
+#: Fewest states of a set (seen, or unseen, by training) judged on their own: a probe on fewer says little.
+MIN_SET_STATES = 100
+_SEEN_STREAM, _UNSEEN_STREAM = 1, 2  # entropy tags of the samples of seen and of unseen states
 #: Imagined frames judged by ``decoder_fidelity``: every step ``k = 1 .. min(IMAGINED_STEPS, horizon)``.
 IMAGINED_STEPS = 100
 _CANDIDATE_BYTES = 64 * 2**20  # rendered candidate images held at once by the nearest-image test
@@ -145,8 +150,59 @@ def _nearest_own(
     return right, confused
 
 
+def _codes_to_states(space: Any, codes: np.ndarray) -> np.ndarray:
+    """Flat state indices (row-major over the factors) -> value indices (S, F)."""
+    return (codes[:, None] // np.asarray(space.strides, dtype=np.int64)) % np.asarray(space.sizes, dtype=np.int64)
+
+
+def seen_and_unseen_states(space: Any, seen_states: np.ndarray, seed: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(seen fraction, seen states, unseen states)``: up to :data:`SAMPLE_STATES` of each, uniformly drawn.
+
+    Args:
+        space: The factor space (``n_states``, ``sizes``, ``strides``).
+        seen_states: Value indices (S, F) of the states training saw (repeats allowed).
+        seed: Seed of the two samples (each set whole where it has at most :data:`SAMPLE_STATES`).
+    """
+    n_states = int(space.n_states)
+    seen = np.unique(np.asarray(seen_states, dtype=np.int64) @ np.asarray(space.strides, dtype=np.int64))
+    rng = np.random.default_rng([seed, _SEEN_STREAM])
+    drawn_seen = seen if len(seen) <= SAMPLE_STATES else np.sort(rng.choice(seen, SAMPLE_STATES, replace=False))
+    rng = np.random.default_rng([seed, _UNSEEN_STREAM])
+    if n_states - len(seen) <= SAMPLE_STATES:
+        unseen = np.setdiff1d(np.arange(n_states, dtype=np.int64), seen, assume_unique=True)
+    else:  # draw until enough: more than SAMPLE_STATES states are unseen, so each round finds some
+        found = np.empty(0, dtype=np.int64)
+        while len(found) < SAMPLE_STATES:
+            draws = rng.integers(0, n_states, 4 * SAMPLE_STATES)
+            found = np.concatenate([found, draws[~np.isin(draws, seen)]])
+            found = found[np.sort(np.unique(found, return_index=True)[1])]  # first draws kept, in draw order
+        unseen = found[:SAMPLE_STATES]
+    return len(seen) / n_states, _codes_to_states(space, drawn_seen), _codes_to_states(space, unseen)
+
+
+def _state_set(
+    model: WorldModel | PredictiveModel, contract: Any, table: np.ndarray | None, states: np.ndarray, active: list[int]
+) -> StateSetFidelity | None:
+    """The probe and the reconstructions on ``states`` alone (None for fewer than :data:`MIN_SET_STATES`)."""
+    if len(states) < MIN_SET_STATES:
+        return None
+    sizes = np.asarray(contract.factor_space.sizes, dtype=np.int64)
+    encodings = encode_chunks(model, contract.render_states(states))
+    probe = circular_probe(encodings.cpu().numpy(), states[:, active], sizes[active].tolist())
+    rate = None
+    if not isinstance(model, PredictiveModel) or isinstance(model, LatentPredictiveModel):
+        rate = _right_rate(_nearest_own(contract, table, _decode_uint8(model, encodings), states)[0])
+    return StateSetFidelity(len(states), tuple(float(r) for r in probe), rate)
+
+
 @torch.no_grad()
-def fidelity(model: WorldModel | PredictiveModel, env: Any, batch: EpisodeBatch, config: EvalConfig) -> Fidelity | None:
+def fidelity(
+    model: WorldModel | PredictiveModel,
+    env: Any,
+    batch: EpisodeBatch,
+    config: EvalConfig,
+    seen_states: np.ndarray | None = None,
+) -> Fidelity | None:
     """Encoder and decoder fidelity on the environment's states (see :class:`Fidelity`).
 
     Args:
@@ -157,6 +213,8 @@ def fidelity(model: WorldModel | PredictiveModel, env: Any, batch: EpisodeBatch,
             native vector env).
         batch: The evaluation episodes (their ``factors`` give the true states of the imagined frames).
         config: ``seed`` (of the sample of states, with more than :data:`GRID_STATES` states) and ``horizon``.
+        seen_states: Value indices (S, F) of the states training saw (``info["factors"]`` of its frames), to
+            judge seen and unseen states separately (:func:`seen_and_unseen_states`); None: not judged.
 
     Returns:
         The figures, or None if ``env`` has no evaluation contract.
@@ -191,6 +249,11 @@ def fidelity(model: WorldModel | PredictiveModel, env: Any, batch: EpisodeBatch,
         truths = batch.factors[:, 1 : steps + 1].reshape(-1, batch.factors.shape[-1])
         right = _nearest_own(contract, table, decoded, truths)[0].reshape(len(observations), steps)
         imagined, imagined_last = _right_rate(right), _right_rate(right[:, -1])
+    seen_fraction = seen = unseen = None
+    if seen_states is not None:
+        seen_fraction, seen_set, unseen_set = seen_and_unseen_states(space, seen_states, config.seed)
+        seen = _state_set(model, contract, table, seen_set, active)
+        unseen = _state_set(model, contract, table, unseen_set, active)
     return Fidelity(
         states=len(states),
         grid=grid,
@@ -202,6 +265,9 @@ def fidelity(model: WorldModel | PredictiveModel, env: Any, batch: EpisodeBatch,
         imagined_rate=imagined,
         imagined_rate_last=imagined_last,
         reconstruction_confusion=confusion,
+        seen_fraction=seen_fraction,
+        seen=seen,
+        unseen=unseen,
     )
 
 

@@ -519,6 +519,18 @@ def _fidelity_lines(evaluation: Evaluation) -> list[str]:
             shares = zip(fid.factors, fid.reconstruction_confusion, strict=True)
             wrong = ", ".join(f"{name} {_percent(share)}" for name, share in shares)
             lines.append(f"- reconstructions nearer to another value of a factor than to their own state: {wrong}")
+        if fid.seen_fraction is not None:
+            lines.append(f"- training saw {_percent(fid.seen_fraction)} of the states; judged apart:")
+            for name, part in (("seen", fid.seen), ("unseen", fid.unseen)):
+                if part is None:
+                    none = name == "unseen" and fid.seen_fraction == 1
+                    lines.append(f"    - {name} states: {'none' if none else 'too few to judge'}")
+                    continue
+                probe = ", ".join(f"{f} {r2:.4f}" for f, r2 in zip(fid.factors, part.probe_r2, strict=True))
+                lines.append(
+                    f"    - {part.states} {name} states: probe R^2 {probe}; reconstructions nearest their own "
+                    f"state {_percent(part.reconstruction_rate)}"
+                )
     if evaluation.dynamics_weight is not None:
         lines.append(f"- last logged dynamics weight: {evaluation.dynamics_weight:.3f}")
     return [*lines, ""] if lines else [""]

@@ -24,6 +24,7 @@ __all__ = [
     "FactorStructure",
     "Fidelity",
     "RolloutError",
+    "StateSetFidelity",
     "TrainingSummary",
     "format_summary",
 ]
@@ -210,6 +211,34 @@ class FactorStructure:
 
 
 @dataclass(frozen=True)
+class StateSetFidelity:
+    """The encoder probe and the reconstructions on one set of states: those training saw, or those it did not."""
+
+    states: int
+    """Number of states judged: every state of the set up to :data:`~dyndis_learn.fidelity.SAMPLE_STATES`, else
+    a uniform seeded sample of that many."""
+    probe_r2: tuple[float, ...]
+    """Per active factor, the held-out R^2 of the circular probe on these states alone (fitted on half of them)."""
+    reconstruction_rate: float | None
+    """Share of these states whose decoded reconstruction is nearest to its own image (None without
+    reconstructions)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``fidelity.seen`` / ``fidelity.unseen`` entry of ``report.json``."""
+        return {"states": self.states, "probe_r2": list(self.probe_r2), "reconstruction_rate": self.reconstruction_rate}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StateSetFidelity:
+        """Inverse of :meth:`to_dict`."""
+        d = _fields(data, cls.__name__, ["states", "probe_r2", "reconstruction_rate"])
+        return cls(int(d["states"]), tuple(float(v) for v in d["probe_r2"]), d["reconstruction_rate"])
+
+
+def _optional_set(data: Any) -> StateSetFidelity | None:
+    return None if data is None else StateSetFidelity.from_dict(data)
+
+
+@dataclass(frozen=True)
 class Fidelity:
     """How faithfully the model encodes and draws the environment's states.
 
@@ -246,6 +275,14 @@ class Fidelity:
     another value of that factor than to its own image: which factor the decoder draws wrong (a wrong
     reconstruction counts once for each factor its nearest candidate changes). None without reconstructions
     (and in reports written before it existed)."""
+    seen_fraction: float | None = None
+    """Share of all the environment's states that training saw (None where the run does not know which states
+    it saw: only the cycles warm-up keeps them, and reports written before)."""
+    seen: StateSetFidelity | None = None
+    """The probe and the reconstructions on states training saw (None where unknown, or fewer than
+    :data:`~dyndis_learn.fidelity.MIN_SET_STATES` of them)."""
+    unseen: StateSetFidelity | None = None
+    """The same on states training never saw: whether the encoder generalises (None as for ``seen``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The ``fidelity`` entry of ``report.json``."""
@@ -260,12 +297,15 @@ class Fidelity:
             "imagined_rate": self.imagined_rate,
             "imagined_rate_last": self.imagined_rate_last,
             "reconstruction_confusion": _optional_list(self.reconstruction_confusion),
+            "seen_fraction": self.seen_fraction,
+            "seen": None if self.seen is None else self.seen.to_dict(),
+            "unseen": None if self.unseen is None else self.unseen.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Fidelity:
         """Inverse of :meth:`to_dict`."""
-        optional = ["reconstruction_confusion"]
+        optional = ["reconstruction_confusion", "seen_fraction", "seen", "unseen"]
         keys = [f.name for f in dataclasses.fields(cls) if f.name not in optional]
         d = _fields(data, cls.__name__, keys, optional)
         confusion = d.get("reconstruction_confusion")
@@ -275,6 +315,8 @@ class Fidelity:
                 "factors": tuple(str(name) for name in d["factors"]),
                 "probe_r2": tuple(float(v) for v in d["probe_r2"]),
                 "reconstruction_confusion": None if confusion is None else tuple(float(v) for v in confusion),
+                "seen": _optional_set(d.get("seen")),
+                "unseen": _optional_set(d.get("unseen")),
             }
         )
 
@@ -302,7 +344,8 @@ class Criteria:
     the frames' own entropy at most ``mean_image_margin`` times that of the mean image (None if either step was
     not evaluated, the BCE at ``k = 1`` is 0 or the mean image is as good as the frames themselves)."""
     encoder_fidelity: bool | None = _criterion()
-    """The circular probe's held-out R^2 is at least ``probe_threshold`` for every active factor (None without
+    """The circular probe's held-out R^2 is at least ``probe_threshold`` for every active factor, on the sampled
+    states and, where the run knows which states it saw, on seen and on unseen states separately (None without
     the environment's evaluation contract)."""
     decoder_fidelity: bool | None = _criterion()
     """Decoded reconstructions of the fidelity states and imagined frames ``k = 1 .. 100`` of the evaluation
@@ -555,6 +598,15 @@ def format_summary(evaluation: Evaluation) -> str:
                 f"{name} {share:.2%}" for name, share in zip(fid.factors, fid.reconstruction_confusion, strict=True)
             )
             lines.append(f"reconstructions nearer another value of: {wrong}")
+        if fid.seen_fraction is not None:
+            parts = []
+            for name, part in (("seen", fid.seen), ("unseen", fid.unseen)):
+                if part is None:
+                    parts.append(f"{name}: {'none' if name == 'unseen' and fid.seen_fraction == 1 else 'too few'}")
+                    continue
+                rate = "n/a" if part.reconstruction_rate is None else f"{part.reconstruction_rate:.2%}"
+                parts.append(f"{name} ({part.states}): probe R^2 min {min(part.probe_r2):.4f}, reconstructions {rate}")
+            lines.append(f"training saw {fid.seen_fraction:.2%} of the states; " + "; ".join(parts))
     if evaluation.dynamics_weight is not None:
         lines.append(f"last dynamics_weight: {evaluation.dynamics_weight:.3f}")
     criteria = evaluation.criteria

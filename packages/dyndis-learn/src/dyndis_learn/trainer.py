@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from dyndis_learn import distributed
@@ -153,6 +154,18 @@ class Trainer:
         if not self._started:
             distributed.start_warmup(self.warmup, self.model, self.step, self.ranks)
             self._started = True
+
+    def seen_states(self) -> np.ndarray | None:
+        """The true states (value indices, shape (S, F)) of the frames training used, or None where unknown.
+
+        For evaluation only (fidelity on seen against unseen states). Known where the warm-up gives every
+        step's data and keeps its frames' ``info["factors"]``: the cycles warm-up's walk. A trainer that has
+        taken steps without starting its warm-up in this process (loaded from a checkpoint) starts it now,
+        which walks the same walk again: it is a function of the config.
+        """
+        if self.step > 0:
+            self._start()
+        return self.warmup.seen_states()
 
     def loss_weights(self, step: int) -> LossWeights:
         """The weight of every loss term at ``step``: configured weights, schedules, then the warm-up's terms."""

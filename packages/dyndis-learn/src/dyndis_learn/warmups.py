@@ -123,6 +123,15 @@ class Warmup(abc.ABC):
         """Target encodings of ``frames`` (B, T + 1, H, W, C), or None for a warm-up without a map."""
         return None
 
+    def seen_states(self) -> np.ndarray | None:
+        """The true states (``info["factors"]``, shape (S, F)) of every frame the run trains on, or None.
+
+        Only a warm-up that gives every step's data (warm-up and dynamics phase) and kept its frames' factors
+        knows them; None before :meth:`start`. For evaluation only (seen against unseen states): training
+        never reads them.
+        """
+        return None
+
     def end(self, model: WorldModel, batch: TrainBatch, optimizer: torch.optim.Optimizer) -> None:  # noqa: B027
         """Finish, on the first step after the warm-up (``batch`` is that step's), before its loss."""
 
@@ -447,6 +456,10 @@ class CycleWarmup(Warmup):
         On the torus no factor can collapse, and spreading the frames of one window apart would fight the map.
         """
         return dataclasses.replace(weights, target=self.settings.target_weight, uniformity=0.0)
+
+    def seen_states(self) -> np.ndarray | None:
+        """The walk's states: every step, warm-up and dynamics phase alike, trains on the walk's frames."""
+        return None if self.walk is None else self.walk.factors
 
     def targets(self, frames: np.ndarray) -> FrameTargets | None:
         """Each frame's place on the torus where its image is one of the walk's (else -1)."""
