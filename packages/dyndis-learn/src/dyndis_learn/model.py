@@ -8,6 +8,7 @@ rollout from an image ``x_0`` and actions ``a_1 .. a_T`` is ``z_t = R(a_t) ... R
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -16,8 +17,9 @@ from torch import nn
 
 from dyndis_learn.networks import ConvDecoder, ConvEncoder
 from dyndis_learn.rotations import ActionRotations, Parametrisation, cumulative_rotations
+from dyndis_learn.validation import check_int
 
-__all__ = ["LATENT_MANIFOLDS", "WorldModel", "encode_frames", "frames_to_float"]
+__all__ = ["LATENT_MANIFOLDS", "WorldModel", "angle_bin_weights", "encode_frames", "frames_to_float"]
 
 #: Where encodings live (:class:`WorldModel`'s ``latent_manifold``).
 LATENT_MANIFOLDS = ("sphere", "torus")
@@ -35,6 +37,26 @@ def encode_frames(encoder: nn.Module, frames: torch.Tensor) -> torch.Tensor:
     batch = frames.shape[:-3]
     out = encoder(frames_to_float(frames.reshape(-1, *frames.shape[-3:])))
     return out.reshape(*batch, out.shape[-1])
+
+
+def angle_bin_weights(latents: torch.Tensor, bins: int) -> torch.Tensor:
+    """Each circle's angle as weights of ``bins`` angles ``2 pi m / bins``, interpolated between the two nearest.
+
+    On a bin's own angle the weight is 1 there and 0 elsewhere, so a linear layer on the weights is a look-up
+    table of one learned vector per bin, interpolated linearly between bins.
+
+    Args:
+        latents: Shape (..., n), ``n`` even: circles ``(2k, 2k + 1)``.
+        bins: Number of angles ``M``.
+
+    Returns:
+        Shape (..., n / 2, M); each row sums to 1.
+    """
+    pairs = latents.unflatten(-1, (-1, 2))
+    position = torch.atan2(pairs[..., 1], pairs[..., 0]) * (bins / (2 * math.pi))  # in bins, (-M/2, M/2]
+    offsets = torch.arange(bins, device=latents.device, dtype=latents.dtype)
+    distance = torch.remainder(position.unsqueeze(-1) - offsets + bins / 2, bins) - bins / 2  # wrapped
+    return torch.relu(1 - distance.abs())
 
 
 class WorldModel(nn.Module):
@@ -56,6 +78,12 @@ class WorldModel(nn.Module):
             a point of ``n / 2`` circles, still of unit norm. A factor that lives on a circle then has one
             that cannot shrink: a rotation in its plane moves it, and no encoder can fold it away
             (the cycles warm-up, :class:`~dyndis_learn.warmups.CycleWarmup`, needs it). Needs an even ``n``.
+        angle_bins: None, or ``M`` (torus only): the encoder gives logits of ``M`` angles ``2 pi m / M`` per
+            circle, and the circle's point is the circular mean of their softmax (:meth:`angle_logits`,
+            :meth:`angle_cross_entropy`); the decoder reads each circle's angle as well as the coordinates,
+            through ``M`` learned embeddings interpolated between the two nearest angles
+            (:func:`angle_bin_weights`). A factor of many values whose images are unrelated (Cars3D's cars) is
+            then a classification for the encoder and a table look-up for the decoder.
         generator: Optional generator for the initial angles (the networks use torch's global RNG).
     """
 
@@ -72,6 +100,7 @@ class WorldModel(nn.Module):
         angle_init_scale: float = 0.01,
         encoder_norm: str = "none",
         latent_manifold: str = "sphere",
+        angle_bins: int | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -81,11 +110,23 @@ class WorldModel(nn.Module):
             raise ValueError(
                 f"`latent_dim` must be even for latent_manifold='torus' (pairs of coordinates), got {latent_dim}."
             )
+        if angle_bins is not None:
+            check_int("angle_bins", angle_bins, minimum=2)
+            if latent_manifold != "torus":
+                raise ValueError(f"`angle_bins` needs latent_manifold='torus', got {latent_manifold!r}.")
         self.latent_manifold = latent_manifold
         self.image_shape = tuple(int(s) for s in image_shape)
         self.latent_dim = latent_dim
-        self.encoder = ConvEncoder(image_shape, latent_dim, channels, kernel_size, stride, hidden_dim, encoder_norm)
-        self.decoder = ConvDecoder(image_shape, latent_dim, channels, kernel_size, stride, hidden_dim)
+        self.angle_bins = angle_bins
+        circles = latent_dim // 2
+        outputs, inputs = latent_dim, latent_dim
+        if angle_bins is not None:  # logits of every circle's bins; the decoder reads their weights too
+            outputs, inputs = circles * angle_bins, latent_dim + circles * angle_bins
+        self.encoder = ConvEncoder(image_shape, outputs, channels, kernel_size, stride, hidden_dim, encoder_norm)
+        self.decoder = ConvDecoder(image_shape, inputs, channels, kernel_size, stride, hidden_dim)
+        if angle_bins is not None:
+            bins = torch.arange(angle_bins, dtype=torch.float32) * (2 * math.pi / angle_bins)
+            self.register_buffer("bin_points", torch.stack([bins.cos(), bins.sin()], dim=-1), persistent=False)
         self.rotations = ActionRotations(n_actions, latent_dim, parametrisation, angle_init_scale, generator)
         self.to(memory_format=torch.channels_last)  # fastest CPU convolutions; see networks.py
 
@@ -103,17 +144,47 @@ class WorldModel(nn.Module):
         Returns:
             Unit vectors of shape (..., n).
         """
-        raw = encode_frames(self.encoder, frames)
+        return self.latents(encode_frames(self.encoder, frames))
+
+    def latents(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The encoder's outputs (..., m) -> points on the sphere or torus (..., n) (what :meth:`encode` returns)."""
+        circles = self.latent_dim // 2
+        if self.angle_bins is not None:
+            weights = self.angle_logits(outputs).softmax(dim=-1)  # (..., circles, M)
+            return (F.normalize(weights @ self.bin_points.to(weights.dtype), dim=-1) * circles**-0.5).flatten(-2)
         if self.latent_manifold == "torus":
-            circles = self.latent_dim // 2
-            points = F.normalize(raw.unflatten(-1, (circles, 2)), dim=-1) * circles**-0.5
+            points = F.normalize(outputs.unflatten(-1, (circles, 2)), dim=-1) * circles**-0.5
             return points.flatten(-2)
-        return F.normalize(raw, dim=-1)
+        return F.normalize(outputs, dim=-1)
+
+    def angle_logits(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The encoder's outputs (..., m) -> logits of every circle's ``M`` angles (..., n / 2, M) (``angle_bins``)."""
+        if self.angle_bins is None:
+            raise ValueError("angle_logits needs a model with `angle_bins`.")
+        return outputs.unflatten(-1, (self.latent_dim // 2, self.angle_bins))
+
+    def angle_cross_entropy(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of every circle's angle logits against its target angle's two nearest bins.
+
+        The target distribution is :func:`angle_bin_weights` of the target: all on one bin at a bin's own angle,
+        else split between the two nearest, whose circular mean lies within ``(2 pi / M)^3 / 32`` radians of
+        the target angle; so a target between bins is reachable too.
+
+        Args:
+            outputs: The encoder's outputs, shape (B, m).
+            targets: Target points of the torus, shape (B, n).
+        """
+        logits = self.angle_logits(outputs).flatten(0, -2).float()
+        wanted = angle_bin_weights(targets, self.angle_bins).flatten(0, -2)
+        return F.cross_entropy(logits, wanted)
 
     def decode_logits(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents (..., n) -> pixel logits (..., H, W, C)."""
         batch = latents.shape[:-1]
-        return self.decoder(latents.reshape(-1, self.latent_dim)).reshape(*batch, *self.image_shape)
+        flat = latents.reshape(-1, self.latent_dim)
+        if self.angle_bins is not None:
+            flat = torch.cat([flat, angle_bin_weights(flat, self.angle_bins).flatten(-2)], dim=-1)
+        return self.decoder(flat).reshape(*batch, *self.image_shape)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents (..., n) -> pixel intensities in [0, 1], shape (..., H, W, C)."""

@@ -10,7 +10,8 @@ Notation (:mod:`dyndis_learn.losses` holds the terms themselves): ``B`` episodes
 - ``consistency``: rotated vs encoded frames (:func:`~dyndis_learn.losses.latent_consistency`);
 - ``smoothness`` and ``whitening``: the spectral terms;
 - ``uniformity``: the spread of the encodings over the sphere;
-- ``target``: ``mean ||e - y||^2`` to given per-frame target encodings (a warm-up's map);
+- ``target``: ``mean ||e - y||^2`` to given per-frame target encodings (a warm-up's map), plus, for a model
+  with ``angle_bins``, the cross-entropy of its angle logits against each target's angle bin;
 - ``regularizer``: the entanglement penalty on the angles;
 
 and ``loss``, the sum of every term weighted by :class:`LossWeights`. A term whose weight is 0 is computed
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 
 from dyndis_learn.losses import frame_bce, latent_consistency, transition_smoothness, uniformity, whitening_penalty
-from dyndis_learn.model import WorldModel, frames_to_float
+from dyndis_learn.model import WorldModel, encode_frames, frames_to_float
 from dyndis_learn.regularizers import entanglement_penalty
 from dyndis_learn.rotations import cumulative_rotations
 
@@ -154,7 +155,12 @@ def terms(
     frames, actions = batch.frames, batch.actions
     batch_size, n_frames = frames.shape[:2]
     images = frames_to_float(frames)
-    encodings = model.encode(frames).float()  # (B, T + 1, n); float32 under a bfloat16 autocast too
+    outputs = None  # the encoder's own outputs, where the target term needs them (angle bins)
+    if model.angle_bins is None:
+        encodings = model.encode(frames).float()  # (B, T + 1, n); float32 under a bfloat16 autocast too
+    else:
+        outputs = encode_frames(model.encoder, frames).float()
+        encodings = model.latents(outputs)
     zero = encodings.new_zeros(())
 
     device = frames.device
@@ -192,7 +198,10 @@ def terms(
         if targets is not None:
             seen = targets.states >= 0
             if seen.any():
-                target = (encodings[seen] - targets.encodings[targets.states[seen]]).square().sum(-1).mean()
+                wanted = targets.encodings[targets.states[seen]]
+                target = (encodings[seen] - wanted).square().sum(-1).mean()
+                if outputs is not None:  # a regression onto many unrelated values learns nothing; a classification does
+                    target = target + model.angle_cross_entropy(outputs[seen], wanted)
 
         values = {
             "autoencoder_bce": bce[~is_rollout].mean(),

@@ -1,0 +1,99 @@
+"""``model.angle_bins``: angle classification in the encoder, a look-up table of angles in the decoder."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dyndis_learn import Learner, TrainConfig, load_model
+from dyndis_learn.model import WorldModel, angle_bin_weights
+from dyndis_learn.objective import FrameTargets, LossWeights, TrainBatch, terms
+
+
+def _points(angles: torch.Tensor) -> torch.Tensor:
+    return torch.stack([angles.cos(), angles.sin()], dim=-1)
+
+
+def test__angle_bin_weights__one_hot_on_bins_interpolated_between_and_wrapped():
+    bins = 8
+    on_bins = angle_bin_weights(_points(torch.arange(bins) * 2 * math.pi / bins), bins)[:, 0]
+    torch.testing.assert_close(on_bins, torch.eye(bins), atol=1e-6, rtol=0)
+    between = angle_bin_weights(_points(torch.tensor([2.25 * 2 * math.pi / bins])), bins)[0, 0]
+    torch.testing.assert_close(between[[2, 3]], torch.tensor([0.75, 0.25]), atol=1e-5, rtol=0)
+    assert between.sum() == pytest.approx(1.0) and (between > 0).sum() == 2
+    wrapped = angle_bin_weights(_points(torch.tensor([-0.5 * 2 * math.pi / bins])), bins)[0, 0]  # between 7 and 0
+    torch.testing.assert_close(wrapped[[7, 0]], torch.tensor([0.5, 0.5]), atol=1e-5, rtol=0)
+    # the circular mean of the weights comes back to the angle, within (2 pi / M)^3 / 32
+    angles = torch.rand(2000, generator=torch.Generator().manual_seed(0)) * 2 * math.pi
+    centres = _points(torch.arange(bins) * 2 * math.pi / bins)
+    mean = angle_bin_weights(_points(angles), bins)[:, 0] @ centres
+    error = torch.remainder(torch.atan2(mean[:, 1], mean[:, 0]) - angles + math.pi, 2 * math.pi) - math.pi
+    assert error.abs().max() < (2 * math.pi / bins) ** 3 / 32
+
+
+def _model(bins=16):
+    torch.manual_seed(0)
+    return WorldModel(
+        (16, 16, 3), 4, latent_dim=4, channels=(8, 8), hidden_dim=32, latent_manifold="torus", angle_bins=bins
+    )
+
+
+def test__angle_bins_model__encodes_onto_the_torus_and_decodes_any_point():
+    model = _model()
+    frames = torch.randint(0, 256, (5, 16, 16, 3), dtype=torch.uint8)
+    encodings = model.encode(frames)
+    torch.testing.assert_close(encodings.reshape(5, 2, 2).norm(dim=-1), torch.full((5, 2), 0.5**0.5))
+    assert model.encoder.head[-1].out_features == 2 * 16 and model.decoder.head[0].in_features == 4 + 2 * 16
+    assert model.decode(encodings).shape == (5, 16, 16, 3)
+
+
+def test__angle_cross_entropy__is_least_for_logits_on_the_target_bins():
+    model = _model(bins=8)
+    targets = (_points(torch.tensor([[2 * 2 * math.pi / 8, 5.5 * 2 * math.pi / 8]])) * 0.5**0.5).flatten(-2)
+    right = torch.full((1, 2, 8), -20.0)
+    right[0, 0, 2] = 20.0
+    right[0, 1, [5, 6]] = 20.0
+    wrong = right.roll(1, dims=-1)
+    assert model.angle_cross_entropy(right.flatten(-2), targets) < 0.8  # log 2 for the split target, ~0 else
+    assert model.angle_cross_entropy(wrong.flatten(-2), targets) > 10
+
+
+def test__angle_bins__need_a_torus():
+    with pytest.raises(ValueError, match=r"`angle_bins` needs latent_manifold='torus'"):
+        WorldModel((16, 16, 3), 4, latent_dim=4, angle_bins=8)
+    with pytest.raises(ValueError, match=r"model.angle_bins needs model.latent_manifold='torus'"):
+        TrainConfig.from_dict({"model": {"angle_bins": 8}, "warmup": {"kind": "graph"}})
+    with pytest.raises(ValueError, match="angle_bins"):
+        TrainConfig.from_dict({"model": {"angle_bins": 1}})
+
+
+def test__the_target_term_adds_the_angle_cross_entropy():
+    model = _model()
+    frames = torch.randint(0, 256, (3, 1, 16, 16, 3), dtype=torch.uint8)
+    batch = TrainBatch(frames, torch.zeros(3, 0, dtype=torch.int64))
+    maps = (_points(torch.tensor([[0.3, 1.2], [2.0, -1.0], [0.0, 3.0]])) * 0.5**0.5).flatten(-2)
+    targets = FrameTargets(maps, torch.tensor([[0], [1], [2]]))
+    values = terms(model, batch, LossWeights(target=1.0), targets)
+    distance = (model.encode(frames) - maps[:, None]).square().sum(-1).mean()
+    outputs = model.encoder(frames[:, 0].float() / 255)
+    expected = distance + model.angle_cross_entropy(outputs, maps)
+    torch.testing.assert_close(values["target"], expected)
+
+
+def test__a_cycles_run_with_angle_bins_learns_its_map_and_loads_back(tiny_config, tmp_path):
+    config = tiny_config.replace(
+        steps=44,
+        optim={"lr": 1e-2},
+        model={"latent_manifold": "torus", "angle_bins": 10},  # every 5-cycle angle a bin's own: no split targets
+        warmup={"kind": "cycles", "steps": 40, "cycles": {"walk_steps": 200, "starts": 8, "batch_size": 32}},
+    )
+    learner = Learner(config)
+    learner.train(progress=False)
+    history = learner.history
+    assert history[-1]["target"] < 0.1 * history[0]["target"]  # 4.46 -> 0.02 here
+    path = learner.save(tmp_path / "run.safetensors")
+    model = load_model(path)
+    assert model.angle_bins == 10
+    frames = learner.trainer.warmup.walk.frames[:8]
+    np.testing.assert_array_equal(learner.encode(frames), model.encode(torch.from_numpy(frames)).detach().numpy())
