@@ -22,6 +22,8 @@ from dyndis_learn.report import (
     report_metrics,
     rollout_bce_at,
     rollout_bce_figure,
+    rollout_strip,
+    tensorboard_scalars,
     training_curves_figure,
     write_report,
 )
@@ -335,3 +337,34 @@ def test__progress_lines_only_when_asked(tmp_path, run, capsys):
     assert err[0] == "report: [1/3] representation metrics on the evaluation states ..."
     assert any(line.startswith("report: [3/3] rollout GIF") for line in err)
     assert err[-1].startswith(f"report: wrote {tmp_path} in ")
+
+
+def test__tensorboard_gets_the_evaluation_figures_and_a_rollout_image_at_the_training_step(tmp_path, run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    model, episodes, evaluation = run
+    trained = dataclasses.replace(evaluation, training=TrainingSummary(6, 1.25, {"seed": 0}))
+    path = write_report(tmp_path, model, trained, [], episodes.batch, EVAL.gif_steps, tensorboard=True)
+    report = json.loads(path.read_text())
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0, "images": 0}).Reload()
+    tags = events.Tags()
+    scalars = {tag: events.Scalars(tag) for tag in tags["scalars"]}
+    assert scalars.keys() == tensorboard_scalars(report).keys()
+    assert scalars["eval/rollout_bce/k=1"][0].value == pytest.approx(report["rollout_bce_at"]["1"])
+    assert scalars["eval/rollout_bce/k=1"][0].step == 6
+    assert scalars["eval/criteria/all"][0].value == float(report["criteria"]["all"])
+    assert {"eval/fidelity/probe_r2/north_south", "eval/metrics/d_lsbd", "eval/metrics/angles/mig/value"} <= set(
+        scalars
+    )
+    (image,) = events.Images("eval/rollout")
+    assert image.step == 6 and (image.width, image.height) == (4 * 16, 2 * 16 + 2)  # 4 frames; truth, gap, imagined
+    write_report(tmp_path / "plain", model, trained, [], episodes.batch, EVAL.gif_steps)
+    assert not (tmp_path / "plain" / "tensorboard").exists()  # off by default
+
+
+def test__rollout_strip_shows_the_ground_truth_above_the_imagined_frames(run):
+    model, episodes, _ = run
+    strip = rollout_strip(model, episodes.batch, 3)
+    assert strip.shape == (2 * 16 + 2, 3 * 16, 3) and strip.dtype == np.uint8
+    np.testing.assert_array_equal(strip[:16, :16], episodes.batch.observations[0, 0])
+    assert (strip[16:18] == 255).all()

@@ -189,7 +189,15 @@ class Learner:
         episodes = self._episodes(cfg, steps)
         evaluation = self._evaluation(cfg, episodes, steps)
         return write_report(
-            out, self.model, evaluation, self.history, episodes.batch, cfg.gif_steps, seed=cfg.seed, progress=steps
+            out,
+            self.model,
+            evaluation,
+            self.history,
+            episodes.batch,
+            cfg.gif_steps,
+            seed=cfg.seed,
+            progress=steps,
+            tensorboard=self.config.logging.tensorboard,
         )
 
     # -- persistence -----------------------------------------------------------------------------------

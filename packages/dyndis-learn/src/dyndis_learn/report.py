@@ -45,9 +45,10 @@ from dyndis_learn.files import atomic_write, write_json_atomic
 from dyndis_learn.metrics import summary
 from dyndis_learn.model import WorldModel
 from dyndis_learn.objective import WARMUP_TERMS
-from dyndis_learn.results import Evaluation
+from dyndis_learn.results import CRITERIA, Evaluation
 from dyndis_learn.rollouts import EpisodeBatch
 from dyndis_learn.rotations import plane_pairs
+from dyndis_learn.run_log import log_evaluation
 from dyndis_learn.warmups import Warmup, make_warmup
 
 __all__ = [
@@ -63,6 +64,8 @@ __all__ = [
     "rollout_bce_at",
     "rollout_bce_figure",
     "rollout_gif",
+    "rollout_strip",
+    "tensorboard_scalars",
     "training_curves_figure",
     "write_report",
 ]
@@ -438,14 +441,13 @@ def _labelled(tile: np.ndarray, panel_width: int, gap: int, step: int, horizon: 
 
 
 @torch.no_grad()
-def rollout_gif(
-    model: WorldModel | PredictiveModel, batch: EpisodeBatch, frames: int, path: Path, episode: int = 0
-) -> Path:
-    """Ground truth next to the decoded latent rollout of one episode, ``frames`` frames over its horizon.
+def _rollout_frames(
+    model: WorldModel | PredictiveModel, batch: EpisodeBatch, frames: int, episode: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``(steps, truth, imagined, horizon)``: ``frames`` steps of one episode, its frames and the decoded rollout's.
 
-    A model without rotations (:mod:`dyndis_learn.baselines`) shows its own imagined frames, from step 1 for one
-    that does not reconstruct its input. Each frame has a caption strip on top ("ground truth", "imagined") and
-    one below with the step.
+    A model without rotations (:mod:`dyndis_learn.baselines`) gives its own imagined frames, from step 1 for one
+    that does not reconstruct its input.
     """
     model.eval()
     device = module_device(model)
@@ -458,9 +460,22 @@ def rollout_gif(
         steps = np.arange(model.first_step, horizon + 1, stride)[:frames]
         predicted = imagined_frames(model, observations[:, 0], actions, steps.tolist())[0]
     else:
-        latents = model.rollout(model.encode(observations[:, 0]), actions)[0, steps]
-        predicted = (model.decode(latents).cpu().numpy() * 255).round().astype(np.uint8)
-    truth = batch.observations[episode, steps]
+        with torch.no_grad():
+            latents = model.rollout(model.encode(observations[:, 0]), actions)[0, steps]
+            predicted = (model.decode(latents).cpu().numpy() * 255).round().astype(np.uint8)
+    return steps, batch.observations[episode, steps], predicted, horizon
+
+
+def rollout_gif(
+    model: WorldModel | PredictiveModel, batch: EpisodeBatch, frames: int, path: Path, episode: int = 0
+) -> Path:
+    """Ground truth next to the decoded latent rollout of one episode, ``frames`` frames over its horizon.
+
+    A model without rotations (:mod:`dyndis_learn.baselines`) shows its own imagined frames, from step 1 for one
+    that does not reconstruct its input. Each frame has a caption strip on top ("ground truth", "imagined") and
+    one below with the step.
+    """
+    steps, truth, predicted, horizon = _rollout_frames(model, batch, frames, episode)
     gap = np.full((len(steps), truth.shape[1], 2, truth.shape[3]), 255, dtype=np.uint8)
     tiles = np.concatenate([truth, gap, predicted], axis=2)
     if tiles.shape[-1] == 1:
@@ -475,6 +490,56 @@ def rollout_gif(
         lambda tmp: images[0].save(tmp, save_all=True, append_images=images[1:], duration=120, loop=0),
         suffix=path.suffix,
     )
+
+
+def rollout_strip(
+    model: WorldModel | PredictiveModel, batch: EpisodeBatch, frames: int, episode: int = 0
+) -> np.ndarray:
+    """One uint8 image (H', W', 3): ``frames`` ground-truth frames of an episode in a row, its imagined ones below."""
+    _, truth, predicted, _ = _rollout_frames(model, batch, frames, episode)
+    rows = [np.concatenate(list(row), axis=1) for row in (truth, predicted)]
+    gap = np.full((2, rows[0].shape[1], rows[0].shape[2]), 255, dtype=np.uint8)
+    strip = np.concatenate([rows[0], gap, rows[1]], axis=0)
+    return np.repeat(strip, 3, axis=-1) if strip.shape[-1] == 1 else strip
+
+
+def tensorboard_scalars(report: Mapping[str, Any]) -> dict[str, float]:
+    """The figures of a ``report.json`` as TensorBoard scalars: rollout BCE, criteria (1/0), fidelity, metrics.
+
+    Lists indexed by factor are named by the factor; counts, seeds and settings are left out.
+    """
+    scalars: dict[str, float] = {f"eval/rollout_bce/k={k}": v for k, v in report.get("rollout_bce_at", {}).items()}
+    criteria = report.get("criteria") or {}
+    for name in (*CRITERIA, "all"):
+        if isinstance(criteria.get(name), bool):
+            scalars[f"eval/criteria/{name}"] = float(criteria[name])
+    fid = report.get("fidelity") or {}
+    factors = fid.get("factors", [])
+    for name in ("reconstruction_rate", "imagined_rate", "imagined_rate_last", "seen_fraction"):
+        if fid.get(name) is not None:
+            scalars[f"eval/fidelity/{name}"] = fid[name]
+    for factor, r2 in zip(factors, fid.get("probe_r2", []), strict=False):
+        scalars[f"eval/fidelity/probe_r2/{factor}"] = r2
+    for part in ("seen", "unseen"):
+        if fid.get(part):
+            scalars[f"eval/fidelity/{part}/probe_r2_min"] = min(fid[part]["probe_r2"])
+            if fid[part]["reconstruction_rate"] is not None:
+                scalars[f"eval/fidelity/{part}/reconstruction_rate"] = fid[part]["reconstruction_rate"]
+    metrics = report.get("metrics") or {}
+    if metrics.get("d_lsbd"):
+        scalars["eval/metrics/d_lsbd"] = metrics["d_lsbd"]["value"]
+    for coordinates in ("raw", "angles"):
+        for metric, values in (metrics.get(coordinates) or {}).items():
+            for key, value in values.items():
+                if isinstance(value, float) and key not in _NOT_SCALARS:
+                    scalars[f"eval/metrics/{coordinates}/{metric}/{key}"] = value
+    return scalars
+
+
+#: Frames of the TensorBoard rollout image (ground truth above, imagined below).
+_STRIP_FRAMES = 10
+#: Keys of the coordinate metrics that are settings or counts, not figures.
+_NOT_SCALARS = frozenset({"active_dims"})
 
 
 # -- report.md -----------------------------------------------------------------------------------------
@@ -673,6 +738,7 @@ def write_report(
     *,
     seed: int = 0,
     progress: bool | Progress | None = False,
+    tensorboard: bool = False,
 ) -> Path:
     """Write every report file into ``out_dir``; returns the path of ``report.json``.
 
@@ -692,6 +758,9 @@ def write_report(
         seed: The evaluation seed (``EvalConfig.seed``): the sample of states of the metrics on a large world.
         progress: A line per phase on stderr (True), none (False), only on a terminal (None), or a
             :class:`Progress` to continue.
+        tensorboard: Also write the figures (:func:`tensorboard_scalars`) and a rollout image
+            (:func:`rollout_strip`, ``eval/rollout``) as TensorBoard events in ``out_dir/tensorboard``, at the
+            training step (needs the ``tensorboard`` extra).
     """
     steps = progress if isinstance(progress, Progress) else Progress(progress, total=3)
     if isinstance(progress, Progress):
@@ -736,5 +805,9 @@ def write_report(
     markdown = _markdown(evaluation, metrics, origin)
     atomic_write(out / "report.md", lambda tmp: Path(tmp).write_text(markdown, encoding="utf-8"))
     path = write_json_atomic(out / "report.json", report)
+    if tensorboard:
+        step = evaluation.training.steps if evaluation.training is not None else 0
+        image = rollout_strip(model, batch, min(gif_frames, _STRIP_FRAMES))
+        log_evaluation(out / "tensorboard", step, tensorboard_scalars(report), {"eval/rollout": image})
     steps.done(f"wrote {out}")
     return path

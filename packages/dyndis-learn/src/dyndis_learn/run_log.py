@@ -7,9 +7,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
-__all__ = ["LOG_COLUMNS", "LOG_NAME", "RunLog"]
+__all__ = ["LOG_COLUMNS", "LOG_NAME", "RunLog", "log_evaluation"]
 
 #: The training log's file name inside a run folder.
 LOG_NAME = "train_log.csv"
@@ -116,7 +117,21 @@ class RunLog:
             self._writer = None
 
 
-def _summary_writer(folder: Path, purge_step: int) -> Any:
+def log_evaluation(
+    folder: str | Path, step: int, scalars: Mapping[str, float], images: Mapping[str, np.ndarray]
+) -> None:
+    """Write an evaluation's figures and uint8 (H, W, 3) images as TensorBoard events at training step ``step``."""
+    writer = _summary_writer(Path(folder), purge_step=None)
+    try:
+        for name, value in scalars.items():
+            writer.add_scalar(name, value, step)
+        for name, image in images.items():
+            writer.add_image(name, image, step, dataformats="HWC")
+    finally:
+        writer.close()
+
+
+def _summary_writer(folder: Path, purge_step: int | None) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:
