@@ -11,7 +11,8 @@ Protocol: one JSON object per line. The worker builds its trainer, takes ``WARMU
 answers ``{"ready": ...}``; then, per request line on stdin:
 
 - ``{"cmd": "steps", "n": N}``: one untimed step (after another process used the cores), then ``N`` timed
-  ``train_step`` calls; answers ``{"seconds": [...], "losses": [...]}``;
+  ``train_step`` calls; answers ``{"seconds": [...], "losses": [...], "page_faults": [...]}`` (the minor page
+  faults of each step: pages the system had to map and zero for it);
 - ``{"cmd": "parts", "repeats": R, "flops": F}`` (``dyndis`` only): the parts of one step (batch, forward,
   backward, Adam), each the median of ``R`` repeats, and with ``F`` its FLOPs;
 - ``{"cmd": "quit"}``.
@@ -25,6 +26,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -210,12 +212,14 @@ def main() -> None:
             break
         if request["cmd"] == "steps":
             side.step()
-            seconds, losses = [], []
+            seconds, losses, faults = [], [], []
             for _ in range(request["n"]):
+                faulted = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 start = time.perf_counter()
                 losses.append(side.step())
                 seconds.append(time.perf_counter() - start)
-            answers.write(json.dumps({"seconds": seconds, "losses": losses}) + "\n")
+                faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faulted)
+            answers.write(json.dumps({"seconds": seconds, "losses": losses, "page_faults": faults}) + "\n")
         elif request["cmd"] == "parts":
             answers.write(json.dumps(side.parts(request["repeats"], request.get("flops", False))) + "\n")
         else:

@@ -16,7 +16,8 @@
    The workers take turns: in every round each takes one untimed step and then ``--per-round`` timed ones,
    the order rotating from round to round, so that the noise of a shared machine falls on all of them
    alike. Every ratio printed is between figures of this run; none divides by a figure measured elsewhere.
-   The losses of the first round show whether two DynDis codes computed the same steps.
+   The losses of the first round show whether two DynDis codes computed the same steps; the median minor page
+   faults per step (pages the system maps and zeroes for it) show how each reuses its memory.
 2. The parts of DynDis's step (batch, forward, backward, Adam) for each DynDis code, interleaved in rounds
    the same way, and its FLOPs (torch's FlopCounterMode), which give the achieved GFLOP/s next to a
    1024 x 1024 fp32 matmul on the same threads.
@@ -181,6 +182,7 @@ def sgd_steps(codes: list[Code], config: str, args: argparse.Namespace) -> dict[
         infos = {w.code.label: w.ready() for w in workers}
         seconds: dict[str, list[float]] = {w.code.label: [] for w in workers}
         rounds: dict[str, list[float]] = {w.code.label: [] for w in workers}  # each round's median
+        faults: dict[str, list[int]] = {w.code.label: [] for w in workers}  # minor page faults per step
         first_losses: dict[str, list[float]] = {}
         for r in range(args.rounds):
             shift = r % len(workers)
@@ -188,6 +190,7 @@ def sgd_steps(codes: list[Code], config: str, args: argparse.Namespace) -> dict[
                 answer = worker.ask(cmd="steps", n=args.per_round)
                 label = worker.code.label
                 seconds[label] += answer["seconds"]
+                faults[label] += answer["page_faults"]
                 rounds[label].append(statistics.median(answer["seconds"]))
                 first_losses.setdefault(label, answer["losses"])
         # the parts, interleaved the same way: each round's medians, then their median
@@ -225,6 +228,7 @@ def sgd_steps(codes: list[Code], config: str, args: argparse.Namespace) -> dict[
                 "p10_s": percentile(times, 0.1),
                 "p90_s": percentile(times, 0.9),
                 "timed_steps": len(times),
+                "page_faults_median": statistics.median(faults[label]),
                 "this_over_it": statistics.median(seconds[this]) / statistics.median(times),
                 "paired_round_ratios": paired,
                 "first_round_losses": first_losses[label],
@@ -356,7 +360,17 @@ def main() -> None:
         "code, interleaved; shared machine)"
     )
     print_table(
-        ["config", "frames", "code", "step ms", "p10 ms", "p90 ms", "this / it", "paired rounds: this / it"],
+        [
+            "config",
+            "frames",
+            "code",
+            "step ms",
+            "p10 ms",
+            "p90 ms",
+            "this / it",
+            "paired rounds: this / it",
+            "page faults",
+        ],
         [
             [
                 f"{s['config']} ({s['episodes']} x {s['steps']})",
@@ -368,6 +382,7 @@ def main() -> None:
                 f"{c['this_over_it']:.3f}",
                 f"{statistics.median(c['paired_round_ratios']):.3f} "
                 f"({min(c['paired_round_ratios']):.2f}-{max(c['paired_round_ratios']):.2f})",
+                round(c["page_faults_median"]),
             ]
             for s in steps
             for c in s["codes"]

@@ -1,5 +1,7 @@
 """TrainConfig.device and bf16 on this (CPU-only) machine; the CUDA paths are checked by scripts/gpu_check.sh."""
 
+import platform
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +10,7 @@ import torch
 
 from dyndis_learn import Learner, TrainConfig, Trainer, load_model
 from dyndis_learn.checkpoint import CHECKPOINT_NAME, read_checkpoint
-from dyndis_learn.devices import resolve_device
+from dyndis_learn.devices import resolve_device, retain_freed_memory
 from tests.learn.fixtures import check_cpu_facing_api, rewrite_checkpoint_header
 
 DATA = Path(__file__).parent / "data"
@@ -114,3 +116,16 @@ def test__learner_and_planner_give_cpu_numpy(tiny_config):
     learner = Learner(tiny_config.replace(device="cpu"))
     learner.train(progress=False)
     check_cpu_facing_api(learner)
+
+
+@pytest.mark.parametrize("retain", [True, False])
+def test__a_cpu_trainer_retains_freed_memory_where_configured(tiny_config, monkeypatch, retain):
+    calls = []
+    monkeypatch.setattr("dyndis_learn.trainer.retain_freed_memory", lambda: calls.append(1) or True)
+    Trainer(tiny_config.replace(retain_cpu_memory=retain))
+    assert TrainConfig().retain_cpu_memory is True and len(calls) == retain
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
+def test__retain_freed_memory_applies_on_glibc():
+    assert retain_freed_memory() is True  # process-wide; it changes where tensors live, not their values

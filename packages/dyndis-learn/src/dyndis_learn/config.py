@@ -390,6 +390,10 @@ class TrainConfig(_Section):
     bf16: bool = False
     """Mixed precision: run the encoder and decoder of the objective under ``torch.autocast`` in bfloat16
     (the losses, rotations and optimiser stay float32). Off by default; meant for GPUs with bfloat16."""
+    retain_cpu_memory: bool = True
+    """Training on the CPU: keep the memory of freed tensors in the process for the next step's instead of
+    giving it back to the system and faulting it in again (:func:`dyndis_learn.devices.retain_freed_memory`;
+    glibc only, process-wide). It does not change results; the process keeps the memory of its busiest step."""
     data: DataConfig = field(default_factory=DataConfig)
     """The episodes of each SGD step."""
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -48,7 +48,7 @@ from dyndis_learn.checkpoint import (
     write_checkpoint,
 )
 from dyndis_learn.config import TrainConfig
-from dyndis_learn.devices import resolve_device
+from dyndis_learn.devices import resolve_device, retain_freed_memory
 from dyndis_learn.files import remove_stale_temporaries, write_json_atomic
 from dyndis_learn.limits import check_threads
 from dyndis_learn.methods import make_method
@@ -115,6 +115,8 @@ class Trainer:
         self.run_dir = None if run_dir is None else Path(run_dir)
         if config.threads:
             torch.set_num_threads(check_threads(config.threads, cap_threads))
+        if config.retain_cpu_memory and self.device.type == "cpu":
+            retain_freed_memory()
         torch.manual_seed(config.seed)  # the networks' initial weights
         self.collector = RolloutCollector(
             config.env.id,
