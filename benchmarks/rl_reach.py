@@ -142,19 +142,19 @@ def rolling_success(episodes: list[tuple[int, bool]], grid: np.ndarray, window: 
 def speed_ratio(medians: dict[str, float], reached: dict[str, bool], slow: str, fast: str) -> str:
     """``medians[slow] / medians[fast]``; a lower bound (">=") when ``slow`` ran out of steps."""
     if not reached[fast]:
-        return "n/a (no 90%)"
+        return "n/a (never reached)"
     return f"{'' if reached[slow] else '>= '}{medians[slow] / medians[fast]:.2f}"
 
 
-def plot(runs: dict[str, list[dict[str, Any]]], steps: int, title: str, png: Path) -> None:
-    """Mean success-rate curve per method, with the range over seeds shaded."""
+def plot(runs: dict[str, list[dict[str, Any]]], steps: int, title: str, png: Path, target: float = 0.9) -> None:
+    """Mean success-rate curve per method, with the range over seeds shaded and the ``target`` rate dotted."""
     grid = np.linspace(0, steps, 200)
     figure, axis = plt.subplots(figsize=(7, 4))
     for method, method_runs in runs.items():
         curves = np.stack([rolling_success(run["episodes"], grid) for run in method_runs])
         axis.plot(grid, curves.mean(0), label=method)
         axis.fill_between(grid, curves.min(0), curves.max(0), alpha=0.2)
-    axis.axhline(0.9, color="grey", linestyle=":")
+    axis.axhline(target, color="grey", linestyle=":")
     axis.set(xlabel="env steps", ylabel="success rate (last 50 episodes)", ylim=(0, 1.02), title=title)
     axis.legend(loc="lower right")
     figure.tight_layout()
