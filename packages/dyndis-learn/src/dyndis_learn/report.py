@@ -584,12 +584,13 @@ def _fidelity_lines(evaluation: Evaluation) -> list[str]:
             shares = zip(fid.factors, fid.reconstruction_confusion, strict=True)
             wrong = ", ".join(f"{name} {_percent(share)}" for name, share in shares)
             lines.append(f"- reconstructions nearer to another value of a factor than to their own state: {wrong}")
-        if fid.seen_fraction is not None:
+        if fid.seen_fraction == 1:
+            lines.append("- training saw every state")
+        elif fid.seen_fraction is not None:
             lines.append(f"- training saw {_percent(fid.seen_fraction)} of the states; judged apart:")
             for name, part in (("seen", fid.seen), ("unseen", fid.unseen)):
                 if part is None:
-                    none = name == "unseen" and fid.seen_fraction == 1
-                    lines.append(f"    - {name} states: {'none' if none else 'too few to judge'}")
+                    lines.append(f"    - {name} states: too few to judge")
                     continue
                 probe = ", ".join(f"{f} {r2:.4f}" for f, r2 in zip(fid.factors, part.probe_r2, strict=True))
                 lines.append(

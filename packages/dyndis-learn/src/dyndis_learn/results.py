@@ -598,11 +598,13 @@ def format_summary(evaluation: Evaluation) -> str:
                 f"{name} {share:.2%}" for name, share in zip(fid.factors, fid.reconstruction_confusion, strict=True)
             )
             lines.append(f"reconstructions nearer another value of: {wrong}")
-        if fid.seen_fraction is not None:
+        if fid.seen_fraction == 1:
+            lines.append("training saw every state")
+        elif fid.seen_fraction is not None:
             parts = []
             for name, part in (("seen", fid.seen), ("unseen", fid.unseen)):
                 if part is None:
-                    parts.append(f"{name}: {'none' if name == 'unseen' and fid.seen_fraction == 1 else 'too few'}")
+                    parts.append(f"{name}: too few")
                     continue
                 rate = "n/a" if part.reconstruction_rate is None else f"{part.reconstruction_rate:.2%}"
                 parts.append(f"{name} ({part.states}): probe R^2 min {min(part.probe_r2):.4f}, reconstructions {rate}")
