@@ -97,3 +97,14 @@ def test__a_cycles_run_with_angle_bins_learns_its_map_and_loads_back(tiny_config
     assert model.angle_bins == 10
     frames = learner.trainer.warmup.walk.frames[:8]
     np.testing.assert_array_equal(learner.encode(frames), model.encode(torch.from_numpy(frames)).detach().numpy())
+
+
+def test__the_decoder_look_up_passes_no_gradient_to_the_latent():
+    model = _model()
+    latents = (_points(torch.tensor([[0.3, 2.0]])) * 0.5**0.5).flatten(-2).requires_grad_()
+    (grad,) = torch.autograd.grad(model.decode_logits(latents).sum(), latents)
+    fixed = angle_bin_weights(latents, 16).flatten(-2).detach()  # the look-up weights as constants
+    (through_coordinates,) = torch.autograd.grad(model.decoder(torch.cat([latents, fixed], -1)).sum(), latents)
+    torch.testing.assert_close(grad, through_coordinates)
+    (through_weights,) = torch.autograd.grad(angle_bin_weights(latents, 16).square().sum(), latents)
+    assert through_weights.abs().sum() > 0  # the weights do depend on the latent: cut on purpose

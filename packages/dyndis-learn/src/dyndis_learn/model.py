@@ -82,8 +82,9 @@ class WorldModel(nn.Module):
             circle, and the circle's point is the circular mean of their softmax (:meth:`angle_logits`,
             :meth:`angle_cross_entropy`); the decoder reads each circle's angle as well as the coordinates,
             through ``M`` learned embeddings interpolated between the two nearest angles
-            (:func:`angle_bin_weights`). A factor of many values whose images are unrelated (Cars3D's cars) is
-            then a classification for the encoder and a table look-up for the decoder.
+            (:func:`angle_bin_weights`; the gradient reaches the latent through the coordinates only). A
+            factor of many values whose images are unrelated (Cars3D's cars) is then a classification for the
+            encoder and a table look-up for the decoder.
         generator: Optional generator for the initial angles (the networks use torch's global RNG).
     """
 
@@ -183,7 +184,10 @@ class WorldModel(nn.Module):
         batch = latents.shape[:-1]
         flat = latents.reshape(-1, self.latent_dim)
         if self.angle_bins is not None:
-            flat = torch.cat([flat, angle_bin_weights(flat, self.angle_bins).flatten(-2)], dim=-1)
+            # The look-up weights pass no gradient to the latent: in the angle, their slope is M / 2 pi times a
+            # difference of unrelated embeddings, which summed over a rollout threw encoders off their map.
+            weights = angle_bin_weights(flat.detach(), self.angle_bins)
+            flat = torch.cat([flat, weights.flatten(-2)], dim=-1)
         return self.decoder(flat).reshape(*batch, *self.image_shape)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
