@@ -24,9 +24,7 @@ Usage: python -m benchmarks.her_goal [--world gridworld] [--steps 50000] [--seed
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +34,9 @@ import torch
 from stable_baselines3 import DQN, HerReplayBuffer
 
 import dyndis_envs  # noqa: F401  (registers the ids)
-from benchmarks._common import RESULTS, SHAPES3D_SUBSET, print_table, write_json
+from benchmarks._common import RESULTS, SHAPES3D_SUBSET, write_json
 from benchmarks.planner_scale import diameter
-from benchmarks.rl_reach import plot, saved_config, speed_ratio, train_model
+from benchmarks.rl_reach import plot, run_methods, saved_config, speed_ratio, train_model
 from dyndis_learn import load_model
 from dyndis_learn.rl import SuccessRecorder, VecLatentObservation, make_sb3_vec_env, steps_to_success_rate
 
@@ -124,34 +122,12 @@ def main() -> None:
     sizes = gym.make(trained.env.id, **trained.env.kwargs).unwrapped.factor_space.sizes
     env_kwargs = {**trained.env.kwargs, "max_episode_steps": 2 * diameter(sizes) + 2}
 
-    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in args.methods}
-    rows = []
     jobs = [
         (m, seed, task, env_kwargs, model_path, args.steps, args.n_envs, args.threads)
         for m in args.methods
         for seed in args.seeds
     ]
-    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for run in pool.map(run_dqn, *zip(*jobs, strict=True)):
-            runs[run["method"]].append(run)
-            to_80 = run["steps_to_80"]
-            rows.append(
-                [
-                    run["method"],
-                    run["seed"],
-                    to_80 if to_80 is not None else f"> {args.steps}",
-                    run["final_success"],
-                    run["seconds"],
-                ]
-            )
-            print(rows[-1], flush=True)
-    print_table(["observation", "seed", "env steps to 80%", "final success", "wall s"], rows)
-    medians = {m: float(np.median([r["steps_to_80"] or args.steps for r in rs])) for m, rs in runs.items()}
-    reached = {m: all(r["steps_to_80"] is not None for r in rs) for m, rs in runs.items()}
-    print_table(
-        ["observation", "median env steps to 80%"],
-        [[m, f"{medians[m]:.0f}" if reached[m] else f"> {medians[m]:.0f}"] for m in runs],
-    )
+    runs, medians, reached = run_methods(run_dqn, jobs, args.methods, args.jobs, args.steps, "steps_to_80", "80%")
     if set(METHODS) <= set(runs):
         print(f"(a)/(b) = {speed_ratio(medians, reached, *METHODS)} (target >= 2)")
 

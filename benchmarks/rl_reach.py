@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,32 @@ def rolling_success(episodes: list[tuple[int, bool]], grid: np.ndarray, window: 
     return out
 
 
+def run_methods(worker: Callable[..., dict[str, Any]], jobs: list[tuple], methods: list[str], n_jobs: int,
+                steps: int, key: str, rate: str) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float],
+                                                          dict[str, bool]]:
+    """Run ``worker(*job)`` for every job, ``n_jobs`` processes at a time; print each run and the medians.
+
+    Each run is a dict with ``method``, ``seed``, ``final_success``, ``seconds`` and ``key``, the env steps to the
+    success ``rate`` (None if never). Returns ``(runs per method, median steps per method, whether every run of
+    a method reached the rate)``; a run that never did counts as the budget ``steps`` (a lower bound, ">").
+    """
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
+    rows = []
+    with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for run in pool.map(worker, *zip(*jobs, strict=True)):
+            runs[run["method"]].append(run)
+            to_rate = run[key]
+            rows.append([run["method"], run["seed"], to_rate if to_rate is not None else f"> {steps}",
+                         run["final_success"], run["seconds"]])
+            print(rows[-1], flush=True)
+    print_table(["observation", "seed", f"env steps to {rate}", "final success", "wall s"], rows)
+    medians = {m: float(np.median([r[key] or steps for r in rs])) for m, rs in runs.items()}
+    reached = {m: all(r[key] is not None for r in rs) for m, rs in runs.items()}
+    print_table(["observation", f"median env steps to {rate}"],
+                [[m, f"{medians[m]:.0f}" if reached[m] else f"> {medians[m]:.0f}"] for m in runs])
+    return runs, medians, reached
+
+
 def speed_ratio(medians: dict[str, float], reached: dict[str, bool], slow: str, fast: str) -> str:
     """``medians[slow] / medians[fast]``; a lower bound (">=") when ``slow`` ran out of steps."""
     if not reached[fast]:
@@ -207,24 +234,9 @@ def main() -> None:
     env_kwargs = {**trained.env.kwargs, "max_episode_steps": args.episode_steps or 2 * diameter(sizes) + 2}
 
     # PPO runs: every method and seed for the same number of env steps, ``--jobs`` at a time
-    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in args.methods}
-    rows = []
     jobs = [(m, seed, task, env_kwargs, model_path, args.steps, args.n_envs, args.threads)
             for m in args.methods for seed in args.seeds]
-    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for run in pool.map(run_ppo, *zip(*jobs, strict=True)):
-            runs[run["method"]].append(run)
-            to_90 = run["steps_to_90"]
-            rows.append([run["method"], run["seed"], to_90 if to_90 is not None else f"> {args.steps}",
-                         run["final_success"], run["seconds"]])
-            print(rows[-1], flush=True)
-    print_table(["observation", "seed", "env steps to 90%", "final success", "wall s"], rows)
-
-    # Medians over seeds; a run that never reached 90% counts as the budget (a lower bound, marked ">")
-    medians = {m: float(np.median([r["steps_to_90"] or args.steps for r in rs])) for m, rs in runs.items()}
-    reached = {m: all(r["steps_to_90"] is not None for r in rs) for m, rs in runs.items()}
-    print_table(["observation", "median env steps to 90%"],
-                [[m, f"{medians[m]:.0f}" if reached[m] else f"> {medians[m]:.0f}"] for m in runs])
+    runs, medians, reached = run_methods(run_ppo, jobs, args.methods, args.jobs, args.steps, "steps_to_90", "90%")
     if set(METHODS) <= set(runs):
         pixels, frozen, one_hot = METHODS
         print(f"(a)/(b) = {speed_ratio(medians, reached, pixels, frozen)} (target >= 3), "
