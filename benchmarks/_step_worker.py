@@ -1,11 +1,12 @@
 """A worker process that times SGD steps on request, for ``learn_throughput`` (not a benchmark of its own).
 
-Run as ``python benchmarks/_step_worker.py SIDE EPISODES STEPS THREADS`` by ``benchmarks/learn_throughput.py``
-with a ``PYTHONPATH`` that chooses the code it imports: ``dyndis`` (whatever ``dyndis_learn`` is first on the
-path: this checkout, or an older one given by ``--baseline-src``) or ``original`` (the original framework,
-through ``../shared/original/bench.py``, in its own virtual environment). The same file serves both
-``dyndis_learn`` config layouts (the flat one before the sections, and the nested one), so that the two sides
-time the same thing in the same way.
+Run as ``python benchmarks/_step_worker.py SIDE EPISODES STEPS THREADS [METHOD]`` by
+``benchmarks/learn_throughput.py`` with a ``PYTHONPATH`` that chooses the code it imports: ``dyndis`` (whatever
+``dyndis_learn`` is first on the path: this checkout, or an older one given by ``--baseline-src``) or
+``original`` (the original framework, through ``../shared/original/bench.py``, in its own virtual
+environment). ``METHOD`` is DynDis's objective: ``rotation`` (the default) or ``quessard2020`` (the paper's,
+the one the original trains). The same file serves both ``dyndis_learn`` config layouts (the flat one before
+the sections, and the nested one), so that the two sides time the same thing in the same way.
 
 Protocol: one JSON object per line. The worker builds its trainer, takes ``WARMUP_STEPS`` untimed steps and
 answers ``{"ready": ...}``; then, per request line on stdin:
@@ -44,12 +45,13 @@ class DynDisSide:
     """A ``dyndis_learn`` trainer in the dynamics phase: graph warm-up of 1 step, dynamics ramp of 1 step.
 
     From step 1 on every term of the objective is on, as in a default run after its warm-up (the graph's map
-    and its target term included). One warm-up step rather than none: with none, the code before the config's
+    and its target term included). With the ``quessard2020`` method: no warm-up, the paper's loss from the
+    first step. One warm-up step rather than none: with none, the code before the config's
     sections computed step 0's rotations before setting the angles to the graph's fit and the later code
     after, so their steps would differ from then on; with one, both compute the same steps.
     """
 
-    def __init__(self, episodes: int, steps: int, threads: int) -> None:
+    def __init__(self, episodes: int, steps: int, threads: int, method: str = "rotation") -> None:
         import torch
 
         import dyndis_learn
@@ -58,14 +60,19 @@ class DynDisSide:
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         self.layout = "nested" if "env" in names else "flat"
         if self.layout == "nested":
+            # the paper's objective has no warm-up (its loss from the first step); ours one step, see above
+            warmup = {"kind": "none"} if method == "quessard2020" else {"steps": 1}
             config = TrainConfig.from_dict(
                 {
                     "data": {"episodes_per_step": episodes, "episode_steps": steps},
-                    "warmup": {"steps": 1},
+                    "model": {"method": method},
+                    "warmup": warmup,
                     "optim": {"dynamics_ramp_steps": 1},
                     "threads": threads,
                 }
             )
+        elif method != "rotation":
+            raise ValueError(f"a DynDis code before the config's sections has no method {method!r}")
         else:  # before the config had sections (format 1)
             config = TrainConfig(
                 episodes_per_step=episodes,
@@ -186,6 +193,7 @@ class OriginalSide:
 
 def main() -> None:
     side_name, episodes, steps, threads = sys.argv[1], *map(int, sys.argv[2:5])
+    method = sys.argv[5] if len(sys.argv) > 5 else "rotation"
     # the encoder is far from the graph's map after one warm-up step, as expected here
     warnings.filterwarnings("ignore", message="The encoder ended the graph warm-up")
     answers = os.fdopen(os.dup(1), "w", buffering=1)
@@ -195,7 +203,10 @@ def main() -> None:
 
     torch.set_num_threads(threads)
     started = time.perf_counter()
-    side = (DynDisSide if side_name == "dyndis" else OriginalSide)(episodes, steps, threads)
+    if side_name == "dyndis":
+        side: DynDisSide | OriginalSide = DynDisSide(episodes, steps, threads, method)
+    else:
+        side = OriginalSide(episodes, steps, threads)
     for _ in range(WARMUP_STEPS):
         side.step()
     info = {

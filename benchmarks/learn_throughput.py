@@ -1,9 +1,10 @@
 """Training throughput: the SGD step side by side with older code and the original, and action-matrix speed.
 
 1. The SGD step on the original notebook configuration (same network, GridWorld 5x5, latent 4, 3 episodes x
-   20 steps) and on the default one (4 x 20), after the warm-up (warm-up of 0 steps, dynamics ramp of 1:
-   every loss term on), data collection included, as ``Trainer.train_step`` takes it. Each code runs in a
-   worker process of its own (``benchmarks/_step_worker.py``):
+   20 steps) and on the default one (4 x 20), after the warm-up (warm-up of 1 step, dynamics ramp of 1:
+   every loss term on), data collection included, as ``Trainer.train_step`` takes it; and (``paper``) the
+   notebook configuration with the paper's objective (the ``quessard2020`` method), the loss the original
+   computes. Each code runs in a worker process of its own (``benchmarks/_step_worker.py``):
 
    - this checkout;
    - with ``--baseline-src DIR``, an older checkout (e.g. ``git worktree add /tmp/old COMMIT``), imported
@@ -54,8 +55,10 @@ REPO = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "_step_worker.py"
 ORIGINAL_BENCH = REPO.parent / "shared" / "original" / "bench.py"
 ORIGINAL_PYTHON = REPO / ".orig-venv" / "bin" / "python"
-#: The SGD-step configurations: (episodes per step, steps per episode).
-CONFIGS = {"notebook": (3, 20), "default": (4, 20)}
+#: The SGD-step configurations: (episodes per step, steps per episode, DynDis's objective). ``paper`` is the
+#: notebook's configuration with the objective the original trains (``quessard2020``: x_0 alone encoded),
+#: the like-for-like comparison; ``notebook`` and ``default`` run DynDis's own, which encodes every frame.
+CONFIGS = {"notebook": (3, 20, "rotation"), "default": (4, 20, "rotation"), "paper": (3, 20, "quessard2020")}
 
 
 def matmul_gflops(repeats: int) -> float:
@@ -125,13 +128,13 @@ def original_code(python: Path, bench: Path) -> Code | str:
 class Worker:
     """A ``_step_worker.py`` process for one code and configuration; answers one JSON line per request."""
 
-    def __init__(self, code: Code, episodes: int, steps: int, threads: int) -> None:
+    def __init__(self, code: Code, episodes: int, steps: int, threads: int, method: str) -> None:
         self.code = code
         env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
         env.update(code.env, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         if code.path:
             env["PYTHONPATH"] = os.pathsep.join(code.path)
-        command = [code.python, str(WORKER), code.kind, str(episodes), str(steps), str(threads)]
+        command = [code.python, str(WORKER), code.kind, str(episodes), str(steps), str(threads), method]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
 
     def read(self) -> dict[str, Any]:
@@ -176,8 +179,8 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def sgd_steps(codes: list[Code], config: str, args: argparse.Namespace) -> dict[str, Any]:
     """Interleaved timings of one SGD step of every code on one configuration, and DynDis's step's parts."""
-    episodes, steps = CONFIGS[config]
-    workers = [Worker(code, episodes, steps, args.threads) for code in codes]  # they build at the same time
+    episodes, steps, method = CONFIGS[config]
+    workers = [Worker(code, episodes, steps, args.threads, method) for code in codes]  # they build at the same time
     try:
         infos = {w.code.label: w.ready() for w in workers}
         seconds: dict[str, list[float]] = {w.code.label: [] for w in workers}
@@ -242,6 +245,7 @@ def sgd_steps(codes: list[Code], config: str, args: argparse.Namespace) -> dict[
         "config": config,
         "episodes": episodes,
         "steps": steps,
+        "method": method,
         "frames": episodes * (steps + 1),
         "codes": results,
         "dyndis_losses_identical": same,
@@ -399,7 +403,7 @@ def main() -> None:
         ["config", "code", "batch ms", "forward ms", "backward ms", "adam ms", "GFLOP", "GFLOP/s"],
         [
             [
-                f"{s['episodes']} x {s['steps']}",
+                f"{s['config']} ({s['episodes']} x {s['steps']})",
                 c["code"],
                 1000 * c["parts"]["batch_s"],
                 1000 * c["parts"]["forward_s"],

@@ -133,6 +133,29 @@ def test__quessard2020_loss_is_the_papers(tiny_config):
     assert got["uniformity"] != 0  # logged, but not in the loss
 
 
+def test__quessard2020_encodes_only_the_first_frames_with_the_same_gradients(tiny_config):
+    """The paper's objective reads enc(x_0) alone: only those B frames go through the encoder."""
+    method = Quessard2020Method()
+    torch.manual_seed(0)
+    model = method.build_model((16, 16, 3), 4, tiny_config.model)
+    frames = torch.randint(0, 256, (3, 5, 16, 16, 3), dtype=torch.uint8)
+    actions = torch.randint(0, 4, (3, 4))
+    encoded: list[int] = []
+    hook = model.encoder.register_forward_hook(lambda module, args, out: encoded.append(len(out)))
+    method.terms(model, TrainBatch(frames, actions), LossWeights(regularizer=0.5), None)["loss"].backward()
+    hook.remove()
+    assert encoded == [3]
+    got = [p.grad.clone() for p in model.parameters()]
+
+    model.zero_grad()
+    latents = model.rollout(model.encode(frames[:, 0]), actions)
+    bce = torch.nn.functional.binary_cross_entropy(model.decode(latents), frames.float() / 255, reduction="none")
+    loss = bce.flatten(2).mean(-1).sum(1).mean() / 4 + 0.5 * entanglement(model.rotations.angles).mean()
+    loss.backward()
+    for grad, parameter in zip(got, model.parameters(), strict=True):
+        torch.testing.assert_close(grad, parameter.grad, rtol=1e-4, atol=1e-6)
+
+
 def test__quessard2020_preset_is_a_valid_config_on_the_ball_world():
     config = TrainConfig.from_dict(QUESSARD2020_CONFIG)
     assert config.model.method == "quessard2020" and config.warmup.kind == "none"

@@ -15,7 +15,11 @@ Notation (:mod:`dyndis_learn.losses` holds the terms themselves): ``B`` episodes
 - ``regularizer``: the entanglement penalty on the angles;
 
 and ``loss``, the sum of every term weighted by :class:`LossWeights`. A term whose weight is 0 is computed
-for the log only (where it is defined), outside the gradient. Under an autocast (the trainer's
+for the log only (where it is defined), outside the gradient. Where every frame is decoded from the
+rollout and no weighted term reads a later frame's encoding (the paper's objective), only ``x_0`` is
+encoded, as the paper does: the gradients are the same, the encoder's cost is ``1 / (T + 1)``, and the
+zero-weight ``whitening`` and ``uniformity`` are logged over the first frames (``smoothness`` and
+``consistency`` as 0). Under an autocast (the trainer's
 ``TrainConfig.bf16``) only the encoder and decoder run in lower precision; their outputs come back as
 float32 and everything else stays float32. Nothing here changes the model: the same
 function serves every phase, and the phases differ only in their batches, weights and targets.
@@ -154,31 +158,43 @@ def terms(
     """
     frames, actions = batch.frames, batch.actions
     batch_size, n_frames = frames.shape[:2]
+    device = frames.device
     images = frames_to_float(frames)
+    dynamics = n_frames > 1 and (weights.rollout > 0 or weights.consistency > 0)
+    from_rollout = batch.from_rollout
+    if from_rollout is None or not dynamics or weights.rollout == 0:
+        from_rollout = torch.zeros(batch_size, n_frames - 1, dtype=torch.bool, device=device)
+    # Every frame decoded from the rollout and no weighted term on later encodings (the paper's objective):
+    # encode x_0 alone, as the paper does; the zero-weight terms are then logged over the first frames.
+    first_only = (
+        n_frames > 1
+        and bool(from_rollout.all())
+        and not batch.decode_twice
+        and targets is None
+        and weights.consistency == weights.smoothness == weights.whitening == weights.uniformity == 0
+    )
+    encoded = frames[:, :1] if first_only else frames
     outputs = None  # the encoder's own outputs, where the target term needs them (angle bins)
     if model.angle_bins is None:
-        encodings = model.encode(frames).float()  # (B, T + 1, n); float32 under a bfloat16 autocast too
+        encodings = model.encode(encoded).float()  # (B, T + 1 or 1, n); float32 under a bfloat16 autocast too
     else:
-        outputs = encode_frames(model.encoder, frames).float()
+        outputs = encode_frames(model.encoder, encoded).float()
         encodings = model.latents(outputs)
     zero = encodings.new_zeros(())
 
-    device = frames.device
     with _float32(device):  # the rotations and every term but the networks' stay float32 under an autocast
-        dynamics = n_frames > 1 and (weights.rollout > 0 or weights.consistency > 0)
         if dynamics:
             steps = model.rotations.matrices()[actions]  # (B, T, n, n)
             paths = cumulative_rotations(steps)  # (B, T + 1, n, n)
-        from_rollout = batch.from_rollout
-        if from_rollout is None or not dynamics or weights.rollout == 0:
-            from_rollout = torch.zeros(batch_size, n_frames - 1, dtype=torch.bool, device=device)
 
         # Decode every frame from its encoding, or from the rollout P_t e_0 where the batch says so (and, with
         # decode_twice, from both).
         if from_rollout.any():
             rolled = (paths[:, 1:] @ encodings[:, :1].unsqueeze(-1)).squeeze(-1)  # P_t e_0, t = 1 .. T
         if not batch.decode_twice or not from_rollout.any():
-            if from_rollout.any():
+            if first_only:
+                latents = torch.cat([encodings, rolled], dim=1)
+            elif from_rollout.any():
                 later = torch.where(from_rollout[..., None], rolled, encodings[:, 1:])
                 latents = torch.cat([encodings[:, :1], later], dim=1)
             else:
@@ -206,8 +222,10 @@ def terms(
         values = {
             "autoencoder_bce": bce[~is_rollout].mean(),
             "rollout_bce": bce[is_rollout].mean() if is_rollout.any() else zero,
-            "consistency": latent_consistency(encodings, steps, paths, weights.multistep) if dynamics else zero,
-            "smoothness": transition_smoothness(encodings) if n_frames > 1 else zero,
+            "consistency": (
+                latent_consistency(encodings, steps, paths, weights.multistep) if dynamics and not first_only else zero
+            ),
+            "smoothness": transition_smoothness(encodings) if encodings.shape[1] > 1 else zero,
             "whitening": whitening_penalty(encodings),
             "uniformity": uniformity(encodings, weights.uniformity_temperature),
             "target": target,
