@@ -27,7 +27,7 @@ import tyro
 
 from dyndis_learn.devices import DEVICE_ALLOWED, DEVICE_PATTERN
 from dyndis_learn.registry import METHODS, WARMUPS
-from dyndis_learn.validation import Ge, Gt, Le, Matches, validate_fields
+from dyndis_learn.validation import Ge, Gt, Le, Lt, Matches, validate_fields
 
 __all__ = [
     "CONFIG_VERSION",
@@ -263,6 +263,9 @@ class OptimConfig(_Section):
 
     lr: Annotated[float, Gt(0)] = 2e-3
     """Adam learning rate of the encoder and decoder."""
+    adam_beta2: Annotated[float, Gt(0), Lt(1)] = 0.999
+    """Adam's decay rate of the squared-gradient average (its ``betas[1]``; time constant ``1 / (1 - beta2)``
+    steps)."""
     angle_lr: Annotated[float, Ge(0)] | None = None
     """Adam learning rate of the action angles; 0 keeps them where the warm-up put them; None: the
     warm-up's default (0 after the cycles and graph warm-ups, whose angles are exact; 1e-2 otherwise)."""

@@ -140,7 +140,8 @@ class Trainer:
             [
                 {"params": params, "lr": self.schedules.learning_rate(part, 0), "name": part}
                 for part, params in self.method.parameter_groups(self.model)
-            ]
+            ],
+            betas=(0.9, config.optim.adam_beta2),
         )
         self._terms = distributed.objective(self.model, self.method, self.ranks)  # under DDP with several ranks
         self.step = 0

@@ -35,7 +35,7 @@ from typing import Any, Literal, Union
 
 import numpy as np
 
-__all__ = ["Ge", "Gt", "Le", "Matches", "check_int", "validate_fields"]
+__all__ = ["Ge", "Gt", "Le", "Lt", "Matches", "check_int", "validate_fields"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,20 @@ class Le:
 
 
 @dataclass(frozen=True)
+class Lt:
+    """Bound: the value must be ``< maximum``."""
+
+    maximum: float
+
+    def holds(self, value: float) -> bool:
+        """Whether ``value`` satisfies the bound."""
+        return value < self.maximum
+
+    def __str__(self) -> str:
+        return f"< {self.maximum:g}"
+
+
+@dataclass(frozen=True)
 class Matches:
     """Rule for a string: it must match ``pattern`` in full; ``allowed`` says so in words for the error."""
 
@@ -95,7 +109,7 @@ class Matches:
         return self.allowed
 
 
-_Bound = Ge | Gt | Le | Matches
+_Bound = Ge | Gt | Le | Lt | Matches
 
 
 def _is_int(value: Any) -> bool:
