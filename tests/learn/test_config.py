@@ -84,7 +84,7 @@ def test__round_trip_through_json():
         ({"data": {"episode_steps": 2.5}}, "DataConfig.episode_steps must be an integer >= 1, got 2.5."),
         ({"model": {"latentdim": 3}}, "Unknown ModelConfig field(s): 'latentdim' (did you mean 'latent_dim'?)."),
         ({"model": 5}, "ModelConfig expects a mapping of field names to values, got 5."),
-        ({"version": 7}, "Config version 7 is unknown; this dyndis-learn reads versions 1 and 2."),
+        ({"version": 7}, "Config version 7 is unknown; this dyndis-learn reads versions 1 to 3."),
         ({"threads": 10**6}, "TrainConfig.threads must be an integer >= 0 and <= 256, got 1000000."),
     ],
 )
@@ -159,7 +159,7 @@ def test__migration_moves_every_flat_field_into_its_section():
     assert migrated == {
         "env": {"id": "DynDis/Shapes3D-v0", "kwargs": {"image_size": 32}},
         "warmup": {"kind": "spectral", "steps": 7, "graph": {"batch_size": 12}, "spectral": {"episodes_per_step": 3}},
-        "optim": {"lr": 1e-3},
+        "optim": {"lr": 1e-3, "adam_beta2": 0.999},  # the value version 1's runs trained with
         "logging": {"log_every": 5},
         "loss": {"split_decoding": False},
         "model": {"latent_dim": 6},
@@ -170,6 +170,17 @@ def test__migration_moves_every_flat_field_into_its_section():
     assert migrate_config({"warmup": {"kind": "none"}, "steps": 3}) == {"warmup": {"kind": "none"}, "steps": 3}
     current = TrainConfig().to_dict()
     assert TrainConfig.from_dict(migrate_config(current)) == TrainConfig()
+
+
+def test__a_version_2_config_keeps_the_adam_beta2_it_trained_with():
+    stored = TrainConfig().to_dict()
+    del stored["optim"]["adam_beta2"]
+    stored["version"] = 2
+    assert TrainConfig.from_dict(stored).optim.adam_beta2 == 0.999
+    stored["optim"]["adam_beta2"] = 0.9  # an explicit value stays
+    assert TrainConfig.from_dict(stored).optim.adam_beta2 == 0.9
+    # a partial dict without a version is in today's layout: today's default
+    assert TrainConfig.from_dict({"steps": 3}).optim.adam_beta2 == TrainConfig().optim.adam_beta2
 
 
 @pytest.mark.parametrize("name", ["checkpoint_v1_graph", "checkpoint_v1_spectral"])

@@ -11,6 +11,7 @@ import torch
 
 from dyndis_learn import Learner, TrainConfig, Trainer, files
 from dyndis_learn.checkpoint import CHECKPOINT_NAME, CheckpointError, read_checkpoint
+from dyndis_learn.config import CONFIG_VERSION
 from dyndis_learn.run_log import LOG_COLUMNS, LOG_NAME
 from dyndis_learn.warmups import GraphWarmup, NoWarmup, SpectralWarmup
 from tests.learn.fixtures import rewrite_checkpoint_header
@@ -49,7 +50,8 @@ def test__a_format_1_checkpoint_resumes_and_loads(tmp_path):
     trainer.train(6, progress=False)
     assert trainer.step == 6
     stored = read_checkpoint(tmp_path / CHECKPOINT_NAME)
-    assert stored.config["version"] == 2 and stored.step == 6
+    assert stored.config["version"] == CONFIG_VERSION and stored.step == 6
+    assert stored.config["optim"]["adam_beta2"] == 0.999  # the value the run started with
 
 
 def _assert_resume_is_bit_identical(config: TrainConfig, run_dir, stop: int) -> None:

@@ -48,8 +48,13 @@ __all__ = [
     "migrate_config",
 ]
 
-#: Version of the dict layout written by :meth:`TrainConfig.to_dict` (1: the flat layout before sections).
-CONFIG_VERSION = 2
+#: Version of the dict layout written by :meth:`TrainConfig.to_dict` (1: the flat layout before sections;
+#: 2: sections, before ``optim.adam_beta2``, whose runs trained with Adam's 0.999).
+CONFIG_VERSION = 3
+
+#: Fields added after a version, with the value that version's runs used (a stored config of that version
+#: lacks them, and a run resumed from it must go on as it started, whatever today's default).
+_ADDED_AFTER: dict[int, dict[str, dict[str, Any]]] = {2: {"optim": {"adam_beta2": 0.999}}}
 
 #: The declared bound of :attr:`TrainConfig.threads`. It is the same on every machine, so a config valid
 #: on one is valid on all (a checkpoint of a large machine still loads on a laptop); the machine's own
@@ -526,8 +531,9 @@ def migrate_config(data: Mapping[str, Any]) -> dict[str, Any]:
 
     Version 1 (checkpoints and config files before the sections; it has no ``version`` key) kept most
     fields at the top level: each moves to its section (``env_id`` -> ``env.id``, ``warmup`` ->
-    ``warmup.kind``, ``lr`` -> ``optim.lr``, ...). A dict of the current version is returned as it is,
-    less its ``version`` key.
+    ``warmup.kind``, ``lr`` -> ``optim.lr``, ...). A field added since a dict's version gets the value
+    that version's runs used (``optim.adam_beta2`` 0.999 before version 3), so a stored run resumes as it
+    started. A dict of the current version is returned as it is, less its ``version`` key.
 
     Raises:
         ValueError: For a version this code does not know.
@@ -536,12 +542,23 @@ def migrate_config(data: Mapping[str, Any]) -> dict[str, Any]:
     version = data.pop("version", None)
     if version == CONFIG_VERSION:
         return data
-    if version is not None and version != 1:
+    if version is not None and version not in range(1, CONFIG_VERSION):
         raise ValueError(
-            f"Config version {version!r} is unknown; this dyndis-learn reads versions 1 and {CONFIG_VERSION}."
+            f"Config version {version!r} is unknown; this dyndis-learn reads versions 1 to {CONFIG_VERSION}."
         )
     if version is None and not any(_is_flat(key, value) for key, value in data.items()):
         return data  # a partial dict in the current layout (e.g. a config file without a version)
+    sectioned = data if version is not None and version >= 2 else _sections(data)
+    for after, fields in _ADDED_AFTER.items():
+        if after >= (version or 1):
+            for section, values in fields.items():
+                for name, value in values.items():
+                    sectioned.setdefault(section, {}).setdefault(name, value)
+    return sectioned
+
+
+def _sections(data: dict[str, Any]) -> dict[str, Any]:
+    """The flat (version 1) layout moved into sections."""
     migrated: dict[str, Any] = {}
     for key, value in data.items():
         if not _is_flat(key, value):
