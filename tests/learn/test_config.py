@@ -201,7 +201,9 @@ def test__configs_stored_by_format_1_checkpoints_load(name):
 def test__config_files_in_json_and_yaml(tmp_path):
     (tmp_path / "a.yaml").write_text("steps: 5\nmodel:\n  latent_dim: 6\nwarmup: {kind: spectral}\n")
     (tmp_path / "b.json").write_text(json.dumps({"steps": 5, "model": {"latent_dim": 6}, "warmup": "spectral"}))
-    assert load_config(tmp_path / "a.yaml") == load_config(tmp_path / "b.json")  # the JSON is the old layout
+    old = load_config(tmp_path / "b.json")  # the JSON is the old layout: its runs trained with Adam's 0.999
+    assert old.optim.adam_beta2 == 0.999
+    assert load_config(tmp_path / "a.yaml") == old.replace(optim={"adam_beta2": TrainConfig().optim.adam_beta2})
     (tmp_path / "c.yml").write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match=re.escape("must hold a mapping of TrainConfig fields, got [1, 2].")):
         load_config(tmp_path / "c.yml")

@@ -268,9 +268,12 @@ class OptimConfig(_Section):
 
     lr: Annotated[float, Gt(0)] = 2e-3
     """Adam learning rate of the encoder and decoder."""
-    adam_beta2: Annotated[float, Gt(0), Lt(1)] = 0.999
+    adam_beta2: Annotated[float, Gt(0), Lt(1)] = 0.99
     """Adam's decay rate of the squared-gradient average (its ``betas[1]``; time constant ``1 / (1 - beta2)``
-    steps)."""
+    steps). 0.99 rather than torch's 0.999: when the dynamics phase starts, its batches (windows of one walk)
+    give larger, more correlated gradients than the warm-up's, and an average over 1,000 steps of the
+    warm-up's small ones lets Adam's first updates be several times too large, which threw encoders off
+    their map (docs/benchmarks/learn_structure.md)."""
     angle_lr: Annotated[float, Ge(0)] | None = None
     """Adam learning rate of the action angles; 0 keeps them where the warm-up put them; None: the
     warm-up's default (0 after the cycles and graph warm-ups, whose angles are exact; 1e-2 otherwise)."""
