@@ -181,6 +181,8 @@ def test__a_version_2_config_keeps_the_adam_beta2_it_trained_with():
     assert TrainConfig.from_dict(stored).optim.adam_beta2 == 0.9
     # a partial dict without a version is in today's layout: today's default
     assert TrainConfig.from_dict({"steps": 3}).optim.adam_beta2 == TrainConfig().optim.adam_beta2
+    with pytest.raises(ValueError, match=re.escape("OptimConfig expects a mapping of field names to values, got 5.")):
+        TrainConfig.from_dict({"version": 2, "optim": 5})
 
 
 @pytest.mark.parametrize("name", ["checkpoint_v1_graph", "checkpoint_v1_spectral"])

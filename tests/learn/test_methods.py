@@ -112,6 +112,14 @@ def test__quessard2020_trains_on_its_own_loss(tiny_config):
     assert after["rollout_bce"] < 0.5 * before["rollout_bce"]
 
 
+def _papers_loss(model, frames: torch.Tensor, actions: torch.Tensor, regularizer: float) -> torch.Tensor:
+    """The paper's loss written out: every frame decoded from the rollout of enc(x_0), summed, / T, + w * reg."""
+    latents = model.rollout(model.encode(frames[:, 0]), actions)  # (B, T + 1, n): z_0 = enc(x_0)
+    bce = torch.nn.functional.binary_cross_entropy(model.decode(latents), frames.float() / 255, reduction="none")
+    per_frame = bce.flatten(2).mean(-1)  # (B, T + 1)
+    return per_frame.sum(1).mean() / actions.shape[1] + regularizer * entanglement(model.rotations.angles).mean()
+
+
 def test__quessard2020_loss_is_the_papers(tiny_config):
     """Every frame t = 0 .. T decoded from the rollout of enc(x_0), summed, / T, plus w * regulariser."""
     method = Quessard2020Method()
@@ -123,12 +131,7 @@ def test__quessard2020_loss_is_the_papers(tiny_config):
     weights = LossWeights(autoencoder=5.0, rollout=0.0, consistency=7.0, uniformity=3.0, regularizer=0.5)
     with torch.no_grad():
         got = method.terms(model, batch, weights, None)
-        latents = model.rollout(model.encode(frames[:, 0]), actions)  # (B, T + 1, n): z_0 = enc(x_0)
-        probabilities = model.decode(latents)
-        images = frames.float() / 255
-        bce = torch.nn.functional.binary_cross_entropy(probabilities, images, reduction="none")
-        per_frame = bce.flatten(2).mean(-1)  # (B, T + 1)
-        expected = per_frame.sum(1).mean() / 4 + 0.5 * entanglement(model.rotations.angles).mean()
+        expected = _papers_loss(model, frames, actions, regularizer=0.5)
     torch.testing.assert_close(got["loss"], expected, rtol=1e-4, atol=1e-5)
     assert got["uniformity"] != 0  # logged, but not in the loss
 
@@ -148,10 +151,7 @@ def test__quessard2020_encodes_only_the_first_frames_with_the_same_gradients(tin
     got = [p.grad.clone() for p in model.parameters()]
 
     model.zero_grad()
-    latents = model.rollout(model.encode(frames[:, 0]), actions)
-    bce = torch.nn.functional.binary_cross_entropy(model.decode(latents), frames.float() / 255, reduction="none")
-    loss = bce.flatten(2).mean(-1).sum(1).mean() / 4 + 0.5 * entanglement(model.rotations.angles).mean()
-    loss.backward()
+    _papers_loss(model, frames, actions, regularizer=0.5).backward()
     for grad, parameter in zip(got, model.parameters(), strict=True):
         torch.testing.assert_close(grad, parameter.grad, rtol=1e-4, atol=1e-6)
 

@@ -552,11 +552,15 @@ def migrate_config(data: Mapping[str, Any]) -> dict[str, Any]:
     if version is None and not any(_is_flat(key, value) for key, value in data.items()):
         return data  # a partial dict in the current layout (e.g. a config file without a version)
     sectioned = data if version is not None and version >= 2 else _sections(data)
-    for after, fields in _ADDED_AFTER.items():
-        if after >= (version or 1):
-            for section, values in fields.items():
-                for name, value in values.items():
-                    sectioned.setdefault(section, {}).setdefault(name, value)
+    added = [
+        (section, values)
+        for after, fields in _ADDED_AFTER.items()
+        if after >= (version or 1)
+        for section, values in fields.items()
+    ]
+    for section, values in added:
+        if isinstance(sectioned.setdefault(section, {}), Mapping):  # else the section's own check says what is wrong
+            sectioned[section] = {**values, **sectioned[section]}
     return sectioned
 
 

@@ -166,12 +166,12 @@ def terms(
         from_rollout = torch.zeros(batch_size, n_frames - 1, dtype=torch.bool, device=device)
     # Every frame decoded from the rollout and no weighted term on later encodings (the paper's objective):
     # encode x_0 alone, as the paper does; the zero-weight terms are then logged over the first frames.
-    first_only = (
+    first_only = (  # the tensor test last: on a GPU it waits for the device
         n_frames > 1
-        and bool(from_rollout.all())
         and not batch.decode_twice
         and targets is None
         and weights.consistency == weights.smoothness == weights.whitening == weights.uniformity == 0
+        and bool(from_rollout.all())
     )
     encoded = frames[:, :1] if first_only else frames
     outputs = None  # the encoder's own outputs, where the target term needs them (angle bins)
