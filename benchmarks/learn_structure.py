@@ -6,7 +6,7 @@ faithful angle within 1% of 2 pi k / N, factors in disjoint planes, rollout BCE 
 k = 1. The wall time until they first hold counts SGD steps only (not the checks). At the end the full
 evaluation (every k, 95% intervals) runs once per seed.
 
-Usage: python benchmarks/learn_structure.py [--quick] [--suite NAME|all] [--seeds 0 1 2 3 4]
+Usage: python -m benchmarks.learn_structure [--quick] [--suite NAME|all] [--seeds 0 1 2 3 4] [--name NAME]
 Targets: GridWorld 5x5 (latent 4) in 5 of 5 seeds; Shapes3D (floor_hue, wall_hue, orientation; latent 6)
 in 3 of 3 seeds; both within the default step budget. The full-scale suites (issue "learner at full
 scale"): the whole Shapes3D (latent 12) and Cars3D (latent 6), a 3-value factor beside 7-cycles, and
@@ -219,6 +219,7 @@ def main() -> None:
     parser.add_argument("--check-episodes", type=int, default=16, help="episodes of the periodic checks")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--name", help="name of the JSON written (default: learn_structure_<suite>)")
     parser.add_argument("--verbose", action="store_true", help="print every check (angles, planes, BCE)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -286,7 +287,7 @@ def main() -> None:
             f"{max(firsts) if firsts else float('nan'):.1f} s (SGD time only; shared machine)"
         )
     # one file per suite, so that suites can run side by side (one thread each)
-    name = "learn_structure" if args.suite == "all" else f"learn_structure_{args.suite}"
+    name = args.name or ("learn_structure" if args.suite == "all" else f"learn_structure_{args.suite}")
     write_json(name, {"quick": args.quick, "threads": args.threads, "results": results})
 
 

@@ -84,7 +84,7 @@ def test__round_trip_through_json():
         ({"data": {"episode_steps": 2.5}}, "DataConfig.episode_steps must be an integer >= 1, got 2.5."),
         ({"model": {"latentdim": 3}}, "Unknown ModelConfig field(s): 'latentdim' (did you mean 'latent_dim'?)."),
         ({"model": 5}, "ModelConfig expects a mapping of field names to values, got 5."),
-        ({"version": 7}, "Config version 7 is unknown; this dyndis-learn reads versions 1 to 3."),
+        ({"version": 7}, "Config version 7 is unknown; this dyndis-learn reads versions 1 to 4."),
         ({"threads": 10**6}, "TrainConfig.threads must be an integer >= 0 and <= 256, got 1000000."),
     ],
 )
@@ -161,7 +161,7 @@ def test__migration_moves_every_flat_field_into_its_section():
         "warmup": {"kind": "spectral", "steps": 7, "graph": {"batch_size": 12}, "spectral": {"episodes_per_step": 3}},
         "optim": {"lr": 1e-3, "adam_beta2": 0.999},  # the value version 1's runs trained with
         "logging": {"log_every": 5},
-        "loss": {"split_decoding": False},
+        "loss": {"split_decoding": False, "neighbour_margin_weight": 0.0},  # no such term in version 1
         "model": {"latent_dim": 6},
         "steps": 9,
     }
@@ -185,6 +185,19 @@ def test__a_version_2_config_keeps_the_adam_beta2_it_trained_with():
         TrainConfig.from_dict({"version": 2, "optim": 5})
 
 
+def test__a_version_3_config_keeps_training_without_the_neighbour_margin():
+    stored = TrainConfig().to_dict()
+    del stored["loss"]["neighbour_margin_weight"]
+    stored["version"] = 3
+    config = TrainConfig.from_dict(stored)
+    assert config.loss.neighbour_margin_weight == 0.0 and config.optim.adam_beta2 == TrainConfig().optim.adam_beta2
+    stored["version"] = 2  # older still: both fields get the values of their time
+    config = TrainConfig.from_dict({**stored, "optim": {k: v for k, v in stored["optim"].items() if k != "adam_beta2"}})
+    assert config.loss.neighbour_margin_weight == 0.0 and config.optim.adam_beta2 == 0.999
+    today = TrainConfig().loss.neighbour_margin_weight
+    assert TrainConfig.from_dict({"steps": 3}).loss.neighbour_margin_weight == today
+
+
 @pytest.mark.parametrize("name", ["checkpoint_v1_graph", "checkpoint_v1_spectral"])
 def test__configs_stored_by_format_1_checkpoints_load(name):
     from dyndis_learn.checkpoint import read_checkpoint
@@ -205,7 +218,11 @@ def test__config_files_in_json_and_yaml(tmp_path):
     (tmp_path / "b.json").write_text(json.dumps({"steps": 5, "model": {"latent_dim": 6}, "warmup": "spectral"}))
     old = load_config(tmp_path / "b.json")  # the JSON is the old layout: its runs trained with Adam's 0.999
     assert old.optim.adam_beta2 == 0.999
-    assert load_config(tmp_path / "a.yaml") == old.replace(optim={"adam_beta2": TrainConfig().optim.adam_beta2})
+    today = TrainConfig()
+    assert load_config(tmp_path / "a.yaml") == old.replace(
+        optim={"adam_beta2": today.optim.adam_beta2},
+        loss={"neighbour_margin_weight": today.loss.neighbour_margin_weight},
+    )
     (tmp_path / "c.yml").write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match=re.escape("must hold a mapping of TrainConfig fields, got [1, 2].")):
         load_config(tmp_path / "c.yml")

@@ -3,7 +3,14 @@ import math
 import pytest
 import torch
 
-from dyndis_learn.losses import latent_consistency, transition_smoothness, uniformity, whitening_penalty
+from dyndis_learn.losses import (
+    frame_bce,
+    latent_consistency,
+    neighbour_margin,
+    transition_smoothness,
+    uniformity,
+    whitening_penalty,
+)
 from dyndis_learn.rotations import cumulative_rotations, givens_product
 
 
@@ -88,3 +95,50 @@ def test__whitening__invariant_to_a_rotation_of_the_basis():
     value = whitening_penalty(tilted)
     assert value.item() > 1e-3
     torch.testing.assert_close(whitening_penalty(tilted @ basis.T), value)
+
+
+def _logits(pictures: torch.Tensor) -> torch.Tensor:
+    return torch.logit(pictures.clamp(1e-6, 1 - 1e-6))
+
+
+def test__neighbour_margin__zero_for_perfect_pictures_and_closed_form_for_a_blur():
+    random = torch.rand(2, 4, 3, 5, 3)  # B = 2 episodes of T = 3 steps
+    assert neighbour_margin(_logits(random), random).item() == pytest.approx(0.0, abs=1e-4)
+    # frames of one grey level each, 0.1 apart; every picture but the last halfway to the next frame: against
+    # that neighbour m = 0 (short of the margin 0.5 by 0.5), against the previous one m = 2; the last is exact
+    frames = (0.2 + 0.1 * torch.arange(4.0)).view(1, 4, 1, 1, 1).expand(2, 4, 3, 5, 3)
+    halfway = frames.clone()
+    halfway[:, :-1] = (frames[:, :-1] + frames[:, 1:]) / 2
+    expected = 0.5 * 6 / 12  # 12 pairs (2 episodes x 3 steps x 2 directions), 6 of them "ahead" of a blur
+    assert neighbour_margin(_logits(halfway), frames).item() == pytest.approx(expected, abs=1e-3)
+    assert neighbour_margin(_logits(halfway), frames, margin=0.0).item() == pytest.approx(0.0, abs=1e-3)
+
+
+def test__neighbour_margin__counts_a_small_difference_as_much_as_a_large_one():
+    frames = torch.zeros(1, 2, 8, 8, 3)
+    frames[0, 1, 0, 0, 0] = 1.0  # one pixel differs between the two frames
+    blurred = frames.clone()
+    blurred[:, :, 0, 0, 0] = 0.5  # both pictures halfway: as near the neighbour as their own image
+    big = torch.zeros(1, 2, 8, 8, 3)
+    big[0, 1] = 1.0  # every pixel differs
+    big_blurred = torch.full_like(big, 0.5)
+    small_term = neighbour_margin(_logits(blurred), frames).item()
+    assert small_term == pytest.approx(0.5, abs=1e-3)  # m = 0 for both pairs
+    assert neighbour_margin(_logits(big_blurred), big).item() == pytest.approx(small_term, abs=1e-3)
+    # BCE, by contrast, hardly sees the one-pixel blur
+    bce_small = frame_bce(_logits(blurred), frames) - frame_bce(_logits(frames), frames)
+    assert bce_small.max().item() < 0.01
+
+
+def test__neighbour_margin__leaves_out_identical_neighbours_and_its_gradient_points_home():
+    frames = torch.rand(1, 3, 4, 4, 3)
+    frames[0, 2] = frames[0, 1]  # a step that changed nothing: no pair
+    halfway = frames.clone()
+    halfway[0, 0] = (frames[0, 0] + frames[0, 1]) / 2
+    logits = _logits(halfway).requires_grad_()
+    value = neighbour_margin(logits, frames)
+    assert value.item() == pytest.approx(0.5 / 2, abs=1e-3)  # one pair of the two that differ falls short
+    value.backward()
+    toward_own = (frames[0, 0] - halfway[0, 0]).flatten()
+    assert torch.dot(-logits.grad[0, 0].flatten(), toward_own) > 0  # descent moves the picture home
+    assert logits.grad[0, 1:].abs().max() == 0  # the exact pictures are left alone

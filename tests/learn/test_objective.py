@@ -1,7 +1,9 @@
 import torch
 
-from dyndis_learn.model import WorldModel
+from dyndis_learn.losses import neighbour_margin
+from dyndis_learn.model import WorldModel, frames_to_float
 from dyndis_learn.objective import TERMS, FrameTargets, LossWeights, TrainBatch, decoding_choice, terms
+from dyndis_learn.rotations import cumulative_rotations
 
 
 def _model() -> WorldModel:
@@ -19,7 +21,14 @@ def _batch(episodes: int = 3, steps: int = 4) -> TrainBatch:
 def test__the_loss_is_the_weighted_sum_of_the_terms():
     model, batch = _model(), _batch()
     weights = LossWeights(
-        autoencoder=1.0, rollout=0.5, consistency=2.0, smoothness=0.25, whitening=0.1, uniformity=0.3, regularizer=4.0
+        autoencoder=1.0,
+        rollout=0.5,
+        neighbour_margin=1.5,
+        consistency=2.0,
+        smoothness=0.25,
+        whitening=0.1,
+        uniformity=0.3,
+        regularizer=4.0,
     )
     choice = decoding_choice(3, 4, split=True, seed=0, step=0, stream=2)
     values = terms(model, batch._replace(from_rollout=choice), weights)
@@ -27,6 +36,27 @@ def test__the_loss_is_the_weighted_sum_of_the_terms():
     expected = sum(weights.of(name) * values[name] for name in TERMS)
     torch.testing.assert_close(values["loss"], expected)
     assert values["rollout_bce"] > 0 and values["consistency"] > 0 and values["target"] == 0
+    assert values["neighbour_margin"] > 0  # an untrained decoder draws no frame nearer its own image
+
+
+def test__the_neighbour_margin_reads_every_frame_once_in_episode_order():
+    model, batch = _model(), _batch()
+    choice = decoding_choice(3, 4, split=True, seed=0, step=0, stream=2)
+    for decode_twice in (False, True):
+        got = terms(
+            model,
+            batch._replace(from_rollout=choice, decode_twice=decode_twice),
+            LossWeights(rollout=1.0, neighbour_margin=1.0, margin=0.8),
+        )["neighbour_margin"]
+        with torch.no_grad():  # frame 0 and the frames the choice leaves to their encoding, the rest rolled out
+            encodings = model.encode(batch.frames)
+            paths = cumulative_rotations(model.rotations.matrices()[batch.actions])
+            rolled = (paths[:, 1:] @ encodings[:, :1].unsqueeze(-1)).squeeze(-1)
+            if not decode_twice:
+                encodings[:, 1:] = torch.where(choice[..., None], rolled, encodings[:, 1:])
+            expected = neighbour_margin(model.decode_logits(encodings), frames_to_float(batch.frames), 0.8)
+        torch.testing.assert_close(got, expected)
+    assert terms(model, batch, LossWeights(rollout=1.0))["neighbour_margin"] == 0  # not computed without weight
 
 
 def test__terms_change_nothing_in_the_model():

@@ -50,11 +50,14 @@ __all__ = [
 
 #: Version of the dict layout written by :meth:`TrainConfig.to_dict` (1: the flat layout before sections;
 #: 2: sections, before ``optim.adam_beta2``, whose runs trained with Adam's 0.999).
-CONFIG_VERSION = 3
+CONFIG_VERSION = 4
 
 #: Fields added after a version, with the value that version's runs used (a stored config of that version
 #: lacks them, and a run resumed from it must go on as it started, whatever today's default).
-_ADDED_AFTER: dict[int, dict[str, dict[str, Any]]] = {2: {"optim": {"adam_beta2": 0.999}}}
+_ADDED_AFTER: dict[int, dict[str, dict[str, Any]]] = {
+    2: {"optim": {"adam_beta2": 0.999}},
+    3: {"loss": {"neighbour_margin_weight": 0.0}},
+}
 
 #: The declared bound of :attr:`TrainConfig.threads`. It is the same on every machine, so a config valid
 #: on one is valid on all (a checkpoint of a large machine still loads on a laptop); the machine's own
@@ -296,6 +299,14 @@ class LossConfig(_Section):
     """Weight of the BCE of ``decode(encode(x_t))`` against ``x_t``."""
     rollout_weight: Annotated[float, Ge(0)] = 1.0
     """Weight of the BCE of ``decode(R(a_t) ... R(a_1) encode(x_0))`` against ``x_t``."""
+    neighbour_margin_weight: Annotated[float, Ge(0)] = 1.0
+    """Weight of the hinge that makes each decoded frame nearer its own image than its episode neighbours'
+    (:func:`~dyndis_learn.losses.neighbour_margin`); ramped in with the dynamics terms. BCE alone leaves
+    factors that change few pixels (orientation, a small object's colour or size) blurred between
+    neighbouring states for thousands of steps (docs/benchmarks/learn_structure.md)."""
+    neighbour_margin: Annotated[float, Ge(0), Le(1)] = 0.5
+    """Margin of that hinge: 1 asks for a perfect picture along every neighbour's difference, 0 only for a
+    picture nearer its own image than the neighbour's."""
     split_decoding: bool = True
     """Decode each frame ``t >= 1`` once, from the rollout or from its encoding at random (half the decoder
     cost); False decodes both."""
@@ -535,8 +546,9 @@ def migrate_config(data: Mapping[str, Any]) -> dict[str, Any]:
     Version 1 (checkpoints and config files before the sections; it has no ``version`` key) kept most
     fields at the top level: each moves to its section (``env_id`` -> ``env.id``, ``warmup`` ->
     ``warmup.kind``, ``lr`` -> ``optim.lr``, ...). A field added since a dict's version gets the value
-    that version's runs used (``optim.adam_beta2`` 0.999 before version 3), so a stored run resumes as it
-    started. A dict of the current version is returned as it is, less its ``version`` key.
+    that version's runs used (``optim.adam_beta2`` 0.999 before version 3, ``loss.neighbour_margin_weight``
+    0 before version 4), so a stored run resumes as it started. A dict of the current version is returned as
+    it is, less its ``version`` key.
 
     Raises:
         ValueError: For a version this code does not know.

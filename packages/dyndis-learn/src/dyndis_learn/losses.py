@@ -4,6 +4,11 @@ Notation: ``B`` episodes of ``T`` steps, encodings ``e_t = enc(x_t)`` on the uni
 ``R_t = R(a_t)`` and path rotations ``P_t = R_t ... R_1`` (``P_0 = I``).
 
 - :func:`frame_bce`: binary cross-entropy of decoded logits against the frames, per frame.
+- :func:`neighbour_margin`: whether each decoded frame is nearer (in pixels) its own image than the images
+  of its episode neighbours, states one action away. BCE averages over every pixel, so a factor that
+  changes few of them (a small object's colour or size, a few degrees of orientation) weighs little in it,
+  and a decoder that draws a blur between two neighbouring states loses almost nothing; this hinge weighs
+  each neighbour's difference by its own size, so the small differences count as much as the large.
 - :func:`latent_consistency`: how far rotating an encoding lands from the encoding of the frame the
   actions lead to. Encoding every frame and asking ``R_t e_(t-1) = e_t`` (and, over longer horizons,
   ``P_t P_s^T e_s = e_t``) ties together the encodings of one state reached by different paths. Random
@@ -29,7 +34,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["frame_bce", "latent_consistency", "transition_smoothness", "uniformity", "whitening_penalty"]
+__all__ = [
+    "frame_bce",
+    "latent_consistency",
+    "neighbour_margin",
+    "transition_smoothness",
+    "uniformity",
+    "whitening_penalty",
+]
 
 
 def frame_bce(logits: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
@@ -43,6 +55,37 @@ def frame_bce(logits: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         Shape (...,): the mean over pixels and channels of each frame.
     """
     return F.binary_cross_entropy_with_logits(logits, frames, reduction="none").mean(dim=(-3, -2, -1))
+
+
+def neighbour_margin(logits: torch.Tensor, frames: torch.Tensor, margin: float = 0.5) -> torch.Tensor:
+    """Hinge on how much nearer each decoded frame is to its own image than to its episode neighbours'.
+
+    For a decoded frame ``d`` of image ``x`` and a neighbour's image ``y``,
+    ``m = (||d - y||^2 - ||d - x||^2) / ||y - x||^2 = 1 - 2 <d - x, y - x> / ||y - x||^2``: 1 for a perfect
+    picture, 0 where ``d`` is as near ``y`` as ``x``, negative where it is nearer ``y``. Divided by
+    ``||y - x||^2``, a neighbour that differs in a few pixels counts as much as one that differs in all.
+    The term is the mean of ``relu(margin - m)`` over both neighbours of every frame (frames ``t - 1`` and
+    ``t + 1`` of its episode, one action away). Neighbours with identical images (``||y - x||^2 < 1e-6``)
+    are left out.
+
+    Args:
+        logits: Decoder logits of every frame, shape (B, T + 1, H, W, C), ``T >= 1``.
+        frames: The frames' images in [0, 1], same shape.
+        margin: The ``m`` below which a pair counts.
+
+    Returns:
+        A scalar; 0 when every pair has ``m >= margin`` (or no pair differs).
+    """
+    errors = (torch.sigmoid(logits) - frames).flatten(2)  # d - x, shape (B, T + 1, D)
+    steps = (frames[:, 1:] - frames[:, :-1]).flatten(2)  # x_(t+1) - x_t, shape (B, T, D)
+    norms = steps.square().sum(-1)
+    differ = norms >= 1e-6
+    norms = norms.clamp_min(1e-6)
+    ahead = 1 - 2 * (errors[:, :-1] * steps).sum(-1) / norms  # frame t against frame t + 1
+    behind = 1 + 2 * (errors[:, 1:] * steps).sum(-1) / norms  # frame t + 1 against frame t
+    shortfall = (margin - torch.stack([ahead, behind])).relu()
+    pairs = 2 * differ.sum()
+    return (shortfall * differ).sum() / pairs.clamp_min(1)
 
 
 def latent_consistency(

@@ -7,6 +7,9 @@ Notation (:mod:`dyndis_learn.losses` holds the terms themselves): ``B`` episodes
 - ``autoencoder_bce``: BCE of ``decode(e_t)`` against ``x_t``, over the frames decoded from their encoding;
 - ``rollout_bce``: BCE of ``decode(P_t e_0)`` against ``x_t`` (the design's rollout loss), over the frames
   the batch decodes from the rollout (:func:`decoding_choice`);
+- ``neighbour_margin``: whether each decoded frame (from its encoding or the rollout) is nearer its own image
+  than its episode neighbours' (:func:`~dyndis_learn.losses.neighbour_margin`; batches of episodes only,
+  and computed only where it has weight: it trains the decoder and says little in a log);
 - ``consistency``: rotated vs encoded frames (:func:`~dyndis_learn.losses.latent_consistency`);
 - ``smoothness`` and ``whitening``: the spectral terms;
 - ``uniformity``: the spread of the encodings over the sphere;
@@ -34,7 +37,14 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from dyndis_learn.losses import frame_bce, latent_consistency, transition_smoothness, uniformity, whitening_penalty
+from dyndis_learn.losses import (
+    frame_bce,
+    latent_consistency,
+    neighbour_margin,
+    transition_smoothness,
+    uniformity,
+    whitening_penalty,
+)
 from dyndis_learn.model import WorldModel, encode_frames, frames_to_float
 from dyndis_learn.regularizers import entanglement_penalty
 from dyndis_learn.rotations import cumulative_rotations
@@ -45,6 +55,7 @@ __all__ = ["TERMS", "WARMUP_TERMS", "FrameTargets", "LossWeights", "TrainBatch",
 TERMS = (
     "autoencoder_bce",
     "rollout_bce",
+    "neighbour_margin",
     "consistency",
     "smoothness",
     "whitening",
@@ -93,6 +104,7 @@ class LossWeights:
 
     autoencoder: float = 1.0
     rollout: float = 0.0
+    neighbour_margin: float = 0.0
     consistency: float = 0.0
     smoothness: float = 0.0
     whitening: float = 0.0
@@ -101,6 +113,8 @@ class LossWeights:
     regularizer: float = 0.0
     multistep: float = 0.3
     """Weight of the all-pairs consistency relative to the one-step consistency."""
+    margin: float = 0.5
+    """The margin of the neighbour-margin term (:func:`~dyndis_learn.losses.neighbour_margin`)."""
     uniformity_temperature: float = 2.0
     """Temperature of the uniformity term."""
     regularizer_target: str = "min"
@@ -207,7 +221,11 @@ def terms(
             decoded_targets = torch.cat([images, images[:, 1:]], dim=1)
             encoded = torch.zeros(batch_size, n_frames, dtype=torch.bool, device=device)
             is_rollout = torch.cat([encoded, from_rollout], dim=1)
-    bce = frame_bce(model.decode_logits(latents).float(), decoded_targets)
+    logits = model.decode_logits(latents).float()
+    bce = frame_bce(logits, decoded_targets)
+    margin = zero
+    if n_frames > 1 and weights.neighbour_margin > 0:  # the first T + 1 decoded frames are x_0 .. x_T
+        margin = neighbour_margin(logits[:, :n_frames], images, weights.margin)
 
     with _float32(device):
         target = zero
@@ -222,6 +240,7 @@ def terms(
         values = {
             "autoencoder_bce": bce[~is_rollout].mean(),
             "rollout_bce": bce[is_rollout].mean() if is_rollout.any() else zero,
+            "neighbour_margin": margin,
             "consistency": (
                 latent_consistency(encodings, steps, paths, weights.multistep) if dynamics and not first_only else zero
             ),

@@ -70,7 +70,17 @@ __all__ = [
     "write_report",
 ]
 
-_CURVES = ("loss", "autoencoder_bce", "rollout_bce", "consistency", "target", "smoothness", "whitening", "regularizer")
+_CURVES = (
+    "loss",
+    "autoencoder_bce",
+    "rollout_bce",
+    "neighbour_margin",
+    "consistency",
+    "target",
+    "smoothness",
+    "whitening",
+    "regularizer",
+)
 _GIT_TIMEOUT_S = 5.0
 
 #: The packages whose versions :func:`provenance` records.

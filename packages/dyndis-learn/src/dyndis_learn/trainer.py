@@ -177,10 +177,12 @@ class Trainer:
         weights = LossWeights(
             autoencoder=loss.autoencoder_weight,
             rollout=ramp * loss.rollout_weight,
+            neighbour_margin=ramp * loss.neighbour_margin_weight,
             consistency=ramp * loss.consistency_weight,
             uniformity=loss.uniformity_weight,
             regularizer=self.schedules.regularizer_weight(step),
             multistep=loss.multistep_weight,
+            margin=loss.neighbour_margin,
             uniformity_temperature=loss.uniformity_temperature,
             regularizer_target=reg.target,
             regularizer_value=reg.value,
