@@ -49,7 +49,8 @@ __all__ = [
 ]
 
 #: Version of the dict layout written by :meth:`TrainConfig.to_dict` (1: the flat layout before sections;
-#: 2: sections, before ``optim.adam_beta2``, whose runs trained with Adam's 0.999).
+#: 2: sections, before ``optim.adam_beta2``, whose runs trained with Adam's 0.999; 3: before
+#: ``loss.neighbour_margin_weight``, whose runs trained without that term).
 CONFIG_VERSION = 4
 
 #: Fields added after a version, with the value that version's runs used (a stored config of that version

@@ -223,11 +223,11 @@ def terms(
             is_rollout = torch.cat([encoded, from_rollout], dim=1)
     logits = model.decode_logits(latents).float()
     bce = frame_bce(logits, decoded_targets)
-    margin = zero
-    if n_frames > 1 and weights.neighbour_margin > 0:  # the first T + 1 decoded frames are x_0 .. x_T
-        margin = neighbour_margin(logits[:, :n_frames], images, weights.margin)
 
     with _float32(device):
+        margin = zero
+        if n_frames > 1 and weights.neighbour_margin > 0:  # the first T + 1 decoded frames are x_0 .. x_T
+            margin = neighbour_margin(logits[:, :n_frames], images, weights.margin)
         target = zero
         if targets is not None:
             seen = targets.states >= 0
