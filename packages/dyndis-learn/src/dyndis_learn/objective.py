@@ -7,9 +7,10 @@ Notation (:mod:`dyndis_learn.losses` holds the terms themselves): ``B`` episodes
 - ``autoencoder_bce``: BCE of ``decode(e_t)`` against ``x_t``, over the frames decoded from their encoding;
 - ``rollout_bce``: BCE of ``decode(P_t e_0)`` against ``x_t`` (the design's rollout loss), over the frames
   the batch decodes from the rollout (:func:`decoding_choice`);
-- ``neighbour_margin``: whether each decoded frame (from its encoding or the rollout) is nearer its own image
-  than its episode neighbours' (:func:`~dyndis_learn.losses.neighbour_margin`; batches of episodes only,
-  and computed only where it has weight: it trains the decoder and says little in a log);
+- ``neighbour_margin``: whether each decoded frame ``x_0 .. x_T`` (from its encoding or the rollout, as the
+  batch chose; with ``decode_twice``, the decodings of the encodings) is nearer its own image than its
+  episode neighbours' (:func:`~dyndis_learn.losses.neighbour_margin`; batches of episodes only, and
+  computed only where it has weight: it trains the decoder and says little in a log);
 - ``consistency``: rotated vs encoded frames (:func:`~dyndis_learn.losses.latent_consistency`);
 - ``smoothness`` and ``whitening``: the spectral terms;
 - ``uniformity``: the spread of the encodings over the sphere;
