@@ -113,7 +113,7 @@ def test__errors_are_reported_not_raised(tmp_path, config_file, capsys):
     assert main(["train", "--out", str(tmp_path), "--resume"]) == 2
     assert "--resume: no checkpoint at" in capsys.readouterr().err
     assert main(["train", "--out", str(tmp_path), "--config", str(config_file), "--model.latent-dim", "1"]) == 2
-    assert "ModelConfig.latent_dim must be an integer >= 2, got 1." in _stderr(capsys)
+    assert "ModelConfig.latent_dim must be an integer >= 2 or 'auto', got 1." in _stderr(capsys)
     assert main(["train", "--out", str(tmp_path), "--env.kwargs", "[1]"]) == 2
     assert "expected a JSON object" in _stderr(capsys)
     assert main(["train", "--out", str(tmp_path), "--config", str(tmp_path / "none.json")]) == 2

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from dyndis_learn import ModelConfig, TrainConfig, load_config
-from dyndis_learn.config import CONFIG_VERSION, migrate_config
+from dyndis_learn.config import (
+    CONFIG_VERSION,
+    DEFAULT_LATENT_DIM,
+    GraphWarmupConfig,
+    WarmupConfig,
+    migrate_config,
+)
 from dyndis_learn.regularizers import EntanglementTarget
 from dyndis_learn.rotations import Parametrisation
 from dyndis_learn.schedules import ScheduleKind
@@ -35,7 +41,7 @@ def test__round_trip_through_json():
         ({"optim": {"angle_lr": -1e-3}}, "OptimConfig.angle_lr must be a finite number >= 0 (or None), got -0.001."),
         ({"optim": {"decay_start": 1.5}}, "OptimConfig.decay_start must be a finite number >= 0 and <= 1, got 1.5."),
         ({"env": {"kwargs": [1, 2]}}, "EnvConfig.kwargs must be a mapping (a dict), got [1, 2]."),
-        ({"model": {"latent_dim": 1}}, "ModelConfig.latent_dim must be an integer >= 2, got 1."),
+        ({"model": {"latent_dim": 1}}, "ModelConfig.latent_dim must be an integer >= 2 or 'auto', got 1."),
         ({"model": {"channels": [8, 0]}}, "ModelConfig.channels[1] must be an integer >= 1, got 0."),
         ({"model": {"channels": []}}, "ModelConfig.channels must be a non-empty sequence, got []."),
         (
@@ -84,7 +90,7 @@ def test__round_trip_through_json():
         ({"data": {"episode_steps": 2.5}}, "DataConfig.episode_steps must be an integer >= 1, got 2.5."),
         ({"model": {"latentdim": 3}}, "Unknown ModelConfig field(s): 'latentdim' (did you mean 'latent_dim'?)."),
         ({"model": 5}, "ModelConfig expects a mapping of field names to values, got 5."),
-        ({"version": 7}, "Config version 7 is unknown; this dyndis-learn reads versions 1 to 4."),
+        ({"version": 7}, "Config version 7 is unknown; this dyndis-learn reads versions 1 to 5."),
         ({"threads": 10**6}, "TrainConfig.threads must be an integer >= 0 and <= 256, got 1000000."),
     ],
 )
@@ -231,3 +237,19 @@ def test__config_files_in_json_and_yaml(tmp_path):
         load_config(tmp_path / "d.json")
     with pytest.raises(FileNotFoundError, match=re.escape("No config file at")):
         load_config(tmp_path / "missing.json")
+
+
+def test__latent_dim_auto__is_the_default_and_is_resolved_before_a_model_is_built():
+    config = TrainConfig()
+    assert config.model.latent_dim == "auto"
+    with pytest.raises(ValueError, match=re.escape("model.latent_dim='auto' is resolved by the trainer")):
+        _ = config.built_model
+    assert config.replace(model={"latent_dim": 12}).built_model.latent_dim == 12
+    # the graph warm-up's check reads the dimension "auto" gives it
+    with pytest.raises(ValueError, match=re.escape("eigenmap_candidates must be >= model.latent_dim (4), got 3")):
+        TrainConfig(warmup=WarmupConfig(kind="graph", graph=GraphWarmupConfig(eigenmap_candidates=3)))
+
+
+def test__a_stored_config_of_version_4_without_latent_dim_keeps_that_versions_default():
+    assert TrainConfig.from_dict({"version": 4, "steps": 10}).model.latent_dim == DEFAULT_LATENT_DIM == 4
+    assert TrainConfig.from_dict({"steps": 10}).model.latent_dim == "auto"  # a config file of today's layout

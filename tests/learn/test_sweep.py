@@ -144,7 +144,10 @@ def test__ray_asked_for_and_missing_names_the_extra(config_file, tmp_path, monke
         (["seed="], "--grid seed: the list of values is empty"),
         (["seed=0,0"], "--grid seed: value(s) 0 given twice."),
         (["seed=a"], "--grid seed=a: TrainConfig.seed must be an integer >= 0, got 'a'."),
-        (["model.latent_dim=4,1"], "--grid model.latent_dim=1: ModelConfig.latent_dim must be an integer >= 2, got 1."),
+        (
+            ["model.latent_dim=4,1"],
+            "--grid model.latent_dim=1: ModelConfig.latent_dim must be an integer >= 2 or 'auto', got 1.",
+        ),
         (["model.method=rotation,nope"], "--grid model.method=nope: ModelConfig.method must be one of the registered"),
         (["model=1"], "--grid model: 'model' is a section; name one of its fields, e.g. model.method."),
         (["seed=0", "seed=1"], "--grid seed is given twice"),
@@ -214,3 +217,17 @@ def test__runs_are_the_product_of_the_axes_with_dashed_names_and_keys_inside_kwa
     env = {"id": TINY["env"]["id"], "kwargs": {"image_size": 16, "grid_shape": [5, 5]}}
     model = {**TINY["model"], "latent_dim": 6}
     assert sweep.runs[1].config == TrainConfig.from_dict({**TINY, "model": model, "env": env})
+
+
+def test__a_run_whose_auto_latent_dim_was_resolved_is_the_sweeps_own(tmp_path):
+    base = TrainConfig.from_dict(TINY).replace(model={"latent_dim": "auto"})
+    sweep = Sweep.from_grid(tmp_path, base, {"seed": [0]})
+    (run,) = sweep.runs
+    folder = sweep.run_dir(run)
+    folder.mkdir(parents=True)
+    stored = run.config.replace(model={"latent_dim": 4}).to_dict()  # what its trainer wrote
+    (folder / "config.json").write_text(json.dumps(stored))
+    assert sweep.state(run) == "start"
+    (folder / "config.json").write_text(json.dumps({**stored, "seed": 1}))
+    with pytest.raises(ValueError, match=re.escape("seed: 1 there, 0 in this sweep")):
+        sweep.state(run)

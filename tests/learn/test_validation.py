@@ -58,3 +58,17 @@ def test__check_int():
         check_int("k", 7, minimum=2, maximum=5)
     with pytest.raises(ValueError, match=re.escape("`k` must be a positive integer, got True.")):
         check_int("k", True, minimum=1)
+
+
+def test__a_union_of_alternatives_names_each_one():
+    @dataclass
+    class Choice:
+        size: Annotated[int, Ge(2)] | Literal["auto"] = "auto"
+
+        def __post_init__(self) -> None:
+            validate_fields(self)
+
+    assert Choice().size == "auto" and Choice(size=3).size == 3
+    for bad in (1, "big", None):
+        with pytest.raises(ValueError, match=re.escape(f"Choice.size must be an integer >= 2 or 'auto', got {bad!r}.")):
+            Choice(size=bad)

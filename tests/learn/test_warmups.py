@@ -1,3 +1,4 @@
+import json
 import re
 import warnings
 
@@ -5,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from dyndis_learn import Trainer
+from dyndis_learn import TrainConfig, Trainer
+from dyndis_learn.config import DEFAULT_LATENT_DIM
 from dyndis_learn.objective import LossWeights
 from dyndis_learn.regularizers import dominant_share
 from dyndis_learn.rotations import plane_pairs
@@ -201,3 +203,19 @@ def test__cycles_warmup__needs_the_torus_and_enough_latent_dimensions(tiny_confi
     config = _cycles_config(tiny_config, factors={"colour": "all"}).replace(steps=1)
     with pytest.raises(ValueError, match=r"set model.latent_dim to at least 6"):
         Trainer(config).train(progress=False)
+
+
+def test__cycles_warmup__latent_dim_auto_gives_each_cycle_found_a_plane(tiny_config, tmp_path):
+    config = _cycles_config(tiny_config, factors={"colour": "all"}).replace(model={"latent_dim": "auto"}, steps=1)
+    trainer = Trainer(config, tmp_path)
+    assert trainer.warmup.structure.lengths == (5, 5, 5)  # x, y and colour: found before the model is built
+    assert trainer.config.model.latent_dim == 6 and trainer.model.latent_dim == 6
+    trainer.train(progress=False)
+    stored = TrainConfig.from_dict(json.loads((tmp_path / "config.json").read_text()))
+    assert stored.model.latent_dim == 6  # the run's files hold the number, so it resumes as it was built
+    assert Trainer.resume(tmp_path).model.latent_dim == 6
+
+
+def test__latent_dim_auto_is_the_default_dimension_for_warmups_that_read_no_cycles(tiny_config):
+    trainer = Trainer(tiny_config.replace(model={"latent_dim": "auto"}))  # the graph warm-up
+    assert trainer.config.model.latent_dim == DEFAULT_LATENT_DIM == trainer.model.latent_dim

@@ -31,6 +31,7 @@ from dyndis_learn.validation import Ge, Gt, Le, Lt, Matches, validate_fields
 
 __all__ = [
     "CONFIG_VERSION",
+    "DEFAULT_LATENT_DIM",
     "MAX_THREADS",
     "CycleWarmupConfig",
     "DataConfig",
@@ -51,13 +52,18 @@ __all__ = [
 #: Version of the dict layout written by :meth:`TrainConfig.to_dict` (1: the flat layout before sections;
 #: 2: sections, before ``optim.adam_beta2``, whose runs trained with Adam's 0.999; 3: before
 #: ``loss.neighbour_margin_weight``, whose runs trained without that term).
-CONFIG_VERSION = 4
+CONFIG_VERSION = 5
+
+#: ``model.latent_dim`` where ``"auto"`` has nothing to read it from (warm-ups other than the cycles one), and
+#: the default of config versions 1 to 4.
+DEFAULT_LATENT_DIM = 4
 
 #: Fields added after a version, with the value that version's runs used (a stored config of that version
 #: lacks them, and a run resumed from it must go on as it started, whatever today's default).
 _ADDED_AFTER: dict[int, dict[str, dict[str, Any]]] = {
     2: {"optim": {"adam_beta2": 0.999}},
     3: {"loss": {"neighbour_margin_weight": 0.0}},
+    4: {"model": {"latent_dim": DEFAULT_LATENT_DIM}},  # a default changed: 4, then "auto"
 }
 
 #: The declared bound of :attr:`TrainConfig.threads`. It is the same on every machine, so a config valid
@@ -156,9 +162,12 @@ class ModelConfig(_Section):
     method: str = "rotation"
     """A registered method (:data:`~dyndis_learn.registry.METHODS`), which builds the model and computes its
     loss terms; ``"rotation"`` is the design's rotation model."""
-    latent_dim: Annotated[int, Ge(2)] = 4
+    latent_dim: Annotated[int, Ge(2)] | Literal["auto"] = "auto"
     """Dimension ``n`` of the latent space; encodings live on the unit sphere S^(n-1). Needs at least two
-    dimensions per factor to give every factor its own plane."""
+    dimensions per factor to give every factor its own plane. ``"auto"``: with the cycles warm-up, two per
+    cycle that it finds in the world (one circle each: 12 for the whole Shapes3D, 6 for Cars3D), with the
+    other warm-ups :data:`DEFAULT_LATENT_DIM`; the trainer resolves it before it builds the model, and the
+    run's stored config holds the number."""
     channels: Annotated[tuple[int, ...], Ge(1)] = (32, 32, 64, 64)
     """Output channels of the encoder's strided convolutions (the decoder mirrors them)."""
     kernel_size: Annotated[int, Ge(1)] = 4
@@ -438,7 +447,7 @@ class TrainConfig(_Section):
         super().__post_init__()
         METHODS.check("ModelConfig.method", self.model.method)
         WARMUPS.check("WarmupConfig.kind", self.warmup.kind)
-        manifold = self.built_model.latent_manifold
+        manifold = self.latent_manifold
         if self.warmup.kind == "cycles" and manifold != "torus":
             raise ValueError(
                 f"warmup.kind='cycles' needs model.latent_manifold='torus' (one circle per cycle), got {manifold!r}."
@@ -447,7 +456,7 @@ class TrainConfig(_Section):
             raise ValueError(
                 f"model.angle_bins needs model.latent_manifold='torus' (angles of circles), got {manifold!r}."
             )
-        if manifold == "torus" and self.model.latent_dim % 2:
+        if manifold == "torus" and self.model.latent_dim != "auto" and self.model.latent_dim % 2:
             raise ValueError(
                 f"model.latent_dim must be even for a torus latent (pairs of coordinates), got {self.model.latent_dim}."
             )
@@ -457,18 +466,33 @@ class TrainConfig(_Section):
                 "set one of them differently."
             )
         candidates = self.warmup.graph.eigenmap_candidates
-        if self.warmup.kind == "graph" and candidates < self.model.latent_dim:
+        latent_dim = DEFAULT_LATENT_DIM if self.model.latent_dim == "auto" else self.model.latent_dim
+        if self.warmup.kind == "graph" and candidates < latent_dim:
             raise ValueError(
-                f"WarmupConfig.graph.eigenmap_candidates must be >= model.latent_dim ({self.model.latent_dim}), "
-                f"got {candidates}."
+                f"WarmupConfig.graph.eigenmap_candidates must be >= model.latent_dim ({latent_dim}), got {candidates}."
             )
 
     @property
     def built_model(self) -> ModelConfig:
-        """The model section as the model is built: ``latent_manifold`` None resolved by the warm-up's kind."""
+        """The model section as the model is built: ``latent_manifold`` None resolved by the warm-up's kind.
+
+        Raises:
+            ValueError: If ``model.latent_dim`` is still ``"auto"``: the trainer resolves it from the world
+                first (:meth:`dyndis_learn.warmups.Warmup.resolve`; its config holds the number).
+        """
+        if self.model.latent_dim == "auto":
+            raise ValueError(
+                "model.latent_dim='auto' is resolved by the trainer from the world (its config holds the number); "
+                "build the model from Trainer(config).config, or set model.latent_dim."
+            )
+        return dataclasses.replace(self.model, latent_manifold=self.latent_manifold)
+
+    @property
+    def latent_manifold(self) -> str:
+        """``model.latent_manifold``, or where None the warm-up's: ``"torus"`` for ``"cycles"``, else ``"sphere"``."""
         if self.model.latent_manifold is not None:
-            return self.model
-        return dataclasses.replace(self.model, latent_manifold="torus" if self.warmup.kind == "cycles" else "sphere")
+            return self.model.latent_manifold
+        return "torus" if self.warmup.kind == "cycles" else "sphere"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (tuples become lists), with the layout's ``version``."""
@@ -548,7 +572,8 @@ def migrate_config(data: Mapping[str, Any]) -> dict[str, Any]:
     fields at the top level: each moves to its section (``env_id`` -> ``env.id``, ``warmup`` ->
     ``warmup.kind``, ``lr`` -> ``optim.lr``, ...). A field added since a dict's version gets the value
     that version's runs used (``optim.adam_beta2`` 0.999 before version 3, ``loss.neighbour_margin_weight``
-    0 before version 4), so a stored run resumes as it started. A dict of the current version is returned as
+    0 before version 4), and so does a field whose default changed (``model.latent_dim`` 4 before version 5),
+    so a stored run resumes as it started. A dict of the current version is returned as
     it is, less its ``version`` key.
 
     Raises:

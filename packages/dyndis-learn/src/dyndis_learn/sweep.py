@@ -371,7 +371,8 @@ class Sweep:
             raise ValueError(f"run {run.name!r}: {str(folder)!r} is a file, not a run folder.")
         stored = folder / CONFIG_NAME
         if stored.is_file():
-            differing = _differences(_read_json(stored), run.config.to_dict())
+            # an "auto" setting of the sweep matches the number its run resolved it to (Trainer.config)
+            differing = [d for d in _differences(_read_json(stored), run.config.to_dict()) if d[2] != "auto"]
             if differing:
                 shown = "; ".join(f"{key}: {a!r} there, {b!r} in this sweep" for key, a, b in differing[:5])
                 raise ValueError(

@@ -79,6 +79,8 @@ class Trainer:
             from a checkpoint of a larger machine still loads).
 
     Attributes:
+        config: The run's recipe with its ``"auto"`` settings made numbers (:meth:`Warmup.resolve
+            <dyndis_learn.warmups.Warmup.resolve>`): what ``config.json`` and the checkpoints store.
         device: Where the model trains (``config.device`` resolved on this machine and rank).
         ranks: This process's place among data-parallel ranks (rank 0 of 1 without a process group).
         data_seed: Seed of this rank's episodes, decoded frames and warm-up batches (``config.seed`` on rank 0,
@@ -106,7 +108,6 @@ class Trainer:
     ) -> None:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"`config` must be a TrainConfig, got {type(config).__name__}.")
-        self.config = config
         self.ranks = distributed.ranks()
         self.device = distributed.local_device(resolve_device(config.device), self.ranks)
         # This rank's data streams (episodes, decoded frames, warm-up batches): the run's own on rank 0.
@@ -126,6 +127,9 @@ class Trainer:
             config.env.kwargs,
             policy,
         )
+        self.warmup = make_warmup(data_config, policy)
+        # "auto" settings read from the world; every rank finds the same (they are facts of the world)
+        config = self.config = self.warmup.resolve(config)
         self.method = make_method(config.built_model)
         self.model = self.method.build_model(
             self.collector.image_shape,
@@ -134,7 +138,6 @@ class Trainer:
             torch.Generator().manual_seed(config.seed),
         ).to(self.device)  # built on the CPU (the same initial weights on every device), then moved
         self.method.prepare(self.model, config, self.collector.env)
-        self.warmup = make_warmup(data_config, policy)
         self.schedules = Schedules.from_config(config, self.warmup.steps, self.warmup.default_angle_lr)
         self.optimizer = torch.optim.Adam(
             [

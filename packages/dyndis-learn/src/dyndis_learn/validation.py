@@ -1,11 +1,11 @@
 """Validation of arguments and of configuration dataclasses, declared once per field.
 
 A configuration field declares what it accepts in its type: ``int``, ``float``, ``bool``, ``str``, a
-``Literal`` of choices, ``X | None``, ``tuple[int, ...]`` or a ``Mapping``, optionally ``Annotated`` with
-bounds (:class:`Ge`, :class:`Gt`, :class:`Le`) or, for a string, a pattern (:class:`Matches`).
-:func:`validate_fields` checks every field of a dataclass against its declaration (dataclasses call it from
-``__post_init__``), and :func:`check_int` checks a single argument of a function. Every error
-names the argument, what is allowed and the value received.
+``Literal`` of choices, a union of these (``X | None``, ``int | Literal["auto"]``), ``tuple[int, ...]`` or a
+``Mapping``, optionally ``Annotated`` with bounds (:class:`Ge`, :class:`Gt`, :class:`Le`) or, for a string, a
+pattern (:class:`Matches`). :func:`validate_fields` checks every field of a dataclass against its
+declaration (dataclasses call it from ``__post_init__``), and :func:`check_int` checks a single argument of a
+function. Every error names the argument, what is allowed and the value received.
 
 Example:
     >>> from dataclasses import dataclass
@@ -130,17 +130,25 @@ def _check(owner: str, name: str, value: Any, hint: Any, bounds: tuple[_Bound, .
     where = f"{owner}.{name}"
     if origin is typing.Annotated:
         return _check(owner, name, value, args[0], bounds + tuple(a for a in args[1:] if isinstance(a, _Bound)))
-    if origin in (Union, types.UnionType) and type(None) in args:
-        if value is None:
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        try:
-            return _check(owner, name, value, inner, bounds)
-        except ValueError as exc:
-            raise ValueError(str(exc).replace(", got", " (or None), got", 1)) from None
+        errors = []
+        for inner in (a for a in args if a is not type(None)):
+            try:
+                return _check(owner, name, value, inner, bounds)
+            except ValueError as exc:
+                errors.append(str(exc))
+        none = " (or None)" if type(None) in args else ""
+        head, tail = f"{where} must be ", f", got {value!r}."
+        if len(errors) == 1 or not all(e.startswith(head) and e.endswith(tail) for e in errors):
+            raise ValueError(errors[0].replace(", got", f"{none}, got", 1)) from None
+        allowed = " or ".join(e[len(head) : -len(tail)] for e in errors)  # each "<where> must be <what>, got .."
+        raise ValueError(f"{head}{allowed}{none}{tail}") from None
     if origin is Literal:
         if value not in args:
-            raise ValueError(f"{where} must be one of {list(args)}, got {value!r}.")
+            allowed = repr(args[0]) if len(args) == 1 else f"one of {list(args)}"
+            raise ValueError(f"{where} must be {allowed}, got {value!r}.")
         return value
     if hint is bool:
         if not isinstance(value, bool):

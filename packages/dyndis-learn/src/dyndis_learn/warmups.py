@@ -5,6 +5,8 @@ first gives the encoder a map of the states on which every action is already a r
 (each factor's first Fourier modes ``(cos 2 pi x / N, sin 2 pi x / N)``); the dynamics phase then makes
 the rotations exact. A warm-up is one class with a small interface (:class:`Warmup`):
 
+- :meth:`Warmup.resolve`: before the model is built, the config's ``"auto"`` settings made numbers
+  (``model.latent_dim``: the cycles warm-up gives each cycle it finds a plane);
 - :meth:`Warmup.start`: before the first SGD step a trainer takes (step 0, or where a resumed run goes on);
 - :meth:`Warmup.batch`: the warm-up's own data for a warm-up step, or None for the run's episodes;
 - :meth:`Warmup.weights`: its terms' weights added to the step's (:class:`~dyndis_learn.objective.LossWeights`);
@@ -34,7 +36,7 @@ import numpy as np
 import torch
 
 from dyndis_learn.alignment import fit_planes
-from dyndis_learn.config import TrainConfig
+from dyndis_learn.config import DEFAULT_LATENT_DIM, TrainConfig
 from dyndis_learn.cycles import Cycle, CycleStructure, CycleWalk, discover_cycles, walk_cycles
 from dyndis_learn.devices import module_device
 from dyndis_learn.model import WorldModel
@@ -93,6 +95,16 @@ class Warmup(abc.ABC):
     def steps(self) -> int:
         """SGD steps of the warm-up."""
         return self.config.warmup.steps
+
+    def resolve(self, config: TrainConfig) -> TrainConfig:
+        """``config`` with its ``"auto"`` settings made numbers, before the trainer builds the model.
+
+        Here ``model.latent_dim="auto"`` becomes :data:`~dyndis_learn.config.DEFAULT_LATENT_DIM`; a warm-up
+        that reads the world's structure chooses from what it observes.
+        """
+        if config.model.latent_dim != "auto":
+            return config
+        return config.replace(model={"latent_dim": DEFAULT_LATENT_DIM})
 
     def start(self, model: WorldModel, step: int) -> None:  # noqa: B027 (a hook: most warm-ups need none)
         """Prepare before the first SGD step a trainer takes, ``step`` (0 for a fresh run)."""
@@ -375,17 +387,25 @@ class CycleWarmup(Warmup):
         self.walk: CycleWalk | None = None
         self._map: torch.Tensor | None = None  # the walk's targets on the model's device
 
+    def _discover(self) -> CycleStructure:
+        """The world's cycles, found once per warm-up."""
+        if self.structure is None:
+            cfg, settings = self.config, self.settings
+            self.structure = discover_cycles(
+                cfg.env.id, cfg.env.kwargs, seed=cfg.seed, starts=settings.starts, max_cycle=settings.max_cycle
+            )
+        return self.structure
+
+    def resolve(self, config: TrainConfig) -> TrainConfig:
+        """``model.latent_dim="auto"``: two dimensions per cycle found (the cycles are found here, once)."""
+        if config.model.latent_dim != "auto":
+            return config
+        return config.replace(model={"latent_dim": self._discover().planes_needed()})
+
     def start(self, model: WorldModel, step: int) -> None:
         """Find the cycles and walk (once per trainer); a fresh run's angles start at the cycles' rotations."""
         cfg = self.config
-        if self.structure is None:
-            self.structure = discover_cycles(
-                cfg.env.id,
-                cfg.env.kwargs,
-                seed=cfg.seed,
-                starts=self.settings.starts,
-                max_cycle=self.settings.max_cycle,
-            )
+        self._discover()
         angles = self.structure.givens_angles(model.latent_dim)  # checks that the latent is large enough
         if step == 0:
             with torch.no_grad():
