@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dyndis_learn import TrainConfig, Trainer
+from dyndis_learn import TrainConfig, Trainer, warmups
 from dyndis_learn.config import DEFAULT_LATENT_DIM
 from dyndis_learn.objective import LossWeights
 from dyndis_learn.regularizers import dominant_share
@@ -219,3 +219,22 @@ def test__cycles_warmup__latent_dim_auto_gives_each_cycle_found_a_plane(tiny_con
 def test__latent_dim_auto_is_the_default_dimension_for_warmups_that_read_no_cycles(tiny_config):
     trainer = Trainer(tiny_config.replace(model={"latent_dim": "auto"}))  # the graph warm-up
     assert trainer.config.model.latent_dim == DEFAULT_LATENT_DIM == trainer.model.latent_dim
+
+
+def test__cycles_warmup__angle_bins_cycles_gives_every_value_of_every_cycle_a_bin(tiny_config):
+    config = _cycles_config(tiny_config, grid_shape=[4, 6]).replace(
+        model={"latent_dim": "auto", "angle_bins": "cycles"}
+    )
+    trainer = Trainer(config)
+    assert trainer.warmup.structure.lengths == (4, 6)
+    assert trainer.config.model.angle_bins == 12 == trainer.model.angle_bins  # lcm(4, 6)
+    with pytest.raises(ValueError, match=r"model.angle_bins='cycles' reads the cycles warm-up's cycles"):
+        tiny_config.replace(model={"angle_bins": "cycles"})  # the graph warm-up
+
+
+def test__cycles_warmup__angle_bins_cycles_beyond_the_limit_names_the_setting(tiny_config, monkeypatch):
+    monkeypatch.setattr(warmups, "MAX_CYCLE_BINS", 10)
+    config = _cycles_config(tiny_config, grid_shape=[4, 6]).replace(model={"angle_bins": "cycles"})
+    message = "needs 12 bins per circle (the least common multiple of the cycle lengths [4, 6]), more than 10: set"
+    with pytest.raises(ValueError, match=re.escape(f"{message} model.angle_bins to a number")):
+        Trainer(config)

@@ -33,6 +33,7 @@ __all__ = [
     "CONFIG_VERSION",
     "DEFAULT_LATENT_DIM",
     "MAX_THREADS",
+    "RESOLVED_BY_TRAINER",
     "CycleWarmupConfig",
     "DataConfig",
     "EnvConfig",
@@ -57,6 +58,10 @@ CONFIG_VERSION = 5
 #: ``model.latent_dim`` where ``"auto"`` has nothing to read it from (warm-ups other than the cycles one), and
 #: the default of config versions 1 to 4.
 DEFAULT_LATENT_DIM = 4
+
+#: Settings whose value asks the trainer to choose from the world (:meth:`dyndis_learn.warmups.Warmup.resolve`):
+#: dotted field -> that value. A run's stored config holds the number chosen.
+RESOLVED_BY_TRAINER = {"model.latent_dim": "auto", "model.angle_bins": "cycles"}
 
 #: Fields added after a version, with the value that version's runs used (a stored config of that version
 #: lacks them, and a run resumed from it must go on as it started, whatever today's default).
@@ -188,12 +193,15 @@ class ModelConfig(_Section):
     ``1 / sqrt(n / 2)``: still unit norm; :class:`~dyndis_learn.model.WorldModel`). None: the warm-up's
     (``"torus"`` for ``"cycles"``, which needs it; ``"sphere"`` for the others), resolved when the config is
     made."""
-    angle_bins: Annotated[int, Ge(2)] | None = None
+    angle_bins: Annotated[int, Ge(2)] | Literal["cycles"] | None = None
     """None: plain linear layers between the networks and the latent. ``M``: for a torus latent, the encoder
     gives each circle a distribution over ``M`` angles ``2 pi m / M`` (its point: their circular mean), which the
     cycles warm-up trains by cross-entropy as well; and the decoder reads each circle's angle through ``M``
     learned embeddings (interpolated between the two nearest). For factors of many values that look unrelated,
-    such as Cars3D's 183 cars: a regression onto their angles learns nothing, a classification does."""
+    such as Cars3D's 183 cars: a regression onto their angles learns nothing, a classification does.
+    ``"cycles"`` (with the cycles warm-up): ``M`` the least common multiple of the lengths of the cycles it
+    finds (1,464 for Cars3D's 4, 24 and 183), so that every value of every factor has a bin of its own: its
+    encoding a class, its picture an embedding of its own; resolved by the trainer like ``latent_dim``."""
 
 
 @dataclass
@@ -452,6 +460,11 @@ class TrainConfig(_Section):
             raise ValueError(
                 f"warmup.kind='cycles' needs model.latent_manifold='torus' (one circle per cycle), got {manifold!r}."
             )
+        if self.model.angle_bins == "cycles" and self.warmup.kind != "cycles":
+            raise ValueError(
+                f"model.angle_bins='cycles' reads the cycles warm-up's cycles: it needs warmup.kind='cycles', got "
+                f"{self.warmup.kind!r} (or set model.angle_bins to a number)."
+            )
         if self.model.angle_bins is not None and manifold != "torus":
             raise ValueError(
                 f"model.angle_bins needs model.latent_manifold='torus' (angles of circles), got {manifold!r}."
@@ -477,14 +490,16 @@ class TrainConfig(_Section):
         """The model section as the model is built: ``latent_manifold`` None resolved by the warm-up's kind.
 
         Raises:
-            ValueError: If ``model.latent_dim`` is still ``"auto"``: the trainer resolves it from the world
-                first (:meth:`dyndis_learn.warmups.Warmup.resolve`; its config holds the number).
+            ValueError: If ``model.latent_dim`` is still ``"auto"`` or ``model.angle_bins`` ``"cycles"``: the
+                trainer resolves them from the world first (:meth:`dyndis_learn.warmups.Warmup.resolve`; its
+                config holds the numbers).
         """
-        if self.model.latent_dim == "auto":
-            raise ValueError(
-                "model.latent_dim='auto' is resolved by the trainer from the world (its config holds the number); "
-                "build the model from Trainer(config).config, or set model.latent_dim."
-            )
+        for setting, asking in RESOLVED_BY_TRAINER.items():
+            if getattr(self.model, setting.removeprefix("model.")) == asking:
+                raise ValueError(
+                    f"{setting}={asking!r} is resolved by the trainer from the world (its config holds the number); "
+                    f"build the model from Trainer(config).config, or set {setting}."
+                )
         return dataclasses.replace(self.model, latent_manifold=self.latent_manifold)
 
     @property

@@ -43,7 +43,7 @@ from typing import Any, Literal, Protocol
 
 from dyndis_learn.api import Learner
 from dyndis_learn.checkpoint import CHECKPOINT_NAME, CONFIG_NAME
-from dyndis_learn.config import TrainConfig
+from dyndis_learn.config import RESOLVED_BY_TRAINER, TrainConfig
 from dyndis_learn.files import atomic_write, read_json_or_yaml, write_json_atomic
 from dyndis_learn.rollouts import make_vector_env
 
@@ -371,8 +371,11 @@ class Sweep:
             raise ValueError(f"run {run.name!r}: {str(folder)!r} is a file, not a run folder.")
         stored = folder / CONFIG_NAME
         if stored.is_file():
-            # an "auto" setting of the sweep matches the number its run resolved it to (Trainer.config)
-            differing = [d for d in _differences(_read_json(stored), run.config.to_dict()) if d[2] != "auto"]
+            differing = [  # a setting the trainer chooses ("auto") matches the number its run chose
+                (key, there, here)
+                for key, there, here in _differences(_read_json(stored), run.config.to_dict())
+                if RESOLVED_BY_TRAINER.get(key) != here
+            ]
             if differing:
                 shown = "; ".join(f"{key}: {a!r} there, {b!r} in this sweep" for key, a, b in differing[:5])
                 raise ValueError(

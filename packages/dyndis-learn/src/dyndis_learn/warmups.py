@@ -6,7 +6,7 @@ first gives the encoder a map of the states on which every action is already a r
 the rotations exact. A warm-up is one class with a small interface (:class:`Warmup`):
 
 - :meth:`Warmup.resolve`: before the model is built, the config's ``"auto"`` settings made numbers
-  (``model.latent_dim``: the cycles warm-up gives each cycle it finds a plane);
+  (``model.latent_dim``: the cycles warm-up gives each cycle it finds a plane; ``model.angle_bins``);
 - :meth:`Warmup.start`: before the first SGD step a trainer takes (step 0, or where a resumed run goes on);
 - :meth:`Warmup.batch`: the warm-up's own data for a warm-up step, or None for the run's episodes;
 - :meth:`Warmup.weights`: its terms' weights added to the step's (:class:`~dyndis_learn.objective.LossWeights`);
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 import warnings
 from typing import ClassVar
 
@@ -37,7 +38,7 @@ import torch
 
 from dyndis_learn.alignment import fit_planes
 from dyndis_learn.config import DEFAULT_LATENT_DIM, TrainConfig
-from dyndis_learn.cycles import Cycle, CycleStructure, CycleWalk, discover_cycles, walk_cycles
+from dyndis_learn.cycles import Cycle, CycleStructure, CycleStructureError, CycleWalk, discover_cycles, walk_cycles
 from dyndis_learn.devices import module_device
 from dyndis_learn.model import WorldModel
 from dyndis_learn.objective import FrameTargets, LossWeights, TrainBatch
@@ -48,6 +49,7 @@ from dyndis_learn.transition_graph import TransitionGraph, explore, laplacian_ei
 
 __all__ = [
     "GRAPH_FIT_LIMIT",
+    "MAX_CYCLE_BINS",
     "WARMUPS",
     "CycleWarmup",
     "GraphWarmup",
@@ -67,6 +69,10 @@ _WALK_STREAM = 5
 #: Mean squared distance of the encodings to the graph's map above which the graph warm-up is said to have
 #: failed (learned runs end far below it).
 GRAPH_FIT_LIMIT = 0.1
+
+#: The most angle bins per circle that ``model.angle_bins="cycles"`` gives (each bin has a logit and an
+#: embedding of the decoder's; Cars3D's cycles need 1,464).
+MAX_CYCLE_BINS = 4096
 
 #: An angle learning rate for a warm-up that leaves the angles to be learned.
 LEARNED_ANGLE_LR = 1e-2
@@ -397,22 +403,40 @@ class CycleWarmup(Warmup):
         return self.structure
 
     def resolve(self, config: TrainConfig) -> TrainConfig:
-        """``model.latent_dim="auto"``: two dimensions per cycle found (the cycles are found here, once)."""
-        if config.model.latent_dim != "auto":
-            return config
-        return config.replace(model={"latent_dim": self._discover().planes_needed()})
+        """The settings read from the cycles (found here, once): ``latent_dim``, ``angle_bins``.
+
+        ``model.latent_dim="auto"`` becomes two dimensions per cycle, ``model.angle_bins="cycles"`` the least
+        common multiple of their lengths.
+
+        Raises:
+            CycleStructureError: If that multiple exceeds :data:`MAX_CYCLE_BINS` (naming the setting).
+        """
+        model = config.model
+        if model.latent_dim != "auto":
+            changes: dict[str, int] = {}
+        else:
+            changes = {"latent_dim": self._discover().planes_needed()}
+        if model.angle_bins == "cycles":
+            lengths = self._discover().lengths
+            bins = math.lcm(*lengths)
+            if bins > MAX_CYCLE_BINS:
+                raise CycleStructureError(
+                    f"model.angle_bins='cycles' needs {bins} bins per circle (the least common multiple of the cycle "
+                    f"lengths {list(lengths)}), more than {MAX_CYCLE_BINS}: set model.angle_bins to a number."
+                )
+            changes["angle_bins"] = bins
+        return config.replace(model=changes) if changes else config
 
     def start(self, model: WorldModel, step: int) -> None:
         """Find the cycles and walk (once per trainer); a fresh run's angles start at the cycles' rotations."""
-        cfg = self.config
-        self._discover()
-        angles = self.structure.givens_angles(model.latent_dim)  # checks that the latent is large enough
+        cfg, structure = self.config, self._discover()
+        angles = structure.givens_angles(model.latent_dim)  # checks that the latent is large enough
         if step == 0:
             with torch.no_grad():
                 model.rotations.angles.copy_(angles)
         if self.walk is None:
             self.walk = walk_cycles(
-                cfg.env.id, cfg.env.kwargs, self.structure, self.settings.walk_steps, model.latent_dim, cfg.seed
+                cfg.env.id, cfg.env.kwargs, structure, self.settings.walk_steps, model.latent_dim, cfg.seed
             )
             self._map = torch.from_numpy(self.walk.targets).to(module_device(model))
 
