@@ -1,0 +1,99 @@
+"""Does a trained Cars3D model know which car it sees, and draw it? Encoder and decoder measured apart.
+
+For a run trained with the cycles warm-up (its checkpoint), the walk of its warm-up is walked again (a function
+of the config) and:
+
+- encoder: for ``--states`` uniformly drawn states, per factor, the share whose encoded angle is nearest its
+  value's ``2 pi k / N`` (the walk's frame of reference, as :mod:`benchmarks.encoder_heads` measures it), on
+  the states the walk saw and on those it did not;
+- decoder: for ``--frames`` walked frames, the share whose decoded picture is nearer (in pixels) its own car's
+  image than every other car's at the same elevation and azimuth; decoded from the frame's exact place on the
+  torus (the decoder alone) and from its encoding (encoder and decoder).
+
+``info["factors"]`` is read for evaluation only. Usage:
+python -m benchmarks.car_identity RUN_DIR [--states 2000] [--frames 300] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import dyndis_envs  # noqa: F401  (registers the environments)
+from benchmarks._common import print_table, write_json
+from benchmarks.encoder_heads import factor_of_cycles
+from dyndis_learn.checkpoint import CHECKPOINT_NAME
+from dyndis_learn.trainer import Trainer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", type=Path, help="a run folder (its checkpoint) of a Cars3D model, cycles warm-up")
+    parser.add_argument("--states", type=int, default=2000)
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    trainer = Trainer.load(args.run / CHECKPOINT_NAME)
+    trainer.seen_states()  # walks the warm-up's walk again
+    model, walk, lengths = trainer.model.eval(), trainer.warmup.walk, trainer.warmup.structure.lengths
+    config = trainer.config
+    core = gym.make(config.env.id, **config.env.kwargs).unwrapped
+    space = core.factor_space
+    rng = np.random.default_rng(args.seed)
+
+    states = space.sample_states(args.states, rng)
+    seen_set = set(map(tuple, walk.factors.tolist()))
+    unseen = np.array([tuple(s) not in seen_set for s in states.tolist()])
+    images = torch.from_numpy(core.render_states(states))
+    with torch.no_grad():
+        points = torch.cat([model.encode(images[i : i + 250]) for i in range(0, len(images), 250)]).numpy()
+    angles = np.arctan2(points[:, 1::2], points[:, 0::2])
+    mapping = factor_of_cycles(walk, lengths)
+    rows, encoder = [], {}
+    for k, ((factor, sign), n) in enumerate(zip(mapping, lengths, strict=True)):
+        wanted = (sign * (states[:, factor] - walk.factors[0, factor])) % n
+        right = np.round(angles[:, k] * n / (2 * math.pi)).astype(np.int64) % n == wanted
+        name = space.names[factor]
+        encoder[name] = {"seen": float(right[~unseen].mean()), "unseen": float(right[unseen].mean())}
+        rows.append([name, n, encoder[name]["seen"], encoder[name]["unseen"]])
+    print(f"encoder: {args.states} uniform states, {unseen.mean():.1%} of them unseen by the walk")
+    print_table(["factor", "values", "angle right, seen", "angle right, unseen"], rows)
+
+    car = space.names.index("object")
+    frames = rng.choice(len(walk.frames), args.frames, replace=False)
+    with torch.no_grad():
+        decoded = {
+            "exact place": model.decode(torch.from_numpy(walk.targets[frames]).float()),
+            "encoding": model.decode(model.encode(torch.from_numpy(walk.frames[frames]))),
+        }
+    right = dict.fromkeys(decoded, 0)
+    for j, frame in enumerate(frames):
+        views = np.repeat(walk.factors[frame][None], space.sizes[car], axis=0)
+        views[:, car] = np.arange(space.sizes[car])  # every car at this frame's elevation and azimuth
+        references = torch.from_numpy(core.render_states(views)).float() / 255
+        for source, pictures in decoded.items():
+            distances = (references - pictures[j]).square().flatten(1).sum(1)
+            right[source] += int(distances.argmin().item() == walk.factors[frame][car])
+    decoder = {source: count / len(frames) for source, count in right.items()}
+    print(f"decoder: {len(frames)} walked frames, the right car among {space.sizes[car]} at the same view")
+    print_table(["decoded from", "car right"], [[source, share] for source, share in decoder.items()])
+    payload = {
+        "run": str(args.run),
+        "step": trainer.step,
+        "angle_bins": config.model.angle_bins,
+        "encoder": encoder,
+        "decoder": decoder,
+        "unseen_share": float(unseen.mean()),
+    }
+    print(f"wrote {write_json(f'car_identity_{args.run.name}', payload)}")
+
+
+if __name__ == "__main__":
+    main()
