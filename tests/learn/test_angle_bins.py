@@ -68,17 +68,39 @@ def test__angle_bins__need_a_torus():
         TrainConfig.from_dict({"model": {"angle_bins": 1}})
 
 
-def test__the_target_term_adds_the_angle_cross_entropy():
+def test__the_target_term_is_the_mean_points_distance_plus_the_angle_cross_entropy():
     model = _model()
     frames = torch.randint(0, 256, (3, 1, 16, 16, 3), dtype=torch.uint8)
     batch = TrainBatch(frames, torch.zeros(3, 0, dtype=torch.int64))
     maps = (_points(torch.tensor([[0.3, 1.2], [2.0, -1.0], [0.0, 3.0]])) * 0.5**0.5).flatten(-2)
     targets = FrameTargets(maps, torch.tensor([[0], [1], [2]]))
     values = terms(model, batch, LossWeights(target=1.0), targets)
-    distance = (model.encode(frames) - maps[:, None]).square().sum(-1).mean()
     outputs = model.encoder(frames[:, 0].float() / 255)
+    distance = (model.angle_mean_points(outputs) - maps).square().sum(-1).mean()
     expected = distance + model.angle_cross_entropy(outputs, maps)
     torch.testing.assert_close(values["target"], expected)
+
+
+def test__the_mean_point_is_inside_the_circle_while_spread_and_the_encoding_once_on_one_bin():
+    model = _model()
+    bins = model.angle_bins
+    spread = torch.zeros(1, 2 * bins)  # every bin equally likely on both circles
+    torch.testing.assert_close(model.angle_mean_points(spread), torch.zeros(1, 4), atol=1e-6, rtol=0)
+    peaked = torch.full((1, 2, bins), -1e4)
+    peaked[0, 0, 3], peaked[0, 1, 5] = 0.0, 0.0
+    peaked = peaked.flatten(-2)
+    torch.testing.assert_close(model.angle_mean_points(peaked), model.latents(peaked))
+    angles = 2 * math.pi * torch.tensor([3, 5]) / bins
+    torch.testing.assert_close(model.latents(peaked), (_points(angles[None]) * 0.5**0.5).flatten(-2))
+    # its distance to a target has a bounded gradient where the projection's does not
+    near = spread + 1e-4 * torch.randn(1, 2 * bins, generator=torch.Generator().manual_seed(0))
+    target = model.latents(peaked)
+    gradients = []
+    for point in (model.angle_mean_points, model.latents):
+        logits = near.clone().requires_grad_()
+        (point(logits) - target).square().sum().backward()
+        gradients.append(logits.grad.norm())
+    assert gradients[1] > 100 * gradients[0]
 
 
 def test__a_cycles_run_with_angle_bins_learns_its_map_and_loads_back(tiny_config, tmp_path):

@@ -151,12 +151,21 @@ class WorldModel(nn.Module):
         """The encoder's outputs (..., m) -> points on the sphere or torus (..., n) (what :meth:`encode` returns)."""
         circles = self.latent_dim // 2
         if self.angle_bins is not None:
-            weights = self.angle_logits(outputs).softmax(dim=-1)  # (..., circles, M)
-            return (F.normalize(weights @ self.bin_points.to(weights.dtype), dim=-1) * circles**-0.5).flatten(-2)
+            means = self.angle_mean_points(outputs).unflatten(-1, (circles, 2))
+            return (F.normalize(means, dim=-1) * circles**-0.5).flatten(-2)
         if self.latent_manifold == "torus":
             points = F.normalize(outputs.unflatten(-1, (circles, 2)), dim=-1) * circles**-0.5
             return points.flatten(-2)
         return F.normalize(outputs, dim=-1)
+
+    def angle_mean_points(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The encoder's outputs (..., m) -> each circle's mean bin point, scaled like the torus (..., n) (angle bins).
+
+        The mean of the bins' points under the softmax of their logits, before :meth:`latents` projects it onto
+        its circle: inside the circle while the distribution is spread, on it for a distribution on one bin.
+        """
+        weights = self.angle_logits(outputs).softmax(dim=-1)  # (..., circles, M)
+        return (weights @ self.bin_points.to(weights.dtype) * (self.latent_dim // 2) ** -0.5).flatten(-2)
 
     def angle_logits(self, outputs: torch.Tensor) -> torch.Tensor:
         """The encoder's outputs (..., m) -> logits of every circle's ``M`` angles (..., n / 2, M) (``angle_bins``)."""

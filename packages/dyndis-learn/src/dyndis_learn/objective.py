@@ -234,8 +234,12 @@ def terms(
             seen = targets.states >= 0
             if seen.any():
                 wanted = targets.encodings[targets.states[seen]]
-                target = (encodings[seen] - wanted).square().sum(-1).mean()
-                if outputs is not None:  # a regression onto many unrelated values learns nothing; a classification does
+                if outputs is None:
+                    target = (encodings[seen] - wanted).square().sum(-1).mean()
+                else:  # a regression onto many unrelated values learns nothing; a classification does
+                    # The distance of the bins' mean point, not of its projection onto the circle: the projection's
+                    # gradient grows as 1 / radius while the distribution is spread, and drowned the cross-entropy.
+                    target = (model.angle_mean_points(outputs[seen]) - wanted).square().sum(-1).mean()
                     target = target + model.angle_cross_entropy(outputs[seen], wanted)
 
         values = {
