@@ -6,8 +6,10 @@ encoder of a :class:`~dyndis_learn.model.WorldModel` alone (no decoder, no dynam
 places with each head:
 
 - ``linear``: the default, a linear layer onto the coordinates, trained by the distance to the target;
-- ``bins``: ``model.angle_bins`` (256 by default), trained by the distance plus the cross-entropy on the
-  target angle's bins (the warm-up's target term, :func:`dyndis_learn.objective.terms`).
+- ``bins``: ``model.angle_bins`` (256 by default; ``--bins``), trained by the warm-up's target term
+  (:func:`dyndis_learn.objective.target_term`: the distance of the bins' mean point plus the cross-entropy);
+- ``classifier``: a reference, not a model of the learner's: the same encoder network with one logit per value
+  of every cycle, trained by the cross-entropy alone on the walk's counted values.
 
 Every ``--every`` steps, per factor, the share of uniformly drawn states (seen and unseen by the walk) whose
 encoded angle is nearest to its true value's ``2 pi k / N`` (the walk's frame of reference: value ``k``
@@ -29,11 +31,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 import dyndis_envs  # noqa: F401  (registers the environments)
 from benchmarks._common import print_table, write_json
 from dyndis_learn.cycles import CycleWalk, discover_cycles, walk_cycles
 from dyndis_learn.model import WorldModel, encode_frames
+from dyndis_learn.networks import ConvEncoder
+from dyndis_learn.objective import target_term
 
 BATCH = 96  # walked frames per step, as the warm-up's default batch
 LR = 2e-3  # the learner's default learning rate
@@ -55,21 +60,28 @@ def factor_of_cycles(walk: CycleWalk, lengths: tuple[int, ...]) -> list[tuple[in
     return found
 
 
-def angle_accuracy(
-    model: WorldModel, images: torch.Tensor, states: np.ndarray, walk: CycleWalk, lengths: tuple[int, ...]
-) -> np.ndarray:
-    """Per cycle, whether each state's encoded angle is nearest to its value's (S, K) booleans."""
-    model.eval()
-    with torch.no_grad():
-        points = torch.cat([model.encode(images[s : s + 500]) for s in range(0, len(images), 500)])
-    model.train()
-    pairs = points.unflatten(-1, (-1, 2)).numpy()
-    angles = np.arctan2(pairs[..., 1], pairs[..., 0])
+def angle_accuracy(values: np.ndarray, states: np.ndarray, walk: CycleWalk, lengths: tuple[int, ...]) -> np.ndarray:
+    """Per cycle, whether each state's encoded value (S, K), in units of ``2 pi / N``, rounds to its own (S, K)."""
     right = np.empty((len(states), len(lengths)), dtype=bool)
     for k, ((factor, sign), n) in enumerate(zip(factor_of_cycles(walk, lengths), lengths, strict=True)):
         wanted = (sign * (states[:, factor] - walk.factors[0, factor])) % n
-        right[:, k] = np.round(angles[:, k] * n / (2 * math.pi)).astype(np.int64) % n == wanted
+        right[:, k] = np.round(values[:, k]).astype(np.int64) % n == wanted
     return right
+
+
+def encoded_values(head: str, model: WorldModel, images: torch.Tensor, lengths: tuple[int, ...]) -> np.ndarray:
+    """Each image's value per cycle (S, K) in units of ``2 pi / N``: its encoded angle, or the classifier's class."""
+    model.eval()
+    with torch.no_grad():
+        if head == "classifier":
+            outputs = torch.cat([encode_frames(model.encoder, images[s : s + 500]) for s in range(0, len(images), 500)])
+            values = np.stack([logits.argmax(-1).numpy() for logits in outputs.split(lengths, dim=-1)], axis=1)
+        else:
+            points = torch.cat([model.encode(images[s : s + 500]) for s in range(0, len(images), 500)])
+            pairs = points.unflatten(-1, (-1, 2)).numpy()[:, : len(lengths)]
+            values = np.arctan2(pairs[..., 1], pairs[..., 0]) * np.asarray(lengths) / (2 * math.pi)
+    model.train()
+    return values
 
 
 def run_head(head: str, args: argparse.Namespace, walk: CycleWalk, lengths: tuple[int, ...], test: dict) -> list:
@@ -77,21 +89,27 @@ def run_head(head: str, args: argparse.Namespace, walk: CycleWalk, lengths: tupl
     image_shape = walk.frames.shape[1:]
     bins = args.bins if head == "bins" else None
     model = WorldModel(image_shape, 2 * len(lengths), args.latent_dim, latent_manifold="torus", angle_bins=bins)
+    if head == "classifier":  # one class per value of every cycle: the encoder's network alone, as a reference
+        model.encoder = ConvEncoder(image_shape, sum(lengths)).to(memory_format=torch.channels_last)
     optimiser = torch.optim.Adam(model.encoder.parameters(), lr=LR)
     frames, targets = torch.from_numpy(walk.frames), torch.from_numpy(walk.targets)
+    positions = torch.from_numpy(walk.positions)
     rng = np.random.default_rng(args.seed)
     rows, started = [], time.perf_counter()
     for step in range(1, args.steps + 1):
         index = torch.from_numpy(rng.integers(0, len(frames), BATCH))
         outputs = encode_frames(model.encoder, frames[index])
-        loss = (model.latents(outputs) - targets[index]).square().sum(-1).mean()
-        if bins is not None:
-            loss = loss + model.angle_cross_entropy(outputs, targets[index])
+        if head == "classifier":
+            classes = zip(outputs.split(lengths, dim=-1), positions[index].T, strict=True)
+            loss = sum(F.cross_entropy(logits, wanted) for logits, wanted in classes) / len(lengths)
+        else:  # the learner's own target term
+            loss = target_term(model, model.latents(outputs), None if bins is None else outputs, targets[index])
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         if step % args.every == 0 or step == args.steps:
-            right = angle_accuracy(model, test["images"], test["states"], walk, lengths)
+            values = encoded_values(head, model, test["images"], lengths)
+            right = angle_accuracy(values, test["states"], walk, lengths)
             row = {
                 "head": head,
                 "step": step,
@@ -109,7 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--env-id", default="DynDis/Cars3D-v0")
     parser.add_argument("--env-kwargs", default="{}", help="JSON object of the env's keyword arguments")
-    parser.add_argument("--heads", nargs="+", choices=["linear", "bins"], default=["linear", "bins"])
+    parser.add_argument("--heads", nargs="+", choices=["linear", "bins", "classifier"], default=["linear", "bins"])
     parser.add_argument("--steps", type=int, default=6500)
     parser.add_argument("--every", type=int, default=250, help="steps between measurements")
     parser.add_argument("--bins", type=int, default=256, help="model.angle_bins of the bins head")

@@ -50,7 +50,16 @@ from dyndis_learn.model import WorldModel, encode_frames, frames_to_float
 from dyndis_learn.regularizers import entanglement_penalty
 from dyndis_learn.rotations import cumulative_rotations
 
-__all__ = ["TERMS", "WARMUP_TERMS", "FrameTargets", "LossWeights", "TrainBatch", "decoding_choice", "terms"]
+__all__ = [
+    "TERMS",
+    "WARMUP_TERMS",
+    "FrameTargets",
+    "LossWeights",
+    "TrainBatch",
+    "decoding_choice",
+    "target_term",
+    "terms",
+]
 
 #: The loss terms, in the order they are summed into ``"loss"``.
 TERMS = (
@@ -157,6 +166,29 @@ def _float32(device: torch.device) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
+def target_term(
+    model: WorldModel, encodings: torch.Tensor, outputs: torch.Tensor | None, wanted: torch.Tensor
+) -> torch.Tensor:
+    """The ``target`` term of frames with a target: ``mean ||e - y||^2``, and with angle bins a classification.
+
+    With ``model.angle_bins`` the distance is that of each circle's mean bin point
+    (:meth:`~dyndis_learn.model.WorldModel.angle_mean_points`), not of its projection onto the circle, whose
+    gradient grows as one over the mean point's radius while the distribution is spread and drowned the
+    cross-entropy (:meth:`~dyndis_learn.model.WorldModel.angle_cross_entropy`) that is added to it: a regression
+    onto many unrelated values (Cars3D's cars) learns nothing, a classification does.
+
+    Args:
+        model: The model.
+        encodings: The frames' encodings, shape (B, n).
+        outputs: The encoder's outputs of the same frames (B, m) for a model with angle bins, else None.
+        wanted: The target encodings, shape (B, n).
+    """
+    if outputs is None:
+        return (encodings - wanted).square().sum(-1).mean()
+    distance = (model.angle_mean_points(outputs) - wanted).square().sum(-1).mean()
+    return distance + model.angle_cross_entropy(outputs, wanted)
+
+
 def terms(
     model: WorldModel, batch: TrainBatch, weights: LossWeights, targets: FrameTargets | None = None
 ) -> dict[str, torch.Tensor]:
@@ -234,13 +266,7 @@ def terms(
             seen = targets.states >= 0
             if seen.any():
                 wanted = targets.encodings[targets.states[seen]]
-                if outputs is None:
-                    target = (encodings[seen] - wanted).square().sum(-1).mean()
-                else:  # a regression onto many unrelated values learns nothing; a classification does
-                    # The distance of the bins' mean point, not of its projection onto the circle: the projection's
-                    # gradient grows as 1 / radius while the distribution is spread, and drowned the cross-entropy.
-                    target = (model.angle_mean_points(outputs[seen]) - wanted).square().sum(-1).mean()
-                    target = target + model.angle_cross_entropy(outputs[seen], wanted)
+                target = target_term(model, encodings[seen], None if outputs is None else outputs[seen], wanted)
 
         values = {
             "autoencoder_bce": bce[~is_rollout].mean(),
