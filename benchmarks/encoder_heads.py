@@ -114,7 +114,7 @@ def run_head(head: str, args: argparse.Namespace, walk: CycleWalk, lengths: tupl
                 "head": head,
                 "step": step,
                 "seconds": time.perf_counter() - started,
-                "loss": float(loss),
+                "loss": loss.item(),
                 "right": right.mean(axis=0).tolist(),
                 "right_unseen": right[test["unseen"]].mean(axis=0).tolist(),
             }
