@@ -5,7 +5,8 @@ of the config) and:
 
 - encoder: for ``--states`` uniformly drawn states, per factor, the share whose encoded angle is nearest its
   value's ``2 pi k / N`` (the walk's frame of reference, as :mod:`benchmarks.encoder_heads` measures it), on
-  the states the walk saw and on those it did not;
+  the states the walk saw and on those it did not; with angle bins, also the share whose most probable bin
+  is (what a classifier would answer, where the encoding is the circular mean of every bin);
 - decoder: for ``--frames`` walked frames, the share whose decoded picture is nearer (in pixels) its own car's
   image than every other car's at the same elevation and azimuth; decoded from the frame's exact place on the
   torus (the decoder alone) and from its encoding (encoder and decoder).
@@ -28,6 +29,7 @@ import dyndis_envs  # noqa: F401  (registers the environments)
 from benchmarks._common import print_table, write_json
 from benchmarks.encoder_heads import factor_of_cycles
 from dyndis_learn.checkpoint import CHECKPOINT_NAME
+from dyndis_learn.model import encode_frames
 from dyndis_learn.trainer import Trainer
 
 
@@ -53,18 +55,25 @@ def main() -> None:
     unseen = np.array([tuple(s) not in seen_set for s in states.tolist()])
     images = torch.from_numpy(core.render_states(states))
     with torch.no_grad():
-        points = torch.cat([model.encode(images[i : i + 250]) for i in range(0, len(images), 250)]).numpy()
+        outputs = torch.cat([encode_frames(model.encoder, images[i : i + 250]) for i in range(0, len(images), 250)])
+        points = model.latents(outputs).numpy()
+        modes = None  # with angle bins: the most probable bin's angle, beside the circular mean the model encodes
+        if model.angle_bins is not None:
+            modes = model.angle_logits(outputs).argmax(-1).numpy() * (2 * math.pi / model.angle_bins)
     angles = np.arctan2(points[:, 1::2], points[:, 0::2])
     mapping = factor_of_cycles(walk, lengths)
     rows, encoder = [], {}
     for k, ((factor, sign), n) in enumerate(zip(mapping, lengths, strict=True)):
         wanted = (sign * (states[:, factor] - walk.factors[0, factor])) % n
-        right = np.round(angles[:, k] * n / (2 * math.pi)).astype(np.int64) % n == wanted
         name = space.names[factor]
-        encoder[name] = {"seen": float(right[~unseen].mean()), "unseen": float(right[unseen].mean())}
-        rows.append([name, n, encoder[name]["seen"], encoder[name]["unseen"]])
+        encoder[name] = {}
+        for readout, values in (("encoding", angles), ("most probable bin", modes)):
+            if values is not None:
+                right = np.round(values[:, k] * n / (2 * math.pi)).astype(np.int64) % n == wanted
+                encoder[name][readout] = {"seen": float(right[~unseen].mean()), "unseen": float(right[unseen].mean())}
+                rows.append([name, n, readout, encoder[name][readout]["seen"], encoder[name][readout]["unseen"]])
     print(f"encoder: {args.states} uniform states, {unseen.mean():.1%} of them unseen by the walk")
-    print_table(["factor", "values", "angle right, seen", "angle right, unseen"], rows)
+    print_table(["factor", "values", "angle of", "right, seen", "right, unseen"], rows)
 
     car = space.names.index("object")
     frames = rng.choice(len(walk.frames), args.frames, replace=False)

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from dyndis_learn import Learner, TrainConfig, load_model
 from dyndis_learn.model import WorldModel, angle_bin_weights
@@ -81,6 +82,27 @@ def test__the_target_term_is_the_mean_points_distance_plus_the_angle_cross_entro
     torch.testing.assert_close(values["target"], expected)
 
 
+def test__the_encoding_is_the_mode_not_a_mean_between_values():
+    model = _model()
+    bins = model.angle_bins
+    logits = torch.full((1, 2, bins), -1e4)
+    logits[0, :, 2], logits[0, :, 10] = 1.0, 0.5  # two values, the first more probable: encoded at bin 2, not between
+    logits[0, :, 3] = 0.0  # its neighbour counts, interpolating towards it
+    weights = torch.tensor([1.0, 0.0]).exp()
+    angle = torch.atan2(
+        weights @ torch.tensor([2, 3]).mul(2 * math.pi / bins).sin(),
+        weights @ torch.tensor([2, 3]).mul(2 * math.pi / bins).cos(),
+    )
+    expected = (_points(angle.expand(1, 2)) * 0.5**0.5).flatten(-2)
+    torch.testing.assert_close(model.latents(logits.flatten(-2)), expected)
+    wrapped = torch.full((1, 2, bins), -1e4)
+    wrapped[0, :, 0], wrapped[0, :, bins - 1] = 1.0, 1.0  # neighbours across the wrap: halfway between them
+    angle = torch.tensor(-math.pi / bins)
+    torch.testing.assert_close(
+        model.latents(wrapped.flatten(-2)), (_points(angle.expand(1, 2)) * 0.5**0.5).flatten(-2), atol=1e-6, rtol=0
+    )
+
+
 def test__the_mean_point_is_inside_the_circle_while_spread_and_the_encoding_once_on_one_bin():
     model = _model()
     bins = model.angle_bins
@@ -92,15 +114,20 @@ def test__the_mean_point_is_inside_the_circle_while_spread_and_the_encoding_once
     torch.testing.assert_close(model.angle_mean_points(peaked), model.latents(peaked))
     angles = 2 * math.pi * torch.tensor([3, 5]) / bins
     torch.testing.assert_close(model.latents(peaked), (_points(angles[None]) * 0.5**0.5).flatten(-2))
-    # its distance to a target has a bounded gradient where the projection's does not
+
+    # where the distribution is spread, the distances to a target of the mean point and of the encoding (the
+    # mode's) have bounded gradients; the mean point's projection onto the circle has not (its radius is ~0)
+    def projected(logits):
+        return (F.normalize(model.angle_mean_points(logits).unflatten(-1, (2, 2)), dim=-1) * 0.5**0.5).flatten(-2)
+
     near = spread + 1e-4 * torch.randn(1, 2 * bins, generator=torch.Generator().manual_seed(0))
     target = model.latents(peaked)
     gradients = []
-    for point in (model.angle_mean_points, model.latents):
+    for point in (model.angle_mean_points, model.latents, projected):
         logits = near.clone().requires_grad_()
         (point(logits) - target).square().sum().backward()
         gradients.append(logits.grad.norm())
-    assert gradients[1] > 100 * gradients[0]
+    assert gradients[2] > 100 * max(gradients[:2])
 
 
 def test__a_cycles_run_with_angle_bins_learns_its_map_and_loads_back(tiny_config, tmp_path):
