@@ -14,8 +14,9 @@ Notation (:mod:`dyndis_learn.losses` holds the terms themselves): ``B`` episodes
 - ``consistency``: rotated vs encoded frames (:func:`~dyndis_learn.losses.latent_consistency`);
 - ``smoothness`` and ``whitening``: the spectral terms;
 - ``uniformity``: the spread of the encodings over the sphere;
-- ``target``: ``mean ||e - y||^2`` to given per-frame target encodings (a warm-up's map), plus, for a model
-  with ``angle_bins``, the cross-entropy of its angle logits against each target's angle bin;
+- ``target``: ``mean ||e - y||^2`` to given per-frame target encodings (a warm-up's map); for a model with
+  ``angle_bins``, of its bins' mean points, plus the cross-entropy against each target's angle bin
+  (:func:`target_term`);
 - ``regularizer``: the entanglement penalty on the angles;
 
 and ``loss``, the sum of every term weighted by :class:`LossWeights`. A term whose weight is 0 is computed
