@@ -27,7 +27,7 @@ import torch
 
 import dyndis_envs  # noqa: F401  (registers the environments)
 from benchmarks._common import print_table, write_json
-from benchmarks.encoder_heads import factor_of_cycles
+from benchmarks.encoder_heads import angle_accuracy, factor_of_cycles
 from dyndis_learn.checkpoint import CHECKPOINT_NAME
 from dyndis_learn.model import encode_frames
 from dyndis_learn.trainer import Trainer
@@ -51,27 +51,25 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
 
     states = space.sample_states(args.states, rng)
-    seen_set = set(map(tuple, walk.factors.tolist()))
-    unseen = np.array([tuple(s) not in seen_set for s in states.tolist()])
+    unseen = ~np.isin(space.flat_index(states), space.flat_index(walk.factors))
     images = torch.from_numpy(core.render_states(states))
     with torch.no_grad():
         outputs = torch.cat([encode_frames(model.encoder, images[i : i + 250]) for i in range(0, len(images), 250)])
         points = model.latents(outputs).numpy()
-        modes = None  # with angle bins: the most probable bin's angle, beside the circular mean the model encodes
+        # in units of 2 pi / N per cycle: the encoding, and with angle bins its most probable bin beside it
+        readouts = {"encoding": np.arctan2(points[:, 1::2], points[:, 0::2])[:, : len(lengths)] / (2 * math.pi)}
         if model.angle_bins is not None:
-            modes = model.angle_logits(outputs).argmax(-1).numpy() * (2 * math.pi / model.angle_bins)
-    angles = np.arctan2(points[:, 1::2], points[:, 0::2])
-    mapping = factor_of_cycles(walk, lengths)
+            modes = model.angle_logits(outputs).argmax(-1).numpy()[:, : len(lengths)]
+            readouts["most probable bin"] = modes / model.angle_bins
+    hits = {readout: angle_accuracy(turns * lengths, states, walk, lengths) for readout, turns in readouts.items()}
     rows, encoder = [], {}
-    for k, ((factor, sign), n) in enumerate(zip(mapping, lengths, strict=True)):
-        wanted = (sign * (states[:, factor] - walk.factors[0, factor])) % n
+    for k, ((factor, _), n) in enumerate(zip(factor_of_cycles(walk, lengths), lengths, strict=True)):
         name = space.names[factor]
         encoder[name] = {}
-        for readout, values in (("encoding", angles), ("most probable bin", modes)):
-            if values is not None:
-                right = np.round(values[:, k] * n / (2 * math.pi)).astype(np.int64) % n == wanted
-                encoder[name][readout] = {"seen": float(right[~unseen].mean()), "unseen": float(right[unseen].mean())}
-                rows.append([name, n, readout, encoder[name][readout]["seen"], encoder[name][readout]["unseen"]])
+        for readout, right in hits.items():
+            shares = {"seen": float(right[~unseen, k].mean()), "unseen": float(right[unseen, k].mean())}
+            encoder[name][readout] = shares
+            rows.append([name, n, readout, shares["seen"], shares["unseen"]])
     print(f"encoder: {args.states} uniform states, {unseen.mean():.1%} of them unseen by the walk")
     print_table(["factor", "values", "angle of", "right, seen", "right, unseen"], rows)
 

@@ -60,8 +60,12 @@ def angle_bin_weights(latents: torch.Tensor, bins: int) -> torch.Tensor:
     pairs = latents.unflatten(-1, (-1, 2))
     position = torch.atan2(pairs[..., 1], pairs[..., 0]) * (bins / (2 * math.pi))  # in bins, (-M/2, M/2]
     offsets = torch.arange(bins, device=latents.device, dtype=latents.dtype)
-    distance = torch.remainder(position.unsqueeze(-1) - offsets + bins / 2, bins) - bins / 2  # wrapped
-    return torch.relu(1 - distance.abs())
+    return torch.relu(1 - _bins_apart(position.unsqueeze(-1), offsets, bins).abs())
+
+
+def _bins_apart(a: torch.Tensor, b: torch.Tensor, bins: int) -> torch.Tensor:
+    """``a - b`` in bins, wrapped around the circle of ``bins`` bins into ``[-bins / 2, bins / 2)``."""
+    return torch.remainder(a - b + bins / 2, bins) - bins / 2
 
 
 class WorldModel(nn.Module):
@@ -161,9 +165,8 @@ class WorldModel(nn.Module):
             # falls between the values an encoder hesitates between (two unrelated cars), where the most probable
             # bin was right in 94% of Cars3D's seen states against 67% (docs/benchmarks/learn_structure.md).
             logits = self.angle_logits(outputs)  # (..., circles, M)
-            bins = logits.shape[-1]
-            offsets = torch.arange(bins, device=logits.device) - logits.argmax(dim=-1, keepdim=True)
-            near = (torch.remainder(offsets + bins // 2, bins) - bins // 2).abs() <= MODE_WINDOW
+            offsets = torch.arange(self.angle_bins, device=logits.device)
+            near = _bins_apart(offsets, logits.argmax(dim=-1, keepdim=True), self.angle_bins).abs() <= MODE_WINDOW
             weights = logits.softmax(dim=-1) * near
             means = weights @ self.bin_points.to(weights.dtype)
             return (F.normalize(means, dim=-1) * circles**-0.5).flatten(-2)

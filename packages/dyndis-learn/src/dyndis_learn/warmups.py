@@ -411,11 +411,9 @@ class CycleWarmup(Warmup):
         Raises:
             CycleStructureError: If that multiple exceeds :data:`MAX_CYCLE_BINS` (naming the setting).
         """
-        model = config.model
-        if model.latent_dim != "auto":
-            changes: dict[str, int] = {}
-        else:
-            changes = {"latent_dim": self._discover().planes_needed()}
+        model, changes = config.model, {}
+        if model.latent_dim == "auto":
+            changes["latent_dim"] = self._discover().planes_needed()
         if model.angle_bins == "cycles":
             lengths = self._discover().lengths
             bins = math.lcm(*lengths)
