@@ -6,7 +6,7 @@ TINY_ENV_ID = "DynDis/GridWorld-v0"
 TINY_ENV_KWARGS: dict = {"image_size": 16}
 TINY: dict = {
     "env": {"id": TINY_ENV_ID, "kwargs": TINY_ENV_KWARGS},
-    "model": {"latent_dim": 4, "channels": [8, 8], "hidden_dim": 32},
+    "model": {"latent_dim": 4, "channels": [8, 8], "hidden_dim": 32, "angle_bins": None},  # no "auto" to resolve
     "data": {"episodes_per_step": 2, "episode_steps": 4},
     "steps": 6,
     "warmup": {

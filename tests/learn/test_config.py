@@ -90,7 +90,7 @@ def test__round_trip_through_json():
         ({"data": {"episode_steps": 2.5}}, "DataConfig.episode_steps must be an integer >= 1, got 2.5."),
         ({"model": {"latentdim": 3}}, "Unknown ModelConfig field(s): 'latentdim' (did you mean 'latent_dim'?)."),
         ({"model": 5}, "ModelConfig expects a mapping of field names to values, got 5."),
-        ({"version": 7}, "Config version 7 is unknown; this dyndis-learn reads versions 1 to 5."),
+        ({"version": 9}, "Config version 9 is unknown; this dyndis-learn reads versions 1 to 6."),
         ({"threads": 10**6}, "TrainConfig.threads must be an integer >= 0 and <= 256, got 1000000."),
     ],
 )
@@ -164,11 +164,17 @@ def test__migration_moves_every_flat_field_into_its_section():
     migrated = migrate_config(flat)
     assert migrated == {
         "env": {"id": "DynDis/Shapes3D-v0", "kwargs": {"image_size": 32}},
-        "warmup": {"kind": "spectral", "steps": 7, "graph": {"batch_size": 12}, "spectral": {"episodes_per_step": 3}},
+        "warmup": {
+            "kind": "spectral",
+            "steps": 7,
+            "graph": {"batch_size": 12},
+            "spectral": {"episodes_per_step": 3},
+            "cycles": {"walk_steps": 20000},  # the defaults of version 5 and before
+        },
         "optim": {"lr": 1e-3, "adam_beta2": 0.999},  # the value version 1's runs trained with
         "logging": {"log_every": 5},
         "loss": {"split_decoding": False, "neighbour_margin_weight": 0.0},  # no such term in version 1
-        "model": {"latent_dim": 6},
+        "model": {"latent_dim": 6, "angle_bins": None},
         "steps": 9,
     }
     assert flat["warmup"] == "spectral"  # the caller's dict is left alone
@@ -228,6 +234,8 @@ def test__config_files_in_json_and_yaml(tmp_path):
     assert load_config(tmp_path / "a.yaml") == old.replace(
         optim={"adam_beta2": today.optim.adam_beta2},
         loss={"neighbour_margin_weight": today.loss.neighbour_margin_weight},
+        model={"angle_bins": today.model.angle_bins},
+        warmup={"cycles": {"walk_steps": today.warmup.cycles.walk_steps}},
     )
     (tmp_path / "c.yml").write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match=re.escape("must hold a mapping of TrainConfig fields, got [1, 2].")):
@@ -244,7 +252,7 @@ def test__latent_dim_auto__is_the_default_and_is_resolved_before_a_model_is_buil
     assert config.model.latent_dim == "auto"
     with pytest.raises(ValueError, match=re.escape("model.latent_dim='auto' is resolved by the trainer")):
         _ = config.built_model
-    assert config.replace(model={"latent_dim": 12}).built_model.latent_dim == 12
+    assert config.replace(model={"latent_dim": 12, "angle_bins": None}).built_model.latent_dim == 12
     # the graph warm-up's check reads the dimension "auto" gives it
     with pytest.raises(ValueError, match=re.escape("eigenmap_candidates must be >= model.latent_dim (4), got 3")):
         TrainConfig(warmup=WarmupConfig(kind="graph", graph=GraphWarmupConfig(eigenmap_candidates=3)))
@@ -253,3 +261,16 @@ def test__latent_dim_auto__is_the_default_and_is_resolved_before_a_model_is_buil
 def test__a_stored_config_of_version_4_without_latent_dim_keeps_that_versions_default():
     assert TrainConfig.from_dict({"version": 4, "steps": 10}).model.latent_dim == DEFAULT_LATENT_DIM == 4
     assert TrainConfig.from_dict({"steps": 10}).model.latent_dim == "auto"  # a config file of today's layout
+
+
+def test__a_stored_config_of_version_5_keeps_that_versions_angle_bins_and_walk_at_any_depth():
+    old = TrainConfig.from_dict({"version": 5, "warmup": {"cycles": {"starts": 8}}})
+    assert old.model.angle_bins is None and old.warmup.cycles.walk_steps == 20000 and old.warmup.cycles.starts == 8
+    stored = TrainConfig.from_dict({"version": 5, "warmup": {"cycles": {"walk_steps": 500}}})
+    assert stored.warmup.cycles.walk_steps == 500
+    today = TrainConfig()
+    assert today.model.angle_bins == "auto" and today.warmup.cycles.walk_steps == "auto"
+    with pytest.raises(ValueError, match=re.escape("model.angle_bins='auto' is resolved by the trainer")):
+        _ = today.replace(model={"latent_dim": 12}).built_model
+    with pytest.raises(ValueError, match=re.escape("must be an integer >= 1 or 'auto', got 0")):
+        TrainConfig.from_dict({"warmup": {"cycles": {"walk_steps": 0}}})

@@ -238,3 +238,28 @@ def test__cycles_warmup__angle_bins_cycles_beyond_the_limit_names_the_setting(ti
     message = "needs 12 bins per circle (the least common multiple of the cycle lengths [4, 6]), more than 10: set"
     with pytest.raises(ValueError, match=re.escape(f"{message} model.angle_bins to a number")):
         Trainer(config)
+
+
+def test__angle_bins_auto__gives_bins_only_where_a_cycle_is_long(tiny_config, monkeypatch):
+    config = _cycles_config(tiny_config, grid_shape=[4, 6]).replace(model={"angle_bins": "auto"})
+    assert Trainer(config).config.model.angle_bins is None  # short cycles: a regression places them right
+    monkeypatch.setattr(warmups, "AUTO_BINS_LONGEST_CYCLE", 5)
+    assert Trainer(config).model.angle_bins == 12  # a cycle longer than the limit: the cycles' bins, lcm(4, 6)
+    assert Trainer(tiny_config.replace(model={"angle_bins": "auto"})).config.model.angle_bins is None  # graph
+
+
+def test__walk_steps_auto__walks_steps_per_state_within_bounds_and_stores_the_number(
+    tiny_config, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(warmups, "AUTO_WALK_STEPS", (50, 300))
+    config = _cycles_config(tiny_config).replace(warmup={"cycles": {"walk_steps": "auto"}})
+    trainer = Trainer(config, tmp_path)
+    assert trainer.config.warmup.cycles.walk_steps == warmups.WALK_STEPS_PER_STATE * 25 == 100  # 5 x 5 states
+    trainer.train(progress=False)
+    assert len(trainer.warmup.walk.actions) == 100
+    stored = TrainConfig.from_dict(json.loads((tmp_path / "config.json").read_text()))
+    assert stored.warmup.cycles.walk_steps == 100
+    monkeypatch.setattr(warmups, "AUTO_WALK_STEPS", (20, 60))
+    assert Trainer(config).config.warmup.cycles.walk_steps == 60  # the upper bound
+    monkeypatch.setattr(warmups, "AUTO_WALK_STEPS", (150, 300))
+    assert Trainer(config).config.warmup.cycles.walk_steps == 150  # the lower bound

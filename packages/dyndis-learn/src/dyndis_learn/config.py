@@ -52,8 +52,9 @@ __all__ = [
 
 #: Version of the dict layout written by :meth:`TrainConfig.to_dict` (1: the flat layout before sections;
 #: 2: sections, before ``optim.adam_beta2``, whose runs trained with Adam's 0.999; 3: before
-#: ``loss.neighbour_margin_weight``, whose runs trained without that term).
-CONFIG_VERSION = 5
+#: ``loss.neighbour_margin_weight``, whose runs trained without that term; 4: ``model.latent_dim`` 4 by default;
+#: 5: ``model.angle_bins`` None and ``warmup.cycles.walk_steps`` 20,000 by default).
+CONFIG_VERSION = 6
 
 #: ``model.latent_dim`` where ``"auto"`` has nothing to read it from (warm-ups other than the cycles one), and
 #: the default of config versions 1 to 4.
@@ -61,14 +62,19 @@ DEFAULT_LATENT_DIM = 4
 
 #: Settings whose value asks the trainer to choose from the world (:meth:`dyndis_learn.warmups.Warmup.resolve`):
 #: dotted field -> that value. A run's stored config holds the number chosen.
-RESOLVED_BY_TRAINER = {"model.latent_dim": "auto", "model.angle_bins": "cycles"}
+RESOLVED_BY_TRAINER: dict[str, tuple[str, ...]] = {
+    "model.latent_dim": ("auto",),
+    "model.angle_bins": ("auto", "cycles"),
+    "warmup.cycles.walk_steps": ("auto",),
+}
 
 #: Fields added after a version, with the value that version's runs used (a stored config of that version
 #: lacks them, and a run resumed from it must go on as it started, whatever today's default).
 _ADDED_AFTER: dict[int, dict[str, dict[str, Any]]] = {
     2: {"optim": {"adam_beta2": 0.999}},
     3: {"loss": {"neighbour_margin_weight": 0.0}},
-    4: {"model": {"latent_dim": DEFAULT_LATENT_DIM}},  # a default changed: 4, then "auto"
+    4: {"model": {"latent_dim": DEFAULT_LATENT_DIM}},  # defaults changed: numbers, then "auto"
+    5: {"model": {"angle_bins": None}, "warmup": {"cycles": {"walk_steps": 20000}}},
 }
 
 #: The declared bound of :attr:`TrainConfig.threads`. It is the same on every machine, so a config valid
@@ -193,7 +199,7 @@ class ModelConfig(_Section):
     ``1 / sqrt(n / 2)``: still unit norm; :class:`~dyndis_learn.model.WorldModel`). None: the warm-up's
     (``"torus"`` for ``"cycles"``, which needs it; ``"sphere"`` for the others), resolved when the config is
     made."""
-    angle_bins: Annotated[int, Ge(2)] | Literal["cycles"] | None = None
+    angle_bins: Annotated[int, Ge(2)] | Literal["auto", "cycles"] | None = "auto"
     """None: plain linear layers between the networks and the latent. ``M``: for a torus latent, the encoder
     gives each circle a distribution over ``M`` angles ``2 pi m / M`` (its point: their circular mean), which the
     cycles warm-up trains by cross-entropy as well; and the decoder reads each circle's angle through ``M``
@@ -201,7 +207,10 @@ class ModelConfig(_Section):
     such as Cars3D's 183 cars: a regression onto their angles learns nothing, a classification does.
     ``"cycles"`` (with the cycles warm-up): ``M`` the least common multiple of the lengths of the cycles it
     finds (1,464 for Cars3D's 4, 24 and 183), so that every value of every factor has a bin of its own: its
-    encoding a class, its picture an embedding of its own; resolved by the trainer like ``latent_dim``."""
+    encoding a class, its picture an embedding of its own; resolved by the trainer like ``latent_dim``.
+    ``"auto"``: ``"cycles"`` where a cycle the warm-up finds is longer than
+    :data:`~dyndis_learn.warmups.AUTO_BINS_LONGEST_CYCLE` (Cars3D's cars), else None (and None with the
+    other warm-ups)."""
 
 
 @dataclass
@@ -253,8 +262,11 @@ class CycleWarmupConfig(_Section):
     (:func:`~dyndis_learn.cycles.discover_cycles`)."""
     max_cycle: Annotated[int, Ge(1)] = 512
     """The longest cycle looked for: an action that does not come back within this many repeats is an error."""
-    walk_steps: Annotated[int, Ge(1)] = 20000
-    """Steps of the walk whose frames the encoder is regressed on (kept in memory: ``H W C`` bytes each)."""
+    walk_steps: Annotated[int, Ge(1)] | Literal["auto"] = "auto"
+    """Steps of the walk whose frames the encoder is regressed on (kept in memory: ``H W C`` bytes each).
+    ``"auto"``: :data:`~dyndis_learn.warmups.WALK_STEPS_PER_STATE` per state that the cycles found span,
+    within :data:`~dyndis_learn.warmups.AUTO_WALK_STEPS` (20,000 for small worlds, 60,000 for Cars3D and the
+    whole Shapes3D); resolved by the trainer like ``model.latent_dim``."""
     batch_size: Annotated[int, Ge(1)] = 96
     """Walked frames (drawn uniformly) per warm-up SGD step."""
     target_weight: Annotated[float, Ge(0)] = 1.0
@@ -465,7 +477,7 @@ class TrainConfig(_Section):
                 f"model.angle_bins='cycles' reads the cycles warm-up's cycles: it needs warmup.kind='cycles', got "
                 f"{self.warmup.kind!r} (or set model.angle_bins to a number)."
             )
-        if self.model.angle_bins is not None and manifold != "torus":
+        if self.model.angle_bins not in (None, "auto") and manifold != "torus":
             raise ValueError(
                 f"model.angle_bins needs model.latent_manifold='torus' (angles of circles), got {manifold!r}."
             )
@@ -490,12 +502,14 @@ class TrainConfig(_Section):
         """The model section as the model is built: ``latent_manifold`` None resolved by the warm-up's kind.
 
         Raises:
-            ValueError: If ``model.latent_dim`` is still ``"auto"`` or ``model.angle_bins`` ``"cycles"``: the
-                trainer resolves them from the world first (:meth:`dyndis_learn.warmups.Warmup.resolve`; its
-                config holds the numbers).
+            ValueError: If ``model.latent_dim`` or ``model.angle_bins`` still asks the trainer to choose
+                (:data:`RESOLVED_BY_TRAINER`): it resolves them from the world first
+                (:meth:`dyndis_learn.warmups.Warmup.resolve`; its config holds the numbers).
         """
-        for setting, asking in RESOLVED_BY_TRAINER.items():
-            if getattr(self.model, setting.removeprefix("model.")) == asking:
+        for setting, askings in RESOLVED_BY_TRAINER.items():
+            section, _, name = setting.partition(".")
+            asking = getattr(self.model, name) if section == "model" else None
+            if asking in askings:
                 raise ValueError(
                     f"{setting}={asking!r} is resolved by the trainer from the world (its config holds the number); "
                     f"build the model from Trainer(config).config, or set {setting}."
@@ -587,8 +601,9 @@ def migrate_config(data: Mapping[str, Any]) -> dict[str, Any]:
     fields at the top level: each moves to its section (``env_id`` -> ``env.id``, ``warmup`` ->
     ``warmup.kind``, ``lr`` -> ``optim.lr``, ...). A field added since a dict's version gets the value
     that version's runs used (``optim.adam_beta2`` 0.999 before version 3, ``loss.neighbour_margin_weight``
-    0 before version 4), and so does a field whose default changed (``model.latent_dim`` 4 before version 5),
-    so a stored run resumes as it started. A dict of the current version is returned as
+    0 before version 4), and so does a field whose default changed (``model.latent_dim`` 4 before version 5;
+    ``model.angle_bins`` None and ``warmup.cycles.walk_steps`` 20,000 before version 6), so a stored run
+    resumes as it started. A dict of the current version is returned as
     it is, less its ``version`` key.
 
     Raises:
@@ -612,9 +627,21 @@ def migrate_config(data: Mapping[str, Any]) -> dict[str, Any]:
         for section, values in fields.items()
     ]
     for section, values in added:
-        if isinstance(sectioned.setdefault(section, {}), Mapping):  # else the section's own check says what is wrong
-            sectioned[section] = {**values, **sectioned[section]}
+        sectioned[section] = _with_defaults(sectioned.get(section, {}), values)
     return sectioned
+
+
+def _with_defaults(stored: Any, defaults: Mapping[str, Any]) -> Any:
+    """``stored`` (a section, or a section's sub-section) with ``defaults`` where it lacks them, at any depth."""
+    if not isinstance(stored, Mapping):
+        return stored  # the section's own check says what is wrong
+    merged = dict(stored)
+    for key, value in defaults.items():
+        if key not in merged:
+            merged[key] = value
+        elif isinstance(value, Mapping):
+            merged[key] = _with_defaults(merged[key], value)
+    return merged
 
 
 def _sections(data: dict[str, Any]) -> dict[str, Any]:

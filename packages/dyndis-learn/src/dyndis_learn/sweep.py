@@ -371,11 +371,7 @@ class Sweep:
             raise ValueError(f"run {run.name!r}: {str(folder)!r} is a file, not a run folder.")
         stored = folder / CONFIG_NAME
         if stored.is_file():
-            differing = [  # a setting the trainer chooses ("auto") matches the number its run chose
-                (key, there, here)
-                for key, there, here in _differences(_read_json(stored), run.config.to_dict())
-                if RESOLVED_BY_TRAINER.get(key) != here
-            ]
+            differing = _differences(_read_json(stored), run.config.to_dict())
             if differing:
                 shown = "; ".join(f"{key}: {a!r} there, {b!r} in this sweep" for key, a, b in differing[:5])
                 raise ValueError(
@@ -518,11 +514,17 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
-    """``(dotted key, a's value, b's value)`` of every leaf where two config dicts differ."""
-    flat_a, flat_b = _flatten(_normalised(a)), _flatten(_normalised(b))
-    return [(key, flat_a.get(key), flat_b.get(key)) for key in sorted(set(flat_a) | set(flat_b))
-            if flat_a.get(key) != flat_b.get(key)]
+def _differences(run: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, the run's value, the wanted value)`` of every leaf where a run's config is not the wanted one.
+
+    A setting the trainer chooses (``"auto"``, :data:`RESOLVED_BY_TRAINER`) matches whatever it chose.
+    """
+    flat_a, flat_b = _flatten(_normalised(run)), _flatten(_normalised(wanted))
+    return [
+        (key, flat_a.get(key), flat_b.get(key))
+        for key in sorted(set(flat_a) | set(flat_b))
+        if flat_a.get(key) != flat_b.get(key) and flat_b.get(key) not in RESOLVED_BY_TRAINER.get(key, ())
+    ]
 
 
 def _normalised(config: Mapping[str, Any]) -> dict[str, Any]:
