@@ -55,6 +55,12 @@ SUITES: dict[str, dict[str, Any]] = {
         "latent_dim": 4,
         "train": ["--steps", "600"],
     },
+    "cars3d-full": {
+        "env_id": "DynDis/Cars3D-v0",
+        "env_kwargs": {},  # 4 elevations x 24 azimuths x 183 cars
+        "latent_dim": 6,
+        "train": ["--steps", "6000", "--warmup.steps", "3000"],  # learn_structure's cars3d-full budget
+    },
 }
 
 
