@@ -1,6 +1,6 @@
 """Train a rotation world model on GridWorld 5x5, evaluate it and imagine a long rollout (about 5 minutes on 2 cores).
 
-Usage: python examples/quickstart.py [--steps 600] [--out runs/quickstart]
+Usage: python examples/quickstart.py [--steps 1000] [--out runs/quickstart]
 """
 
 import argparse

@@ -274,3 +274,9 @@ def test__a_stored_config_of_version_5_keeps_that_versions_angle_bins_and_walk_a
         _ = today.replace(model={"latent_dim": 12}).built_model
     with pytest.raises(ValueError, match=re.escape("must be an integer >= 1 or 'auto', got 0")):
         TrainConfig.from_dict({"warmup": {"cycles": {"walk_steps": 0}}})
+
+
+def test__a_stored_config_of_version_5_without_steps_keeps_600():
+    assert TrainConfig.from_dict({"version": 5, "seed": 1}).steps == 600
+    assert TrainConfig.from_dict({"env_id": "DynDis/GridWorld-v0"}).steps == 600  # the flat layout, version 1
+    assert TrainConfig().steps == 1000

@@ -53,7 +53,7 @@ __all__ = [
 #: Version of the dict layout written by :meth:`TrainConfig.to_dict` (1: the flat layout before sections;
 #: 2: sections, before ``optim.adam_beta2``, whose runs trained with Adam's 0.999; 3: before
 #: ``loss.neighbour_margin_weight``, whose runs trained without that term; 4: ``model.latent_dim`` 4 by default;
-#: 5: ``model.angle_bins`` None and ``warmup.cycles.walk_steps`` 20,000 by default).
+#: 5: ``steps`` 600, ``model.angle_bins`` None and ``warmup.cycles.walk_steps`` 20,000 by default).
 CONFIG_VERSION = 6
 
 #: ``model.latent_dim`` where ``"auto"`` has nothing to read it from (warm-ups other than the cycles one), and
@@ -70,11 +70,11 @@ RESOLVED_BY_TRAINER: dict[str, tuple[str, ...]] = {
 
 #: Fields added after a version, with the value that version's runs used (a stored config of that version
 #: lacks them, and a run resumed from it must go on as it started, whatever today's default).
-_ADDED_AFTER: dict[int, dict[str, dict[str, Any]]] = {
+_ADDED_AFTER: dict[int, dict[str, Any]] = {
     2: {"optim": {"adam_beta2": 0.999}},
     3: {"loss": {"neighbour_margin_weight": 0.0}},
     4: {"model": {"latent_dim": DEFAULT_LATENT_DIM}},  # defaults changed: numbers, then "auto"
-    5: {"model": {"angle_bins": None}, "warmup": {"cycles": {"walk_steps": 20000}}},
+    5: {"steps": 600, "model": {"angle_bins": None}, "warmup": {"cycles": {"walk_steps": 20000}}},
 }
 
 #: The declared bound of :attr:`TrainConfig.threads`. It is the same on every machine, so a config valid
@@ -429,8 +429,11 @@ class TrainConfig(_Section):
     """The environment."""
     seed: Annotated[int, Ge(0)] = 0
     """Seed of the initial weights, the training episodes and their random actions."""
-    steps: Annotated[int, Ge(1)] = 600
-    """Number of SGD steps."""
+    steps: Annotated[int, Ge(1)] = 1000
+    """Number of SGD steps. The default is the budget of small worlds (GridWorld, Shapes3D's 3-factor
+    subset, with or without observation noise): their structure and encoder hold from the first check after
+    the warm-up, their decoded pictures from 800-850 steps; large worlds need more (the whole Shapes3D
+    7,200, Cars3D 6,000)."""
     threads: Annotated[int, Ge(0), Le(MAX_THREADS)] = 2
     """Torch intra-op threads (0 leaves torch's default). At most 256, and at most 4 per core of the machine
     that trains (a run restored on a smaller machine uses that many, with a warning)."""
@@ -602,7 +605,7 @@ def migrate_config(data: Mapping[str, Any]) -> dict[str, Any]:
     ``warmup.kind``, ``lr`` -> ``optim.lr``, ...). A field added since a dict's version gets the value
     that version's runs used (``optim.adam_beta2`` 0.999 before version 3, ``loss.neighbour_margin_weight``
     0 before version 4), and so does a field whose default changed (``model.latent_dim`` 4 before version 5;
-    ``model.angle_bins`` None and ``warmup.cycles.walk_steps`` 20,000 before version 6), so a stored run
+    ``steps`` 600, ``model.angle_bins`` None and ``warmup.cycles.walk_steps`` 20,000 before version 6), so a stored run
     resumes as it started. A dict of the current version is returned as
     it is, less its ``version`` key.
 
@@ -620,19 +623,14 @@ def migrate_config(data: Mapping[str, Any]) -> dict[str, Any]:
     if version is None and not any(_is_flat(key, value) for key, value in data.items()):
         return data  # a partial dict in the current layout (e.g. a config file without a version)
     sectioned = data if version is not None and version >= 2 else _sections(data)
-    added = [
-        (section, values)
-        for after, fields in _ADDED_AFTER.items()
-        if after >= (version or 1)
-        for section, values in fields.items()
-    ]
-    for section, values in added:
-        sectioned[section] = _with_defaults(sectioned.get(section, {}), values)
+    for after, fields in _ADDED_AFTER.items():
+        if after >= (version or 1):
+            sectioned = _with_defaults(sectioned, fields)
     return sectioned
 
 
 def _with_defaults(stored: Any, defaults: Mapping[str, Any]) -> Any:
-    """``stored`` (a section, or a section's sub-section) with ``defaults`` where it lacks them, at any depth."""
+    """``stored`` (a config dict or a section of one) with ``defaults`` where it lacks them, at any depth."""
     if not isinstance(stored, Mapping):
         return stored  # the section's own check says what is wrong
     merged = dict(stored)
