@@ -61,7 +61,7 @@ CONFIG_VERSION = 6
 DEFAULT_LATENT_DIM = 4
 
 #: Settings whose value asks the trainer to choose from the world (:meth:`dyndis_learn.warmups.Warmup.resolve`):
-#: dotted field -> that value. A run's stored config holds the number chosen.
+#: dotted field -> the values that ask. A run's stored config holds the number chosen.
 RESOLVED_BY_TRAINER: dict[str, tuple[str, ...]] = {
     "model.latent_dim": ("auto",),
     "model.angle_bins": ("auto", "cycles"),

@@ -431,24 +431,27 @@ class CycleWarmup(Warmup):
         Raises:
             CycleStructureError: If that multiple exceeds :data:`MAX_CYCLE_BINS` (naming the setting).
         """
-        model, model_changes = config.model, {}
+        model, changes = config.model, {}
         if model.latent_dim == "auto":
-            model_changes["latent_dim"] = self._discover().planes_needed()
-        lengths = self._discover().lengths if model.angle_bins in ("cycles", "auto") else ()
-        if model.angle_bins == "auto":
-            model_changes["angle_bins"] = None
-        if model.angle_bins == "cycles" or (model.angle_bins == "auto" and max(lengths) > AUTO_BINS_LONGEST_CYCLE):
-            bins = math.lcm(*lengths)
-            if bins > MAX_CYCLE_BINS:
-                raise CycleStructureError(
-                    f"model.angle_bins={model.angle_bins!r} needs {bins} bins per circle (the least common multiple "
-                    f"of the cycle lengths {list(lengths)}), more than {MAX_CYCLE_BINS}: set model.angle_bins to a "
-                    "number (or None)."
-                )
-            model_changes["angle_bins"] = bins
+            changes["latent_dim"] = self._discover().planes_needed()
+        if model.angle_bins in ("auto", "cycles"):
+            changes["angle_bins"] = self._cycle_bins(model.angle_bins)
         if config.warmup.cycles.walk_steps == "auto":
             config = config.replace(warmup={"cycles": {"walk_steps": self.walk_steps()}})
-        return config.replace(model=model_changes) if model_changes else config
+        return config.replace(model=changes) if changes else config
+
+    def _cycle_bins(self, asked: str) -> int | None:
+        """Bins per circle for ``model.angle_bins=asked`` ("auto" or "cycles"): the lengths' lcm, or None."""
+        lengths = self._discover().lengths
+        if asked == "auto" and max(lengths) <= AUTO_BINS_LONGEST_CYCLE:
+            return None
+        bins = math.lcm(*lengths)
+        if bins > MAX_CYCLE_BINS:
+            raise CycleStructureError(
+                f"model.angle_bins={asked!r} needs {bins} bins per circle (the least common multiple of the cycle "
+                f"lengths {list(lengths)}), more than {MAX_CYCLE_BINS}: set model.angle_bins to a number (or None)."
+            )
+        return bins
 
     def walk_steps(self) -> int:
         """Steps of the walk: ``warmup.cycles.walk_steps``, or for ``"auto"`` a number from the cycles found.
