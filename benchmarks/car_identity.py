@@ -9,7 +9,9 @@ of the config) and:
   is (what a classifier would answer, where the encoding is the circular mean of every bin);
 - decoder: for ``--frames`` walked frames, the share whose decoded picture is nearer (in pixels) its own car's
   image than every other car's at the same elevation and azimuth; decoded from the frame's exact place on the
-  torus (the decoder alone) and from its encoding (encoder and decoder).
+  torus (the decoder alone) and from its encoding (encoder and decoder); with the median squared error of the
+  decoded picture to its own car's image, and percentiles of the distance from that image to the nearest
+  other car's: how sharp the decoder must be.
 
 ``info["factors"]`` is read for evaluation only. Usage:
 python -m benchmarks.car_identity RUN_DIR [--states 2000] [--frames 300] [--threads 2]
@@ -80,23 +82,42 @@ def main() -> None:
             "exact place": model.decode(torch.from_numpy(walk.targets[frames]).float()),
             "encoding": model.decode(model.encode(torch.from_numpy(walk.frames[frames]))),
         }
-    right = dict.fromkeys(decoded, 0)
+    right, errors = dict.fromkeys(decoded, 0), {source: [] for source in decoded}
+    nearest_other = []  # squared distance from the true image to the nearest other car's at that view
     for j, frame in enumerate(frames):
+        own = walk.factors[frame][car]
         views = np.repeat(walk.factors[frame][None], space.sizes[car], axis=0)
         views[:, car] = np.arange(space.sizes[car])  # every car at this frame's elevation and azimuth
         references = torch.from_numpy(core.render_states(views)).float() / 255
+        apart = (references - references[own]).square().flatten(1).sum(1)
+        nearest_other.append(float(np.delete(apart.numpy(), own).min()))
         for source, pictures in decoded.items():
             distances = (references - pictures[j]).square().flatten(1).sum(1)
-            right[source] += int(distances.argmin().item() == walk.factors[frame][car])
-    decoder = {source: count / len(frames) for source, count in right.items()}
+            right[source] += int(distances.argmin().item() == own)
+            errors[source].append(float(distances[own]))
+    # A picture is right when its error to its own car is below its distance to every other: the decoder's
+    # error set against how close the nearest other car is says how sharp it must be for a share right.
+    decoder = {
+        source: {"car_right": count / len(frames), "median_squared_error": float(np.median(errors[source]))}
+        for source, count in right.items()
+    }
+    margin = {f"percentile_{q}": float(np.percentile(nearest_other, q)) for q in (1, 10, 50)}
     print(f"decoder: {len(frames)} walked frames, the right car among {space.sizes[car]} at the same view")
-    print_table(["decoded from", "car right"], [[source, share] for source, share in decoder.items()])
+    print_table(
+        ["decoded from", "car right", "squared error to its own car (median)"],
+        [[source, d["car_right"], d["median_squared_error"]] for source, d in decoder.items()],
+    )
+    print(
+        "squared distance from the true image to the nearest other car's (pixels in [0, 1]): "
+        + ", ".join(f"{key.split('_')[1]}th percentile {value:.1f}" for key, value in margin.items())
+    )
     payload = {
         "run": str(args.run),
         "step": trainer.step,
         "angle_bins": config.model.angle_bins,
         "encoder": encoder,
         "decoder": decoder,
+        "nearest_other_car": margin,
         "unseen_share": float(unseen.mean()),
     }
     print(f"wrote {write_json(f'car_identity_{args.run.name}', payload)}")
