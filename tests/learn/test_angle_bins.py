@@ -157,3 +157,38 @@ def test__the_decoder_look_up_passes_no_gradient_to_the_latent():
     torch.testing.assert_close(grad, through_coordinates)
     (through_weights,) = torch.autograd.grad(angle_bin_weights(latents, 16).square().sum(), latents)
     assert through_weights.abs().sum() > 0  # the weights do depend on the latent: cut on purpose
+
+
+def test__with_lookup_targets_the_decoder_reads_known_frames_places_and_the_encoder_keeps_its_gradient():
+    model = _model()
+    frames = torch.randint(0, 256, (3, 1, 16, 16, 3), dtype=torch.uint8)
+    batch = TrainBatch(frames, torch.zeros(3, 0, dtype=torch.int64))
+    maps = (_points(torch.tensor([[0.3, 1.2], [2.0, -1.0]])) * 0.5**0.5).flatten(-2)
+    states = torch.tensor([[0], [-1], [1]])  # the second frame's place is unknown: it reads its encoding
+    read = terms(model, batch, LossWeights(), FrameTargets(maps, states, lookup=True))["autoencoder_bce"]
+
+    encodings = model.encode(frames[:, 0])
+    places = torch.stack([maps[0], encodings[1].detach(), maps[1]])
+    weights = angle_bin_weights(places, 16).flatten(-2)
+    logits = model.decoder(torch.cat([encodings, weights], -1))
+    images = frames[:, 0].float() / 255
+    expected = F.binary_cross_entropy_with_logits(logits, images)  # the mean over frames of each mean
+    torch.testing.assert_close(read, expected)
+    assert read != terms(model, batch, LossWeights(), FrameTargets(maps, states))["autoencoder_bce"]
+    (grad,) = torch.autograd.grad(read, model.encoder.head[-1].weight)
+    assert grad.abs().sum() > 0  # the coordinates are still the encoding's
+
+
+def test__decoder_reads_targets_reaches_the_trainers_objective(tiny_config):
+    config = tiny_config.replace(
+        steps=3,
+        model={"latent_manifold": "torus", "angle_bins": 10},
+        warmup={"kind": "cycles", "steps": 2, "cycles": {"walk_steps": 200, "starts": 8, "batch_size": 16}},
+    )
+    histories = {}
+    for reads in (False, True):
+        learner = Learner(config.replace(warmup={"cycles": {"decoder_reads_targets": reads}}))
+        learner.train(progress=False)
+        histories[reads] = learner.history
+    assert histories[True][0]["target"] == histories[False][0]["target"]  # the same encoder at step 0
+    assert histories[True][0]["autoencoder_bce"] != histories[False][0]["autoencoder_bce"]

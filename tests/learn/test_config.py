@@ -90,7 +90,7 @@ def test__round_trip_through_json():
         ({"data": {"episode_steps": 2.5}}, "DataConfig.episode_steps must be an integer >= 1, got 2.5."),
         ({"model": {"latentdim": 3}}, "Unknown ModelConfig field(s): 'latentdim' (did you mean 'latent_dim'?)."),
         ({"model": 5}, "ModelConfig expects a mapping of field names to values, got 5."),
-        ({"version": 9}, "Config version 9 is unknown; this dyndis-learn reads versions 1 to 6."),
+        ({"version": 9}, "Config version 9 is unknown; this dyndis-learn reads versions 1 to 7."),
         ({"threads": 10**6}, "TrainConfig.threads must be an integer >= 0 and <= 256, got 1000000."),
     ],
 )
@@ -169,7 +169,7 @@ def test__migration_moves_every_flat_field_into_its_section():
             "steps": 7,
             "graph": {"batch_size": 12},
             "spectral": {"episodes_per_step": 3},
-            "cycles": {"walk_steps": 20000},  # the defaults of version 5 and before
+            "cycles": {"walk_steps": 20000, "decoder_reads_targets": False},  # the defaults of version 5 and before
         },
         "optim": {"lr": 1e-3, "adam_beta2": 0.999},  # the value version 1's runs trained with
         "logging": {"log_every": 5},
@@ -235,7 +235,7 @@ def test__config_files_in_json_and_yaml(tmp_path):
         optim={"adam_beta2": today.optim.adam_beta2},
         loss={"neighbour_margin_weight": today.loss.neighbour_margin_weight},
         model={"angle_bins": today.model.angle_bins},
-        warmup={"cycles": {"walk_steps": today.warmup.cycles.walk_steps}},
+        warmup={"cycles": {"walk_steps": today.warmup.cycles.walk_steps, "decoder_reads_targets": True}},
     )
     (tmp_path / "c.yml").write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match=re.escape("must hold a mapping of TrainConfig fields, got [1, 2].")):
@@ -280,3 +280,10 @@ def test__a_stored_config_of_version_5_without_steps_keeps_600():
     assert TrainConfig.from_dict({"version": 5, "seed": 1}).steps == 600
     assert TrainConfig.from_dict({"env_id": "DynDis/GridWorld-v0"}).steps == 600  # the flat layout, version 1
     assert TrainConfig().steps == 1000
+
+
+def test__a_stored_config_of_version_6_keeps_its_decoder_reading_the_encodings():
+    assert TrainConfig.from_dict({"version": 6, "seed": 1}).warmup.cycles.decoder_reads_targets is False
+    stored = {"version": 6, "warmup": {"cycles": {"decoder_reads_targets": True}}}
+    assert TrainConfig.from_dict(stored).warmup.cycles.decoder_reads_targets is True
+    assert TrainConfig().warmup.cycles.decoder_reads_targets is True

@@ -53,8 +53,9 @@ __all__ = [
 #: Version of the dict layout written by :meth:`TrainConfig.to_dict` (1: the flat layout before sections;
 #: 2: sections, before ``optim.adam_beta2``, whose runs trained with Adam's 0.999; 3: before
 #: ``loss.neighbour_margin_weight``, whose runs trained without that term; 4: ``model.latent_dim`` 4 by default;
-#: 5: ``steps`` 600, ``model.angle_bins`` None and ``warmup.cycles.walk_steps`` 20,000 by default).
-CONFIG_VERSION = 6
+#: 5: ``steps`` 600, ``model.angle_bins`` None and ``warmup.cycles.walk_steps`` 20,000 by default; 6: before
+#: ``warmup.cycles.decoder_reads_targets``, whose angle-bin runs' decoders read the encodings).
+CONFIG_VERSION = 7
 
 #: ``model.latent_dim`` where ``"auto"`` has nothing to read it from (warm-ups other than the cycles one), and
 #: the default of config versions 1 to 4.
@@ -75,6 +76,7 @@ _ADDED_AFTER: dict[int, dict[str, Any]] = {
     3: {"loss": {"neighbour_margin_weight": 0.0}},
     4: {"model": {"latent_dim": DEFAULT_LATENT_DIM}},  # defaults changed: numbers, then "auto"
     5: {"steps": 600, "model": {"angle_bins": None}, "warmup": {"cycles": {"walk_steps": 20000}}},
+    6: {"warmup": {"cycles": {"decoder_reads_targets": False}}},
 }
 
 #: The declared bound of :attr:`TrainConfig.threads`. It is the same on every machine, so a config valid
@@ -272,6 +274,12 @@ class CycleWarmupConfig(_Section):
     target_weight: Annotated[float, Ge(0)] = 1.0
     """Weight of ``mean ||e - y||^2``, the distance of each encoding to its frame's place on the torus. It
     trains the encoder during the warm-up and then, on every frame whose image the walk saw, keeps it there."""
+    decoder_reads_targets: bool = True
+    """Models with ``angle_bins``: where a frame is decoded back from its encoding, the decoder's look-up reads
+    the frame's place on the torus (known for every walked frame) instead of the encoding's angles; its
+    coordinates stay the encoding's, so the autoencoder still trains the encoder. The look-up then learns
+    each value's picture from the first step, not from the encoder's guesses while it is still learning to
+    classify (Cars3D's cars: 92.5% of pictures right against 88.8%, seed 0). No effect without angle bins."""
 
 
 @dataclass

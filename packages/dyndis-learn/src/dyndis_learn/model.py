@@ -206,14 +206,21 @@ class WorldModel(nn.Module):
         wanted = angle_bin_weights(targets, self.angle_bins).flatten(0, -2)
         return F.cross_entropy(logits, wanted)
 
-    def decode_logits(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents (..., n) -> pixel logits (..., H, W, C)."""
+    def decode_logits(self, latents: torch.Tensor, lookup: torch.Tensor | None = None) -> torch.Tensor:
+        """Latents (..., n) -> pixel logits (..., H, W, C).
+
+        Args:
+            latents: Shape (..., n).
+            lookup: Optional points of the same shape whose angles an angle-bin decoder's look-up reads instead of
+                the latents' (a warm-up's known places, ``warmup.cycles.decoder_reads_targets``).
+        """
         batch = latents.shape[:-1]
         flat = latents.reshape(-1, self.latent_dim)
         if self.angle_bins is not None:
             # The look-up weights pass no gradient to the latent: in the angle, their slope is M / 2 pi times a
             # difference of unrelated embeddings, which summed over a rollout threw encoders off their map.
-            weights = angle_bin_weights(flat.detach(), self.angle_bins)
+            read = flat if lookup is None else lookup.reshape(-1, self.latent_dim)
+            weights = angle_bin_weights(read.detach(), self.angle_bins)
             flat = torch.cat([flat, weights.flatten(-2)], dim=-1)
         return self.decoder(flat).reshape(*batch, *self.image_shape)
 

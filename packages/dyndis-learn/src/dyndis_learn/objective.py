@@ -103,10 +103,13 @@ class FrameTargets(NamedTuple):
     Attributes:
         encodings: One target per known state, shape (S, n).
         states: Index into ``encodings`` of each frame's state, shape (B, T + 1); -1 for an unknown state.
+        lookup: Whether an angle-bin decoder's look-up reads the targets of the frames decoded from their own
+            encodings (``warmup.cycles.decoder_reads_targets``).
     """
 
     encodings: torch.Tensor
     states: torch.Tensor
+    lookup: bool = False
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,13 @@ def terms(
             decoded_targets = torch.cat([images, images[:, 1:]], dim=1)
             encoded = torch.zeros(batch_size, n_frames, dtype=torch.bool, device=device)
             is_rollout = torch.cat([encoded, from_rollout], dim=1)
-    logits = model.decode_logits(latents).float()
+    lookup = None
+    if targets is not None and targets.lookup and model.angle_bins is not None:
+        # The frames x_0 .. x_T decoded from their own encoding read their known place in the look-up.
+        known = (targets.states >= 0) & ~is_rollout[:, :n_frames]
+        lookup = latents.clone()
+        lookup[:, :n_frames][known] = targets.encodings[targets.states[known]].to(latents.dtype)
+    logits = model.decode_logits(latents, lookup).float()
     bce = frame_bce(logits, decoded_targets)
 
     with _float32(device):

@@ -52,7 +52,7 @@ from dyndis_learn.devices import resolve_device, retain_freed_memory
 from dyndis_learn.files import remove_stale_temporaries, write_json_atomic
 from dyndis_learn.limits import check_threads
 from dyndis_learn.methods import make_method
-from dyndis_learn.objective import TERMS, FrameTargets, LossWeights, TrainBatch, decoding_choice
+from dyndis_learn.objective import TERMS, LossWeights, TrainBatch, decoding_choice
 from dyndis_learn.rollouts import Policy, RolloutCollector
 from dyndis_learn.run_log import LOG_COLUMNS, RunLog
 from dyndis_learn.schedules import Schedules
@@ -226,7 +226,8 @@ class Trainer:
             distributed.broadcast_module(self.model, self.ranks)  # rank 0's end (e.g. its fitted planes) for all
         targets = self.warmup.targets(host.frames.numpy())
         if targets is not None:
-            targets = FrameTargets(targets.encodings.to(self.device), targets.states.to(self.device))
+            encodings, states = targets.encodings.to(self.device), targets.states.to(self.device)
+            targets = targets._replace(encodings=encodings, states=states)
         with _autocast(self.device, self.config.bf16):
             terms = self._terms(batch, weights, targets)
         self.optimizer.zero_grad(set_to_none=True)

@@ -545,4 +545,5 @@ class CycleWarmup(Warmup):
         """Each frame's place on the torus where its image is one of the walk's (else -1)."""
         if self.walk is None or self.settings.target_weight == 0:
             return None
-        return FrameTargets(self._map, torch.from_numpy(self.walk.frame_indices(frames)).to(self._map.device))
+        states = torch.from_numpy(self.walk.frame_indices(frames)).to(self._map.device)
+        return FrameTargets(self._map, states, self.settings.decoder_reads_targets)
