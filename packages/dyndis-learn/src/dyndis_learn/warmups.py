@@ -394,7 +394,8 @@ class CycleWarmup(Warmup):
     encoding.
 
     Each warm-up step trains on ``batch_size`` frames of the walk: autoencoding plus ``target_weight`` times
-    the distance of each encoding to its target. The dynamics phase trains on windows of the same walk
+    the distance of each encoding to its target (with angle bins, the decoder's look-up reads the target, not
+    the encoding: ``decoder_reads_targets``). The dynamics phase trains on windows of the same walk
     (with its actions), where the same distance keeps the encoder on the map: on fresh episodes, whose
     frames have no target, the dynamics terms alone pulled a large world's encoder off it within ten steps.
     The latent is a torus (``model.latent_manifold="torus"``), so no factor can shrink away. Everything is
