@@ -279,7 +279,7 @@ class CycleWarmupConfig(_Section):
     the frame's place on the torus (known for every walked frame) instead of the encoding's angles; its
     coordinates stay the encoding's, so the autoencoder still trains the encoder. The look-up then learns
     each value's picture from the first step, not from the encoder's guesses while it is still learning to
-    classify (Cars3D's cars: 92.5% of pictures right against 88.8%, seed 0). No effect without angle bins."""
+    classify (Cars3D's cars: docs/benchmarks/learn_structure.md). No effect without angle bins."""
 
 
 @dataclass
