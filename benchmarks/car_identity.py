@@ -101,7 +101,8 @@ def main() -> None:
         source: {"car_right": count / len(frames), "median_squared_error": float(np.median(errors[source]))}
         for source, count in right.items()
     }
-    margin = {f"percentile_{q}": float(np.percentile(nearest_other, q)) for q in (1, 10, 50)}
+    percentiles = (1, 10, 50)
+    margin = {f"percentile_{q}": float(np.percentile(nearest_other, q)) for q in percentiles}
     print(f"decoder: {len(frames)} walked frames, the right car among {space.sizes[car]} at the same view")
     print_table(
         ["decoded from", "car right", "squared error to its own car (median)"],
@@ -109,7 +110,7 @@ def main() -> None:
     )
     print(
         "squared distance from the true image to the nearest other car's (pixels in [0, 1]): "
-        + ", ".join(f"{key.split('_')[1]}th percentile {value:.1f}" for key, value in margin.items())
+        + ", ".join(f"{q}th percentile {margin[f'percentile_{q}']:.1f}" for q in percentiles)
     )
     payload = {
         "run": str(args.run),

@@ -613,9 +613,9 @@ def migrate_config(data: Mapping[str, Any]) -> dict[str, Any]:
     ``warmup.kind``, ``lr`` -> ``optim.lr``, ...). A field added since a dict's version gets the value
     that version's runs used (``optim.adam_beta2`` 0.999 before version 3, ``loss.neighbour_margin_weight``
     0 before version 4), and so does a field whose default changed (``model.latent_dim`` 4 before version 5;
-    ``steps`` 600, ``model.angle_bins`` None and ``warmup.cycles.walk_steps`` 20,000 before version 6), so a stored run
-    resumes as it started. A dict of the current version is returned as
-    it is, less its ``version`` key.
+    ``steps`` 600, ``model.angle_bins`` None and ``warmup.cycles.walk_steps`` 20,000 before version 6;
+    ``warmup.cycles.decoder_reads_targets`` False before version 7), so a stored run resumes as it started.
+    A dict of the current version is returned as it is, less its ``version`` key.
 
     Raises:
         ValueError: For a version this code does not know.
