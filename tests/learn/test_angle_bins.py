@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from dyndis_learn import Learner, TrainConfig, load_model
-from dyndis_learn.model import WorldModel, angle_bin_weights
+from dyndis_learn.model import WorldModel, angle_bin_neighbours, angle_bin_weights
 from dyndis_learn.objective import FrameTargets, LossWeights, TrainBatch, terms
 
 
@@ -33,11 +33,60 @@ def test__angle_bin_weights__one_hot_on_bins_interpolated_between_and_wrapped():
     assert error.abs().max() < (2 * math.pi / bins) ** 3 / 32
 
 
-def _model(bins=16):
+def test__angle_bin_neighbours__are_the_nonzero_weights():
+    angles = torch.rand(500, 3, generator=torch.Generator().manual_seed(1)) * 4 * math.pi - 2 * math.pi
+    latents = _points(angles).flatten(-2)
+    indices, weights = angle_bin_neighbours(latents, 12)
+    assert indices.shape == weights.shape == (500, 3, 2) and indices.min() >= 0 and indices.max() < 12
+    dense = torch.zeros(500, 3, 12).scatter_add_(-1, indices, weights)
+    torch.testing.assert_close(dense, angle_bin_weights(latents, 12), atol=1e-5, rtol=0)
+
+
+def _model(bins=16, lookup_feature_map=False):
     torch.manual_seed(0)
     return WorldModel(
-        (16, 16, 3), 4, latent_dim=4, channels=(8, 8), hidden_dim=32, latent_manifold="torus", angle_bins=bins
+        (16, 16, 3),
+        4,
+        latent_dim=4,
+        channels=(8, 8),
+        hidden_dim=32,
+        latent_manifold="torus",
+        angle_bins=bins,
+        lookup_feature_map=lookup_feature_map,
     )
+
+
+def test__lookup_feature_map__adds_each_bins_own_feature_map_after_the_dense_layers():
+    model = _model(lookup_feature_map=True)
+    assert model.decoder.lookup.weight.shape == (2 * 16, 8 * 4 * 4)  # a first feature map per bin and circle
+    assert _model(bins=None, lookup_feature_map=True).decoder.lookup is None  # no bins: no effect
+    latents = (_points(torch.tensor([[3 * 2 * math.pi / 16, 2.25 * 2 * math.pi / 16]])) * 0.5**0.5).flatten(-2)
+    logits = model.decode_logits(latents)
+    weights = angle_bin_weights(latents, 16).flatten(-2)
+    hidden = model.decoder.head[:-1](torch.cat([latents, weights], -1))
+    table = model.decoder.lookup.weight  # circle 0 on bin 3; circle 1 at 3/4 of bin 2 and 1/4 of bin 3
+    features = torch.relu(hidden + table[3] + 0.75 * table[16 + 2] + 0.25 * table[16 + 3])
+    expected = model.decoder.deconvs(features.view(1, 8, 4, 4)).permute(0, 2, 3, 1)
+    torch.testing.assert_close(logits, expected)
+    (grad,) = torch.autograd.grad(logits.sum(), model.decoder.lookup.weight)
+    assert set(grad.abs().sum(-1).nonzero().flatten().tolist()) == {3, 18, 19}  # only the rows read learn
+    (to_latent,) = torch.autograd.grad(model.decode_logits(latents.requires_grad_()).sum(), latents)
+    assert to_latent.abs().sum() > 0  # through the coordinates, as without the table
+
+
+def test__lookup_feature_map__is_stored_and_loaded_with_the_model(tiny_config, tmp_path):
+    config = tiny_config.replace(
+        steps=3,
+        model={"latent_manifold": "torus", "angle_bins": 10},
+        warmup={"kind": "cycles", "steps": 2, "cycles": {"walk_steps": 200, "starts": 8, "batch_size": 16}},
+    )
+    learner = Learner(config)
+    learner.train(progress=False)
+    assert learner.trainer.model.lookup_feature_map  # the default
+    model = load_model(learner.save(tmp_path / "run.safetensors"))
+    torch.testing.assert_close(model.decoder.lookup.weight, learner.trainer.model.decoder.lookup.weight)
+    without = Learner(config.replace(model={"lookup_feature_map": False}))
+    assert without.trainer.model.decoder.lookup is None
 
 
 def test__angle_bins_model__encodes_onto_the_torus_and_decodes_any_point():

@@ -47,3 +47,15 @@ def test__instance_norm__normalises_each_image_and_channel_on_its_own():
 def test__encoder__bad_norm():
     with pytest.raises(ValueError, match=re.escape("`norm` must be one of ['none', 'instance'], got 'batch'.")):
         ConvEncoder((16, 16, 3), 4, norm="batch")
+
+
+def test__decoder_lookup__is_given_exactly_when_the_decoder_has_a_table():
+    plain = ConvDecoder((16, 16, 3), 4, channels=(8, 8), hidden_dim=16)
+    table = ConvDecoder((16, 16, 3), 4, channels=(8, 8), hidden_dim=16, lookup_rows=6)
+    rows = (torch.tensor([[0, 5]]), torch.tensor([[0.5, 0.5]]))
+    assert table(torch.zeros(1, 4), rows).shape == (1, 16, 16, 3)
+    message = "`lookup` must be given exactly when the decoder has `lookup_rows`."
+    with pytest.raises(ValueError, match=re.escape(message)):
+        plain(torch.zeros(1, 4), rows)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        table(torch.zeros(1, 4))

@@ -54,8 +54,9 @@ __all__ = [
 #: 2: sections, before ``optim.adam_beta2``, whose runs trained with Adam's 0.999; 3: before
 #: ``loss.neighbour_margin_weight``, whose runs trained without that term; 4: ``model.latent_dim`` 4 by default;
 #: 5: ``steps`` 600, ``model.angle_bins`` None and ``warmup.cycles.walk_steps`` 20,000 by default; 6: before
-#: ``warmup.cycles.decoder_reads_targets``, whose angle-bin runs' decoders read the encodings).
-CONFIG_VERSION = 7
+#: ``warmup.cycles.decoder_reads_targets``, whose angle-bin runs' decoders read the encodings; 7: before
+#: ``model.lookup_feature_map``, whose angle-bin decoders had no feature map per bin).
+CONFIG_VERSION = 8
 
 #: ``model.latent_dim`` where ``"auto"`` has nothing to read it from (warm-ups other than the cycles one), and
 #: the default of config versions 1 to 4.
@@ -77,6 +78,7 @@ _ADDED_AFTER: dict[int, dict[str, Any]] = {
     4: {"model": {"latent_dim": DEFAULT_LATENT_DIM}},  # defaults changed: numbers, then "auto"
     5: {"steps": 600, "model": {"angle_bins": None}, "warmup": {"cycles": {"walk_steps": 20000}}},
     6: {"warmup": {"cycles": {"decoder_reads_targets": False}}},
+    7: {"model": {"lookup_feature_map": False}},
 }
 
 #: The declared bound of :attr:`TrainConfig.threads`. It is the same on every machine, so a config valid
@@ -213,6 +215,11 @@ class ModelConfig(_Section):
     ``"auto"``: ``"cycles"`` where a cycle the warm-up finds is longer than
     :data:`~dyndis_learn.warmups.AUTO_BINS_LONGEST_CYCLE` (Cars3D's cars), else None (and None with the
     other warm-ups)."""
+    lookup_feature_map: bool = True
+    """Models with ``angle_bins``: each bin of each circle also has a first feature map of the decoder's own,
+    added after its dense layers (:class:`~dyndis_learn.networks.ConvDecoder`'s ``lookup_rows``), so a value's
+    picture does not squeeze through their ``hidden_dim`` units with every other value's: Cars3D's cars are
+    drawn right sooner (docs/benchmarks/learn_structure.md). No effect without angle bins."""
 
 
 @dataclass
@@ -614,7 +621,8 @@ def migrate_config(data: Mapping[str, Any]) -> dict[str, Any]:
     that version's runs used (``optim.adam_beta2`` 0.999 before version 3, ``loss.neighbour_margin_weight``
     0 before version 4), and so does a field whose default changed (``model.latent_dim`` 4 before version 5;
     ``steps`` 600, ``model.angle_bins`` None and ``warmup.cycles.walk_steps`` 20,000 before version 6;
-    ``warmup.cycles.decoder_reads_targets`` False before version 7), so a stored run resumes as it started.
+    ``warmup.cycles.decoder_reads_targets`` False before version 7, ``model.lookup_feature_map`` False before
+    version 8), so a stored run resumes as it started.
     A dict of the current version is returned as it is, less its ``version`` key.
 
     Raises:

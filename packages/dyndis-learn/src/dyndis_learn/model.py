@@ -19,7 +19,15 @@ from dyndis_learn.networks import ConvDecoder, ConvEncoder
 from dyndis_learn.rotations import ActionRotations, Parametrisation, cumulative_rotations
 from dyndis_learn.validation import check_int
 
-__all__ = ["LATENT_MANIFOLDS", "MODE_WINDOW", "WorldModel", "angle_bin_weights", "encode_frames", "frames_to_float"]
+__all__ = [
+    "LATENT_MANIFOLDS",
+    "MODE_WINDOW",
+    "WorldModel",
+    "angle_bin_neighbours",
+    "angle_bin_weights",
+    "encode_frames",
+    "frames_to_float",
+]
 
 #: Where encodings live (:class:`WorldModel`'s ``latent_manifold``).
 LATENT_MANIFOLDS = ("sphere", "torus")
@@ -63,6 +71,24 @@ def angle_bin_weights(latents: torch.Tensor, bins: int) -> torch.Tensor:
     return torch.relu(1 - _bins_apart(position.unsqueeze(-1), offsets, bins).abs())
 
 
+def angle_bin_neighbours(latents: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The nonzero entries of :func:`angle_bin_weights`: each circle's two nearest bins and their weights.
+
+    Args:
+        latents: Shape (..., n), ``n`` even: circles ``(2k, 2k + 1)``.
+        bins: Number of angles ``M``.
+
+    Returns:
+        Bin indices in ``[0, M)`` (long) and their weights, both of shape (..., n / 2, 2); the weights sum to 1.
+    """
+    pairs = latents.unflatten(-1, (-1, 2))
+    position = torch.atan2(pairs[..., 1], pairs[..., 0]) * (bins / (2 * math.pi))
+    below = torch.floor(position)
+    above_weight = position - below
+    indices = torch.stack([below, below + 1], dim=-1).long().remainder(bins)
+    return indices, torch.stack([1 - above_weight, above_weight], dim=-1)
+
+
 def _bins_apart(a: torch.Tensor, b: torch.Tensor, bins: int) -> torch.Tensor:
     """``a - b`` in bins, wrapped around the circle of ``bins`` bins into ``[-bins / 2, bins / 2)``."""
     return torch.remainder(a - b + bins / 2, bins) - bins / 2
@@ -95,6 +121,9 @@ class WorldModel(nn.Module):
             (:func:`angle_bin_weights`; the gradient reaches the latent through the coordinates only). A
             factor of many values whose images are unrelated (Cars3D's cars) is then a classification for the
             encoder and a table look-up for the decoder.
+        lookup_feature_map: With ``angle_bins``: each bin also has a whole first feature map of the decoder's
+            (:class:`~dyndis_learn.networks.ConvDecoder`'s ``lookup_rows``), added past its dense layers, whose
+            ``hidden_dim`` units every bin's embedding otherwise squeezes through. No effect without bins.
         generator: Optional generator for the initial angles (the networks use torch's global RNG).
     """
 
@@ -112,6 +141,7 @@ class WorldModel(nn.Module):
         encoder_norm: str = "none",
         latent_manifold: str = "sphere",
         angle_bins: int | None = None,
+        lookup_feature_map: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -134,7 +164,9 @@ class WorldModel(nn.Module):
         if angle_bins is not None:  # logits of every circle's bins; the decoder reads their weights too
             outputs, inputs = circles * angle_bins, latent_dim + circles * angle_bins
         self.encoder = ConvEncoder(image_shape, outputs, channels, kernel_size, stride, hidden_dim, encoder_norm)
-        self.decoder = ConvDecoder(image_shape, inputs, channels, kernel_size, stride, hidden_dim)
+        self.lookup_feature_map = bool(lookup_feature_map and angle_bins is not None)
+        lookup_rows = circles * angle_bins if self.lookup_feature_map else 0
+        self.decoder = ConvDecoder(image_shape, inputs, channels, kernel_size, stride, hidden_dim, lookup_rows)
         if angle_bins is not None:
             bins = torch.arange(angle_bins, dtype=torch.float32) * (2 * math.pi / angle_bins)
             self.register_buffer("bin_points", torch.stack([bins.cos(), bins.sin()], dim=-1), persistent=False)
@@ -222,6 +254,12 @@ class WorldModel(nn.Module):
             read = flat if lookup is None else lookup.reshape(-1, self.latent_dim)
             weights = angle_bin_weights(read.detach(), self.angle_bins)
             flat = torch.cat([flat, weights.flatten(-2)], dim=-1)
+            if self.lookup_feature_map:  # the same two bins per circle, as rows of the circles' stacked tables
+                rows, row_weights = angle_bin_neighbours(read.detach(), self.angle_bins)
+                rows = rows + self.angle_bins * torch.arange(rows.shape[-2], device=rows.device).unsqueeze(-1)
+                return self.decoder(flat, (rows.flatten(-2), row_weights.flatten(-2))).reshape(
+                    *batch, *self.image_shape
+                )
         return self.decoder(flat).reshape(*batch, *self.image_shape)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:

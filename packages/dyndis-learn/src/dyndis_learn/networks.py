@@ -12,10 +12,14 @@ convolution kernels run fastest on.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from dyndis_learn.validation import check_int
 
 __all__ = ["ENCODER_NORMS", "ConvDecoder", "ConvEncoder", "conv_feature_shapes"]
 
@@ -140,6 +144,10 @@ class ConvDecoder(nn.Module):
         kernel_size: Kernel size of the transposed convolutions.
         stride: Stride of the transposed convolutions.
         hidden_dim: Units of the hidden fully connected layer.
+        lookup_rows: Rows of a look-up table of first feature maps (0: none). :meth:`forward` adds weighted
+            rows of it to the dense layers' first feature map, before its ReLU: an input that names one of
+            many unrelated things (a bin of an angle) gets a whole feature map of its own, past the
+            ``hidden_dim`` units that the dense layers squeeze every input through.
     """
 
     def __init__(
@@ -150,6 +158,7 @@ class ConvDecoder(nn.Module):
         kernel_size: int = 4,
         stride: int = 2,
         hidden_dim: int = 256,
+        lookup_rows: int = 0,
     ) -> None:
         super().__init__()
         _check_architecture(image_shape, latent_dim, channels, hidden_dim)
@@ -158,6 +167,11 @@ class ConvDecoder(nn.Module):
         self.feature_shape = shapes[-1]
         flat = shapes[-1][0] * shapes[-1][1] * shapes[-1][2]
         self.head = nn.Sequential(nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, flat), nn.ReLU())
+        self.lookup: nn.Embedding | None = None
+        if lookup_rows:
+            self.lookup = nn.Embedding(check_int("lookup_rows", lookup_rows, minimum=0), flat)
+            # the scale of a linear layer's initial weights with one input per circle (a few rows are summed)
+            nn.init.uniform_(self.lookup.weight, -1 / math.sqrt(lookup_rows), 1 / math.sqrt(lookup_rows))
         padding = max((kernel_size - stride) // 2, 0)
         layers: list[nn.Module] = []
         for (c_in, h_in, w_in), (c_out, h_out, w_out) in zip(shapes[:0:-1], shapes[-2::-1], strict=True):
@@ -172,15 +186,23 @@ class ConvDecoder(nn.Module):
             ]
         self.deconvs = nn.Sequential(*layers[:-1])  # no ReLU on the logits
 
-    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+    def forward(self, latents: torch.Tensor, lookup: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Decode latent vectors to logits of Bernoulli pixel intensities.
 
         Args:
             latents: Shape (B, latent_dim).
+            lookup: With ``lookup_rows``: row indices (long) and their weights, both of shape (B, K); the
+                weighted sum of each sample's rows is added to its first feature map.
 
         Returns:
             Logits of shape (B, H, W, C) (a channels-last view; ``sigmoid`` gives intensities in [0, 1]).
         """
-        x = self.head(latents).view(-1, *self.feature_shape)
+        if (lookup is None) != (self.lookup is None):
+            raise ValueError("`lookup` must be given exactly when the decoder has `lookup_rows`.")
+        x = self.head[:-1](latents)
+        if lookup is not None:
+            indices, weights = lookup
+            x = x + F.embedding_bag(indices, self.lookup.weight, per_sample_weights=weights, mode="sum")
+        x = torch.relu(x).view(-1, *self.feature_shape)
         x = x.contiguous(memory_format=torch.channels_last)
         return self.deconvs(x).permute(0, 2, 3, 1)
