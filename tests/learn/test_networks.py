@@ -59,3 +59,5 @@ def test__decoder_lookup__is_given_exactly_when_the_decoder_has_a_table():
         plain(torch.zeros(1, 4), rows)
     with pytest.raises(ValueError, match=re.escape(message)):
         table(torch.zeros(1, 4))
+    with pytest.raises(ValueError, match="lookup_rows"):
+        ConvDecoder((16, 16, 3), 4, channels=(8, 8), hidden_dim=16, lookup_rows=-1)

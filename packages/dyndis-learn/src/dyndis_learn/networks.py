@@ -168,8 +168,8 @@ class ConvDecoder(nn.Module):
         flat = shapes[-1][0] * shapes[-1][1] * shapes[-1][2]
         self.head = nn.Sequential(nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, flat), nn.ReLU())
         self.lookup: nn.Embedding | None = None
-        if lookup_rows:
-            self.lookup = nn.Embedding(check_int("lookup_rows", lookup_rows, minimum=0), flat)
+        if check_int("lookup_rows", lookup_rows, minimum=0):
+            self.lookup = nn.Embedding(lookup_rows, flat)
             # the scale of a linear layer's initial weights with one input per circle (a few rows are summed)
             nn.init.uniform_(self.lookup.weight, -1 / math.sqrt(lookup_rows), 1 / math.sqrt(lookup_rows))
         padding = max((kernel_size - stride) // 2, 0)
