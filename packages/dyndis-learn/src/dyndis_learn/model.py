@@ -65,8 +65,7 @@ def angle_bin_weights(latents: torch.Tensor, bins: int) -> torch.Tensor:
     Returns:
         Shape (..., n / 2, M); each row sums to 1.
     """
-    pairs = latents.unflatten(-1, (-1, 2))
-    position = torch.atan2(pairs[..., 1], pairs[..., 0]) * (bins / (2 * math.pi))  # in bins, (-M/2, M/2]
+    position = _bin_positions(latents, bins)
     offsets = torch.arange(bins, device=latents.device, dtype=latents.dtype)
     return torch.relu(1 - _bins_apart(position.unsqueeze(-1), offsets, bins).abs())
 
@@ -81,12 +80,17 @@ def angle_bin_neighbours(latents: torch.Tensor, bins: int) -> tuple[torch.Tensor
     Returns:
         Bin indices in ``[0, M)`` (long) and their weights, both of shape (..., n / 2, 2); the weights sum to 1.
     """
-    pairs = latents.unflatten(-1, (-1, 2))
-    position = torch.atan2(pairs[..., 1], pairs[..., 0]) * (bins / (2 * math.pi))
+    position = _bin_positions(latents, bins)
     below = torch.floor(position)
     above_weight = position - below
     indices = torch.stack([below, below + 1], dim=-1).long().remainder(bins)
     return indices, torch.stack([1 - above_weight, above_weight], dim=-1)
+
+
+def _bin_positions(latents: torch.Tensor, bins: int) -> torch.Tensor:
+    """Each circle's angle in bins, in ``(-M/2, M/2]``: latents (..., n) -> (..., n / 2)."""
+    pairs = latents.unflatten(-1, (-1, 2))
+    return torch.atan2(pairs[..., 1], pairs[..., 0]) * (bins / (2 * math.pi))
 
 
 def _bins_apart(a: torch.Tensor, b: torch.Tensor, bins: int) -> torch.Tensor:
