@@ -6,7 +6,9 @@ of the config) and:
 - encoder: for ``--states`` uniformly drawn states, per factor, the share whose encoded angle is nearest its
   value's ``2 pi k / N`` (the walk's frame of reference, as :mod:`benchmarks.encoder_heads` measures it), on
   the states the walk saw and on those it did not; with angle bins, also the share whose most probable bin
-  is (what a classifier would answer, where the encoding is the circular mean of every bin);
+  is (what a classifier would answer, where the encoding is the circular mean of every bin), and the encoding
+  the decoder checks among ``--modes`` modes per circle (``WorldModel.encode_by_synthesis``, what the planner
+  reads);
 - decoder: for ``--frames`` walked frames, the share whose decoded picture is nearer (in pixels) its own car's
   image than every other car's at the same elevation and azimuth; decoded from the frame's exact place on the
   torus (the decoder alone) and from its encoding (encoder and decoder); with the median squared error of the
@@ -14,7 +16,7 @@ of the config) and:
   other car's: how sharp the decoder must be.
 
 ``info["factors"]`` is read for evaluation only. Usage:
-python -m benchmarks.car_identity RUN_DIR [--states 2000] [--frames 300] [--threads 2]
+python -m benchmarks.car_identity RUN_DIR [--states 2000] [--frames 300] [--modes 4] [--threads 2]
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--modes", type=int, default=4, help="modes per circle of the decoder-checked encoding")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     trainer = Trainer.load(args.run / CHECKPOINT_NAME)
@@ -63,6 +66,11 @@ def main() -> None:
         if model.angle_bins is not None:
             modes = model.angle_logits(outputs).argmax(-1).numpy()[:, : len(lengths)]
             readouts["most probable bin"] = modes / model.angle_bins
+            checked = torch.cat(
+                [model.encode_by_synthesis(images[i : i + 250], args.modes) for i in range(0, len(images), 250)]
+            ).numpy()
+            turns = np.arctan2(checked[:, 1::2], checked[:, 0::2])[:, : len(lengths)] / (2 * math.pi)
+            readouts[f"checked by the decoder ({args.modes} modes)"] = turns
     hits = {readout: angle_accuracy(turns * lengths, states, walk, lengths) for readout, turns in readouts.items()}
     rows, encoder = [], {}
     for k, ((factor, _), n) in enumerate(zip(factor_of_cycles(walk, lengths), lengths, strict=True)):

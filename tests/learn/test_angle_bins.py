@@ -241,3 +241,41 @@ def test__decoder_reads_targets_reaches_the_trainers_objective(tiny_config):
         histories[reads] = learner.history
     assert histories[True][0]["target"] == histories[False][0]["target"]  # the same encoder at step 0
     assert histories[True][0]["autoencoder_bce"] != histories[False][0]["autoencoder_bce"]
+
+
+class _FixedLogits(torch.nn.Module):
+    """An encoder that answers the same angle logits for every frame."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.logits.flatten().expand(len(frames), -1)
+
+
+def test__encode_by_synthesis__lets_the_decoder_choose_among_the_encoders_modes():
+    model = _model(bins=8, lookup_feature_map=True).eval()
+    logits = torch.full((2, 8), -1e4)
+    logits[0, 2], logits[0, 5] = 1.0, 0.5  # circle 0 hesitates: bin 2 most probable, bin 5 second
+    logits[1, 6] = 1.0  # circle 1 is sure
+    model.encoder = _FixedLogits(logits)
+    bin_angle = 2 * math.pi / 8
+    truth = (_points(torch.tensor([5 * bin_angle, 6 * bin_angle])) * 0.5**0.5).flatten()[None]
+    frame = model.decode(truth).detach()  # the decoder's own picture of the second mode
+    with torch.no_grad():
+        plain = model.encode(frame)
+        torch.testing.assert_close(model.encode_by_synthesis(frame, modes=1), plain)
+        torch.testing.assert_close(model.encode_by_synthesis(frame, modes=2), truth)
+        torch.testing.assert_close(model.encode_by_synthesis(frame, modes=5), truth)  # fewer peaks than modes
+    assert not torch.allclose(plain, truth)
+
+
+def test__encode_by_synthesis__needs_angle_bins_and_a_positive_count():
+    model = _model(bins=8)
+    frames = torch.zeros(1, 16, 16, 3, dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"`modes` must be a positive integer, got 0"):
+        model.encode_by_synthesis(frames, modes=0)
+    plain = WorldModel((16, 16, 3), 4, latent_dim=4, channels=(8, 8), hidden_dim=32)
+    with pytest.raises(ValueError, match="encode_by_synthesis needs a model with `angle_bins`"):
+        plain.encode_by_synthesis(frames)

@@ -211,6 +211,52 @@ class WorldModel(nn.Module):
             return points.flatten(-2)
         return F.normalize(outputs, dim=-1)
 
+    @torch.no_grad()
+    def encode_by_synthesis(self, frames: torch.Tensor, modes: int = 4) -> torch.Tensor:
+        """Encodings that the decoder checks: per circle, the most probable angle the decoder draws nearest the frame.
+
+        An angle-bin encoder gives every circle a distribution over its angles; where it hesitates (Cars3D's car
+        on a view its walk never saw), the right value is often its second or third mode. Circle by circle,
+        each of the ``modes`` most probable modes (local maxima of the logits, each the circular mean of its
+        :data:`MODE_WINDOW` neighbourhood, as in :meth:`latents`) replaces that circle's point, the other
+        circles kept at their choice so far, and the one whose decoded picture is nearest the frame (squared
+        error of intensities) is kept. Costs ``modes`` decodes per circle and frame.
+
+        Args:
+            frames: uint8 or float images of shape (B, H, W, C).
+            modes: Candidate modes per circle; 1 gives :meth:`encode`.
+
+        Returns:
+            Points of the torus, shape (B, n).
+
+        Raises:
+            ValueError: For a model without ``angle_bins``, or ``modes`` below 1.
+        """
+        if self.angle_bins is None:
+            raise ValueError("encode_by_synthesis needs a model with `angle_bins` (modes of each circle's angle).")
+        check_int("modes", modes, minimum=1)
+        images = frames_to_float(frames)
+        logits = self.angle_logits(encode_frames(self.encoder, images))  # (B, circles, M)
+        bins, circles = self.angle_bins, self.latent_dim // 2
+        window = torch.arange(-MODE_WINDOW, MODE_WINDOW + 1, device=logits.device)
+        # local maxima of each circle's logits (a mode and its window's lower side break ties), best first
+        neighbours = logits[..., (torch.arange(bins, device=logits.device)[:, None] + window).remainder(bins)]
+        peaks = (logits.unsqueeze(-1) >= neighbours).all(-1)
+        ranked = logits.masked_fill(~peaks, float("-inf")).topk(min(modes, bins), dim=-1)
+        # each candidate's point: the circular mean of the softmax over its window, as latents() takes the mode's
+        span = (ranked.indices.unsqueeze(-1) + window).remainder(bins)  # (B, circles, K, 2w + 1)
+        weights = logits.softmax(-1).gather(-1, span.flatten(-2)).unflatten(-1, span.shape[-2:])
+        points = F.normalize((weights.unsqueeze(-1) * self.bin_points[span]).sum(-2), dim=-1) * circles**-0.5
+        valid = ranked.values.isfinite()  # fewer peaks than `modes`
+        chosen = points[:, :, 0]  # (B, circles, 2): the modes, i.e. encode()
+        for circle in range(circles):
+            trials = chosen.unsqueeze(1).repeat(1, points.shape[2], 1, 1)  # (B, K, circles, 2)
+            trials[:, :, circle] = points[:, circle]
+            error = (self.decode(trials.flatten(-2)) - images.unsqueeze(1)).square().flatten(2).sum(-1)
+            best = error.masked_fill(~valid[:, circle], float("inf")).argmin(dim=1)
+            chosen = trials[torch.arange(len(trials)), best]
+        return chosen.flatten(-2)
+
     def angle_mean_points(self, outputs: torch.Tensor) -> torch.Tensor:
         """The encoder's outputs (..., m) -> each circle's mean bin point, scaled like the torus (..., n) (angle bins).
 
