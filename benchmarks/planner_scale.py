@@ -8,9 +8,14 @@ is cut off after twice the world's diameter (the longest shortest path), which i
 
 Per suite: the success rate, the mean path length over the shortest path of the successful episodes, the
 share of first plans that reached the goal in the search (``Plan.reached``), and the median and 95th
-percentile of the seconds per decision (encoding both images and searching, one thread).
+percentile of the seconds per decision (one thread: the current image's latent and the search; the goal image
+is encoded once per episode). The latent of each image after the first is :meth:`LatentPlanner.track`'s (the
+model's prediction from the last step or the encoding, whichever its decoder draws nearer the image);
+``--no-track`` encodes every image alone. ``--synthesis-modes`` sets how many modes per circle the decoder
+checks on an angle-bin model (default: the planner's).
 
 Usage: python -m benchmarks.planner_scale [--suites ...] [--episodes 200] [--models NAME=PATH ...] [--quick]
+       [--synthesis-modes K] [--no-track]
 Targets (issue 17): >= 99% success at <= 1.05x the shortest path on every world, <= 50 ms per decision on the
 4-factor Shapes3D.
 """
@@ -75,27 +80,38 @@ def shortest_path(start: np.ndarray, goal: np.ndarray, sizes: tuple[int, ...]) -
     return int(np.minimum(d, np.asarray(sizes) - d).sum())
 
 
-def evaluate_planner(model_path: Path, episodes: int) -> dict[str, Any]:
+def evaluate_planner(
+    model_path: Path, episodes: int, synthesis_modes: int | None = None, track: bool = True
+) -> dict[str, Any]:
     """Success rate, mean path length / shortest path and seconds per decision of the planner on the model's
-    Goal task (see the module docstring)."""
+    Goal task (see the module docstring); ``synthesis_modes`` as :meth:`LatentPlanner.from_model` takes it;
+    ``track``: each step's latent from :meth:`LatentPlanner.track` (else the image's encoding alone)."""
     config = TrainConfig.from_dict(read_checkpoint(model_path).config)
     sizes = gym.make(config.env.id, **config.env.kwargs).unwrapped.factor_space.sizes
     limit = 2 * diameter(sizes)
-    planner = LatentPlanner.from_model(load_model(model_path), max_depth=limit)
+    model = load_model(model_path)
+    planner = LatentPlanner.from_model(model, synthesis_modes=synthesis_modes, max_depth=limit)
     env = gym.make(config.env.id.replace("-v0", "Goal-v0"), max_episode_steps=limit, **config.env.kwargs)
     successes, ratios, decisions, first_reached = 0, [], [], []
     for seed in range(episodes):
         obs, info = env.reset(seed=seed)
         shortest = shortest_path(info["factors"], info["goal_factors"], sizes)
+        goal, current = planner.latent(obs["desired_goal"]), None
         for length in range(1, limit + 1):
             started = time.perf_counter()
-            found = planner.search(planner.latent(obs["observation"]), planner.latent(obs["desired_goal"]))
+            if current is None or not track:
+                current = planner.latent(obs["observation"])
+            found = planner.search(current, goal)
             decisions.append(time.perf_counter() - started)
             if length == 1:
                 first_reached.append(found.reached)
             if not found.actions:  # the model thinks it is there: it is not, or the episode would have ended
                 break
             obs, _, terminated, truncated, info = env.step(found.actions[0])
+            if track:  # counted with the next decision
+                started = time.perf_counter()
+                current = planner.track(obs["observation"], current, found.actions[0])
+                decisions[-1] += time.perf_counter() - started
             if terminated:
                 successes += 1
                 ratios.append(length / shortest)
@@ -109,6 +125,8 @@ def evaluate_planner(model_path: Path, episodes: int) -> dict[str, Any]:
         "episodes": episodes,
         "max_depth": limit,
         "beam_width": planner.beam_width,
+        "synthesis_modes": synthesis_modes,
+        "track": track,
         "success_rate": successes / episodes,
         "mean_path_over_shortest": float(np.mean(ratios)) if ratios else float("nan"),
         "first_plan_reached": float(np.mean(first_reached)),
@@ -141,6 +159,10 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=RESULTS / "planner_models", help="trained models go here")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training (the planner uses 1)")
     parser.add_argument("--quick", action="store_true", help="tiny models and 5 episodes (smoke run)")
+    parser.add_argument(
+        "--synthesis-modes", type=int, help="modes per circle the decoder checks (default: the planner's own)"
+    )
+    parser.add_argument("--no-track", action="store_true", help="encode every image alone (no prediction)")
     args = parser.parse_args()
     given = dict(item.split("=", 1) for item in args.models)
     unknown = sorted(set(given) - set(SUITES))
@@ -158,7 +180,11 @@ def main() -> None:
         else:
             path = train(suite, folder, args.threads, args.quick)
         torch.set_num_threads(1)
-        results[suite] = {"model": str(path), "date": time.strftime("%Y-%m-%d"), **evaluate_planner(path, episodes)}
+        results[suite] = {
+            "model": str(path),
+            "date": time.strftime("%Y-%m-%d"),
+            **evaluate_planner(path, episodes, args.synthesis_modes, not args.no_track),
+        }
         r = results[suite]
         print(f"{suite}: success {r['success_rate']:.1%}, path/shortest {r['mean_path_over_shortest']:.3f}, "
               f"{r['decision_ms_median']:.1f} ms per decision", flush=True)  # fmt: skip
