@@ -9,13 +9,14 @@ is cut off after twice the world's diameter (the longest shortest path), which i
 Per suite: the success rate, the mean path length over the shortest path of the successful episodes, the
 share of first plans that reached the goal in the search (``Plan.reached``), and the median and 95th
 percentile of the seconds per decision (one thread: the current image's latent and the search; the goal image
-is encoded once per episode). The latent of each image after the first is :meth:`LatentPlanner.track`'s (the
-model's prediction from the last step or the encoding, whichever its decoder draws nearer the image);
-``--no-track`` encodes every image alone. ``--synthesis-modes`` sets how many modes per circle the decoder
-checks on an angle-bin model (default: the planner's).
+is encoded once per episode). On an angle-bin model the agent's latent comes from an
+:class:`~dyndis_learn.belief.AngleBeliefFilter` over the episode's frames and actions (``--state encoding``:
+from each image's encoding alone, as on models without bins). ``--synthesis-modes`` sets how many modes per
+circle the decoder checks in the goal's (and, without the filter, each image's) encoding on an angle-bin
+model (default: the planner's).
 
 Usage: python -m benchmarks.planner_scale [--suites ...] [--episodes 200] [--models NAME=PATH ...] [--quick]
-       [--synthesis-modes K] [--no-track]
+       [--synthesis-modes K] [--state filter|encoding]
 Targets (issue 17): >= 99% success at <= 1.05x the shortest path on every world, <= 50 ms per decision on the
 4-factor Shapes3D.
 """
@@ -37,6 +38,7 @@ import torch
 import dyndis_envs  # noqa: F401  (registers the environments)
 from benchmarks._common import RESULTS, print_table, write_json
 from dyndis_learn import TrainConfig, load_model
+from dyndis_learn.belief import AngleBeliefFilter
 from dyndis_learn.checkpoint import CHECKPOINT_NAME, read_checkpoint
 from dyndis_learn.planner import LatentPlanner
 
@@ -81,26 +83,29 @@ def shortest_path(start: np.ndarray, goal: np.ndarray, sizes: tuple[int, ...]) -
 
 
 def evaluate_planner(
-    model_path: Path, episodes: int, synthesis_modes: int | None = None, track: bool = True
+    model_path: Path, episodes: int, synthesis_modes: int | None = None, state: str = "filter"
 ) -> dict[str, Any]:
     """Success rate, mean path length / shortest path and seconds per decision of the planner on the model's
     Goal task (see the module docstring); ``synthesis_modes`` as :meth:`LatentPlanner.from_model` takes it;
-    ``track``: each step's latent from :meth:`LatentPlanner.track` (else the image's encoding alone)."""
+    ``state``: where the agent is, from an :class:`AngleBeliefFilter` ("filter", angle-bin models; others
+    encode) or from each image's encoding ("encoding")."""
     config = TrainConfig.from_dict(read_checkpoint(model_path).config)
     sizes = gym.make(config.env.id, **config.env.kwargs).unwrapped.factor_space.sizes
     limit = 2 * diameter(sizes)
     model = load_model(model_path)
     planner = LatentPlanner.from_model(model, synthesis_modes=synthesis_modes, max_depth=limit)
+    belief = AngleBeliefFilter(model) if state == "filter" and model.angle_bins is not None else None
     env = gym.make(config.env.id.replace("-v0", "Goal-v0"), max_episode_steps=limit, **config.env.kwargs)
     successes, ratios, decisions, first_reached = 0, [], [], []
     for seed in range(episodes):
         obs, info = env.reset(seed=seed)
         shortest = shortest_path(info["factors"], info["goal_factors"], sizes)
-        goal, current = planner.latent(obs["desired_goal"]), None
+        goal = planner.latent(obs["desired_goal"])
+        if belief is not None:
+            belief.reset(obs["observation"])
         for length in range(1, limit + 1):
             started = time.perf_counter()
-            if current is None or not track:
-                current = planner.latent(obs["observation"])
+            current = planner.latent(obs["observation"]) if belief is None else belief.latent()
             found = planner.search(current, goal)
             decisions.append(time.perf_counter() - started)
             if length == 1:
@@ -108,9 +113,9 @@ def evaluate_planner(
             if not found.actions:  # the model thinks it is there: it is not, or the episode would have ended
                 break
             obs, _, terminated, truncated, info = env.step(found.actions[0])
-            if track:  # counted with the next decision
+            if belief is not None:  # counted with the next decision
                 started = time.perf_counter()
-                current = planner.track(obs["observation"], current, found.actions[0])
+                belief.update(obs["observation"], found.actions[0])
                 decisions[-1] += time.perf_counter() - started
             if terminated:
                 successes += 1
@@ -126,7 +131,7 @@ def evaluate_planner(
         "max_depth": limit,
         "beam_width": planner.beam_width,
         "synthesis_modes": synthesis_modes,
-        "track": track,
+        "state": "filter" if belief is not None else "encoding",
         "success_rate": successes / episodes,
         "mean_path_over_shortest": float(np.mean(ratios)) if ratios else float("nan"),
         "first_plan_reached": float(np.mean(first_reached)),
@@ -162,7 +167,9 @@ def main() -> None:
     parser.add_argument(
         "--synthesis-modes", type=int, help="modes per circle the decoder checks (default: the planner's own)"
     )
-    parser.add_argument("--no-track", action="store_true", help="encode every image alone (no prediction)")
+    parser.add_argument(
+        "--state", choices=["filter", "encoding"], default="filter", help="the agent's latent (see the docstring)"
+    )
     args = parser.parse_args()
     given = dict(item.split("=", 1) for item in args.models)
     unknown = sorted(set(given) - set(SUITES))
@@ -183,7 +190,7 @@ def main() -> None:
         results[suite] = {
             "model": str(path),
             "date": time.strftime("%Y-%m-%d"),
-            **evaluate_planner(path, episodes, args.synthesis_modes, not args.no_track),
+            **evaluate_planner(path, episodes, args.synthesis_modes, args.state),
         }
         r = results[suite]
         print(f"{suite}: success {r['success_rate']:.1%}, path/shortest {r['mean_path_over_shortest']:.3f}, "

@@ -277,22 +277,5 @@ def test__encode_by_synthesis__needs_angle_bins_and_a_positive_count():
     with pytest.raises(ValueError, match=r"`modes` must be a positive integer, got 0"):
         model.encode_by_synthesis(frames, modes=0)
     plain = WorldModel((16, 16, 3), 4, latent_dim=4, channels=(8, 8), hidden_dim=32)
-    with pytest.raises(ValueError, match=r"`modes` above 1 needs a model with `angle_bins` .*, got 4\."):
+    with pytest.raises(ValueError, match="encode_by_synthesis needs a model with `angle_bins`"):
         plain.encode_by_synthesis(frames)
-    with pytest.raises(ValueError, match=r"`candidates` must have shape \(1, K, 4\), got \(1, 4\)\."):
-        plain.encode_by_synthesis(frames, modes=1, candidates=torch.zeros(1, 4))
-
-
-def test__encode_by_synthesis__a_candidate_drawn_nearer_the_frame_wins():
-    torch.manual_seed(1)
-    model = WorldModel((16, 16, 3), 4, latent_dim=6, channels=(8, 8), hidden_dim=32).eval()  # no bins: any model
-    frames = torch.randint(0, 256, (3, 16, 16, 3), dtype=torch.uint8)
-    with torch.no_grad():
-        encoded = model.encode(frames)
-        truth = F.normalize(torch.randn(3, 6), dim=-1)
-        drawn = (model.decode(truth) * 255).round().to(torch.uint8)  # frames the truth draws
-        wrong = F.normalize(torch.randn(3, 2, 6), dim=-1)
-        # the encoding of `drawn` is some other point; the truth, among the candidates, draws it exactly
-        picked = model.encode_by_synthesis(drawn, modes=1, candidates=torch.cat([wrong, truth[:, None]], dim=1))
-        torch.testing.assert_close(picked, truth)
-        torch.testing.assert_close(model.encode_by_synthesis(frames, modes=1), encoded)

@@ -135,28 +135,3 @@ def test__from_model__lets_the_decoder_check_an_angle_bin_models_encodings():
     with pytest.raises(ValueError, match="`synthesis_modes` above 1 needs an angle-bin model"):
         LatentPlanner.from_model(sphere, synthesis_modes=2)
     torch.testing.assert_close(LatentPlanner.from_model(sphere).latent(image), sphere.encode(frames)[0].double())
-
-
-def test__track__keeps_the_prediction_where_the_decoder_draws_it_nearer_the_image():
-    from dyndis_learn.model import WorldModel
-
-    torch.manual_seed(0)
-    model = WorldModel((16, 16, 3), 4, latent_dim=4, channels=(8, 8), hidden_dim=32).eval()
-    planner = LatentPlanner.from_model(model)
-    previous = torch.nn.functional.normalize(torch.randn(4, dtype=torch.float64), dim=0)
-    predicted = planner.action_matrices[2] @ previous
-    with torch.no_grad():
-        image = (model.decode(predicted.float()[None])[0] * 255).round().to(torch.uint8).numpy()
-    encoded = planner.latent(image)
-    assert not torch.allclose(encoded, predicted, atol=1e-3)  # the untrained encoder misplaces the image
-    torch.testing.assert_close(planner.track(image, previous, 2), predicted, atol=1e-6, rtol=0)
-    other = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)  # nothing like the prediction
-    with torch.no_grad():
-        errors = [((model.decode(p.float()[None])[0] * 255 - torch.from_numpy(other)) ** 2).sum() for p in
-                  (planner.latent(other), predicted)]  # fmt: skip
-    expected = planner.latent(other) if errors[0] <= errors[1] else predicted
-    torch.testing.assert_close(planner.track(other, previous, 2), expected, atol=1e-6, rtol=0)
-    encode, matrices = exact_model(gym.make("DynDis/GridWorld-v0", grid_shape=(4, 4)).unwrapped)
-    exact = LatentPlanner(encode, matrices)  # no checked encoder: tracking is encoding
-    frame = gym.make("DynDis/GridWorld-v0", grid_shape=(4, 4)).reset(seed=0)[0]
-    torch.testing.assert_close(exact.track(frame, torch.zeros(matrices.shape[1]), 0), exact.latent(frame))

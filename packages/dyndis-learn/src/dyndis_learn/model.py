@@ -212,9 +212,7 @@ class WorldModel(nn.Module):
         return F.normalize(outputs, dim=-1)
 
     @torch.no_grad()
-    def encode_by_synthesis(
-        self, frames: torch.Tensor, modes: int = 4, candidates: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def encode_by_synthesis(self, frames: torch.Tensor, modes: int = 4) -> torch.Tensor:
         """Encodings that the decoder checks: of the points the encoder finds likely, the one drawn nearest the frame.
 
         An angle-bin encoder gives every circle a distribution over its angles; where it hesitates (Cars3D's car
@@ -222,38 +220,24 @@ class WorldModel(nn.Module):
         each of the ``modes`` most probable modes (local maxima of the logits, each the circular mean of its
         :data:`MODE_WINDOW` neighbourhood, as in :meth:`latents`) replaces that circle's point, the other
         circles kept at their choice so far, and the one whose decoded picture is nearest the frame (squared
-        error of intensities) is kept. Then ``candidates`` (say, the model's prediction of this frame's latent
-        from the last one) compete with that point the same way. Costs ``modes`` decodes per circle and frame
-        (none with ``modes=1``), and one per candidate.
+        error of intensities) is kept. Costs ``modes`` decodes per circle and frame.
 
         Args:
             frames: uint8 or float images of shape (B, H, W, C).
-            modes: Candidate modes per circle; 1 takes :meth:`encode`'s point (any model).
-            candidates: Optional further points per frame, shape (B, K, n).
+            modes: Candidate modes per circle; 1 gives :meth:`encode`.
 
         Returns:
-            Points of the sphere (of the torus for ``latent_manifold="torus"``), shape (B, n).
+            Points of the torus, shape (B, n).
 
         Raises:
-            ValueError: For ``modes`` below 1, above 1 on a model without ``angle_bins``, or ``candidates`` of
-                another shape.
+            ValueError: For a model without ``angle_bins``, or ``modes`` below 1.
         """
+        if self.angle_bins is None:
+            raise ValueError("encode_by_synthesis needs a model with `angle_bins` (modes of each circle's angle).")
         check_int("modes", modes, minimum=1)
-        if modes > 1 and self.angle_bins is None:
-            raise ValueError(
-                f"`modes` above 1 needs a model with `angle_bins` (modes of each circle's angle), got {modes}."
-            )
         images = frames_to_float(frames)
-        if candidates is not None and (candidates.ndim != 3 or candidates.shape[::2] != (len(images), self.latent_dim)):
-            raise ValueError(
-                f"`candidates` must have shape ({len(images)}, K, {self.latent_dim}), got {tuple(candidates.shape)}."
-            )
         outputs = encode_frames(self.encoder, images)
-        chosen = self.latents(outputs) if modes == 1 else self._checked_modes(outputs, images, modes)
-        if candidates is not None:
-            trials = torch.cat([chosen.unsqueeze(1), candidates.to(chosen.dtype)], dim=1)  # (B, 1 + K, n)
-            chosen = trials[torch.arange(len(trials)), self._picture_errors(trials, images).argmin(dim=1)]
-        return chosen
+        return self.latents(outputs) if modes == 1 else self._checked_modes(outputs, images, modes)
 
     def _checked_modes(self, outputs: torch.Tensor, images: torch.Tensor, modes: int) -> torch.Tensor:
         """:meth:`encode_by_synthesis`' choice among each circle's ``modes`` modes: outputs (B, m) -> (B, n)."""
@@ -273,13 +257,9 @@ class WorldModel(nn.Module):
         for circle in range(circles):
             trials = chosen.unsqueeze(1).repeat(1, points.shape[2], 1, 1)  # (B, K, circles, 2)
             trials[:, :, circle] = points[:, circle]
-            error = self._picture_errors(trials.flatten(-2), images)
+            error = (self.decode(trials.flatten(-2)) - images.unsqueeze(1)).square().flatten(2).sum(-1)
             chosen = trials[torch.arange(len(trials)), error.masked_fill(~valid[:, circle], float("inf")).argmin(1)]
         return chosen.flatten(-2)
-
-    def _picture_errors(self, points: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-        """Squared error of each point's picture to its frame: points (B, K, n), images (B, H, W, C) -> (B, K)."""
-        return (self.decode(points) - images.unsqueeze(1)).square().flatten(2).sum(-1)
 
     def angle_mean_points(self, outputs: torch.Tensor) -> torch.Tensor:
         """The encoder's outputs (..., m) -> each circle's mean bin point, scaled like the torus (..., n) (angle bins).

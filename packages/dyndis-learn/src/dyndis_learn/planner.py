@@ -24,8 +24,6 @@ from dyndis_learn.validation import check_int
 __all__ = ["GoalOutOfReach", "LatentPlanner", "Plan"]
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
-#: Images (B, H, W, C) and candidate latents (B, K, n) -> latents (B, n): the encoding or a candidate.
-CheckedEncoder = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: Modes per circle that :meth:`LatentPlanner.from_model` lets the decoder choose among on an angle-bin model.
 DEFAULT_SYNTHESIS_MODES = 4
@@ -65,9 +63,6 @@ class LatentPlanner:
         merge_distance: Latent points closer than this count as the same state; also the distance at which
             the goal counts as reached. Default: a third of the shortest distance any action moves the
             start point.
-        encode_checked: Optional: maps images (B, H, W, C) and candidate latents (B, K, n) to latents (B, n),
-            the image's encoding or one of the candidates, whichever fits the image best (:meth:`track`;
-            :meth:`from_model` passes the model's decoder-checked encoding). Without it, :meth:`track` encodes.
 
     Example:
         >>> planner = LatentPlanner.from_model(model)          # a trained dyndis_learn WorldModel
@@ -81,7 +76,6 @@ class LatentPlanner:
         beam_width: int = 512,
         max_depth: int = 64,
         merge_distance: float | None = None,
-        encode_checked: CheckedEncoder | None = None,
     ) -> None:
         if action_matrices.ndim != 3 or action_matrices.shape[1] != action_matrices.shape[2]:
             raise ValueError(f"`action_matrices` must have shape (A, n, n), got {tuple(action_matrices.shape)}.")
@@ -94,7 +88,6 @@ class LatentPlanner:
         self.beam_width = beam_width
         self.max_depth = max_depth
         self.merge_distance = merge_distance
-        self.encode_checked = encode_checked
 
     @classmethod
     def from_model(cls, model: Any, synthesis_modes: int | None = None, **kwargs: Any) -> LatentPlanner:
@@ -128,32 +121,13 @@ class LatentPlanner:
                 return model.encode_by_synthesis(frames.to(device), synthesis_modes).cpu()
             return model.encode(frames.to(device)).cpu()
 
-        @torch.no_grad()
-        def encode_checked(frames: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-            candidates = candidates.to(device, torch.float32)
-            return model.encode_by_synthesis(frames.to(device), synthesis_modes, candidates).cpu()
-
         with torch.no_grad():
             matrices = model.rotations.matrices()
-        return cls(encode, matrices, encode_checked=encode_checked, **kwargs)
+        return cls(encode, matrices, **kwargs)
 
     def latent(self, image: npt.NDArray[np.uint8]) -> torch.Tensor:
         """The encoding of one image (H, W, C) that :meth:`search` starts from or aims at: float64, on the CPU."""
         return self.encode(torch.as_tensor(np.asarray(image))[None])[0].detach().cpu().to(torch.float64)
-
-    def track(self, image: npt.NDArray[np.uint8], previous: torch.Tensor, action: int) -> torch.Tensor:
-        """The latent of ``image``, which ``action`` led to from the state of latent ``previous``.
-
-        The model's prediction ``R(action) previous`` competes with the image's encoding, and the one the model's
-        decoder draws nearer the image is kept (with ``encode_checked``; else this is :meth:`latent`): an
-        encoder that misplaces a state on the way (Cars3D's car on a view its walk never saw) no longer sends
-        the next search elsewhere, and a misplaced start is corrected where the encoding is drawn nearer.
-        """
-        if self.encode_checked is None:
-            return self.latent(image)
-        predicted = self.action_matrices[action] @ previous.to(torch.float64)
-        frames = torch.as_tensor(np.asarray(image))[None]
-        return self.encode_checked(frames, predicted[None, None])[0].detach().cpu().to(torch.float64)
 
     def plan(
         self, image: npt.NDArray[np.uint8], goal_image: npt.NDArray[np.uint8], *, require_reach: bool = False
