@@ -60,17 +60,19 @@ def main() -> None:
     images = torch.from_numpy(core.render_states(states))
     with torch.no_grad():
         outputs = torch.cat([encode_frames(model.encoder, images[i : i + 250]) for i in range(0, len(images), 250)])
-        points = model.latents(outputs).numpy()
+
+        def turns_of(points: torch.Tensor) -> np.ndarray:
+            """Each cycle's angle of torus points, in turns."""
+            points = points.numpy()
+            return np.arctan2(points[:, 1::2], points[:, 0::2])[:, : len(lengths)] / (2 * math.pi)
+
         # in units of 2 pi / N per cycle: the encoding, and with angle bins its most probable bin beside it
-        readouts = {"encoding": np.arctan2(points[:, 1::2], points[:, 0::2])[:, : len(lengths)] / (2 * math.pi)}
+        readouts = {"encoding": turns_of(model.latents(outputs))}
         if model.angle_bins is not None:
             modes = model.angle_logits(outputs).argmax(-1).numpy()[:, : len(lengths)]
             readouts["most probable bin"] = modes / model.angle_bins
-            checked = torch.cat(
-                [model.encode_by_synthesis(images[i : i + 250], args.modes) for i in range(0, len(images), 250)]
-            ).numpy()
-            turns = np.arctan2(checked[:, 1::2], checked[:, 0::2])[:, : len(lengths)] / (2 * math.pi)
-            readouts[f"checked by the decoder ({args.modes} modes)"] = turns
+            checked = [model.encode_by_synthesis(images[i : i + 250], args.modes) for i in range(0, len(images), 250)]
+            readouts[f"checked by the decoder ({args.modes} modes)"] = turns_of(torch.cat(checked))
     hits = {readout: angle_accuracy(turns * lengths, states, walk, lengths) for readout, turns in readouts.items()}
     rows, encoder = [], {}
     for k, ((factor, _), n) in enumerate(zip(factor_of_cycles(walk, lengths), lengths, strict=True)):

@@ -19,8 +19,10 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
+from dyndis_learn.alignment import plane_angles
 from dyndis_learn.devices import module_device
-from dyndis_learn.model import MODE_WINDOW, WorldModel, encode_frames
+from dyndis_learn.model import WorldModel, encode_frames
+from dyndis_learn.rotations import plane_pairs
 
 __all__ = ["AngleBeliefFilter"]
 
@@ -52,9 +54,10 @@ class AngleBeliefFilter:
         self.circles = model.latent_dim // 2
         with torch.no_grad():
             matrices = model.rotations.matrices().detach().cpu().to(torch.float64)
-        # each action's turn of each circle, in bins: the angle of its 2 x 2 block
-        blocks = torch.stack([matrices[:, 2 * c : 2 * c + 2, 2 * c : 2 * c + 2] for c in range(self.circles)], 1)
-        self.shifts = torch.atan2(blocks[..., 1, 0], blocks[..., 0, 0]) * (self.bins / (2 * math.pi))  # (A, circles)
+        # each action's turn of each circle (the plane (2c, 2c + 1)), in bins
+        pairs = plane_pairs(model.latent_dim).tolist()
+        circle_planes = [k for k, (i, j) in enumerate(pairs) if i % 2 == 0 and j == i + 1]
+        self.shifts = plane_angles(matrices)[:, circle_planes] * (self.bins / (2 * math.pi))  # (A, circles)
         self.log_belief: torch.Tensor | None = None
 
     @torch.no_grad()
@@ -78,18 +81,14 @@ class AngleBeliefFilter:
     def latent(self) -> torch.Tensor:
         """The torus point of each circle's most probable bin (float64, on the CPU): what the planner searches from.
 
-        As :meth:`~dyndis_learn.model.WorldModel.latents` reads an encoding: the circular mean of the belief over
-        that bin and its :data:`~dyndis_learn.model.MODE_WINDOW` neighbours.
+        Read from the belief as :meth:`~dyndis_learn.model.WorldModel.latents` reads an encoder's logits: the
+        circular mean of the belief over that bin and its :data:`~dyndis_learn.model.MODE_WINDOW` neighbours.
         """
         if self.log_belief is None:
             raise RuntimeError("AngleBeliefFilter.latent before reset: call reset(first_image) first.")
-        probabilities = self.log_belief.exp()
-        window = torch.arange(-MODE_WINDOW, MODE_WINDOW + 1)
-        span = (probabilities.argmax(-1, keepdim=True) + window).remainder(self.bins)  # (circles, 2w + 1)
-        angles = span.to(torch.float64) * (2 * math.pi / self.bins)
-        weights = probabilities.gather(-1, span)
-        points = torch.stack([(weights * angles.cos()).sum(-1), (weights * angles.sin()).sum(-1)], -1)
-        return (F.normalize(points, dim=-1) * self.circles**-0.5).flatten()
+        device = module_device(self.model)
+        with torch.no_grad():
+            return self.model.latents(self.log_belief.flatten().to(device)).cpu()
 
 
 def _normalised(log_belief: torch.Tensor) -> torch.Tensor:
