@@ -14,9 +14,13 @@ does the turn in closed form, once:
    planes. The eigenvectors of a random non-negative combination of their symmetric parts ``(R + R^T) / 2``
    (which is ``cos theta`` on a plane, 1 on a fixed axis) span them; sorted eigenvalues come in pairs, one
    per plane, and a common fixed axis (odd ``n``) has the largest one, so it sorts last.
-3. :func:`plane_angles`: each action's angle in every coordinate plane of the new basis.
+3. :func:`canonical_planes`: the eigenvectors of a plane are any orthonormal pair of it, and which pair an
+   eigen-solver returns (and, for near-equal eigenvalues, in which order the planes come) depends on its
+   rounding, that is on the machine's CPU kernels: the planes are ordered, oriented and turned by the
+   actions and the data, so that the same encodings give the same basis on every machine.
+4. :func:`plane_angles`: each action's angle in every coordinate plane of the new basis.
 
-:func:`fit_planes` does the three in a row.
+:func:`fit_planes` does the four in a row.
 
 :meth:`dyndis_learn.model.WorldModel.rotate_latent_basis` then rotates the encoder's output and the
 decoder's input together (the model computes the same images), and the angles are set to the fitted ones.
@@ -24,12 +28,14 @@ decoder's input together (the model computes the same images), and the angles ar
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from dyndis_learn.rotations import plane_pairs
 from dyndis_learn.validation import check_int
 
-__all__ = ["common_planes", "fit_planes", "fit_rotations", "plane_angles"]
+__all__ = ["canonical_planes", "common_planes", "fit_planes", "fit_rotations", "plane_angles"]
 
 
 def fit_rotations(before: torch.Tensor, after: torch.Tensor, actions: torch.Tensor, n_actions: int) -> torch.Tensor:
@@ -116,6 +122,65 @@ def plane_angles(rotations: torch.Tensor) -> torch.Tensor:
     return angles
 
 
+def _reference_row(projections: torch.Tensor) -> torch.Tensor:
+    """The first row of ``projections`` (M, k) whose norm is at least half the largest.
+
+    A row far from the origin, chosen the same way despite rounding (an argmax could jump between rows).
+    """
+    norms = torch.linalg.vector_norm(projections, dim=-1)
+    return projections[int(torch.nonzero(norms >= norms.max() / 2)[0, 0])]
+
+
+def canonical_planes(basis: torch.Tensor, rotations: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Order, orient and turn the coordinate planes of ``basis`` by the actions and the data.
+
+    The result depends on the planes alone, not on which orthonormal pair of each an eigen-solver returned.
+
+    Each plane ``(2k, 2k + 1)`` has a leading action: the first that turns it by more than a quarter of its
+    largest angle. The planes are ordered by their leading actions (planes no action turns last, as they
+    were); each is oriented so that its leading action turns it positively (unless by a half turn, which is
+    the same either way), and turned within itself so that a reference point, the first of ``points``
+    whose projection is at least half the largest, lies on its first axis. An odd last axis is signed so that
+    the reference point's coordinate is positive. Only the planes no action turns keep the solver's choice.
+
+    Args:
+        basis: Orthogonal matrix (n, n) whose coordinate planes are the rotations' common planes.
+        rotations: The rotations, shape (A, n, n), in the original coordinates.
+        points: Encodings to place the planes by, shape (M, n), in the original coordinates.
+
+    Returns:
+        The canonical basis, shape (n, n).
+    """
+    n = basis.shape[0]
+    angles = plane_angles(basis.T @ rotations @ basis)
+    columns = [plane_pairs(n).tolist().index([2 * k, 2 * k + 1]) for k in range(n // 2)]
+    half_turn = math.pi - 1e-6
+    planes: list[tuple[int, torch.Tensor]] = []
+    for plane, column in enumerate(columns):
+        turns = angles[:, column]
+        largest = float(turns.abs().max())
+        turned = torch.nonzero((turns.abs() > largest / 4) & (turns.abs() > 1e-6))
+        pair = basis[:, 2 * plane : 2 * plane + 2].clone()
+        if len(turned):
+            leader = int(turned[0, 0])
+            if -half_turn < turns[leader] < 0:
+                pair[:, 1] = -pair[:, 1]
+        else:
+            leader = len(rotations) + plane  # after every turned plane, in the solver's order
+        x, y = _reference_row(points @ pair).tolist()
+        radius = math.hypot(x, y)
+        if radius > 0:
+            cos, sin = x / radius, y / radius
+            pair = torch.stack([cos * pair[:, 0] + sin * pair[:, 1], cos * pair[:, 1] - sin * pair[:, 0]], dim=1)
+        planes.append((leader, pair))
+    planes.sort(key=lambda item: item[0])  # stable: planes with the same leader keep the solver's order
+    columns_out = [pair for _, pair in planes]
+    if n % 2:
+        axis = basis[:, -1:]
+        columns_out.append(-axis if float(_reference_row(points @ axis)[0]) < 0 else axis)
+    return torch.cat(columns_out, dim=1) if columns_out else basis
+
+
 def fit_planes(
     before: torch.Tensor,
     after: torch.Tensor,
@@ -133,9 +198,12 @@ def fit_planes(
         generator: Source of :func:`common_planes`' random combinations.
 
     Returns:
-        The basis ``Z`` of :func:`common_planes` and the fitted rotations' angles in its coordinate planes
-        (:func:`plane_angles` of ``Z^T R Z``), shape (A, n (n - 1) / 2).
+        The basis ``Z`` of :func:`common_planes`, each plane placed by ``before`` (:func:`canonical_planes`),
+        and the fitted rotations' angles in its coordinate planes (:func:`plane_angles` of ``Z^T R Z``), shape
+        (A, n (n - 1) / 2).
     """
     rotations = fit_rotations(before, after, actions, n_actions)
-    basis = common_planes(rotations, generator)
-    return basis, plane_angles(basis.T @ rotations @ basis)
+    basis = canonical_planes(common_planes(rotations, generator), rotations, before)
+    angles = plane_angles(basis.T @ rotations @ basis)
+    # A half turn's sign is rounding's choice: one sign on every machine.
+    return basis, torch.where(angles < -math.pi + 1e-6, angles + 2 * math.pi, angles)
