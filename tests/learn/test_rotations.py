@@ -7,6 +7,7 @@ import torch
 
 from dyndis_learn.rotations import (
     ActionRotations,
+    circle_planes,
     givens_product,
     matrix_power,
     n_planes,
@@ -129,3 +130,9 @@ def test__action_rotations__bad_arguments(kwargs, message):
 def test__givens_product__wrong_number_of_angles():
     with pytest.raises(ValueError, match=re.escape("`angles` must have shape (..., 6) for latent_dim=4, got (2, 5).")):
         givens_product(torch.zeros(2, 5), 4)
+
+
+@pytest.mark.parametrize(("n", "expected"), [(2, [0]), (3, [0]), (4, [0, 5]), (5, [0, 7]), (6, [0, 9, 14])])
+def test__circle_planes__are_the_positions_of_the_planes_2k_2k_plus_1(n, expected):
+    assert circle_planes(n) == expected
+    assert [plane_pairs(n)[k].tolist() for k in circle_planes(n)] == [[2 * c, 2 * c + 1] for c in range(n // 2)]

@@ -32,7 +32,7 @@ import math
 
 import torch
 
-from dyndis_learn.rotations import plane_pairs
+from dyndis_learn.rotations import circle_planes, n_planes
 from dyndis_learn.validation import check_int
 
 __all__ = ["canonical_planes", "common_planes", "fit_planes", "fit_rotations", "plane_angles"]
@@ -112,13 +112,12 @@ def plane_angles(rotations: torch.Tensor) -> torch.Tensor:
         Shape (A, n (n - 1) / 2).
     """
     n = rotations.shape[-1]
-    pairs = plane_pairs(n)
-    angles = rotations.new_zeros(rotations.shape[0], pairs.shape[0])
-    for k, (i, j) in enumerate(pairs.tolist()):
-        if i % 2 == 0 and j == i + 1:
-            sine = rotations[:, j, i] - rotations[:, i, j]
-            cosine = rotations[:, i, i] + rotations[:, j, j]
-            angles[:, k] = torch.atan2(sine, cosine)
+    angles = rotations.new_zeros(rotations.shape[0], n_planes(n))
+    for circle, k in enumerate(circle_planes(n)):
+        i, j = 2 * circle, 2 * circle + 1
+        sine = rotations[:, j, i] - rotations[:, i, j]
+        cosine = rotations[:, i, i] + rotations[:, j, j]
+        angles[:, k] = torch.atan2(sine, cosine)
     return angles
 
 
@@ -153,10 +152,9 @@ def canonical_planes(basis: torch.Tensor, rotations: torch.Tensor, points: torch
     """
     n = basis.shape[0]
     angles = plane_angles(basis.T @ rotations @ basis)
-    columns = [plane_pairs(n).tolist().index([2 * k, 2 * k + 1]) for k in range(n // 2)]
     half_turn = math.pi - 1e-6
     planes: list[tuple[int, torch.Tensor]] = []
-    for plane, column in enumerate(columns):
+    for plane, column in enumerate(circle_planes(n)):
         turns = angles[:, column]
         largest = float(turns.abs().max())
         turned = torch.nonzero((turns.abs() > largest / 4) & (turns.abs() > 1e-6))
@@ -178,7 +176,7 @@ def canonical_planes(basis: torch.Tensor, rotations: torch.Tensor, points: torch
     if n % 2:
         axis = basis[:, -1:]
         columns_out.append(-axis if float(_reference_row(points @ axis)[0]) < 0 else axis)
-    return torch.cat(columns_out, dim=1) if columns_out else basis
+    return torch.cat(columns_out, dim=1)
 
 
 def fit_planes(

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from dyndis_learn.alignment import plane_angles
 from dyndis_learn.devices import module_device
 from dyndis_learn.model import WorldModel, encode_frames
-from dyndis_learn.rotations import plane_pairs
+from dyndis_learn.rotations import circle_planes
 
 __all__ = ["AngleBeliefFilter"]
 
@@ -55,9 +55,7 @@ class AngleBeliefFilter:
         with torch.no_grad():
             matrices = model.rotations.matrices().detach().cpu().to(torch.float64)
         # each action's turn of each circle (the plane (2c, 2c + 1)), in bins
-        pairs = plane_pairs(model.latent_dim).tolist()
-        circle_planes = [k for k, (i, j) in enumerate(pairs) if i % 2 == 0 and j == i + 1]
-        self.shifts = plane_angles(matrices)[:, circle_planes] * (self.bins / (2 * math.pi))  # (A, circles)
+        self.shifts = plane_angles(matrices)[:, circle_planes(model.latent_dim)] * (self.bins / (2 * math.pi))
         self.log_belief: torch.Tensor | None = None
 
     @torch.no_grad()

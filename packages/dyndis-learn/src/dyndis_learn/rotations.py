@@ -27,6 +27,7 @@ from dyndis_learn.validation import check_int
 __all__ = [
     "ActionRotations",
     "Parametrisation",
+    "circle_planes",
     "cumulative_rotations",
     "givens_product",
     "matrix_power",
@@ -59,6 +60,15 @@ def plane_pairs(latent_dim: int) -> torch.Tensor:
     """
     pairs = [(i, j) for i in range(latent_dim) for j in range(i + 1, latent_dim)]
     return torch.tensor(pairs, dtype=torch.long).reshape(-1, 2)
+
+
+def circle_planes(latent_dim: int) -> list[int]:
+    """Where the planes ``(0, 1), (2, 3), ...`` (the torus's circles) sit in :func:`plane_pairs`' order.
+
+    ``angles[:, circle_planes(n)]`` are then each action's turns of each circle, shape (A, n // 2).
+    """
+    pairs = plane_pairs(latent_dim).tolist()
+    return [pairs.index([2 * k, 2 * k + 1]) for k in range(latent_dim // 2)]
 
 
 def round_robin_rounds(latent_dim: int) -> list[list[tuple[int, int]]]:

@@ -31,7 +31,7 @@ import torch
 
 from dyndis_learn.alignment import fit_planes
 from dyndis_learn.rollouts import RolloutCollector
-from dyndis_learn.rotations import plane_pairs
+from dyndis_learn.rotations import circle_planes
 from dyndis_learn.validation import check_int
 
 __all__ = ["TransitionGraph", "explore", "factor_planes", "laplacian_eigenmap"]
@@ -206,9 +206,8 @@ def factor_planes(
             span = torch.from_numpy(vectors[:, space])
             basis, angles = fit_planes(span[graph.sources], span[graph.targets], actions, n_actions, generator)
             directions = directions @ basis.numpy()
-            pairs = plane_pairs(len(space)).tolist()
-            for plane in range(len(space) // 2):
-                turns = angles[:, pairs.index([2 * plane, 2 * plane + 1])].abs().numpy()
+            for plane, column in enumerate(circle_planes(len(space))):
+                turns = angles[:, column].abs().numpy()
                 largest = turns.max()
                 turned = set(np.flatnonzero(turns > largest / 4).tolist()) if largest > 1e-3 else set()
                 if len(chosen) < 2 * (dim // 2) and turned and not turned & taken:
