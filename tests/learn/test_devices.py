@@ -10,7 +10,7 @@ import torch
 
 from dyndis_learn import Learner, TrainConfig, Trainer, load_model
 from dyndis_learn.checkpoint import CHECKPOINT_NAME, read_checkpoint
-from dyndis_learn.devices import resolve_device, retain_freed_memory
+from dyndis_learn.devices import flush_subnormals, resolve_device, retain_freed_memory
 from tests.learn.fixtures import check_cpu_facing_api, rewrite_checkpoint_header
 
 DATA = Path(__file__).parent / "data"
@@ -124,6 +124,18 @@ def test__a_cpu_trainer_retains_freed_memory_where_configured(tiny_config, monke
     monkeypatch.setattr("dyndis_learn.trainer.retain_freed_memory", lambda: calls.append(1) or True)
     Trainer(tiny_config.replace(retain_cpu_memory=retain))
     assert TrainConfig().retain_cpu_memory is True and len(calls) == retain
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86's FTZ and DAZ flags")
+def test__a_cpu_trainer_computes_with_subnormals_flushed_to_zero(tiny_config):
+    try:  # 1e-30 * 1e-10 = 1e-40, below float32's smallest normal (1.2e-38)
+        torch.set_flush_denormal(False)
+        assert (torch.tensor([1e-30]) * torch.tensor([1e-10])).item() > 0
+        Trainer(tiny_config)
+        assert (torch.tensor([1e-30]) * torch.tensor([1e-10])).item() == 0.0
+        assert flush_subnormals() is True
+    finally:
+        torch.set_flush_denormal(False)  # back to torch's default for the rest of this process's tests
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")

@@ -6,7 +6,8 @@ machine stays valid everywhere; whether the device exists is checked by :func:`r
 trainer is built (or a model loaded). The episodes are NumPy arrays on the CPU: the trainer moves each
 step's batch to the device once, and evaluation, report, planner and wrappers encode and decode on the
 model's device (:func:`module_device`) and bring the results back to the CPU. On the CPU, a trainer keeps the
-memory of freed tensors for the next step's (:func:`retain_freed_memory`, ``TrainConfig.retain_cpu_memory``).
+memory of freed tensors for the next step's (:func:`retain_freed_memory`, ``TrainConfig.retain_cpu_memory``)
+and computes with subnormal numbers flushed to zero (:func:`flush_subnormals`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ import sys
 
 import torch
 
-__all__ = ["DEVICE_ALLOWED", "DEVICE_PATTERN", "module_device", "resolve_device", "retain_freed_memory"]
+__all__ = [
+    "DEVICE_ALLOWED",
+    "DEVICE_PATTERN",
+    "flush_subnormals",
+    "module_device",
+    "resolve_device",
+    "retain_freed_memory",
+]
 
 #: The spellings of a device in a config: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
 DEVICE_PATTERN = r"auto|cpu|cuda(:[0-9]+)?"
@@ -103,3 +111,22 @@ def retain_freed_memory() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(
         mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_MAX)
     )
+
+
+def flush_subnormals() -> bool:
+    """Compute with subnormal floats (below 1.2e-38 in float32) as zero on the CPU (x86's FTZ and DAZ flags).
+
+    Adam's moments of a parameter whose gradient is zero for a while (a dead unit, an angle bin that no
+    frame reads) decay through the subnormal range, where every operation on them takes a slow microcode
+    path: the full Cars3D's steps grew half as long again once its learning rate decayed
+    (``docs/benchmarks/learn_structure.md``). Flushed, such values count as zero, which changes no result
+    that matters (Adam adds ``eps = 1e-8`` to the root of the second moment).
+
+    The flags belong to each thread; torch's worker threads copy them from the thread that starts them, so
+    this holds for every thread when it runs before torch's first parallel operation in the process (as in
+    ``dyndis-learn train``), else for the calling thread only. Process-wide, like ``torch.set_num_threads``.
+
+    Returns:
+        Whether it applied: False on CPUs without the flags (``torch.set_flush_denormal``).
+    """
+    return bool(torch.set_flush_denormal(True))
