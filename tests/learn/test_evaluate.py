@@ -21,7 +21,7 @@ from dyndis_learn.evaluate import (
     rollout_bce,
     structure,
 )
-from dyndis_learn.fidelity import _nearest_own, dynamics_trained
+from dyndis_learn.fidelity import _nearest_own, _squared_distances_to_each, dynamics_trained
 from dyndis_learn.model import WorldModel
 from dyndis_learn.results import (
     CRITERIA,
@@ -478,6 +478,19 @@ def test__oracle_passes_every_criterion(tiny_episodes):
     assert "encoder probe R^2 (25 every state): north_south 1.0000, east_west 1.0000" in summary
     assert "decoded nearest own state: reconstructions 100.00%, imagined k<=10 100.00% (k=10 100.00%)" in summary
     assert "last dynamics_weight: 1.000" in summary and "mean-image BCE k=10: " in summary
+
+
+@pytest.mark.parametrize("width", [1, 255, 256, 12_288, 12_289])
+def test__squared_distances_to_each_are_exact(width):
+    rng = np.random.default_rng(width)
+    candidates = rng.integers(0, 256, (7, width), dtype=np.uint8)
+    candidates[0], candidates[1] = 0, 255  # the largest sums: every pixel 255 apart from the query's
+    query = np.where(np.arange(width) % 2 == 0, 255, 0).astype(np.uint8)
+    query_far = np.full(width, 255, dtype=np.uint8)
+    for q in (query, query_far):
+        expected = ((candidates.astype(np.int64) - q.astype(np.int64)) ** 2).sum(1)
+        got = _squared_distances_to_each(torch.from_numpy(q), torch.from_numpy(candidates))
+        assert got.dtype == torch.float64 and np.array_equal(got.numpy(), expected.astype(np.float64))
 
 
 def test__oracle_passes_on_a_sample_with_one_factor_neighbours(tiny_episodes, monkeypatch):

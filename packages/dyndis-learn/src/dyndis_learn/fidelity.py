@@ -50,6 +50,7 @@ _SEEN_STREAM, _UNSEEN_STREAM = 1, 2  # entropy tags of the samples of seen and o
 #: Imagined frames judged by ``decoder_fidelity``: every step ``k = 1 .. min(IMAGINED_STEPS, horizon)``.
 IMAGINED_STEPS = 100
 _CANDIDATE_BYTES = 64 * 2**20  # rendered candidate images held at once by the nearest-image test
+_EXACT_BLOCK = 256  # pixels summed in float32: 256 * 255^2 < 2^24, so the sums of squared differences are exact
 
 
 # -- fidelity, the mean image, the training ----------------------------------------------------------------
@@ -100,6 +101,19 @@ def _squared_distances(queries: np.ndarray, candidates: np.ndarray) -> np.ndarra
     return (q * q).sum(1)[:, None] - 2.0 * (q @ c.T) + (c * c).sum(1)[None, :]
 
 
+def _squared_distances_to_each(query: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Exact squared L2 distances (float64) of one uint8 row (D,) to each uint8 row of (V, D).
+
+    In float32, by blocks of :data:`_EXACT_BLOCK` pixels: every partial sum is an integer below 2^24, which
+    float32 holds exactly in any order of summation; the blocks' sums are added in float64. One candidate set
+    at a time stays in the CPU's cache: about 8x faster than NumPy's int64 arithmetic on all of them at once.
+    """
+    difference = candidates.float() - query.float()
+    width = difference.shape[1]
+    difference = F.pad(difference.square_(), (0, -width % _EXACT_BLOCK))
+    return difference.view(len(candidates), -1, _EXACT_BLOCK).sum(-1).sum(-1, dtype=torch.float64)
+
+
 def _nearest_own(
     contract: Any, grid: np.ndarray | None, decoded: np.ndarray, truths: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -138,11 +152,12 @@ def _nearest_own(
         candidates = np.repeat(truth[:, None, :], len(variants), axis=1)
         for m, (k, v) in enumerate(variants):
             candidates[:, m, k] = v
-        images = contract.render_states(candidates).reshape(len(truth), len(variants), -1).astype(np.int64)
-        own = contract.render_states(truth).reshape(len(truth), -1).astype(np.int64)
-        q = queries[part].astype(np.int64)
-        d2 = ((images - q[:, None, :]) ** 2).sum(-1)  # (S, variants)
-        own_d2 = ((own - q) ** 2).sum(-1)
+        images = torch.from_numpy(contract.render_states(candidates).reshape(len(truth), len(variants), -1))
+        own = torch.from_numpy(contract.render_states(truth).reshape(len(truth), -1))
+        q = torch.from_numpy(queries[part])
+        rows = [_squared_distances_to_each(q[i], torch.cat([own[i, None], images[i]])) for i in range(len(truth))]
+        distances = torch.stack(rows).numpy()
+        own_d2, d2 = distances[:, 0], distances[:, 1:]  # (S,), (S, variants)
         right[part] = own_d2 <= d2.min(axis=1)
         beats = d2 < own_d2[:, None]  # the true value's own variant never beats itself
         for k in np.unique(factor_of):
