@@ -105,8 +105,8 @@ def _squared_distances_to_each(query: torch.Tensor, candidates: torch.Tensor) ->
     """Exact squared L2 distances (float64) of one uint8 row (D,) to each uint8 row of (V, D).
 
     In float32, by blocks of :data:`_EXACT_BLOCK` pixels: every partial sum is an integer below 2^24, which
-    float32 holds exactly in any order of summation; the blocks' sums are added in float64. One candidate set
-    at a time stays in the CPU's cache: about 8x faster than NumPy's int64 arithmetic on all of them at once.
+    float32 holds exactly in any order of summation; the blocks' sums are added in float64. Called for one
+    candidate set at a time, so that its images stay in the CPU's cache.
     """
     difference = candidates.float() - query.float()
     width = difference.shape[1]
