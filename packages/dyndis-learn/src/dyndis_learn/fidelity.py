@@ -153,11 +153,10 @@ def _nearest_own(
         for m, (k, v) in enumerate(variants):
             candidates[:, m, k] = v
         images = torch.from_numpy(contract.render_states(candidates).reshape(len(truth), len(variants), -1))
-        own = torch.from_numpy(contract.render_states(truth).reshape(len(truth), -1))
         q = torch.from_numpy(queries[part])
-        rows = [_squared_distances_to_each(q[i], torch.cat([own[i, None], images[i]])) for i in range(len(truth))]
-        distances = torch.stack(rows).numpy()
-        own_d2, d2 = distances[:, 0], distances[:, 1:]  # (S,), (S, variants)
+        d2 = torch.stack([_squared_distances_to_each(q[i], images[i]) for i in range(len(truth))]).numpy()
+        # the true state is among the variants: the first varied factor at its own value (column = that value)
+        own_d2 = d2[np.arange(len(truth)), truth[:, factor_of[0]]]
         right[part] = own_d2 <= d2.min(axis=1)
         beats = d2 < own_d2[:, None]  # the true value's own variant never beats itself
         for k in np.unique(factor_of):
