@@ -51,7 +51,9 @@ class DynDisSide:
     after, so their steps would differ from then on; with one, both compute the same steps.
     """
 
-    def __init__(self, episodes: int, steps: int, threads: int, method: str = "rotation") -> None:
+    def __init__(
+        self, episodes: int, steps: int, threads: int, method: str = "rotation", encoder_norm: str = "none"
+    ) -> None:
         import torch
 
         import dyndis_learn
@@ -65,14 +67,14 @@ class DynDisSide:
             config = TrainConfig.from_dict(
                 {
                     "data": {"episodes_per_step": episodes, "episode_steps": steps},
-                    "model": {"method": method},
+                    "model": {"method": method, "encoder_norm": encoder_norm},
                     "warmup": warmup,
                     "optim": {"dynamics_ramp_steps": 1},
                     "threads": threads,
                 }
             )
-        elif method != "rotation":
-            raise ValueError(f"a DynDis code before the config's sections has no method {method!r}")
+        elif method != "rotation" or encoder_norm != "none":
+            raise ValueError(f"a DynDis code before the config's sections has no {method!r} or {encoder_norm!r}")
         else:  # before the config had sections (format 1)
             config = TrainConfig(
                 episodes_per_step=episodes,
@@ -194,6 +196,7 @@ class OriginalSide:
 def main() -> None:
     side_name, episodes, steps, threads = sys.argv[1], *map(int, sys.argv[2:5])
     method = sys.argv[5] if len(sys.argv) > 5 else "rotation"
+    encoder_norm = sys.argv[6] if len(sys.argv) > 6 else "none"
     # the encoder is far from the graph's map after one warm-up step, as expected here
     warnings.filterwarnings("ignore", message="The encoder ended the graph warm-up")
     answers = os.fdopen(os.dup(1), "w", buffering=1)
@@ -204,7 +207,7 @@ def main() -> None:
     torch.set_num_threads(threads)
     started = time.perf_counter()
     if side_name == "dyndis":
-        side: DynDisSide | OriginalSide = DynDisSide(episodes, steps, threads, method)
+        side: DynDisSide | OriginalSide = DynDisSide(episodes, steps, threads, method, encoder_norm)
     else:
         side = OriginalSide(episodes, steps, threads)
     for _ in range(WARMUP_STEPS):

@@ -4,7 +4,9 @@
    20 steps) and on the default one (4 x 20), after the warm-up (warm-up of 1 step, dynamics ramp of 1:
    every loss term on), data collection included, as ``Trainer.train_step`` takes it; and (``paper``) the
    notebook configuration with the paper's objective (the ``quessard2020`` method), the loss the original
-   computes. Each code runs in a worker process of its own (``benchmarks/_step_worker.py``):
+   computes; and (``instance``) the notebook configuration with ``model.encoder_norm="instance"`` (DynDis codes
+   only: the original has no such option). Each code runs in a worker process of its own
+   (``benchmarks/_step_worker.py``):
 
    - this checkout;
    - with ``--baseline-src DIR``, an older checkout (e.g. ``git worktree add /tmp/old COMMIT``), imported
@@ -58,7 +60,13 @@ ORIGINAL_PYTHON = REPO / ".orig-venv" / "bin" / "python"
 #: The SGD-step configurations: (episodes per step, steps per episode, DynDis's objective). ``paper`` is the
 #: notebook's configuration with the objective the original trains (``quessard2020``: x_0 alone encoded),
 #: the like-for-like comparison; ``notebook`` and ``default`` run DynDis's own, which encodes every frame.
-CONFIGS = {"notebook": (3, 20, "rotation"), "default": (4, 20, "rotation"), "paper": (3, 20, "quessard2020")}
+#: Configurations timed: episodes, steps per episode, method, the encoder's normalisation.
+CONFIGS = {
+    "notebook": (3, 20, "rotation", "none"),
+    "default": (4, 20, "rotation", "none"),
+    "paper": (3, 20, "quessard2020", "none"),
+    "instance": (3, 20, "rotation", "instance"),
+}
 
 
 def matmul_gflops(repeats: int) -> float:
@@ -128,13 +136,13 @@ def original_code(python: Path, bench: Path) -> Code | str:
 class Worker:
     """A ``_step_worker.py`` process for one code and configuration; answers one JSON line per request."""
 
-    def __init__(self, code: Code, episodes: int, steps: int, threads: int, method: str) -> None:
+    def __init__(self, code: Code, episodes: int, steps: int, threads: int, method: str, norm: str) -> None:
         self.code = code
         env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
         env.update(code.env, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         if code.path:
             env["PYTHONPATH"] = os.pathsep.join(code.path)
-        command = [code.python, str(WORKER), code.kind, str(episodes), str(steps), str(threads), method]
+        command = [code.python, str(WORKER), code.kind, str(episodes), str(steps), str(threads), method, norm]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
 
     def read(self) -> dict[str, Any]:
@@ -179,8 +187,10 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def sgd_steps(codes: list[Code], config: str, args: argparse.Namespace) -> dict[str, Any]:
     """Interleaved timings of one SGD step of every code on one configuration, and DynDis's step's parts."""
-    episodes, steps, method = CONFIGS[config]
-    workers = [Worker(code, episodes, steps, args.threads, method) for code in codes]  # they build at the same time
+    episodes, steps, method, norm = CONFIGS[config]
+    if norm != "none":  # an option of DynDis's alone
+        codes = [code for code in codes if code.kind == "dyndis"]
+    workers = [Worker(code, episodes, steps, args.threads, method, norm) for code in codes]  # they build at once
     try:
         infos = {w.code.label: w.ready() for w in workers}
         seconds: dict[str, list[float]] = {w.code.label: [] for w in workers}
@@ -246,6 +256,7 @@ def sgd_steps(codes: list[Code], config: str, args: argparse.Namespace) -> dict[
         "episodes": episodes,
         "steps": steps,
         "method": method,
+        "encoder_norm": norm,
         "frames": episodes * (steps + 1),
         "codes": results,
         "dyndis_losses_identical": same,

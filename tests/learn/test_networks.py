@@ -3,7 +3,7 @@ import re
 import pytest
 import torch
 
-from dyndis_learn.networks import ConvDecoder, ConvEncoder
+from dyndis_learn.networks import ConvDecoder, ConvEncoder, InstanceNorm
 
 
 @pytest.mark.parametrize("image_shape", [(64, 64, 3), (16, 16, 1), (33, 21, 3), (48, 64, 1)])
@@ -42,6 +42,26 @@ def test__instance_norm__normalises_each_image_and_channel_on_its_own():
     assert sum(isinstance(layer, torch.nn.GroupNorm) for layer in encoder.convs) == 2
     # per image: an encoding does not depend on the rest of the batch, in training as in eval mode
     torch.testing.assert_close(encoder(images[:1]), encoder(images)[:1])
+
+
+@pytest.mark.parametrize("positions", [(9, 7), (1, 1)])
+def test__instance_norm__is_groupnorm_with_a_group_per_channel(positions):
+    torch.manual_seed(0)
+    norm, reference = InstanceNorm(6), torch.nn.GroupNorm(6, 6)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2.0), norm.bias.uniform_(-1.0, 1.0)
+    reference.load_state_dict(norm.state_dict())
+    x = (3 * torch.randn(4, 6, *positions) + 2).contiguous(memory_format=torch.channels_last)
+    ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    weights = torch.randn(4, 6, *positions)
+    (norm(ours) * weights).sum().backward()
+    (reference(theirs) * weights).sum().backward()
+    torch.testing.assert_close(norm(x), reference(x))
+    torch.testing.assert_close(ours.grad, theirs.grad)
+    torch.testing.assert_close(norm.weight.grad, reference.weight.grad)
+    torch.testing.assert_close(norm.bias.grad, reference.bias.grad)
+    norm.eval()  # the image's own statistics in eval mode too
+    torch.testing.assert_close(norm(x), reference(x))
 
 
 def test__encoder__bad_norm():

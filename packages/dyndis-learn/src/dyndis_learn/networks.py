@@ -21,11 +21,33 @@ from torch import nn
 
 from dyndis_learn.validation import check_int
 
-__all__ = ["ENCODER_NORMS", "ConvDecoder", "ConvEncoder", "conv_feature_shapes"]
+__all__ = ["ENCODER_NORMS", "ConvDecoder", "ConvEncoder", "InstanceNorm", "conv_feature_shapes"]
 
 
 #: Normalisations of the encoder's convolutions (:class:`ConvEncoder`'s ``norm``).
 ENCODER_NORMS = ("none", "instance")
+
+
+class InstanceNorm(nn.GroupNorm):
+    """Normalises each image's channels over their positions, then scales and shifts them by learned weights.
+
+    The function and the parameters of ``GroupNorm(channels, channels)`` (one group per channel), so state dicts
+    of either load into the other, but computed by :func:`torch.nn.functional.instance_norm`: on channels-last
+    CPU tensors GroupNorm's kernel is several times slower (``benchmarks/learn_throughput.py``, configuration
+    ``instance``). Statistics are always the image's own, in training and eval mode alike.
+
+    Args:
+        channels: Channels ``C`` of the (B, C, H, W) inputs.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise ``x`` of shape (B, C, H, W)."""
+        if x.shape[-1] * x.shape[-2] == 1:  # instance_norm refuses one position; GroupNorm gives the bias there
+            return super().forward(x)
+        return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
 
 
 def _conv_stack(
@@ -35,8 +57,8 @@ def _conv_stack(
     padding = max((kernel_size - stride) // 2, 0)  # halves even sizes exactly for the default (4, 2)
     for out_channels in channels:
         layers.append(nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding))
-        if norm == "instance":  # GroupNorm with one group per channel: per image, so train = eval
-            layers.append(nn.GroupNorm(out_channels, out_channels))
+        if norm == "instance":  # per image, so train = eval
+            layers.append(InstanceNorm(out_channels))
         layers.append(nn.ReLU())
         in_channels = out_channels
     return nn.Sequential(*layers)
@@ -93,10 +115,9 @@ class ConvEncoder(nn.Module):
         stride: Stride of the convolutions.
         hidden_dim: Units of the hidden fully connected layer.
         norm: ``"none"`` (the original architecture) or ``"instance"``: every convolution's output is
-            normalised per image and channel over its positions (``GroupNorm`` with one group per
-            channel). That takes out most of what a whole-image change, such as a background colour, adds
-            to every position (all of it away from the zero-padded borders), which otherwise swamps the
-            gradients of small objects.
+            normalised per image and channel over its positions (:class:`InstanceNorm`). That takes out
+            most of what a whole-image change, such as a background colour, adds to every position (all of
+            it away from the zero-padded borders), which otherwise swamps the gradients of small objects.
     """
 
     def __init__(
