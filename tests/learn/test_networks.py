@@ -57,6 +57,7 @@ def test__instance_norm__is_groupnorm_with_a_group_per_channel(positions):
     (norm(ours) * weights).sum().backward()
     (reference(theirs) * weights).sum().backward()
     torch.testing.assert_close(norm(x), reference(x))
+    assert norm(x).is_contiguous(memory_format=torch.channels_last)  # as its input: the next layers' fast layout
     torch.testing.assert_close(ours.grad, theirs.grad)
     torch.testing.assert_close(norm.weight.grad, reference.weight.grad)
     torch.testing.assert_close(norm.bias.grad, reference.bias.grad)

@@ -32,9 +32,10 @@ class InstanceNorm(nn.GroupNorm):
     """Normalises each image's channels over their positions, then scales and shifts them by learned weights.
 
     The function and the parameters of ``GroupNorm(channels, channels)`` (one group per channel), so state dicts
-    of either load into the other, but computed by :func:`torch.nn.functional.instance_norm`: on channels-last
-    CPU tensors GroupNorm's kernel is several times slower (``benchmarks/learn_throughput.py``, configuration
-    ``instance``). Statistics are always the image's own, in training and eval mode alike.
+    of either load into the other, but computed by :func:`torch.nn.functional.instance_norm` in the input's
+    memory format: on channels-last CPU tensors GroupNorm's kernel is several times slower
+    (``benchmarks/learn_throughput.py``, configuration ``instance``). Statistics are always the image's own, in
+    training and eval mode alike.
 
     Args:
         channels: Channels ``C`` of the (B, C, H, W) inputs.
@@ -47,7 +48,10 @@ class InstanceNorm(nn.GroupNorm):
         """Normalise ``x`` of shape (B, C, H, W)."""
         if x.shape[-1] * x.shape[-2] == 1:  # instance_norm refuses one position; GroupNorm gives the bias there
             return super().forward(x)
-        return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+        y = F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+        if x.is_contiguous(memory_format=torch.channels_last):  # y is NCHW: the next layers run faster as x was
+            y = y.contiguous(memory_format=torch.channels_last)
+        return y
 
 
 def _conv_stack(
