@@ -16,6 +16,7 @@ encoded angle is nearest to its true value's ``2 pi k / N`` (the walk's frame of
 counted from the walk's start, direction from ``info["factors"]``, read here for evaluation only).
 
 Usage: python -m benchmarks.encoder_heads [--env-id DynDis/Cars3D-v0] [--steps 6500] [--heads linear bins]
+    [--encoder-norm instance]
 This is the measurement behind ``model.angle_bins``: on Cars3D the linear head never learns the 183 cars.
 """
 
@@ -37,7 +38,7 @@ import dyndis_envs  # noqa: F401  (registers the environments)
 from benchmarks._common import print_table, write_json
 from dyndis_learn.cycles import CycleWalk, discover_cycles, walk_cycles
 from dyndis_learn.model import WorldModel, encode_frames
-from dyndis_learn.networks import ConvEncoder
+from dyndis_learn.networks import ENCODER_NORMS, ConvEncoder
 from dyndis_learn.objective import target_term
 
 BATCH = 96  # walked frames per step, as the warm-up's default batch
@@ -88,9 +89,17 @@ def run_head(head: str, args: argparse.Namespace, walk: CycleWalk, lengths: tupl
     torch.manual_seed(args.seed)
     image_shape = walk.frames.shape[1:]
     bins = args.bins if head == "bins" else None
-    model = WorldModel(image_shape, 2 * len(lengths), args.latent_dim, latent_manifold="torus", angle_bins=bins)
+    model = WorldModel(
+        image_shape,
+        2 * len(lengths),
+        args.latent_dim,
+        latent_manifold="torus",
+        angle_bins=bins,
+        encoder_norm=args.encoder_norm,
+    )
     if head == "classifier":  # one class per value of every cycle: the encoder's network alone, as a reference
-        model.encoder = ConvEncoder(image_shape, sum(lengths)).to(memory_format=torch.channels_last)
+        encoder = ConvEncoder(image_shape, sum(lengths), norm=args.encoder_norm)
+        model.encoder = encoder.to(memory_format=torch.channels_last)
     optimiser = torch.optim.Adam(model.encoder.parameters(), lr=LR)
     frames, targets = torch.from_numpy(walk.frames), torch.from_numpy(walk.targets)
     positions = torch.from_numpy(walk.positions)
@@ -132,6 +141,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=250, help="steps between measurements")
     parser.add_argument("--bins", type=int, default=256, help="model.angle_bins of the bins head")
     parser.add_argument("--latent-dim", type=int, help="default: two per cycle")
+    parser.add_argument("--encoder-norm", choices=ENCODER_NORMS, default="none", help="model.encoder_norm")
     parser.add_argument("--walk-steps", type=int, default=20_000, help="warmup.cycles.walk_steps")
     parser.add_argument("--states", type=int, default=2000, help="uniformly drawn states measured")
     parser.add_argument("--seed", type=int, default=0)
@@ -162,6 +172,7 @@ def main() -> None:
             "env_id": args.env_id,
             "env_kwargs": kwargs,
             "cycle_lengths": list(lengths),
+            "encoder_norm": args.encoder_norm,
             "rows": rows,
         },
     )
