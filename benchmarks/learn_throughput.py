@@ -57,10 +57,10 @@ REPO = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "_step_worker.py"
 ORIGINAL_BENCH = REPO.parent / "shared" / "original" / "bench.py"
 ORIGINAL_PYTHON = REPO / ".orig-venv" / "bin" / "python"
-#: The SGD-step configurations: (episodes per step, steps per episode, DynDis's objective). ``paper`` is the
-#: notebook's configuration with the objective the original trains (``quessard2020``: x_0 alone encoded),
-#: the like-for-like comparison; ``notebook`` and ``default`` run DynDis's own, which encodes every frame.
-#: Configurations timed: episodes, steps per episode, method, the encoder's normalisation.
+#: The SGD-step configurations: (episodes per step, steps per episode, DynDis's objective, the encoder's
+#: normalisation). ``paper`` is the notebook's configuration with the objective the original trains
+#: (``quessard2020``: x_0 alone encoded), the like-for-like comparison; ``notebook`` and ``default`` run
+#: DynDis's own, which encodes every frame; ``instance`` is ``notebook`` with ``model.encoder_norm="instance"``.
 CONFIGS = {
     "notebook": (3, 20, "rotation", "none"),
     "default": (4, 20, "rotation", "none"),
