@@ -140,12 +140,12 @@ def test__a_header_without_a_key_is_named(copy):
         ),
         (
             {"channels": [8, 16]},
-            "(model.channels=[8, 16]) builds the tensor model.encoder.convs.2.weight with shape "
+            "(model.channels=[8, 16]) builds the tensor model.encoder.convs.3.weight with shape "
             "(16, 8, 4, 4), but the file's has shape (8, 8, 4, 4)",
         ),
         (
             {"channels": [8, 8, 8]},
-            "(model.channels=[8, 8, 8]) builds the tensor model.encoder.convs.4.weight, which the file lacks",
+            "(model.channels=[8, 8, 8]) builds the tensor model.encoder.convs.6.weight, which the file lacks",
         ),
     ],
 )

@@ -90,7 +90,7 @@ def test__round_trip_through_json():
         ({"data": {"episode_steps": 2.5}}, "DataConfig.episode_steps must be an integer >= 1, got 2.5."),
         ({"model": {"latentdim": 3}}, "Unknown ModelConfig field(s): 'latentdim' (did you mean 'latent_dim'?)."),
         ({"model": 5}, "ModelConfig expects a mapping of field names to values, got 5."),
-        ({"version": 9}, "Config version 9 is unknown; this dyndis-learn reads versions 1 to 8."),
+        ({"version": 10}, "Config version 10 is unknown; this dyndis-learn reads versions 1 to 9."),
         ({"threads": 10**6}, "TrainConfig.threads must be an integer >= 0 and <= 256, got 1000000."),
     ],
 )
@@ -174,7 +174,7 @@ def test__migration_moves_every_flat_field_into_its_section():
         "optim": {"lr": 1e-3, "adam_beta2": 0.999},  # the value version 1's runs trained with
         "logging": {"log_every": 5},
         "loss": {"split_decoding": False, "neighbour_margin_weight": 0.0},  # no such term in version 1
-        "model": {"latent_dim": 6, "angle_bins": None, "lookup_feature_map": False},
+        "model": {"latent_dim": 6, "angle_bins": None, "lookup_feature_map": False, "encoder_norm": "none"},
         "steps": 9,
     }
     assert flat["warmup"] == "spectral"  # the caller's dict is left alone
@@ -293,3 +293,9 @@ def test__a_stored_config_of_version_7_keeps_its_decoder_without_a_feature_map_p
     assert TrainConfig.from_dict({"version": 7, "seed": 1}).model.lookup_feature_map is False
     assert TrainConfig.from_dict({"version": 7, "model": {"lookup_feature_map": True}}).model.lookup_feature_map
     assert TrainConfig().model.lookup_feature_map is True
+
+
+def test__a_stored_config_of_version_8_keeps_its_plain_encoder():
+    assert TrainConfig.from_dict({"version": 8, "seed": 1}).model.encoder_norm == "none"
+    assert TrainConfig.from_dict({"version": 8, "model": {"encoder_norm": "instance"}}).model.encoder_norm == "instance"
+    assert TrainConfig().model.encoder_norm == "instance"

@@ -55,8 +55,9 @@ __all__ = [
 #: ``loss.neighbour_margin_weight``, whose runs trained without that term; 4: ``model.latent_dim`` 4 by default;
 #: 5: ``steps`` 600, ``model.angle_bins`` None and ``warmup.cycles.walk_steps`` 20,000 by default; 6: before
 #: ``warmup.cycles.decoder_reads_targets``, whose angle-bin runs' decoders read the encodings; 7: before
-#: ``model.lookup_feature_map``, whose angle-bin decoders had no feature map per bin).
-CONFIG_VERSION = 8
+#: ``model.lookup_feature_map``, whose angle-bin decoders had no feature map per bin; 8: ``model.encoder_norm``
+#: ``"none"`` by default).
+CONFIG_VERSION = 9
 
 #: ``model.latent_dim`` where ``"auto"`` has nothing to read it from (warm-ups other than the cycles one), and
 #: the default of config versions 1 to 4.
@@ -79,6 +80,7 @@ _ADDED_AFTER: dict[int, dict[str, Any]] = {
     5: {"steps": 600, "model": {"angle_bins": None}, "warmup": {"cycles": {"walk_steps": 20000}}},
     6: {"warmup": {"cycles": {"decoder_reads_targets": False}}},
     7: {"model": {"lookup_feature_map": False}},
+    8: {"model": {"encoder_norm": "none"}},
 }
 
 #: The declared bound of :attr:`TrainConfig.threads`. It is the same on every machine, so a config valid
@@ -195,9 +197,12 @@ class ModelConfig(_Section):
     """Action matrices: ordered product of Givens rotations, or matrix exponential."""
     angle_init_scale: Annotated[float, Ge(0)] = 0.01
     """Initial angles are uniform in ``[-angle_init_scale, angle_init_scale]`` radians."""
-    encoder_norm: Literal["none", "instance"] = "none"
+    encoder_norm: Literal["none", "instance"] = "instance"
     """``"instance"`` normalises each encoder convolution per image and channel
-    (:class:`~dyndis_learn.networks.ConvEncoder`): for worlds where a factor changes every pixel."""
+    (:class:`~dyndis_learn.networks.ConvEncoder`): a factor that changes every pixel (a background colour) no
+    longer drowns the others, and Cars3D's cars are recognised from views training never showed more often
+    (docs/benchmarks/learn_structure.md). ``"none"``: the original framework's plain encoder, a little
+    faster."""
     latent_manifold: Literal["sphere", "torus"] | None = None
     """Where encodings live: ``"sphere"`` (unit norm) or ``"torus"`` (each coordinate pair a circle of radius
     ``1 / sqrt(n / 2)``: still unit norm; :class:`~dyndis_learn.model.WorldModel`). None: the warm-up's
@@ -622,7 +627,7 @@ def migrate_config(data: Mapping[str, Any]) -> dict[str, Any]:
     0 before version 4), and so does a field whose default changed (``model.latent_dim`` 4 before version 5;
     ``steps`` 600, ``model.angle_bins`` None and ``warmup.cycles.walk_steps`` 20,000 before version 6;
     ``warmup.cycles.decoder_reads_targets`` False before version 7, ``model.lookup_feature_map`` False before
-    version 8), so a stored run resumes as it started.
+    version 8, ``model.encoder_norm`` ``"none"`` before version 9), so a stored run resumes as it started.
     A dict of the current version is returned as it is, less its ``version`` key.
 
     Raises:

@@ -157,12 +157,13 @@ class Quessard2020Method(RotationMethod):
 #: (no decay, no ramp), angles initialised uniform in [-pi/4, pi/4] (the paper's ``pi (2u - 1) / dim``), the
 #: regulariser at a constant 1e-2 (0 for the "noreg" ablation: ``regularizer.weight = 0``). Not reproduced:
 #: the paper's networks (one 5-channel 10 x 10 convolution with stride 3 and a 4 x 4 max-pool, FC 64; the
-#: decoder a 34 x 34 transposed convolution); this preset keeps the model section's CNN.
+#: decoder a 34 x 34 transposed convolution); this preset keeps the model section's CNN, without normalisation
+#: as the paper's.
 QUESSARD2020_CONFIG: dict[str, Any] = {
     "env": {"id": "DynDis/BallWorld-v0", "kwargs": {"start": [2, 2]}},
     "steps": 5000,
     "data": {"episodes_per_step": 8, "episode_steps": 10},
-    "model": {"method": "quessard2020", "latent_dim": 4, "angle_init_scale": math.pi / 4},
+    "model": {"method": "quessard2020", "latent_dim": 4, "angle_init_scale": math.pi / 4, "encoder_norm": "none"},
     "warmup": {"kind": "none"},
     "optim": {
         "lr": 1e-2,
