@@ -234,7 +234,7 @@ def test__config_files_in_json_and_yaml(tmp_path):
     assert load_config(tmp_path / "a.yaml") == old.replace(
         optim={"adam_beta2": today.optim.adam_beta2},
         loss={"neighbour_margin_weight": today.loss.neighbour_margin_weight},
-        model={"angle_bins": today.model.angle_bins, "lookup_feature_map": True},
+        model={"angle_bins": today.model.angle_bins, "lookup_feature_map": True, "encoder_norm": "instance"},
         warmup={"cycles": {"walk_steps": today.warmup.cycles.walk_steps, "decoder_reads_targets": True}},
     )
     (tmp_path / "c.yml").write_text("- 1\n- 2\n")
