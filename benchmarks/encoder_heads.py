@@ -16,7 +16,7 @@ encoded angle is nearest to its true value's ``2 pi k / N`` (the walk's frame of
 counted from the walk's start, direction from ``info["factors"]``, read here for evaluation only).
 
 Usage: python -m benchmarks.encoder_heads [--env-id DynDis/Cars3D-v0] [--steps 6500] [--heads linear bins]
-    [--encoder-norm instance]
+    [--encoder-norm none]
 This is the measurement behind ``model.angle_bins``: on Cars3D the linear head never learns the 183 cars.
 """
 
@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 import dyndis_envs  # noqa: F401  (registers the environments)
 from benchmarks._common import print_table, write_json
+from dyndis_learn.config import ModelConfig
 from dyndis_learn.cycles import CycleWalk, discover_cycles, walk_cycles
 from dyndis_learn.model import WorldModel, encode_frames
 from dyndis_learn.networks import ENCODER_NORMS, ConvEncoder
@@ -141,7 +142,9 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=250, help="steps between measurements")
     parser.add_argument("--bins", type=int, default=256, help="model.angle_bins of the bins head")
     parser.add_argument("--latent-dim", type=int, help="default: two per cycle")
-    parser.add_argument("--encoder-norm", choices=ENCODER_NORMS, default="none", help="model.encoder_norm")
+    parser.add_argument(
+        "--encoder-norm", choices=ENCODER_NORMS, default=ModelConfig().encoder_norm, help="model.encoder_norm"
+    )
     parser.add_argument("--walk-steps", type=int, default=20_000, help="warmup.cycles.walk_steps")
     parser.add_argument("--states", type=int, default=2000, help="uniformly drawn states measured")
     parser.add_argument("--seed", type=int, default=0)
