@@ -159,6 +159,7 @@ def test__quessard2020_encodes_only_the_first_frames_with_the_same_gradients(tin
 def test__quessard2020_preset_is_a_valid_config_on_the_ball_world():
     config = TrainConfig.from_dict(QUESSARD2020_CONFIG)
     assert config.model.method == "quessard2020" and config.warmup.kind == "none"
+    assert config.model.encoder_norm == "none"  # the paper's networks are not normalised
     assert (config.model.latent_dim, config.data.episode_steps, config.data.episodes_per_step) == (4, 10, 8)
     assert config.optim.lr == config.optim.angle_lr == 1e-2 and config.optim.final_lr_fraction == 1.0
     assert (config.regularizer.schedule, config.regularizer.weight) == ("constant", 1e-2)
