@@ -111,7 +111,11 @@ def test__a_graph_warmup_that_ends_on_the_map_is_silent(tiny_config):
         warnings.simplefilter("error")
         warmup.end(trainer.model, batch, trainer.optimizer)
     warmup.map = -warmup.map
-    with pytest.warns(UserWarning, match=re.escape("model.encoder_norm='instance'")):
+    with pytest.warns(UserWarning, match=re.escape("it has not learned every factor")) as caught:
+        warmup.end(trainer.model, batch, trainer.optimizer)
+    assert str(caught[0].message).endswith("Try more warmup.steps.")  # the encoder is normalised already
+    warmup.config = warmup.config.replace(model={"encoder_norm": "none"})
+    with pytest.warns(UserWarning, match=re.escape("Try model.encoder_norm='instance' where a factor changes")):
         warmup.end(trainer.model, batch, trainer.optimizer)
 
 

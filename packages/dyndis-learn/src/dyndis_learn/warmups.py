@@ -297,11 +297,13 @@ class GraphWarmup(Warmup):
         encodings = model.encode(torch.from_numpy(self.graph.images[states]).to(self.map.device))
         distance = float((encodings - self.map[torch.from_numpy(states).to(self.map.device)]).square().sum(-1).mean())
         if distance > GRAPH_FIT_LIMIT:
+            advice = "more warmup.steps"
+            if self.config.model.encoder_norm == "none":
+                advice = f"model.encoder_norm='instance' where a factor changes the whole image; else {advice}"
             warnings.warn(
                 f"The encoder ended the graph warm-up at a mean squared distance of {distance:.3g} from the "
                 f"graph's map of the states (limit {GRAPH_FIT_LIMIT}): it has not learned every factor, although "
-                "the angles, fitted on the graph, may look exact. Where a factor changes the whole image, try "
-                "model.encoder_norm='instance'; else more warmup.steps.",
+                f"the angles, fitted on the graph, may look exact. Try {advice}.",
                 stacklevel=2,
             )
 
