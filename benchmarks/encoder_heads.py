@@ -16,7 +16,7 @@ encoded angle is nearest to its true value's ``2 pi k / N`` (the walk's frame of
 counted from the walk's start, direction from ``info["factors"]``, read here for evaluation only).
 
 Usage: python -m benchmarks.encoder_heads [--env-id DynDis/Cars3D-v0] [--steps 6500] [--heads linear bins]
-    [--encoder-norm none]
+    [--encoder-norm none] [--channels 32 32 64 64]
 This is the measurement behind ``model.angle_bins``: on Cars3D the linear head never learns the 183 cars.
 """
 
@@ -95,11 +95,12 @@ def run_head(head: str, args: argparse.Namespace, walk: CycleWalk, lengths: tupl
         2 * len(lengths),
         args.latent_dim,
         latent_manifold="torus",
+        channels=args.channels,
         angle_bins=bins,
         encoder_norm=args.encoder_norm,
     )
     if head == "classifier":  # one class per value of every cycle: the encoder's network alone, as a reference
-        encoder = ConvEncoder(image_shape, sum(lengths), norm=args.encoder_norm)
+        encoder = ConvEncoder(image_shape, sum(lengths), channels=args.channels, norm=args.encoder_norm)
         model.encoder = encoder.to(memory_format=torch.channels_last)
     optimiser = torch.optim.Adam(model.encoder.parameters(), lr=LR)
     frames, targets = torch.from_numpy(walk.frames), torch.from_numpy(walk.targets)
@@ -145,6 +146,7 @@ def main() -> None:
     parser.add_argument(
         "--encoder-norm", choices=ENCODER_NORMS, default=ModelConfig().encoder_norm, help="model.encoder_norm"
     )
+    parser.add_argument("--channels", type=int, nargs="+", default=list(ModelConfig().channels), help="model.channels")
     parser.add_argument("--walk-steps", type=int, default=20_000, help="warmup.cycles.walk_steps")
     parser.add_argument("--states", type=int, default=2000, help="uniformly drawn states measured")
     parser.add_argument("--seed", type=int, default=0)
@@ -176,6 +178,7 @@ def main() -> None:
             "env_kwargs": kwargs,
             "cycle_lengths": list(lengths),
             "encoder_norm": args.encoder_norm,
+            "channels": args.channels,
             "rows": rows,
         },
     )
