@@ -62,6 +62,12 @@ SUITES: dict[str, dict[str, Any]] = {
         "latent_dim": 4,
         "train": ["--steps", "600"],
     },
+    "cars3d-8": {
+        "env_id": "DynDis/Cars3D-v0",
+        "env_kwargs": {"factors": {"object": 8}},  # the first eight cars (rl_reach's cars3d-8 world)
+        "latent_dim": 6,
+        "train": ["--steps", "1200"],
+    },
     "cars3d-full": {
         "env_id": "DynDis/Cars3D-v0",
         "env_kwargs": {},  # 4 elevations x 24 azimuths x 183 cars
