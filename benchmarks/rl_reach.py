@@ -22,10 +22,10 @@ Methods, PPO with the same hyperparameters (``PPO_KWARGS``), 3 seeds each:
     ``CnnPolicy`` gives the same features but re-encodes every minibatch in every PPO epoch.
 (c) ``one-hot factors``: ``MlpPolicy`` on the one-hot true state (the best state an encoder could give).
 
-Measured: success rate (last 50 episodes) vs env steps as a PNG, and the env steps until that rate first
-reaches 90%. Then the latent planner on the world's Goal task: success rate and path length vs the shortest
-path. Targets: (b) reaches 90% success >= 3x sooner than (a) and within 1.5x of (c); the planner succeeds in
->= 99% of episodes with mean path length <= 1.1x the shortest.
+Measured: success rate (last 50 episodes) vs env steps as a PNG and, per run, in the JSON (61 even points), and the
+env steps until that rate first reaches 90%. Then the latent planner on the world's Goal task: success rate and
+path length vs the shortest path. Targets: (b) reaches 90% success >= 3x sooner than (a) and within 1.5x of (c);
+the planner succeeds in >= 99% of episodes with mean path length <= 1.1x the shortest.
 
 Usage: python -m benchmarks.rl_reach [--world gridworld] [--quick] [--model PATH] [--shapes3d-model PATH]
     [--steps 300000] [--jobs 2]
@@ -165,6 +165,13 @@ def run_methods(worker: Callable[..., dict[str, Any]], jobs: list[tuple], method
     return runs, medians, reached
 
 
+def summary(run: dict[str, Any], steps: int, points: int = 61) -> dict[str, Any]:
+    """A run's figures for the JSON: its episodes replaced by the success curve at ``points`` even env steps."""
+    grid = np.linspace(0, steps, points).round().astype(int)
+    curve = {"env_steps": grid.tolist(), "success_rate": rolling_success(run["episodes"], grid).tolist()}
+    return {**{k: v for k, v in run.items() if k != "episodes"}, "success_curve": curve}
+
+
 def speed_ratio(medians: dict[str, float], reached: dict[str, bool], slow: str, fast: str) -> str:
     """``medians[slow] / medians[fast]``; a lower bound (">=") when ``slow`` ran out of steps."""
     if not reached[fast]:
@@ -256,7 +263,7 @@ def main() -> None:
     payload = {"task": task, "env_kwargs": env_kwargs, "model": str(model_path), "ppo": PPO_KWARGS,
                "n_envs": args.n_envs, "steps": args.steps, "threads": args.threads,
                "median_steps_to_90": medians, "all_reached_90": reached,
-               "runs": {m: [{k: v for k, v in r.items() if k != "episodes"} for r in rs] for m, rs in runs.items()},
+               "runs": {m: [summary(r, args.steps) for r in rs] for m, rs in runs.items()},
                "planner": planner, "png": str(png), "total_seconds": total}
     print(f"wrote {write_json(name, payload)} and {png} in {total:.0f} s")
 
