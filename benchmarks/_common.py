@@ -24,6 +24,17 @@ SHAPES3D_SUBSET: dict[str, Any] = {
     "shape": [0],
 }
 
+#: Parts of the 3D worlds that the RL and planner benchmarks share (``rl_reach`` and ``planner_scale``), so that
+#: their figures are of the same world: the env id and its keyword arguments.
+SHARED_WORLDS: dict[str, dict[str, Any]] = {
+    # floor, wall and object hue, orientation (15,000 states)
+    "shapes3d-4": {"env_id": "DynDis/Shapes3D-v0", "env_kwargs": {"factors": {"scale": [0], "shape": [0]}}},
+    # one car: 4 elevations x 24 azimuths
+    "cars3d-1": {"env_id": "DynDis/Cars3D-v0", "env_kwargs": {"factors": {"object": [0]}}},
+    # the first eight cars
+    "cars3d-8": {"env_id": "DynDis/Cars3D-v0", "env_kwargs": {"factors": {"object": 8}}},
+}
+
 
 def rate(fn: Callable[[], Any], items_per_call: int, min_seconds: float = 1.0, max_calls: int = 10**7) -> float:
     """Items per second of ``fn`` (called repeatedly for at least ``min_seconds``, after one warm-up call)."""

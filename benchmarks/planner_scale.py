@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 import dyndis_envs  # noqa: F401  (registers the environments)
-from benchmarks._common import RESULTS, print_table, write_json
+from benchmarks._common import RESULTS, SHARED_WORLDS, print_table, write_json
 from dyndis_learn import TrainConfig, load_model
 from dyndis_learn.belief import AngleBeliefFilter
 from dyndis_learn.checkpoint import CHECKPOINT_NAME, read_checkpoint
@@ -45,8 +45,7 @@ from dyndis_learn.planner import LatentPlanner
 #: Suites: the world (env id and kwargs), the latent size and the training budget of its model.
 SUITES: dict[str, dict[str, Any]] = {
     "shapes3d-4": {
-        "env_id": "DynDis/Shapes3D-v0",
-        "env_kwargs": {"factors": {"scale": [0], "shape": [0]}},  # floor, wall, object hue, orientation
+        **SHARED_WORLDS["shapes3d-4"],
         "latent_dim": 8,
         "train": ["--steps", "600"],
     },
@@ -57,14 +56,12 @@ SUITES: dict[str, dict[str, Any]] = {
         "train": ["--steps", "1200", "--warmup.steps", "900"],
     },
     "cars3d-1": {
-        "env_id": "DynDis/Cars3D-v0",
-        "env_kwargs": {"factors": {"object": [0]}},  # one car: 4 elevations x 24 azimuths
+        **SHARED_WORLDS["cars3d-1"],
         "latent_dim": 4,
         "train": ["--steps", "600"],
     },
     "cars3d-8": {
-        "env_id": "DynDis/Cars3D-v0",
-        "env_kwargs": {"factors": {"object": 8}},  # the first eight cars (rl_reach's cars3d-8 world)
+        **SHARED_WORLDS["cars3d-8"],
         "latent_dim": 6,
         "train": ["--steps", "1200"],
     },

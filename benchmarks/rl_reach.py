@@ -49,7 +49,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import dyndis_envs  # noqa: F401  (registers the ids)
-from benchmarks._common import RESULTS, print_table, write_json
+from benchmarks._common import RESULTS, SHARED_WORLDS, print_table, write_json
 from benchmarks.planner_scale import diameter, evaluate_planner
 from dyndis_learn import Learner, TrainConfig, load_model
 from dyndis_learn.checkpoint import read_checkpoint
@@ -73,11 +73,10 @@ WORLDS: dict[str, dict[str, Any]] = {
         "env_kwargs": {"grid_shape": [13, 13], "factors": {"colour": 5, "background": 5}},
         "steps": 600,
     },
-    # floor, wall and object hue, orientation (15,000 states): orientation changes a tenth of the pixels a hue does
-    "shapes3d": {"env_id": "DynDis/Shapes3D-v0", "env_kwargs": {"factors": {"scale": [0], "shape": [0]}}, "steps": 600},
-    # one car, 4 elevations x 24 azimuths; and 8 cars
-    "cars3d": {"env_id": "DynDis/Cars3D-v0", "env_kwargs": {"factors": {"object": [0]}}, "steps": 600},
-    "cars3d-8": {"env_id": "DynDis/Cars3D-v0", "env_kwargs": {"factors": {"object": 8}}, "steps": 1200},
+    # floor, wall and object hue, orientation: orientation changes a tenth of the pixels a hue does
+    "shapes3d": {**SHARED_WORLDS["shapes3d-4"], "steps": 600},
+    "cars3d": {**SHARED_WORLDS["cars3d-1"], "steps": 600},
+    "cars3d-8": {**SHARED_WORLDS["cars3d-8"], "steps": 1200},
 }
 
 
