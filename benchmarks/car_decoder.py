@@ -2,12 +2,13 @@
 
 The learner's decoder (``WorldModel.decode_logits`` with ``angle_bins="cycles"``: 1,464 bins per circle) is
 trained by BCE on uniformly drawn states of the whole Cars3D, each decoded from its exact place on the torus
-(angles ``2 pi v / N``), with and without ``model.lookup_feature_map``. No encoder and no dynamics: this
+(angles ``2 pi v / N``), without a look-up, with ``model.lookup_feature_map`` and with
+``model.lookup_modulation`` besides (the default). No encoder and no dynamics: this
 isolates how much of a run's budget the decoder needs to draw the right car. Every ``--eval-every`` steps,
 for ``--frames`` fixed states, the share of decoded pictures nearer (in pixels) their own car's image than
 every other car's at the same elevation and azimuth, and the median squared error to the own car's image
 (pixels in [0, 1], 64 x 64 x 3), as :mod:`benchmarks.car_identity` measures a trained run. Usage:
-python -m benchmarks.car_decoder [--steps 3000] [--variants plain lookup] [--threads 1]
+python -m benchmarks.car_decoder [--steps 3000] [--variants plain lookup modulation] [--threads 1]
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ from benchmarks._common import print_table, write_json
 from dyndis_learn.config import OptimConfig
 from dyndis_learn.model import WorldModel
 
-#: The variants compared: ``model.lookup_feature_map`` off and on.
-VARIANTS = {"plain": False, "lookup": True}
+#: The variants compared: the decoder's look-up settings (``model.lookup_feature_map``, ``model.lookup_modulation``).
+VARIANTS = {
+    "plain": {"lookup_feature_map": False, "lookup_modulation": False},
+    "lookup": {"lookup_feature_map": True, "lookup_modulation": False},
+    "modulation": {"lookup_feature_map": True, "lookup_modulation": True},
+}
 
 
 def places(states: np.ndarray, sizes: np.ndarray) -> torch.Tensor:
@@ -37,7 +42,7 @@ def places(states: np.ndarray, sizes: np.ndarray) -> torch.Tensor:
     return torch.stack([angles.cos(), angles.sin()], dim=-1).flatten(-2) / math.sqrt(len(sizes))
 
 
-def train_decoder(lookup: bool, images: torch.Tensor, points: torch.Tensor, args: argparse.Namespace,
+def train_decoder(variant: str, images: torch.Tensor, points: torch.Tensor, args: argparse.Namespace,
                   check) -> list[dict[str, Any]]:  # fmt: skip
     """Train one variant's decoder; ``check(model)`` every ``args.eval_every`` steps gives a row of figures."""
     torch.manual_seed(args.seed)
@@ -48,7 +53,7 @@ def train_decoder(lookup: bool, images: torch.Tensor, points: torch.Tensor, args
         latent_dim=2 * len(sizes),
         latent_manifold="torus",
         angle_bins=math.lcm(*sizes),
-        lookup_feature_map=lookup,
+        **VARIANTS[variant],
     )
     optimizer = torch.optim.Adam(model.decoder.parameters(), lr=OptimConfig().lr)
     rng = np.random.default_rng(args.seed)
@@ -63,7 +68,7 @@ def train_decoder(lookup: bool, images: torch.Tensor, points: torch.Tensor, args
         seconds += time.perf_counter() - started
         if step % args.eval_every == 0:
             rows.append({"step": step, "sgd_seconds": seconds, "bce": float(loss.detach()), **check(model)})
-            print(f"{'lookup' if lookup else 'plain'} step {step}: {rows[-1]}", flush=True)
+            print(f"{variant} step {step}: {rows[-1]}", flush=True)
     return rows
 
 
@@ -102,7 +107,7 @@ def main() -> None:
             errors.append(float(distances[own]))
         return {"car_right": right / len(held), "median_squared_error": float(np.median(errors))}
 
-    results = {name: train_decoder(VARIANTS[name], images, points, args, check) for name in args.variants}
+    results = {name: train_decoder(name, images, points, args, check) for name in args.variants}
     print_table(
         ["variant", "step", "SGD s", "car right", "squared error to its own car (median)"],
         [

@@ -42,7 +42,7 @@ def test__angle_bin_neighbours__are_the_nonzero_weights():
     torch.testing.assert_close(dense, angle_bin_weights(latents, 12), atol=1e-5, rtol=0)
 
 
-def _model(bins=16, lookup_feature_map=False):
+def _model(bins=16, lookup_feature_map=False, lookup_modulation=False):
     torch.manual_seed(0)
     return WorldModel(
         (16, 16, 3),
@@ -53,6 +53,7 @@ def _model(bins=16, lookup_feature_map=False):
         latent_manifold="torus",
         angle_bins=bins,
         lookup_feature_map=lookup_feature_map,
+        lookup_modulation=lookup_modulation,
     )
 
 
@@ -74,6 +75,29 @@ def test__lookup_feature_map__adds_each_bins_own_feature_map_after_the_dense_lay
     assert to_latent.abs().sum() > 0  # through the coordinates, as without the table
 
 
+def test__lookup_modulation__scales_and_shifts_each_hidden_layers_channels_by_the_bins_read():
+    model = _model(lookup_feature_map=True, lookup_modulation=True)
+    table = model.decoder.modulation.weight
+    assert table.shape == (2 * 16, 2 * 8) and not table.any()  # (scale, shift) of the one hidden layer's 8 channels
+    assert _model(lookup_modulation=True).decoder.modulation is None  # no feature maps: no effect
+    latents = (_points(torch.tensor([[3 * 2 * math.pi / 16, 2.25 * 2 * math.pi / 16]])) * 0.5**0.5).flatten(-2)
+    plain = model.decode_logits(latents)
+    with torch.no_grad():
+        table.normal_()
+    logits = model.decode_logits(latents)
+    assert not torch.allclose(logits, plain)  # zero rows are the identity; these are not
+    weights = angle_bin_weights(latents, 16).flatten(-2)
+    hidden = model.decoder.head[:-1](torch.cat([latents, weights], -1))
+    maps = model.decoder.lookup.weight
+    features = torch.relu(hidden + maps[3] + 0.75 * maps[16 + 2] + 0.25 * maps[16 + 3]).view(1, 8, 4, 4)
+    rows = table[3] + 0.75 * table[16 + 2] + 0.25 * table[16 + 3]  # weighted as the feature maps are
+    first, relu, last = model.decoder.deconvs
+    x = first(features) * (1 + rows[:8, None, None]) + rows[8:, None, None]
+    torch.testing.assert_close(logits, last(relu(x)).permute(0, 2, 3, 1))
+    (grad,) = torch.autograd.grad(logits.sum(), table)
+    assert set(grad.abs().sum(-1).nonzero().flatten().tolist()) == {3, 18, 19}  # only the rows read learn
+
+
 def test__lookup_feature_map__is_stored_and_loaded_with_the_model(tiny_config, tmp_path):
     config = tiny_config.replace(
         steps=3,
@@ -82,9 +106,11 @@ def test__lookup_feature_map__is_stored_and_loaded_with_the_model(tiny_config, t
     )
     learner = Learner(config)
     learner.train(progress=False)
-    assert learner.trainer.model.lookup_feature_map  # the default
+    assert learner.trainer.model.lookup_feature_map and learner.trainer.model.lookup_modulation  # the defaults
+    assert learner.trainer.model.decoder.modulation.weight.any()  # trained away from the identity
     model = load_model(learner.save(tmp_path / "run.safetensors"))
     torch.testing.assert_close(model.decoder.lookup.weight, learner.trainer.model.decoder.lookup.weight)
+    torch.testing.assert_close(model.decoder.modulation.weight, learner.trainer.model.decoder.modulation.weight)
     without = Learner(config.replace(model={"lookup_feature_map": False}))
     assert without.trainer.model.decoder.lookup is None
 

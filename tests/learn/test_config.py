@@ -90,7 +90,7 @@ def test__round_trip_through_json():
         ({"data": {"episode_steps": 2.5}}, "DataConfig.episode_steps must be an integer >= 1, got 2.5."),
         ({"model": {"latentdim": 3}}, "Unknown ModelConfig field(s): 'latentdim' (did you mean 'latent_dim'?)."),
         ({"model": 5}, "ModelConfig expects a mapping of field names to values, got 5."),
-        ({"version": 10}, "Config version 10 is unknown; this dyndis-learn reads versions 1 to 9."),
+        ({"version": 11}, "Config version 11 is unknown; this dyndis-learn reads versions 1 to 10."),
         ({"threads": 10**6}, "TrainConfig.threads must be an integer >= 0 and <= 256, got 1000000."),
     ],
 )
@@ -174,7 +174,13 @@ def test__migration_moves_every_flat_field_into_its_section():
         "optim": {"lr": 1e-3, "adam_beta2": 0.999},  # the value version 1's runs trained with
         "logging": {"log_every": 5},
         "loss": {"split_decoding": False, "neighbour_margin_weight": 0.0},  # no such term in version 1
-        "model": {"latent_dim": 6, "angle_bins": None, "lookup_feature_map": False, "encoder_norm": "none"},
+        "model": {
+            "latent_dim": 6,
+            "angle_bins": None,
+            "lookup_feature_map": False,
+            "encoder_norm": "none",
+            "lookup_modulation": False,
+        },
         "steps": 9,
     }
     assert flat["warmup"] == "spectral"  # the caller's dict is left alone
@@ -234,7 +240,12 @@ def test__config_files_in_json_and_yaml(tmp_path):
     assert load_config(tmp_path / "a.yaml") == old.replace(
         optim={"adam_beta2": today.optim.adam_beta2},
         loss={"neighbour_margin_weight": today.loss.neighbour_margin_weight},
-        model={"angle_bins": today.model.angle_bins, "lookup_feature_map": True, "encoder_norm": "instance"},
+        model={
+            "angle_bins": today.model.angle_bins,
+            "lookup_feature_map": True,
+            "encoder_norm": "instance",
+            "lookup_modulation": True,
+        },
         warmup={"cycles": {"walk_steps": today.warmup.cycles.walk_steps, "decoder_reads_targets": True}},
     )
     (tmp_path / "c.yml").write_text("- 1\n- 2\n")
@@ -299,3 +310,9 @@ def test__a_stored_config_of_version_8_keeps_its_plain_encoder():
     assert TrainConfig.from_dict({"version": 8, "seed": 1}).model.encoder_norm == "none"
     assert TrainConfig.from_dict({"version": 8, "model": {"encoder_norm": "instance"}}).model.encoder_norm == "instance"
     assert TrainConfig().model.encoder_norm == "instance"
+
+
+def test__a_stored_config_of_version_9_keeps_its_decoder_without_a_modulation_per_bin():
+    assert TrainConfig.from_dict({"version": 9, "seed": 1}).model.lookup_modulation is False
+    assert TrainConfig.from_dict({"version": 9, "model": {"lookup_modulation": True}}).model.lookup_modulation
+    assert TrainConfig().model.lookup_modulation is True

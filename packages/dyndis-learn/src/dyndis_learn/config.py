@@ -56,8 +56,8 @@ __all__ = [
 #: 5: ``steps`` 600, ``model.angle_bins`` None and ``warmup.cycles.walk_steps`` 20,000 by default; 6: before
 #: ``warmup.cycles.decoder_reads_targets``, whose angle-bin runs' decoders read the encodings; 7: before
 #: ``model.lookup_feature_map``, whose angle-bin decoders had no feature map per bin; 8: ``model.encoder_norm``
-#: ``"none"`` by default).
-CONFIG_VERSION = 9
+#: ``"none"`` by default; 9: before ``model.lookup_modulation``).
+CONFIG_VERSION = 10
 
 #: ``model.latent_dim`` where ``"auto"`` has nothing to read it from (warm-ups other than the cycles one), and
 #: the default of config versions 1 to 4.
@@ -81,6 +81,7 @@ _ADDED_AFTER: dict[int, dict[str, Any]] = {
     6: {"warmup": {"cycles": {"decoder_reads_targets": False}}},
     7: {"model": {"lookup_feature_map": False}},
     8: {"model": {"encoder_norm": "none"}},
+    9: {"model": {"lookup_modulation": False}},
 }
 
 #: The declared bound of :attr:`TrainConfig.threads`. It is the same on every machine, so a config valid
@@ -225,6 +226,11 @@ class ModelConfig(_Section):
     added after its dense layers (:class:`~dyndis_learn.networks.ConvDecoder`'s ``lookup_rows``), so a value's
     picture does not squeeze through their ``hidden_dim`` units with every other value's: Cars3D's cars are
     drawn right sooner (docs/benchmarks/learn_structure.md). No effect without angle bins."""
+    lookup_modulation: bool = True
+    """With ``lookup_feature_map``: each bin also scales and shifts the channels of every hidden layer of the
+    decoder (FiLM; :class:`~dyndis_learn.networks.ConvDecoder`'s ``lookup_modulation``), so a value shapes the
+    fine layers where Cars3D's look-alike cars differ, not only the coarse first map
+    (docs/benchmarks/learn_structure.md). No effect without the feature maps."""
 
 
 @dataclass
@@ -627,7 +633,8 @@ def migrate_config(data: Mapping[str, Any]) -> dict[str, Any]:
     0 before version 4), and so does a field whose default changed (``model.latent_dim`` 4 before version 5;
     ``steps`` 600, ``model.angle_bins`` None and ``warmup.cycles.walk_steps`` 20,000 before version 6;
     ``warmup.cycles.decoder_reads_targets`` False before version 7, ``model.lookup_feature_map`` False before
-    version 8, ``model.encoder_norm`` ``"none"`` before version 9), so a stored run resumes as it started.
+    version 8, ``model.encoder_norm`` ``"none"`` before version 9, ``model.lookup_modulation`` False before
+    version 10), so a stored run resumes as it started.
     A dict of the current version is returned as it is, less its ``version`` key.
 
     Raises:

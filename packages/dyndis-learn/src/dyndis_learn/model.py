@@ -128,6 +128,9 @@ class WorldModel(nn.Module):
         lookup_feature_map: With ``angle_bins``: each bin also has a whole first feature map of the decoder's
             (:class:`~dyndis_learn.networks.ConvDecoder`'s ``lookup_rows``), added past its dense layers, whose
             ``hidden_dim`` units every bin's embedding otherwise squeezes through. No effect without bins.
+        lookup_modulation: With ``lookup_feature_map``: each bin also scales and shifts the channels of every
+            hidden layer of the decoder's (:class:`~dyndis_learn.networks.ConvDecoder`'s ``lookup_modulation``).
+            No effect without the feature maps.
         generator: Optional generator for the initial angles (the networks use torch's global RNG).
     """
 
@@ -146,6 +149,7 @@ class WorldModel(nn.Module):
         latent_manifold: str = "sphere",
         angle_bins: int | None = None,
         lookup_feature_map: bool = False,
+        lookup_modulation: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -170,7 +174,10 @@ class WorldModel(nn.Module):
         self.encoder = ConvEncoder(image_shape, outputs, channels, kernel_size, stride, hidden_dim, encoder_norm)
         self.lookup_feature_map = bool(lookup_feature_map and angle_bins is not None)
         lookup_rows = circles * angle_bins if self.lookup_feature_map else 0
-        self.decoder = ConvDecoder(image_shape, inputs, channels, kernel_size, stride, hidden_dim, lookup_rows)
+        self.lookup_modulation = bool(lookup_modulation and self.lookup_feature_map)
+        self.decoder = ConvDecoder(
+            image_shape, inputs, channels, kernel_size, stride, hidden_dim, lookup_rows, self.lookup_modulation
+        )
         if angle_bins is not None:
             bins = torch.arange(angle_bins, dtype=torch.float32) * (2 * math.pi / angle_bins)
             self.register_buffer("bin_points", torch.stack([bins.cos(), bins.sin()], dim=-1), persistent=False)
