@@ -216,11 +216,10 @@ class ConvDecoder(nn.Module):
                 nn.ReLU(),
             ]
         self.deconvs = nn.Sequential(*layers[:-1])  # no ReLU on the logits
-        # each hidden transposed convolution's output channels: a scale and a shift per row
-        self.modulated_channels = [c for (c, _, _) in shapes[-2:0:-1]]
         self.modulation: nn.Embedding | None = None
-        if lookup_modulation and self.lookup is not None:
-            self.modulation = nn.Embedding(lookup_rows, 2 * sum(self.modulated_channels))
+        if lookup_modulation and self.lookup is not None:  # a scale and a shift of each hidden output channel
+            hidden_channels = sum(c for (c, _, _) in shapes[-2:0:-1])
+            self.modulation = nn.Embedding(lookup_rows, 2 * hidden_channels)
             nn.init.zeros_(self.modulation.weight)
 
     def forward(self, latents: torch.Tensor, lookup: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
@@ -229,7 +228,9 @@ class ConvDecoder(nn.Module):
         Args:
             latents: Shape (B, latent_dim).
             lookup: With ``lookup_rows``: row indices (long) and their weights, both of shape (B, K); the
-                weighted sum of each sample's rows is added to its first feature map.
+                weighted sum of each sample's rows is added to its first feature map (and, with
+                ``lookup_modulation``, the same weighted sum of the modulation's rows scales and shifts the
+                hidden layers).
 
         Returns:
             Logits of shape (B, H, W, C) (a channels-last view; ``sigmoid`` gives intensities in [0, 1]).
