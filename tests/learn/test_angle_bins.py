@@ -280,6 +280,17 @@ class _FixedLogits(torch.nn.Module):
         return self.logits.flatten().expand(len(frames), -1)
 
 
+class _PerFrameLogits(torch.nn.Module):
+    """An encoder that answers frame ``i`` of a batch with the angle logits ``logits[i]`` (circles, bins)."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.logits[: len(frames)].flatten(1)
+
+
 def test__encode_by_synthesis__lets_the_decoder_choose_among_the_encoders_modes():
     model = _model(bins=8, lookup_feature_map=True).eval()
     logits = torch.full((2, 8), -1e4)
@@ -295,6 +306,24 @@ def test__encode_by_synthesis__lets_the_decoder_choose_among_the_encoders_modes(
         torch.testing.assert_close(model.encode_by_synthesis(frame, modes=2), truth)
         torch.testing.assert_close(model.encode_by_synthesis(frame, modes=5), truth)  # fewer peaks than modes
     assert not torch.allclose(plain, truth)
+    with torch.no_grad():  # the mode holds e / (e + e^0.5) = 62% of circle 0: sure enough at 0.6, not at 0.99
+        torch.testing.assert_close(model.encode_by_synthesis(frame, modes=2, confidence=0.6), plain)
+        torch.testing.assert_close(model.encode_by_synthesis(frame, modes=2, confidence=0.99), truth)
+        torch.testing.assert_close(model.encode_by_synthesis(frame, modes=2, confidence=None), truth)
+
+
+def test__encode_by_synthesis__decodes_only_the_frames_whose_circle_hesitates():
+    model = _model(bins=8, lookup_feature_map=True).eval()
+    logits = torch.full((2, 2, 8), -1e4)
+    logits[:, 0, 2], logits[:, 0, 5], logits[:, 1, 6] = 1.0, 0.5, 1.0  # circle 0 hesitates in both frames...
+    logits[1, 0, 5] = -1e4  # ...but in the second it has one mode only
+    model.encoder = _PerFrameLogits(logits)
+    decoded: list[int] = []
+    model.decoder.register_forward_hook(lambda module, args, out: decoded.append(len(args[0])))
+    frames = torch.zeros(2, 16, 16, 3, dtype=torch.uint8)
+    with torch.no_grad():
+        model.encode_by_synthesis(frames, modes=2)
+    assert decoded == [2]  # the first frame's two candidates, once
 
 
 def test__encode_by_synthesis__needs_angle_bins_and_a_positive_count():
@@ -302,6 +331,9 @@ def test__encode_by_synthesis__needs_angle_bins_and_a_positive_count():
     frames = torch.zeros(1, 16, 16, 3, dtype=torch.uint8)
     with pytest.raises(ValueError, match=r"`modes` must be a positive integer, got 0"):
         model.encode_by_synthesis(frames, modes=0)
+    for confidence in (0, 1.5, "high"):
+        with pytest.raises(ValueError, match=r"`confidence` must be a share in \(0, 1\] or None"):
+            model.encode_by_synthesis(frames, confidence=confidence)
     plain = WorldModel((16, 16, 3), 4, latent_dim=4, channels=(8, 8), hidden_dim=32)
     with pytest.raises(ValueError, match="encode_by_synthesis needs a model with `angle_bins`"):
         plain.encode_by_synthesis(frames)

@@ -90,7 +90,7 @@ def test__round_trip_through_json():
         ({"data": {"episode_steps": 2.5}}, "DataConfig.episode_steps must be an integer >= 1, got 2.5."),
         ({"model": {"latentdim": 3}}, "Unknown ModelConfig field(s): 'latentdim' (did you mean 'latent_dim'?)."),
         ({"model": 5}, "ModelConfig expects a mapping of field names to values, got 5."),
-        ({"version": 11}, "Config version 11 is unknown; this dyndis-learn reads versions 1 to 10."),
+        ({"version": 12}, "Config version 12 is unknown; this dyndis-learn reads versions 1 to 11."),
         ({"threads": 10**6}, "TrainConfig.threads must be an integer >= 0 and <= 256, got 1000000."),
     ],
 )
@@ -181,6 +181,7 @@ def test__migration_moves_every_flat_field_into_its_section():
             "encoder_norm": "none",
             "lookup_modulation": False,
         },
+        "evaluation": {"synthesis_modes": 1},  # reports judged the encoder's own encodings
         "steps": 9,
     }
     assert flat["warmup"] == "spectral"  # the caller's dict is left alone
@@ -247,6 +248,7 @@ def test__config_files_in_json_and_yaml(tmp_path):
             "lookup_modulation": True,
         },
         warmup={"cycles": {"walk_steps": today.warmup.cycles.walk_steps, "decoder_reads_targets": True}},
+        evaluation={"synthesis_modes": "auto"},
     )
     (tmp_path / "c.yml").write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match=re.escape("must hold a mapping of TrainConfig fields, got [1, 2].")):
@@ -316,3 +318,11 @@ def test__a_stored_config_of_version_9_keeps_its_decoder_without_a_modulation_pe
     assert TrainConfig.from_dict({"version": 9, "seed": 1}).model.lookup_modulation is False
     assert TrainConfig.from_dict({"version": 9, "model": {"lookup_modulation": True}}).model.lookup_modulation
     assert TrainConfig().model.lookup_modulation is True
+
+
+def test__a_stored_config_of_version_10_reports_the_encoders_own_encodings():
+    assert TrainConfig.from_dict({"version": 10, "seed": 1}).evaluation.synthesis_modes == 1
+    assert TrainConfig.from_dict({"version": 10, "evaluation": {"synthesis_modes": 4}}).evaluation.synthesis_modes == 4
+    assert TrainConfig().evaluation.synthesis_modes == "auto"
+    with pytest.raises(ValueError, match="synthesis_modes"):
+        TrainConfig.from_dict({"evaluation": {"synthesis_modes": 0}})

@@ -224,6 +224,8 @@ def test__evaluate__to_dict_has_the_report_keys_and_round_trips(tiny_evaluation)
         "seen_fraction",
         "seen",
         "unseen",
+        "synthesis_modes",
+        "encoder_probe_r2",
     ]
     assert list(data["rollout_bce"]) == ["k", "mean", "ci95_low", "ci95_high", "episodes"]
     assert list(data["actions"][0]) == [

@@ -10,7 +10,8 @@ import torch
 from dyndis_learn import EvalConfig, Learner, Trainer
 from dyndis_learn.evaluate import _encoder_faithful, collect_eval_episodes, evaluate_model
 from dyndis_learn.fidelity import MIN_SET_STATES, SAMPLE_STATES, fidelity, seen_and_unseen_states
-from dyndis_learn.model import WorldModel
+from dyndis_learn.model import DEFAULT_SYNTHESIS_MODES, WorldModel
+from dyndis_learn.report import _fidelity_lines
 from dyndis_learn.results import Evaluation, Fidelity, StateSetFidelity, format_summary
 
 #: 5 x 5 positions, 5 colours, 5 backgrounds: 625 states, enough for seen and unseen sets of MIN_SET_STATES.
@@ -128,3 +129,42 @@ def test__trainer_seen_states__are_the_cycles_walk_and_unknown_for_other_warmups
     learner.train(progress=False)
     evaluation = learner.evaluate(EVAL, progress=False)
     assert evaluation.fidelity.seen_fraction == pytest.approx(len(np.unique(seen, axis=0)) / 625)
+
+
+def _binned_model():
+    torch.manual_seed(0)
+    return WorldModel(
+        (16, 16, 3), 8, latent_dim=8, channels=(8, 8), hidden_dim=32, latent_manifold="torus", angle_bins=10
+    )
+
+
+def test__fidelity__judges_an_angle_bin_models_decoder_checked_encodings_beside_the_encoders_own():
+    env = gym.make("DynDis/GridWorld-v0", **WIDE)
+    batch = collect_eval_episodes("DynDis/GridWorld-v0", WIDE, EVAL).batch
+    model = _binned_model().eval()
+    seen = env.unwrapped.factor_space.all_states()[::3]
+    checked = fidelity(model, env, batch, EVAL, seen)  # synthesis_modes="auto"
+    own = fidelity(model, env, batch, dataclasses.replace(EVAL, synthesis_modes=1), seen)
+    assert (checked.synthesis_modes, own.synthesis_modes) == (DEFAULT_SYNTHESIS_MODES, 1)
+    assert checked.encoder_probe_r2 == own.probe_r2 and own.encoder_probe_r2 is None
+    assert checked.unseen.encoder_probe_r2 == own.unseen.probe_r2 and own.unseen.encoder_probe_r2 is None
+    assert checked.probe_r2 != own.probe_r2  # an untrained encoder hesitates: the decoder chose other points
+    assert Fidelity.from_dict(checked.to_dict()) == checked
+    old = {k: v for k, v in own.to_dict().items() if k not in ("synthesis_modes", "encoder_probe_r2")}
+    assert Fidelity.from_dict(old) == own  # a report written before judged the encoder's own encodings
+    two = fidelity(model, env, batch, dataclasses.replace(EVAL, synthesis_modes=2))
+    assert two.synthesis_modes == 2 and two.probe_r2 not in (own.probe_r2, checked.probe_r2)
+    with pytest.raises(ValueError, match=r"`evaluation\.synthesis_modes` above 1 needs an angle-bin model"):
+        fidelity(_model(), env, batch, dataclasses.replace(EVAL, synthesis_modes=2))
+    assert fidelity(_model(), env, batch, EVAL).synthesis_modes == 1  # "auto": no bins, the encoder's own
+
+
+def test__report_names_the_decoder_checked_encodings_and_the_encoders_own_probe():
+    episodes = collect_eval_episodes("DynDis/GridWorld-v0", WIDE, EVAL)
+    seen = _space(**WIDE).all_states()[::3]
+    evaluation = evaluate_model(_binned_model(), "DynDis/GridWorld-v0", WIDE, EVAL, episodes=episodes, seen_states=seen)
+    lines = "\n".join(_fidelity_lines(evaluation))
+    assert f"decoder-checked (the decoder chooses among {DEFAULT_SYNTHESIS_MODES} modes" in lines
+    fid = evaluation.fidelity
+    first = f"{fid.factors[0]} {fid.unseen.probe_r2[0]:.4f} ({fid.unseen.encoder_probe_r2[0]:.4f})"
+    assert f"416 unseen states: probe R^2 {first}, " in lines

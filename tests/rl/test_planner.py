@@ -119,7 +119,7 @@ def test__a_goal_beyond_max_depth_is_out_of_reach_and_says_which_limit():
 
 
 def test__from_model__lets_the_decoder_check_an_angle_bin_models_encodings():
-    from dyndis_learn.model import WorldModel
+    from dyndis_learn.model import DEFAULT_SYNTHESIS_MODES, WorldModel
 
     torch.manual_seed(0)
     binned = WorldModel((16, 16, 3), 4, latent_dim=4, channels=(8, 8), hidden_dim=32, latent_manifold="torus",
@@ -127,7 +127,7 @@ def test__from_model__lets_the_decoder_check_an_angle_bin_models_encodings():
     image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     frames = torch.from_numpy(image)[None]
     with torch.no_grad():
-        checked, plain = binned.encode_by_synthesis(frames, 4)[0], binned.encode(frames)[0]
+        checked, plain = binned.encode_by_synthesis(frames, DEFAULT_SYNTHESIS_MODES)[0], binned.encode(frames)[0]
     assert not torch.allclose(checked, plain)  # the untrained encoder's modes are not what its decoder draws
     torch.testing.assert_close(LatentPlanner.from_model(binned).latent(image), checked.double())
     torch.testing.assert_close(LatentPlanner.from_model(binned, synthesis_modes=1).latent(image), plain.double())

@@ -27,7 +27,7 @@ from dyndis_learn.devices import module_device, resolve_device
 from dyndis_learn.evaluate import EvalEpisodes, check_evaluation_memory, collect_eval_episodes, evaluate_model
 from dyndis_learn.files import read_json_or_yaml
 from dyndis_learn.methods import make_method
-from dyndis_learn.model import WorldModel
+from dyndis_learn.model import WorldModel, encode_checked, synthesis_modes_for
 from dyndis_learn.report import Progress, write_report
 from dyndis_learn.results import Evaluation, TrainingSummary
 from dyndis_learn.rollouts import Policy
@@ -224,11 +224,28 @@ class Learner:
     # -- using the model -------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def encode(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        """uint8 images (..., H, W, C) -> points on the unit sphere (..., n)."""
+    def encode(
+        self, images: npt.NDArray[np.uint8], synthesis_modes: int | str | None = None
+    ) -> npt.NDArray[np.float32]:
+        """uint8 images (..., H, W, C) -> points on the unit sphere (..., n).
+
+        Args:
+            images: The images.
+            synthesis_modes: 1 for the encoder's own encodings; more (or ``"auto"``), with angle bins, the
+                decoder-checked ones (:func:`~dyndis_learn.model.encode_checked`). Default: the run's
+                ``evaluation.synthesis_modes``, the encodings its report judged.
+        """
         self.model.eval()
-        device = module_device(self.model)
-        return self.model.encode(torch.as_tensor(images, device=device)).cpu().numpy()
+        frames = torch.as_tensor(images, device=module_device(self.model))
+        modes = self._synthesis_modes(synthesis_modes)
+        if modes == 1:
+            return self.model.encode(frames).cpu().numpy()
+        flat = frames.reshape(-1, *frames.shape[-3:])
+        return encode_checked(self.model, flat, modes).reshape(*frames.shape[:-3], -1).cpu().numpy()
+
+    def _synthesis_modes(self, asked: int | str | None) -> int:
+        setting = self.trainer.config.evaluation.synthesis_modes if asked is None else asked
+        return synthesis_modes_for(self.model, setting)
 
     @torch.no_grad()
     def decode(self, latents: npt.ArrayLike) -> npt.NDArray[np.uint8]:
@@ -239,8 +256,12 @@ class Learner:
         return (probabilities.cpu().numpy() * 255).round().astype(np.uint8)
 
     @torch.no_grad()
-    def predict(self, images: npt.NDArray[np.uint8], actions: npt.ArrayLike) -> npt.NDArray[np.uint8]:
+    def predict(
+        self, images: npt.NDArray[np.uint8], actions: npt.ArrayLike, synthesis_modes: int | str | None = None
+    ) -> npt.NDArray[np.uint8]:
         """Imagined frames: encode ``images`` (B, H, W, C), rotate by ``actions`` (B, T), decode every step.
+
+        ``synthesis_modes`` chooses the encodings as in :meth:`encode`.
 
         Returns:
             uint8 frames of shape (B, T + 1, H, W, C); index 0 is the reconstruction of the input.
@@ -248,7 +269,10 @@ class Learner:
         self.model.eval()
         device = module_device(self.model)
         actions_tensor = torch.as_tensor(np.asarray(actions, dtype=np.int64), device=device)
-        latents = self.model.rollout(self.model.encode(torch.as_tensor(images, device=device)), actions_tensor)
+        start = encode_checked(
+            self.model, torch.as_tensor(images, device=device), self._synthesis_modes(synthesis_modes)
+        )
+        latents = self.model.rollout(start, actions_tensor)
         return self.decode(latents.cpu().numpy())
 
     def close(self) -> None:

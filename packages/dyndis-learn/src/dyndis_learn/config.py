@@ -57,7 +57,7 @@ __all__ = [
 #: ``warmup.cycles.decoder_reads_targets``, whose angle-bin runs' decoders read the encodings; 7: before
 #: ``model.lookup_feature_map``, whose angle-bin decoders had no feature map per bin; 8: ``model.encoder_norm``
 #: ``"none"`` by default; 9: before ``model.lookup_modulation``).
-CONFIG_VERSION = 10
+CONFIG_VERSION = 11
 
 #: ``model.latent_dim`` where ``"auto"`` has nothing to read it from (warm-ups other than the cycles one), and
 #: the default of config versions 1 to 4.
@@ -82,6 +82,7 @@ _ADDED_AFTER: dict[int, dict[str, Any]] = {
     7: {"model": {"lookup_feature_map": False}},
     8: {"model": {"encoder_norm": "none"}},
     9: {"model": {"lookup_modulation": False}},
+    10: {"evaluation": {"synthesis_modes": 1}},
 }
 
 #: The declared bound of :attr:`TrainConfig.threads`. It is the same on every machine, so a config valid
@@ -427,6 +428,12 @@ class EvalConfig(_Section):
     """Criterion: held-out R^2 of the circular probe of every active factor at least this."""
     decoder_threshold: Annotated[float, Ge(0), Le(1)] = 0.99
     """Criterion: share of decoded reconstructions and imagined frames nearest their own state's image."""
+    synthesis_modes: Annotated[int, Ge(1)] | Literal["auto"] = "auto"
+    """Which encodings of images the report judges (the probes, the pictures, the rollouts' first latents):
+    ``1`` the encoder's own; more, the decoder-checked encodings of an angle-bin model over this many modes per
+    circle where the encoder hesitates (:meth:`~dyndis_learn.model.WorldModel.encode_by_synthesis`; the
+    planner's by default); ``"auto"`` :data:`~dyndis_learn.model.DEFAULT_SYNTHESIS_MODES` with angle bins, else
+    1. With checked encodings the report also gives the encoder's own probes."""
 
 
 @dataclass

@@ -33,7 +33,7 @@ from dyndis_learn.devices import module_device
 from dyndis_learn.fidelity import dynamics_trained, evaluation_contract, fidelity, mean_image_bce
 from dyndis_learn.limits import available_memory
 from dyndis_learn.losses import frame_bce
-from dyndis_learn.model import WorldModel, frames_to_float
+from dyndis_learn.model import WorldModel, encode_checked, frames_to_float, synthesis_modes_for
 from dyndis_learn.regularizers import dominant_share
 from dyndis_learn.results import (
     STRUCTURE_CRITERIA,
@@ -175,6 +175,7 @@ def rollout_bce(
     batch: EpisodeBatch,
     ks: Sequence[int] | None = None,
     chunk_frames: int = _CHUNK_FRAMES,
+    synthesis_modes: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """BCE of the model's imagined frame ``k`` against ``x_k``, per episode and step.
 
@@ -188,6 +189,8 @@ def rollout_bce(
         ks: Steps to evaluate, integers in ``[first, T]`` (default every ``k = first .. T``); ``first`` is 0,
             or 1 for a model that does not reconstruct its input frame (``model.first_step``).
         chunk_frames: Frames decoded per pass (bounds memory; the rotation model's rollout).
+        synthesis_modes: The rotation model's encodings of ``x_0``: 1 its encoder's own, more its decoder-checked
+            ones (:func:`~dyndis_learn.model.encode_checked`).
 
     Returns:
         ``(ks, bce)``: the steps (K,) and the BCE per episode and step, shape (E, K).
@@ -208,7 +211,7 @@ def rollout_bce(
         steps = np.asarray(given, dtype=np.int64)
     if isinstance(model, PredictiveModel):
         return steps, _imagined_bce(model, frames, torch.from_numpy(batch.actions), steps)
-    start = model.encode(frames[:, 0].to(device))
+    start = encode_checked(model, frames[:, 0].to(device), synthesis_modes)
     latents = model.rollout(start, torch.from_numpy(batch.actions).to(device))[:, steps]  # (E, K, n)
     per_chunk = max(1, chunk_frames // frames.shape[0])
     bce = torch.empty(latents.shape[:2])
@@ -394,10 +397,12 @@ def evaluate_model(
             f"`episodes` hold {batch.actions.shape[1]}-step episodes but `config.horizon` is {config.horizon}; "
             "collect them with the same EvalConfig."
         )
-    rollout = _rollout_error(*rollout_bce(model, batch, ks))
+    modes = synthesis_modes_for(model, config.synthesis_modes, "evaluation.synthesis_modes")
+    rollout = _rollout_error(*rollout_bce(model, batch, ks, synthesis_modes=modes))
     rotations = not isinstance(model, PredictiveModel)
     if rotations:
-        states = model.encode(torch.from_numpy(batch.observations[:, 0]).to(module_device(model)))
+        first = torch.from_numpy(batch.observations[:, 0]).to(module_device(model))
+        states = encode_checked(model, first, modes)
         group = structure(model, effects, states, config)
     else:
         group = GroupStructure((), None, None)  # no rotations: the structure criteria do not apply

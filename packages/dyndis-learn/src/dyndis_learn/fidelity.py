@@ -20,7 +20,7 @@ from dyndis_learn.baselines.base import LatentPredictiveModel, PredictiveModel, 
 from dyndis_learn.config import EvalConfig
 from dyndis_learn.devices import module_device
 from dyndis_learn.metrics import circular_probe
-from dyndis_learn.model import WorldModel, frames_to_float
+from dyndis_learn.model import WorldModel, encode_checked, frames_to_float, synthesis_modes_for
 from dyndis_learn.results import Fidelity, StateSetFidelity
 from dyndis_learn.rollouts import EpisodeBatch
 
@@ -86,12 +86,32 @@ def evaluation_states(space: Any, seed: int) -> tuple[np.ndarray, bool]:
     return states, grid
 
 
-def encode_chunks(model: WorldModel | PredictiveModel, images: np.ndarray) -> torch.Tensor:
-    """uint8 images (M, H, W, C) -> encodings (M, n) on the model's device, in chunks (call under no_grad)."""
+def encode_chunks(model: WorldModel | PredictiveModel, images: np.ndarray, synthesis_modes: int = 1) -> torch.Tensor:
+    """uint8 images (M, H, W, C) -> encodings (M, n) on the model's device, in chunks (call under no_grad).
+
+    ``synthesis_modes`` above 1: the decoder-checked encodings (:func:`~dyndis_learn.model.encode_checked`).
+    """
     device = module_device(model)
     chunks = range(0, len(images), _CHUNK_FRAMES)
-    parts = [model.encode(torch.from_numpy(images[s : s + _CHUNK_FRAMES]).to(device)) for s in chunks]
+    parts = [
+        encode_checked(model, torch.from_numpy(images[s : s + _CHUNK_FRAMES]).to(device), synthesis_modes)
+        for s in chunks
+    ]
     return torch.cat(parts) if parts else torch.empty(0, model.latent_dim, device=device)
+
+
+def _probes(
+    model: WorldModel | PredictiveModel, images: np.ndarray, states: np.ndarray, sizes: np.ndarray, modes: int
+) -> tuple[torch.Tensor, tuple[float, ...], tuple[float, ...] | None]:
+    """The encodings judged, their probe R^2 per active factor, and the encoder's own probe where they differ."""
+    encodings = encode_chunks(model, images, modes)
+    active = [k for k in range(len(sizes)) if sizes[k] > 1]
+    values, lengths = states[:, active], sizes[active].tolist()
+    probe = tuple(float(r) for r in circular_probe(encodings.cpu().numpy(), values, lengths))
+    own = None
+    if modes > 1:
+        own = tuple(float(r) for r in circular_probe(encode_chunks(model, images).cpu().numpy(), values, lengths))
+    return encodings, probe, own
 
 
 def _squared_distances(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -195,18 +215,17 @@ def seen_and_unseen_states(space: Any, seen_states: np.ndarray, seed: int) -> tu
 
 
 def _state_set(
-    model: WorldModel | PredictiveModel, contract: Any, table: np.ndarray | None, states: np.ndarray, active: list[int]
+    model: WorldModel | PredictiveModel, contract: Any, table: np.ndarray | None, states: np.ndarray, modes: int
 ) -> StateSetFidelity | None:
     """The probe and the reconstructions on ``states`` alone (None for fewer than :data:`MIN_SET_STATES`)."""
     if len(states) < MIN_SET_STATES:
         return None
     sizes = np.asarray(contract.factor_space.sizes, dtype=np.int64)
-    encodings = encode_chunks(model, contract.render_states(states))
-    probe = circular_probe(encodings.cpu().numpy(), states[:, active], sizes[active].tolist())
+    encodings, probe, own = _probes(model, contract.render_states(states), states, sizes, modes)
     rate = None
     if not isinstance(model, PredictiveModel) or isinstance(model, LatentPredictiveModel):
         rate = _right_rate(_nearest_own(contract, table, _decode_uint8(model, encodings), states)[0])
-    return StateSetFidelity(len(states), tuple(float(r) for r in probe), rate)
+    return StateSetFidelity(len(states), probe, rate, own)
 
 
 @torch.no_grad()
@@ -226,7 +245,8 @@ def fidelity(
             ``sizes``, ``strides``, ``names``) and ``render_states`` (a single env's ``unwrapped`` core or a
             native vector env).
         batch: The evaluation episodes (their ``factors`` give the true states of the imagined frames).
-        config: ``seed`` (of the sample of states, with more than :data:`GRID_STATES` states) and ``horizon``.
+        config: ``seed`` (of the sample of states, with more than :data:`GRID_STATES` states), ``horizon`` and
+            ``synthesis_modes`` (which encodings are judged).
         seen_states: Value indices (S, F) of the states training saw (``info["factors"]`` of its frames), to
             judge seen and unseen states separately (:func:`seen_and_unseen_states`); None: not judged.
 
@@ -240,10 +260,10 @@ def fidelity(
     space = contract.factor_space
     sizes = np.asarray(space.sizes, dtype=np.int64)
     active = [k for k in range(len(sizes)) if sizes[k] > 1]
+    modes = synthesis_modes_for(model, config.synthesis_modes, "evaluation.synthesis_modes")
     states, grid = evaluation_states(space, config.seed)
     images = contract.render_states(states)
-    encodings = encode_chunks(model, images)
-    probe = circular_probe(encodings.cpu().numpy(), states[:, active], sizes[active].tolist())
+    encodings, probe, own_probe = _probes(model, images, states, sizes, modes)
     table = images if grid else None
     reconstructed = confusion = None
     if not isinstance(model, PredictiveModel) or isinstance(model, LatentPredictiveModel):
@@ -258,7 +278,7 @@ def fidelity(
         if isinstance(model, PredictiveModel):
             decoded = imagined_frames(model, observations, actions, range(1, steps + 1)).reshape(-1, *model.image_shape)
         else:
-            latents = model.rollout(model.encode(observations), actions)[:, 1:]  # (E, K, n)
+            latents = model.rollout(encode_checked(model, observations, modes), actions)[:, 1:]  # (E, K, n)
             decoded = _decode_uint8(model, latents.reshape(-1, model.latent_dim))
         truths = batch.factors[:, 1 : steps + 1].reshape(-1, batch.factors.shape[-1])
         right = _nearest_own(contract, table, decoded, truths)[0].reshape(len(observations), steps)
@@ -266,14 +286,14 @@ def fidelity(
     seen_fraction = seen = unseen = None
     if seen_states is not None:
         seen_fraction, seen_set, unseen_set = seen_and_unseen_states(space, seen_states, config.seed)
-        seen = _state_set(model, contract, table, seen_set, active)
-        unseen = _state_set(model, contract, table, unseen_set, active)
+        seen = _state_set(model, contract, table, seen_set, modes)
+        unseen = _state_set(model, contract, table, unseen_set, modes)
     return Fidelity(
         states=len(states),
         grid=grid,
         candidates="all_states" if grid else "one_factor_neighbours",
         factors=tuple(space.names[k] for k in active),
-        probe_r2=tuple(float(r) for r in probe),
+        probe_r2=probe,
         reconstruction_rate=reconstructed,
         imagined_steps=steps,
         imagined_rate=imagined,
@@ -282,6 +302,8 @@ def fidelity(
         seen_fraction=seen_fraction,
         seen=seen,
         unseen=unseen,
+        synthesis_modes=modes,
+        encoder_probe_r2=own_probe,
     )
 
 

@@ -19,14 +19,12 @@ import numpy.typing as npt
 import torch
 
 from dyndis_learn.devices import module_device
+from dyndis_learn.model import encode_checked, synthesis_modes_for
 from dyndis_learn.validation import check_int
 
 __all__ = ["GoalOutOfReach", "LatentPlanner", "Plan"]
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
-
-#: Modes per circle that :meth:`LatentPlanner.from_model` lets the decoder choose among on an angle-bin model.
-DEFAULT_SYNTHESIS_MODES = 4
 
 
 class Plan(NamedTuple):
@@ -100,26 +98,18 @@ class LatentPlanner:
             model: The trained model.
             synthesis_modes: With an angle-bin model, encode images by
                 :meth:`~dyndis_learn.model.WorldModel.encode_by_synthesis` over this many modes per circle (the
-                decoder checks the encoder's hesitations); 1 is the plain encoding. Default: 4 with angle bins,
+                decoder checks the encoder's hesitations); 1 is the plain encoding. Default:
+                :data:`~dyndis_learn.model.DEFAULT_SYNTHESIS_MODES` with angle bins,
                 else 1 (a model without bins has no modes: more than 1 is an error).
             **kwargs: The planner's other arguments (``beam_width``, ``max_depth``, ``merge_distance``).
         """
         model.eval()
         device = module_device(model)
-        binned = getattr(model, "angle_bins", None) is not None
-        if synthesis_modes is None:
-            synthesis_modes = DEFAULT_SYNTHESIS_MODES if binned else 1
-        check_int("synthesis_modes", synthesis_modes, minimum=1)
-        if synthesis_modes > 1 and not binned:
-            raise ValueError(
-                f"`synthesis_modes` above 1 needs an angle-bin model (modes to choose from), got {synthesis_modes}."
-            )
+        modes = synthesis_modes_for(model, "auto" if synthesis_modes is None else synthesis_modes)
 
         @torch.no_grad()
         def encode(frames: torch.Tensor) -> torch.Tensor:
-            if synthesis_modes > 1:
-                return model.encode_by_synthesis(frames.to(device), synthesis_modes).cpu()
-            return model.encode(frames.to(device)).cpu()
+            return encode_checked(model, frames.to(device), modes).cpu()
 
         with torch.no_grad():
             matrices = model.rotations.matrices()

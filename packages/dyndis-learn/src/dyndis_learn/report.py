@@ -581,9 +581,14 @@ def _fidelity_lines(evaluation: Evaluation) -> list[str]:
     fid = evaluation.fidelity
     if fid is not None:
         which = "every state" if fid.grid else "a uniform sample of states"
-        probe = ", ".join(f"{name} {r2:.4f}" for name, r2 in zip(fid.factors, fid.probe_r2, strict=True))
+        if fid.synthesis_modes > 1:
+            lines.append(
+                f"- encodings: decoder-checked (the decoder chooses among {fid.synthesis_modes} modes of each circle "
+                "where the encoder hesitates); the encoder's own in brackets"
+            )
         lines += [
-            f"- encoder: circular-probe R^2 on {fid.states} states ({which}): {probe} "
+            f"- encoder: circular-probe R^2 on {fid.states} states ({which}): "
+            f"{_probe_text(fid.factors, fid.probe_r2, fid.encoder_probe_r2)} "
             f"(threshold {evaluation.criteria.probe_threshold})",
             f"- decoder: nearest own state's image ({fid.candidates.replace('_', ' ')} as candidates) for "
             f"{_percent(fid.reconstruction_rate)} of reconstructions, {_percent(fid.imagined_rate)} of imagined "
@@ -602,7 +607,7 @@ def _fidelity_lines(evaluation: Evaluation) -> list[str]:
                 if part is None:
                     lines.append(f"    - {name} states: too few to judge")
                     continue
-                probe = ", ".join(f"{f} {r2:.4f}" for f, r2 in zip(fid.factors, part.probe_r2, strict=True))
+                probe = _probe_text(fid.factors, part.probe_r2, part.encoder_probe_r2)
                 lines.append(
                     f"    - {part.states} {name} states: probe R^2 {probe}; reconstructions nearest their own "
                     f"state {_percent(part.reconstruction_rate)}"
@@ -610,6 +615,13 @@ def _fidelity_lines(evaluation: Evaluation) -> list[str]:
     if evaluation.dynamics_weight is not None:
         lines.append(f"- last logged dynamics weight: {evaluation.dynamics_weight:.3f}")
     return [*lines, ""] if lines else [""]
+
+
+def _probe_text(factors: Sequence[str], probe: Sequence[float], own: Sequence[float] | None) -> str:
+    """``"name R2, ..."``, with the encoder's own R^2 in brackets where the encodings were decoder-checked."""
+    if own is None:
+        return ", ".join(f"{name} {r2:.4f}" for name, r2 in zip(factors, probe, strict=True))
+    return ", ".join(f"{name} {r2:.4f} ({r:.4f})" for name, r2, r in zip(factors, probe, own, strict=True))
 
 
 def _number(value: float | None, digits: int = 3) -> str:

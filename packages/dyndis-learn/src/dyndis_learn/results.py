@@ -222,16 +222,33 @@ class StateSetFidelity:
     reconstruction_rate: float | None
     """Share of these states whose decoded reconstruction is nearest to its own image (None without
     reconstructions)."""
+    encoder_probe_r2: tuple[float, ...] | None = None
+    """With decoder-checked encodings (:attr:`Fidelity.synthesis_modes` above 1), ``probe_r2`` of the encoder's
+    own encodings of the same states; else None."""
 
     def to_dict(self) -> dict[str, Any]:
         """The ``fidelity.seen`` / ``fidelity.unseen`` entry of ``report.json``."""
-        return {"states": self.states, "probe_r2": list(self.probe_r2), "reconstruction_rate": self.reconstruction_rate}
+        return {
+            "states": self.states,
+            "probe_r2": list(self.probe_r2),
+            "reconstruction_rate": self.reconstruction_rate,
+            "encoder_probe_r2": _optional_list(self.encoder_probe_r2),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StateSetFidelity:
         """Inverse of :meth:`to_dict`."""
-        d = _fields(data, cls.__name__, ["states", "probe_r2", "reconstruction_rate"])
-        return cls(int(d["states"]), tuple(float(v) for v in d["probe_r2"]), d["reconstruction_rate"])
+        d = _fields(data, cls.__name__, ["states", "probe_r2", "reconstruction_rate"], ["encoder_probe_r2"])
+        return cls(
+            int(d["states"]),
+            tuple(float(v) for v in d["probe_r2"]),
+            d["reconstruction_rate"],
+            _optional_floats(d.get("encoder_probe_r2")),
+        )
+
+
+def _optional_floats(data: Any) -> tuple[float, ...] | None:
+    return None if data is None else tuple(float(v) for v in data)
 
 
 def _optional_set(data: Any) -> StateSetFidelity | None:
@@ -283,6 +300,11 @@ class Fidelity:
     :data:`~dyndis_learn.fidelity.MIN_SET_STATES` of them)."""
     unseen: StateSetFidelity | None = None
     """The same on states training never saw: whether the encoder generalises (None as for ``seen``)."""
+    synthesis_modes: int = 1
+    """Which encodings were judged (``EvalConfig.synthesis_modes``): 1 the encoder's own; more, the
+    decoder-checked encodings over that many modes per circle (1 in reports written before it existed)."""
+    encoder_probe_r2: tuple[float, ...] | None = None
+    """With decoder-checked encodings, ``probe_r2`` of the encoder's own encodings of the same states; else None."""
 
     def to_dict(self) -> dict[str, Any]:
         """The ``fidelity`` entry of ``report.json``."""
@@ -300,23 +322,33 @@ class Fidelity:
             "seen_fraction": self.seen_fraction,
             "seen": None if self.seen is None else self.seen.to_dict(),
             "unseen": None if self.unseen is None else self.unseen.to_dict(),
+            "synthesis_modes": self.synthesis_modes,
+            "encoder_probe_r2": _optional_list(self.encoder_probe_r2),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Fidelity:
         """Inverse of :meth:`to_dict`."""
-        optional = ["reconstruction_confusion", "seen_fraction", "seen", "unseen"]
+        optional = [
+            "reconstruction_confusion",
+            "seen_fraction",
+            "seen",
+            "unseen",
+            "synthesis_modes",
+            "encoder_probe_r2",
+        ]
         keys = [f.name for f in dataclasses.fields(cls) if f.name not in optional]
         d = _fields(data, cls.__name__, keys, optional)
-        confusion = d.get("reconstruction_confusion")
         return cls(
             **{
                 **d,
                 "factors": tuple(str(name) for name in d["factors"]),
                 "probe_r2": tuple(float(v) for v in d["probe_r2"]),
-                "reconstruction_confusion": None if confusion is None else tuple(float(v) for v in confusion),
+                "reconstruction_confusion": _optional_floats(d.get("reconstruction_confusion")),
                 "seen": _optional_set(d.get("seen")),
                 "unseen": _optional_set(d.get("unseen")),
+                "synthesis_modes": int(d.get("synthesis_modes", 1)),
+                "encoder_probe_r2": _optional_floats(d.get("encoder_probe_r2")),
             }
         )
 
