@@ -44,6 +44,9 @@ def test__train_evaluate_report(tmp_path, config_file, capsys):
     assert main(["evaluate", "--run", str(run), "--episodes", "2", "--horizon", "6"]) == 0
     evaluation = json.loads((run / "evaluation.json").read_text())
     assert evaluation["horizon"] == 6 and len(evaluation["rollout_bce"]["k"]) == 7
+    assert evaluation["fidelity"]["synthesis_modes"] == 1  # "auto" on a model without angle bins
+    assert main(["evaluate", "--run", str(run), "--episodes", "2", "--horizon", "6", "--synthesis-modes", "2"]) == 2
+    assert "`evaluation.synthesis_modes` above 1 needs an angle-bin model" in capsys.readouterr().err
     assert main(["report", "--run", str(run), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "report.md").is_file()
 

@@ -28,7 +28,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tyro
 
@@ -105,6 +105,9 @@ class EvaluateArgs:
     """Evaluation episodes (default: the run's evaluation.episodes)."""
     horizon: int | None = None
     """Rollout length k_max (default: the run's evaluation.horizon)."""
+    synthesis_modes: int | Literal["auto"] | None = None
+    """Encodings judged: 1 the encoder's own, more (or auto) an angle-bin model's decoder-checked ones
+    (default: the run's evaluation.synthesis_modes)."""
 
 
 #: Flags that may come with --resume (the rest of the configuration is the stored one).
@@ -273,7 +276,7 @@ def _evaluate_or_report(command: str, args: list[str]) -> int:
     _check_folder("--out", out)
     learner = Learner.load(parsed.run / CHECKPOINT_NAME)
     try:
-        changes = {"episodes": parsed.episodes, "horizon": parsed.horizon}
+        changes = {"episodes": parsed.episodes, "horizon": parsed.horizon, "synthesis_modes": parsed.synthesis_modes}
         config = dataclasses.replace(learner.config.evaluation, **{k: v for k, v in changes.items() if v is not None})
         if command == "evaluate":
             evaluation = learner.evaluate(config)
