@@ -168,3 +168,6 @@ def test__report_names_the_decoder_checked_encodings_and_the_encoders_own_probe(
     fid = evaluation.fidelity
     first = f"{fid.factors[0]} {fid.unseen.probe_r2[0]:.4f} ({fid.unseen.encoder_probe_r2[0]:.4f})"
     assert f"416 unseen states: probe R^2 {first}, " in lines
+    assert f"encoder probe R^2 (625 every state, decoder-checked over {DEFAULT_SYNTHESIS_MODES} modes): " in (
+        format_summary(evaluation)
+    )

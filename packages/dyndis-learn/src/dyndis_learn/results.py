@@ -617,7 +617,8 @@ def format_summary(evaluation: Evaluation) -> str:
     if fid is not None:
         probe = ", ".join(f"{name} {r2:.4f}" for name, r2 in zip(fid.factors, fid.probe_r2, strict=True))
         which = "every state" if fid.grid else "sampled states"
-        lines.append(f"encoder probe R^2 ({fid.states} {which}): {probe}")
+        checked = f", decoder-checked over {fid.synthesis_modes} modes" if fid.synthesis_modes > 1 else ""
+        lines.append(f"encoder probe R^2 ({fid.states} {which}{checked}): {probe}")
         imagined = "n/a" if fid.imagined_rate is None else f"{fid.imagined_rate:.2%}"
         last = "n/a" if fid.imagined_rate_last is None else f"{fid.imagined_rate_last:.2%}"
         rebuilt = "n/a" if fid.reconstruction_rate is None else f"{fid.reconstruction_rate:.2%}"
