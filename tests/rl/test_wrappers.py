@@ -59,3 +59,32 @@ def test__vec_latent_observation_encodes_terminal_observations(learner):
     obs, _, dones, infos = venv.step(np.zeros(3, dtype=np.int64))
     assert dones.all()
     assert all(info["terminal_observation"].shape == (4,) for info in infos)
+
+
+def test__latent_observation_of_decoder_checked_encodings():
+    import torch
+
+    from dyndis_learn.model import DEFAULT_SYNTHESIS_MODES, WorldModel
+
+    torch.manual_seed(0)
+    binned = WorldModel((16, 16, 3), 4, latent_dim=4, channels=(8, 8), hidden_dim=32, latent_manifold="torus",
+                        angle_bins=12, lookup_feature_map=True)  # fmt: skip
+    env = LatentObservation(gym.make("DynDis/GridWorld-v0", image_size=16), binned, synthesis_modes="auto")
+    assert env.synthesis_modes == DEFAULT_SYNTHESIS_MODES
+    obs, _ = env.reset(seed=0)
+    image, _ = env.unwrapped.reset(seed=0)
+    with torch.no_grad():
+        checked = binned.encode_by_synthesis(torch.from_numpy(image)[None])[0].numpy()
+        plain = binned.encode(torch.from_numpy(image)[None])[0].numpy()
+    np.testing.assert_allclose(obs, checked, atol=1e-6)
+    assert not np.allclose(checked, plain)  # the untrained encoder hesitates: the decoder chose
+    own = LatentObservation(gym.make("DynDis/GridWorld-v0", image_size=16), binned)  # the encoder's own by default
+    np.testing.assert_allclose(own.reset(seed=0)[0], plain, atol=1e-6)
+    venv = VecLatentObservation(make_sb3_vec_env("DynDis/GridWorld-v0", n_envs=2, seed=0, image_size=16), binned,
+                                synthesis_modes=3)  # fmt: skip
+    assert venv.reset().shape == (2, 4) and venv.synthesis_modes == 3
+
+
+def test__latent_observation_refuses_modes_without_angle_bins(learner):
+    with pytest.raises(ValueError, match=r"`synthesis_modes` above 1 needs an angle-bin model"):
+        LatentObservation(gym.make("DynDis/GridWorld-v0", image_size=16), learner.model, synthesis_modes=2)

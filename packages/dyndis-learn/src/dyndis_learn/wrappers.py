@@ -17,6 +17,7 @@ import torch
 from gymnasium import spaces
 
 from dyndis_learn.devices import module_device
+from dyndis_learn.model import encode_checked, synthesis_modes_for
 
 __all__ = ["MAX_GOAL_STATES", "FactorOneHotObservation", "LatentGoalReward", "LatentObservation", "encode_images"]
 
@@ -25,10 +26,16 @@ MAX_GOAL_STATES = 50_000
 
 
 @torch.no_grad()
-def encode_images(model: Any, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-    """Latent vectors of uint8 images of shape (..., H, W, C) -> float32 (..., n), on the unit sphere."""
+def encode_images(model: Any, images: npt.NDArray[np.uint8], synthesis_modes: int = 1) -> npt.NDArray[np.float32]:
+    """Latent vectors of uint8 images of shape (..., H, W, C) -> float32 (..., n), on the unit sphere.
+
+    ``synthesis_modes`` above 1: an angle-bin model's decoder-checked encodings
+    (:func:`~dyndis_learn.model.encode_checked`).
+    """
     frames = torch.as_tensor(np.asarray(images), device=module_device(model))
-    return model.encode(frames).cpu().numpy().astype(np.float32)
+    flat = frames.reshape(-1, *frames.shape[-3:])
+    latents = encode_checked(model, flat, synthesis_modes).reshape(*frames.shape[:-3], -1)
+    return latents.cpu().numpy().astype(np.float32)
 
 
 def latent_space(space: spaces.Space, model: Any, name: str = "env") -> spaces.Box | spaces.Dict:
@@ -86,6 +93,7 @@ class LatentGoalReward:
         threshold: None for the nearest-state rule, else the distance of the threshold rule.
         max_states: The most states the nearest-state rule encodes.
         chunk: Images encoded per batch while building.
+        synthesis_modes: How the latents were encoded (:func:`encode_images`): the states are encoded so too.
     """
 
     def __init__(
@@ -96,10 +104,12 @@ class LatentGoalReward:
         threshold: float | None = None,
         max_states: int = MAX_GOAL_STATES,
         chunk: int = 1024,
+        synthesis_modes: int = 1,
     ) -> None:
         if threshold is not None and not (np.isfinite(threshold) and threshold >= 0):
             raise ValueError(f"`threshold` must be None or a distance >= 0, got {threshold!r}.")
         self.model = model
+        self.synthesis_modes = synthesis_modes
         self.latent_dim = int(model.latent_dim)
         self.threshold = None if threshold is None else float(threshold)
         self.max_states = int(max_states)
@@ -128,7 +138,7 @@ class LatentGoalReward:
             codes = np.empty((len(states), self.latent_dim), dtype=np.float32)
             for start in range(0, len(states), self.chunk):
                 images = frames.batch(states[start : start + self.chunk])
-                codes[start : start + len(images)] = encode_images(self.model, images)
+                codes[start : start + len(images)] = encode_images(self.model, images, self.synthesis_modes)
             self._states, self._codes = states, codes
         return self._states, self._codes
 
@@ -195,6 +205,9 @@ class LatentObservation(gym.ObservationWrapper):
         model: A trained world model (``encode(uint8 (..., H, W, C)) -> (..., n)``, ``latent_dim``).
         goal_threshold: None for the nearest-state rule, or a distance for the threshold rule.
         max_goal_states: The most states the nearest-state rule encodes.
+        synthesis_modes: 1 for the encoder's own encodings (the default: one encoder pass per frame); more, or
+            ``"auto"``, an angle-bin model's decoder-checked ones, as its report judges them
+            (:func:`~dyndis_learn.model.synthesis_modes_for`; decodes where the encoder hesitates).
     """
 
     def __init__(
@@ -204,22 +217,27 @@ class LatentObservation(gym.ObservationWrapper):
         *,
         goal_threshold: float | None = None,
         max_goal_states: int = MAX_GOAL_STATES,
+        synthesis_modes: int | str = 1,
     ) -> None:
         super().__init__(env)
         self.model = model.eval()
+        self.synthesis_modes = synthesis_modes_for(model, synthesis_modes)
         self.observation_space = latent_space(env.observation_space, model)
         self.goal_reward: LatentGoalReward | None = None
         if is_goal_space(env.observation_space) and env.has_wrapper_attr("compute_reward"):
             self.goal_reward = LatentGoalReward(
-                self.model, lambda name: getattr(env.unwrapped, name), threshold=goal_threshold,
+                self.model,
+                lambda name: getattr(env.unwrapped, name),
+                threshold=goal_threshold,
                 max_states=max_goal_states,
+                synthesis_modes=self.synthesis_modes,
             )
 
     def observation(self, observation: Any) -> Any:
         """Encode the image (or each image of a Dict observation)."""
         if isinstance(observation, dict):
-            return {key: encode_images(self.model, value) for key, value in observation.items()}
-        return encode_images(self.model, observation)
+            return {key: encode_images(self.model, value, self.synthesis_modes) for key, value in observation.items()}
+        return encode_images(self.model, observation, self.synthesis_modes)
 
     def _goals(self) -> LatentGoalReward:
         if self.goal_reward is None:

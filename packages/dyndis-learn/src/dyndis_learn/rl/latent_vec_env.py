@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn, VecEnvWrapper
 
+from dyndis_learn.model import synthesis_modes_for
 from dyndis_learn.wrappers import MAX_GOAL_STATES, LatentGoalReward, encode_images, is_goal_space, latent_space
 
 __all__ = ["VecLatentObservation"]
@@ -31,6 +32,8 @@ class VecLatentObservation(VecEnvWrapper):
         model: A trained world model (``encode``, ``latent_dim``, ``image_shape``).
         goal_threshold: None for the nearest-state rule of latent goals, or a distance for the threshold rule.
         max_goal_states: The most states the nearest-state rule encodes.
+        synthesis_modes: Which encodings, as :class:`~dyndis_learn.wrappers.LatentObservation` takes it (1, the
+            encoder's own, by default).
     """
 
     def __init__(
@@ -40,20 +43,25 @@ class VecLatentObservation(VecEnvWrapper):
         *,
         goal_threshold: float | None = None,
         max_goal_states: int = MAX_GOAL_STATES,
+        synthesis_modes: int | str = 1,
     ) -> None:
         self.model = model.eval()
+        self.synthesis_modes = synthesis_modes_for(model, synthesis_modes)
         super().__init__(venv, observation_space=latent_space(venv.observation_space, model, "venv"))
         self.goal_reward: LatentGoalReward | None = None
         if is_goal_space(venv.observation_space):
             self.goal_reward = LatentGoalReward(
-                self.model, lambda name: venv.get_attr(name, indices=[0])[0], threshold=goal_threshold,
+                self.model,
+                lambda name: venv.get_attr(name, indices=[0])[0],
+                threshold=goal_threshold,
                 max_states=max_goal_states,
+                synthesis_modes=self.synthesis_modes,
             )
 
     def _encode(self, obs: Any) -> Any:
         if isinstance(obs, dict):
-            return {key: encode_images(self.model, value) for key, value in obs.items()}
-        return encode_images(self.model, obs)
+            return {key: encode_images(self.model, value, self.synthesis_modes) for key, value in obs.items()}
+        return encode_images(self.model, obs, self.synthesis_modes)
 
     def reset(self) -> Any:
         """Reset and encode."""
