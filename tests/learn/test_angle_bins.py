@@ -115,6 +115,34 @@ def test__lookup_feature_map__is_stored_and_loaded_with_the_model(tiny_config, t
     assert without.trainer.model.decoder.lookup is None
 
 
+def test__learner_encodes_and_predicts_with_the_runs_decoder_checked_encodings(tiny_config):
+    config = tiny_config.replace(
+        steps=3,
+        model={"latent_manifold": "torus", "angle_bins": 10},
+        warmup={"kind": "cycles", "steps": 2, "cycles": {"walk_steps": 200, "starts": 8, "batch_size": 16}},
+    )
+    learner = Learner(config)
+    learner.train(progress=False)
+    model = learner.trainer.model.eval()
+    frames = learner.trainer.warmup.walk.frames[:6]
+    with torch.no_grad():
+        checked = model.encode_by_synthesis(torch.from_numpy(frames)).numpy()
+        own = model.encode(torch.from_numpy(frames)).numpy()
+    assert not np.allclose(checked, own)  # three steps in, the encoder hesitates
+    np.testing.assert_allclose(learner.encode(frames), checked, atol=1e-6)  # evaluation.synthesis_modes="auto"
+    np.testing.assert_allclose(learner.encode(frames, synthesis_modes=1), own, atol=1e-6)
+    np.testing.assert_allclose(
+        learner.encode(frames.reshape(2, 3, *frames.shape[1:])).reshape(6, -1), checked, atol=1e-6
+    )
+    predicted = learner.predict(frames, np.zeros((6, 2), dtype=np.int64))
+    assert predicted.shape == (6, 3, *frames.shape[1:])
+    np.testing.assert_array_equal(predicted[:, 0], learner.decode(checked))
+    plain = Learner(config.replace(evaluation={"synthesis_modes": 1}))  # e.g. a stored run of config version 10
+    with torch.no_grad():
+        own = plain.trainer.model.eval().encode(torch.from_numpy(frames)).numpy()
+    np.testing.assert_allclose(plain.encode(frames), own, atol=1e-6)
+
+
 def test__angle_bins_model__encodes_onto_the_torus_and_decodes_any_point():
     model = _model()
     frames = torch.randint(0, 256, (5, 16, 16, 3), dtype=torch.uint8)
