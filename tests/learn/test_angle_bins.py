@@ -98,7 +98,8 @@ def test__lookup_modulation__scales_and_shifts_each_hidden_layers_channels_by_th
     assert set(grad.abs().sum(-1).nonzero().flatten().tolist()) == {3, 18, 19}  # only the rows read learn
 
 
-def test__lookup_feature_map__is_stored_and_loaded_with_the_model(tiny_config, tmp_path):
+def _trained_three_steps(tiny_config):
+    """A cycles run with angle bins on the tiny GridWorld, three steps in: its config and learner."""
     config = tiny_config.replace(
         steps=3,
         model={"latent_manifold": "torus", "angle_bins": 10},
@@ -106,6 +107,11 @@ def test__lookup_feature_map__is_stored_and_loaded_with_the_model(tiny_config, t
     )
     learner = Learner(config)
     learner.train(progress=False)
+    return config, learner
+
+
+def test__lookup_feature_map__is_stored_and_loaded_with_the_model(tiny_config, tmp_path):
+    config, learner = _trained_three_steps(tiny_config)
     assert learner.trainer.model.lookup_feature_map and learner.trainer.model.lookup_modulation  # the defaults
     assert learner.trainer.model.decoder.modulation.weight.any()  # trained away from the identity
     model = load_model(learner.save(tmp_path / "run.safetensors"))
@@ -116,13 +122,7 @@ def test__lookup_feature_map__is_stored_and_loaded_with_the_model(tiny_config, t
 
 
 def test__learner_encodes_and_predicts_with_the_runs_decoder_checked_encodings(tiny_config):
-    config = tiny_config.replace(
-        steps=3,
-        model={"latent_manifold": "torus", "angle_bins": 10},
-        warmup={"kind": "cycles", "steps": 2, "cycles": {"walk_steps": 200, "starts": 8, "batch_size": 16}},
-    )
-    learner = Learner(config)
-    learner.train(progress=False)
+    config, learner = _trained_three_steps(tiny_config)
     model = learner.trainer.model.eval()
     frames = learner.trainer.warmup.walk.frames[:6]
     with torch.no_grad():
