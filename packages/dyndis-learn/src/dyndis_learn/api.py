@@ -237,11 +237,7 @@ class Learner:
         """
         self.model.eval()
         frames = torch.as_tensor(images, device=module_device(self.model))
-        modes = self._synthesis_modes(synthesis_modes)
-        if modes == 1:
-            return self.model.encode(frames).cpu().numpy()
-        flat = frames.reshape(-1, *frames.shape[-3:])
-        return encode_checked(self.model, flat, modes).reshape(*frames.shape[:-3], -1).cpu().numpy()
+        return encode_checked(self.model, frames, self._synthesis_modes(synthesis_modes)).cpu().numpy()
 
     def _synthesis_modes(self, asked: int | str | None) -> int:
         setting = self.trainer.config.evaluation.synthesis_modes if asked is None else asked

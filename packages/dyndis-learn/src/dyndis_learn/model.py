@@ -463,8 +463,10 @@ def synthesis_modes_for(model: nn.Module, asked: int | str, name: str = "synthes
 def encode_checked(model: nn.Module, frames: torch.Tensor, synthesis_modes: int) -> torch.Tensor:
     """``model.encode(frames)``, or for ``synthesis_modes`` above 1 its decoder-checked encodings.
 
-    See :meth:`WorldModel.encode_by_synthesis`; :func:`synthesis_modes_for` gives the number of modes.
+    Frames of any leading shape (..., H, W, C) -> (..., n). See :meth:`WorldModel.encode_by_synthesis`;
+    :func:`synthesis_modes_for` gives the number of modes.
     """
-    if synthesis_modes > 1:
-        return model.encode_by_synthesis(frames, synthesis_modes)
-    return model.encode(frames)
+    if synthesis_modes == 1:
+        return model.encode(frames)
+    flat = frames.reshape(-1, *frames.shape[-3:])
+    return model.encode_by_synthesis(flat, synthesis_modes).reshape(*frames.shape[:-3], -1)

@@ -33,9 +33,7 @@ def encode_images(model: Any, images: npt.NDArray[np.uint8], synthesis_modes: in
     (:func:`~dyndis_learn.model.encode_checked`).
     """
     frames = torch.as_tensor(np.asarray(images), device=module_device(model))
-    flat = frames.reshape(-1, *frames.shape[-3:])
-    latents = encode_checked(model, flat, synthesis_modes).reshape(*frames.shape[:-3], -1)
-    return latents.cpu().numpy().astype(np.float32)
+    return encode_checked(model, frames, synthesis_modes).cpu().numpy().astype(np.float32)
 
 
 def latent_space(space: spaces.Space, model: Any, name: str = "env") -> spaces.Box | spaces.Dict:
