@@ -101,12 +101,13 @@ def encode_chunks(model: WorldModel | PredictiveModel, images: np.ndarray, synth
 
 
 def _probes(
-    model: WorldModel | PredictiveModel, images: np.ndarray, states: np.ndarray, sizes: np.ndarray, modes: int
+    model: WorldModel | PredictiveModel, images: np.ndarray, values: np.ndarray, lengths: list[int], modes: int
 ) -> tuple[torch.Tensor, tuple[float, ...], tuple[float, ...] | None]:
-    """The encodings judged, their probe R^2 per active factor, and the encoder's own probe where they differ."""
+    """The encodings judged, their probe R^2 per factor, and the encoder's own probe where they differ.
+
+    ``values`` (M, F) are the states' values of the active factors, ``lengths`` their cycle lengths.
+    """
     encodings = encode_chunks(model, images, modes)
-    active = [k for k in range(len(sizes)) if sizes[k] > 1]
-    values, lengths = states[:, active], sizes[active].tolist()
     probe = tuple(float(r) for r in circular_probe(encodings.cpu().numpy(), values, lengths))
     own = None
     if modes > 1:
@@ -215,13 +216,19 @@ def seen_and_unseen_states(space: Any, seen_states: np.ndarray, seed: int) -> tu
 
 
 def _state_set(
-    model: WorldModel | PredictiveModel, contract: Any, table: np.ndarray | None, states: np.ndarray, modes: int
+    model: WorldModel | PredictiveModel,
+    contract: Any,
+    table: np.ndarray | None,
+    states: np.ndarray,
+    active: list[int],
+    modes: int,
 ) -> StateSetFidelity | None:
     """The probe and the reconstructions on ``states`` alone (None for fewer than :data:`MIN_SET_STATES`)."""
     if len(states) < MIN_SET_STATES:
         return None
     sizes = np.asarray(contract.factor_space.sizes, dtype=np.int64)
-    encodings, probe, own = _probes(model, contract.render_states(states), states, sizes, modes)
+    images = contract.render_states(states)
+    encodings, probe, own = _probes(model, images, states[:, active], sizes[active].tolist(), modes)
     rate = None
     if not isinstance(model, PredictiveModel) or isinstance(model, LatentPredictiveModel):
         rate = _right_rate(_nearest_own(contract, table, _decode_uint8(model, encodings), states)[0])
@@ -263,7 +270,7 @@ def fidelity(
     modes = synthesis_modes_for(model, config.synthesis_modes, "evaluation.synthesis_modes")
     states, grid = evaluation_states(space, config.seed)
     images = contract.render_states(states)
-    encodings, probe, own_probe = _probes(model, images, states, sizes, modes)
+    encodings, probe, own_probe = _probes(model, images, states[:, active], sizes[active].tolist(), modes)
     table = images if grid else None
     reconstructed = confusion = None
     if not isinstance(model, PredictiveModel) or isinstance(model, LatentPredictiveModel):
@@ -286,8 +293,8 @@ def fidelity(
     seen_fraction = seen = unseen = None
     if seen_states is not None:
         seen_fraction, seen_set, unseen_set = seen_and_unseen_states(space, seen_states, config.seed)
-        seen = _state_set(model, contract, table, seen_set, modes)
-        unseen = _state_set(model, contract, table, unseen_set, modes)
+        seen = _state_set(model, contract, table, seen_set, active, modes)
+        unseen = _state_set(model, contract, table, unseen_set, active, modes)
     return Fidelity(
         states=len(states),
         grid=grid,
