@@ -21,7 +21,14 @@ from dyndis_learn.evaluate import (
     rollout_bce,
     structure,
 )
-from dyndis_learn.fidelity import _nearest_own, _squared_distances_to_each, dynamics_trained
+from dyndis_learn.fidelity import (
+    IMAGINED_ROLLOUTS,
+    _nearest_own,
+    _squared_distances_to_each,
+    dynamics_trained,
+    imagined_rollouts,
+    judged_imagined_steps,
+)
 from dyndis_learn.model import WorldModel
 from dyndis_learn.results import (
     CRITERIA,
@@ -226,6 +233,7 @@ def test__evaluate__to_dict_has_the_report_keys_and_round_trips(tiny_evaluation)
         "unseen",
         "synthesis_modes",
         "encoder_probe_r2",
+        "imagined_rollouts",
     ]
     assert list(data["rollout_bce"]) == ["k", "mean", "ci95_low", "ci95_high", "episodes"]
     assert list(data["actions"][0]) == [
@@ -472,14 +480,46 @@ def test__oracle_passes_every_criterion(tiny_episodes):
     assert (fid.states, fid.grid, fid.candidates, fid.factors) == (25, True, "all_states", ("north_south", "east_west"))
     assert min(fid.probe_r2) > 0.999
     assert fid.reconstruction_rate == fid.imagined_rate == fid.imagined_rate_last == 1.0 and fid.imagined_steps == 10
+    assert fid.imagined_rollouts == IMAGINED_ROLLOUTS
     assert fid.reconstruction_confusion == (0.0, 0.0)
     assert evaluation.mean_image_ratio < 0.01 and evaluation.mean_image_bce > evaluation.frame_entropy > 0
     assert evaluation.dynamics_weight == 1.0
     assert Evaluation.from_dict(json.loads(json.dumps(evaluation.to_dict()))) == evaluation
     summary = format_summary(evaluation)
     assert "encoder probe R^2 (25 every state): north_south 1.0000, east_west 1.0000" in summary
-    assert "decoded nearest own state: reconstructions 100.00%, imagined k<=10 100.00% (k=10 100.00%)" in summary
+    imagined = "imagined k<=10 100.00% (320 rollouts, k=10 100.00%)"
+    assert f"decoded nearest own state: reconstructions 100.00%, {imagined}" in summary
+    old = {k: v for k, v in fid.to_dict().items() if k != "imagined_rollouts"}
+    assert Fidelity.from_dict(old) == dataclasses.replace(fid, imagined_rollouts=None)  # a report written before
     assert "last dynamics_weight: 1.000" in summary and "mean-image BCE k=10: " in summary
+
+
+def test__judged_imagined_steps_are_evenly_spaced_and_end_at_the_rollouts_length():
+    assert judged_imagined_steps(100) == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    assert judged_imagined_steps(12) == [2, 3, 4, 5, 6, 8, 9, 10, 11, 12]
+    assert judged_imagined_steps(4) == [1, 2, 3, 4]  # a shorter rollout: every step
+    assert judged_imagined_steps(1) == [1]
+
+
+def test__imagined_rollouts_follow_the_environment_from_uniformly_drawn_states():
+    env = gym.make("DynDis/GridWorld-v0", **TINY_ENV_KWARGS)
+    space = env.unwrapped.factor_space
+    states, actions = imagined_rollouts(space, 6, 12, seed=5)
+    assert states.shape == (6, 13, space.n_factors) and actions.shape == (6, 12)
+    assert actions.min() >= 0 and actions.max() < space.n_actions
+    for start, moves, truth in zip(states[:, 0], actions, states, strict=True):
+        _, info = env.reset(options={"factors": start})
+        for t, action in enumerate(moves, start=1):
+            _, _, _, _, info = env.step(int(action))
+            np.testing.assert_array_equal(info["factors"], truth[t])
+    again, same_actions = imagined_rollouts(space, 6, 12, seed=5)
+    np.testing.assert_array_equal(again, states)
+    np.testing.assert_array_equal(same_actions, actions)
+    other, _ = imagined_rollouts(space, 6, 12, seed=6)
+    assert not np.array_equal(other, states)
+    starts = imagined_rollouts(space, 2_000, 1, seed=0)[0][:, 0]
+    cells = np.bincount(space.flat_index(starts), minlength=25)
+    assert cells.min() > 40  # every one of the 25 states drawn (80 expected each)
 
 
 @pytest.mark.parametrize("width", [1, 255, 256, 12_288, 12_289])
@@ -572,7 +612,8 @@ def test__without_the_evaluation_contract_the_fidelity_cannot_be_judged(tiny_epi
     evaluation = evaluate_model(
         _Oracle(), "DynDis/GridWorld-v0", TINY_ENV_KWARGS, EVAL, episodes=blind, history=TRAINED
     )
-    assert evaluation.fidelity.imagined_rate is None and evaluation.criteria.decoder_fidelity is None
+    # the imagined rollouts' true states come from the contract, not from the episodes' info["factors"]
+    assert evaluation.fidelity.imagined_rate == 1.0 and evaluation.criteria.decoder_fidelity is True
 
 
 @pytest.mark.parametrize(

@@ -57,15 +57,14 @@ def _model():
 
 def test__fidelity__judges_seen_and_unseen_states_apart_and_skips_a_set_too_small():
     env = gym.make("DynDis/GridWorld-v0", **WIDE)
-    batch = collect_eval_episodes("DynDis/GridWorld-v0", WIDE, EVAL).batch
     model = _model()
     seen = env.unwrapped.factor_space.all_states()[:40]
-    fid = fidelity(model, env, batch, EVAL, seen)
+    fid = fidelity(model, env, EVAL, seen)
     assert fid.seen_fraction == pytest.approx(40 / 625)
     assert fid.seen is None  # 40 < MIN_SET_STATES
     assert fid.unseen.states == 585 >= MIN_SET_STATES
     assert len(fid.unseen.probe_r2) == 4 and 0 <= fid.unseen.reconstruction_rate <= 1
-    plain = fidelity(model, env, batch, EVAL)
+    plain = fidelity(model, env, EVAL)
     assert (plain.seen_fraction, plain.seen, plain.unseen) == (None, None, None)
     assert dataclasses.replace(fid, seen_fraction=None, seen=None, unseen=None) == plain  # the rest unchanged
     back = Fidelity.from_dict(fid.to_dict())
@@ -140,11 +139,10 @@ def _binned_model():
 
 def test__fidelity__judges_an_angle_bin_models_decoder_checked_encodings_beside_the_encoders_own():
     env = gym.make("DynDis/GridWorld-v0", **WIDE)
-    batch = collect_eval_episodes("DynDis/GridWorld-v0", WIDE, EVAL).batch
     model = _binned_model().eval()
     seen = env.unwrapped.factor_space.all_states()[::3]
-    checked = fidelity(model, env, batch, EVAL, seen)  # synthesis_modes="auto"
-    own = fidelity(model, env, batch, dataclasses.replace(EVAL, synthesis_modes=1), seen)
+    checked = fidelity(model, env, EVAL, seen)  # synthesis_modes="auto"
+    own = fidelity(model, env, dataclasses.replace(EVAL, synthesis_modes=1), seen)
     assert (checked.synthesis_modes, own.synthesis_modes) == (DEFAULT_SYNTHESIS_MODES, 1)
     assert checked.encoder_probe_r2 == own.probe_r2 and own.encoder_probe_r2 is None
     assert checked.unseen.encoder_probe_r2 == own.unseen.probe_r2 and own.unseen.encoder_probe_r2 is None
@@ -152,11 +150,11 @@ def test__fidelity__judges_an_angle_bin_models_decoder_checked_encodings_beside_
     assert Fidelity.from_dict(checked.to_dict()) == checked
     old = {k: v for k, v in own.to_dict().items() if k not in ("synthesis_modes", "encoder_probe_r2")}
     assert Fidelity.from_dict(old) == own  # a report written before judged the encoder's own encodings
-    two = fidelity(model, env, batch, dataclasses.replace(EVAL, synthesis_modes=2))
+    two = fidelity(model, env, dataclasses.replace(EVAL, synthesis_modes=2))
     assert two.synthesis_modes == 2 and two.probe_r2 not in (own.probe_r2, checked.probe_r2)
     with pytest.raises(ValueError, match=r"`evaluation\.synthesis_modes` above 1 needs an angle-bin model"):
-        fidelity(_model(), env, batch, dataclasses.replace(EVAL, synthesis_modes=2))
-    assert fidelity(_model(), env, batch, EVAL).synthesis_modes == 1  # "auto": no bins, the encoder's own
+        fidelity(_model(), env, dataclasses.replace(EVAL, synthesis_modes=2))
+    assert fidelity(_model(), env, EVAL).synthesis_modes == 1  # "auto": no bins, the encoder's own
 
 
 def test__report_names_the_decoder_checked_encodings_and_the_encoders_own_probe():

@@ -414,7 +414,7 @@ def evaluate_model(
     mean_ratio = (bce_h - entropy) / excess if bce_h is not None and excess > 0 else None
     env = _contract_env(env_id, env_kwargs)
     try:
-        fid = None if env is None else fidelity(model, env, batch, config, seen_states)
+        fid = None if env is None else fidelity(model, env, config, seen_states)
     finally:
         if env is not None:
             env.close()

@@ -4,7 +4,8 @@ Its encoder (a probe of every factor), its decoder (are decoded pictures nearest
 the mean-image baseline, and whether the dynamics phase was trained to the end.
 
 The states and their images come from the environment's evaluation contract only:
-``factor_space.all_states()`` / ``sample_states`` and ``render_states``.
+``factor_space.all_states()`` / ``sample_states`` and ``render_states``; the imagined rollouts' true states
+follow ``factor_space.step``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from dyndis_learn.rollouts import EpisodeBatch
 
 __all__ = [
     "GRID_STATES",
+    "IMAGINED_FRAMES_PER_ROLLOUT",
+    "IMAGINED_ROLLOUTS",
     "IMAGINED_STEPS",
     "MIN_SET_STATES",
     "SAMPLE_STATES",
@@ -34,6 +37,8 @@ __all__ = [
     "evaluation_contract",
     "evaluation_states",
     "fidelity",
+    "imagined_rollouts",
+    "judged_imagined_steps",
     "mean_image_bce",
     "seen_and_unseen_states",
 ]
@@ -46,9 +51,16 @@ GRID_STATES = 5_000
 SAMPLE_STATES = 2_000
 #: Fewest states of a set (seen, or unseen, by training) judged on their own: a probe on fewer says little.
 MIN_SET_STATES = 100
-_SEEN_STREAM, _UNSEEN_STREAM = 1, 2  # entropy tags of the samples of seen and of unseen states
-#: Imagined frames judged by ``decoder_fidelity``: every step ``k = 1 .. min(IMAGINED_STEPS, horizon)``.
+_SEEN_STREAM, _UNSEEN_STREAM, _IMAGINED_STREAM = 1, 2, 3  # entropy tags of the seeded samples
+#: Imagined rollouts judged by ``decoder_fidelity``: :data:`IMAGINED_ROLLOUTS` of them, each from a uniformly
+#: drawn state under uniformly random actions for ``K = min(IMAGINED_STEPS, horizon)`` steps, with
+#: :data:`IMAGINED_FRAMES_PER_ROLLOUT` frames judged in each, evenly spaced up to ``k = K`` (10, 20, ..., 100).
+#: Frames of one rollout share its start, so their errors come in runs: many short samples of many rollouts
+#: judge a 99% threshold far more precisely than every frame of a few (Cars3D: 32 rollouts judged whole
+#: gave 94.8-99.6% for one model, 256 gave 98.1%; docs/benchmarks/learn_structure.md).
 IMAGINED_STEPS = 100
+IMAGINED_ROLLOUTS = 320
+IMAGINED_FRAMES_PER_ROLLOUT = 10
 _CANDIDATE_BYTES = 64 * 2**20  # rendered candidate images held at once by the nearest-image test
 _EXACT_BLOCK = 256  # pixels summed in float32: 256 * 255^2 < 2^24, so the sums of squared differences are exact
 
@@ -239,7 +251,6 @@ def _state_set(
 def fidelity(
     model: WorldModel | PredictiveModel,
     env: Any,
-    batch: EpisodeBatch,
     config: EvalConfig,
     seen_states: np.ndarray | None = None,
 ) -> Fidelity | None:
@@ -249,10 +260,10 @@ def fidelity(
         model: The world model (a model without rotations, :mod:`dyndis_learn.baselines`, is judged on its own
             imagined frames; one that does not reconstruct its input has no reconstruction rate).
         env: An environment with the evaluation contract: ``factor_space`` (``all_states``, ``sample_states``,
-            ``sizes``, ``strides``, ``names``) and ``render_states`` (a single env's ``unwrapped`` core or a
-            native vector env).
-        batch: The evaluation episodes (their ``factors`` give the true states of the imagined frames).
-        config: ``seed`` (of the sample of states, with more than :data:`GRID_STATES` states), ``horizon`` and
+            ``sizes``, ``strides``, ``names``, ``n_actions``, ``step``) and ``render_states`` (a single env's
+            ``unwrapped`` core or a native vector env).
+        config: ``seed`` (of the sample of states, with more than :data:`GRID_STATES` states, and of the
+            imagined rollouts), ``horizon`` (imagined rollouts of ``min(IMAGINED_STEPS, horizon)`` steps) and
             ``synthesis_modes`` (which encodings are judged).
         seen_states: Value indices (S, F) of the states training saw (``info["factors"]`` of its frames), to
             judge seen and unseen states separately (:func:`seen_and_unseen_states`); None: not judged.
@@ -276,20 +287,9 @@ def fidelity(
     if not isinstance(model, PredictiveModel) or isinstance(model, LatentPredictiveModel):
         right, confused = _nearest_own(contract, table, _decode_uint8(model, encodings), states)
         reconstructed, confusion = _right_rate(right), tuple(float(c) for c in confused[:, active].mean(axis=0))
-    steps = min(IMAGINED_STEPS, int(batch.actions.shape[1]))
-    imagined = imagined_last = None
-    if batch.factors is not None:
-        device = module_device(model)
-        observations = torch.from_numpy(batch.observations[:, 0]).to(device)
-        actions = torch.from_numpy(batch.actions[:, :steps]).to(device)
-        if isinstance(model, PredictiveModel):
-            decoded = imagined_frames(model, observations, actions, range(1, steps + 1)).reshape(-1, *model.image_shape)
-        else:
-            latents = model.rollout(encode_checked(model, observations, modes), actions)[:, 1:]  # (E, K, n)
-            decoded = _decode_uint8(model, latents.reshape(-1, model.latent_dim))
-        truths = batch.factors[:, 1 : steps + 1].reshape(-1, batch.factors.shape[-1])
-        right = _nearest_own(contract, table, decoded, truths)[0].reshape(len(observations), steps)
-        imagined, imagined_last = _right_rate(right), _right_rate(right[:, -1])
+    steps = min(IMAGINED_STEPS, config.horizon)
+    right = _imagined(model, contract, table, steps, config.seed, modes)
+    imagined, imagined_last = _right_rate(right), _right_rate(right[:, -1])
     seen_fraction = seen = unseen = None
     if seen_states is not None:
         seen_fraction, seen_set, unseen_set = seen_and_unseen_states(space, seen_states, config.seed)
@@ -305,6 +305,7 @@ def fidelity(
         imagined_steps=steps,
         imagined_rate=imagined,
         imagined_rate_last=imagined_last,
+        imagined_rollouts=IMAGINED_ROLLOUTS,
         reconstruction_confusion=confusion,
         seen_fraction=seen_fraction,
         seen=seen,
@@ -312,6 +313,57 @@ def fidelity(
         synthesis_modes=modes,
         encoder_probe_r2=own_probe,
     )
+
+
+def judged_imagined_steps(steps: int) -> list[int]:
+    """The steps ``k`` of an imagined rollout of ``steps`` steps whose frames are judged.
+
+    Evenly spaced, the last ``steps``: ``ceil(steps * j / IMAGINED_FRAMES_PER_ROLLOUT)`` for ``j = 1 ..
+    IMAGINED_FRAMES_PER_ROLLOUT`` (every step of a rollout shorter than that).
+    """
+    per = IMAGINED_FRAMES_PER_ROLLOUT
+    return sorted({-(-steps * j // per) for j in range(1, per + 1)})
+
+
+def imagined_rollouts(space: Any, rollouts: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Uniformly drawn start states, uniformly random actions and the true states they lead to.
+
+    Args:
+        space: The environment's ``factor_space`` (``sample_states``, ``n_actions``, ``step``).
+        rollouts: Number of rollouts ``R``.
+        steps: Actions per rollout ``K``.
+        seed: Seed of the starts and the actions (``EvalConfig.seed``; a stream of its own).
+
+    Returns:
+        ``(states (R, K + 1, F), actions (R, K))``: ``states[:, 0]`` are the starts, ``states[:, k]`` the state
+        after the first ``k`` actions.
+    """
+    rng = np.random.default_rng([seed, _IMAGINED_STREAM])
+    starts = space.sample_states(rollouts, rng)
+    actions = rng.integers(0, space.n_actions, size=(rollouts, steps), dtype=np.int64)
+    states = np.empty((rollouts, steps + 1, starts.shape[-1]), dtype=np.int64)
+    states[:, 0] = starts
+    for t in range(steps):
+        states[:, t + 1] = space.step(states[:, t], actions[:, t])
+    return states, actions
+
+
+def _imagined(
+    model: WorldModel | PredictiveModel, contract: Any, table: np.ndarray | None, steps: int, seed: int, modes: int
+) -> np.ndarray:
+    """Whether each judged frame of every imagined rollout is right: shape (IMAGINED_ROLLOUTS, judged steps)."""
+    judged = judged_imagined_steps(steps)
+    states, actions = imagined_rollouts(contract.factor_space, IMAGINED_ROLLOUTS, steps, seed)
+    device = module_device(model)
+    first = torch.from_numpy(contract.render_states(states[:, 0])).to(device)
+    moves = torch.from_numpy(actions).to(device)
+    if isinstance(model, PredictiveModel):
+        decoded = imagined_frames(model, first, moves, judged).reshape(-1, *model.image_shape)
+    else:
+        latents = model.rollout(encode_checked(model, first, modes), moves)[:, judged]  # (R, J, n)
+        decoded = _decode_uint8(model, latents.reshape(-1, model.latent_dim))
+    truths = states[:, judged].reshape(-1, states.shape[-1])
+    return _nearest_own(contract, table, decoded, truths)[0].reshape(len(states), len(judged))
 
 
 def _right_rate(right: np.ndarray) -> float:

@@ -40,7 +40,7 @@ from PIL import Image, ImageDraw, ImageFont
 from dyndis_learn.baselines.base import PredictiveModel, imagined_frames
 from dyndis_learn.config import TrainConfig
 from dyndis_learn.devices import module_device
-from dyndis_learn.fidelity import encode_chunks, evaluation_contract, evaluation_states
+from dyndis_learn.fidelity import encode_chunks, evaluation_contract, evaluation_states, judged_imagined_steps
 from dyndis_learn.files import atomic_write, write_json_atomic
 from dyndis_learn.metrics import summary
 from dyndis_learn.model import WorldModel
@@ -569,6 +569,15 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2%}"
 
 
+def _imagined_frames_text(fid: Any) -> str:
+    """Which imagined frames were judged: "k=10, 20, .., 100 of 320 rollouts" (reports before: "k=1..100")."""
+    if fid.imagined_rollouts is None:
+        return f"k=1..{fid.imagined_steps}"
+    steps = judged_imagined_steps(fid.imagined_steps)
+    shown = ", ".join(map(str, steps)) if len(steps) <= 3 else f"{steps[0]}, {steps[1]}, .., {steps[-1]}"
+    return f"k={shown} of {fid.imagined_rollouts} rollouts from sampled states"
+
+
 def _fidelity_lines(evaluation: Evaluation) -> list[str]:
     """The mean-image BCE, the encoder probe, the decoder fidelity and the last dynamics weight (those known)."""
     lines = []
@@ -592,7 +601,7 @@ def _fidelity_lines(evaluation: Evaluation) -> list[str]:
             f"(threshold {evaluation.criteria.probe_threshold})",
             f"- decoder: nearest own state's image ({fid.candidates.replace('_', ' ')} as candidates) for "
             f"{_percent(fid.reconstruction_rate)} of reconstructions, {_percent(fid.imagined_rate)} of imagined "
-            f"frames k=1..{fid.imagined_steps}, {_percent(fid.imagined_rate_last)} at k={fid.imagined_steps} "
+            f"frames {_imagined_frames_text(fid)}, {_percent(fid.imagined_rate_last)} at k={fid.imagined_steps} "
             f"(threshold {evaluation.criteria.decoder_threshold:.0%})",
         ]
         if fid.reconstruction_confusion is not None and any(fid.reconstruction_confusion):

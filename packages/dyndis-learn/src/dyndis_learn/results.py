@@ -282,9 +282,12 @@ class Fidelity:
     """Share of the states whose decoded reconstruction is nearest to its own image (None for a model that does
     not reconstruct, the direct predictor: its decoder only draws the next frame)."""
     imagined_steps: int
-    """``K = min(100, horizon)``: imagined frames ``k = 1 .. K`` of every evaluation episode are judged."""
+    """``K = min(100, horizon)``: the imagined rollouts' length; the last frame judged is ``k = K``."""
     imagined_rate: float | None
-    """Share of those imagined frames nearest to their true state's image (None without ``info["factors"]``)."""
+    """Share of the judged imagined frames nearest to their true state's image: the frames
+    :func:`~dyndis_learn.fidelity.judged_imagined_steps` (``k = 10, 20, .., 100``) of ``imagined_rollouts``
+    rollouts from uniformly drawn states (:func:`~dyndis_learn.fidelity.imagined_rollouts`). None where not
+    judged (reports written without the episodes' ``info["factors"]``)."""
     imagined_rate_last: float | None
     """The same share at ``k = K`` alone."""
     reconstruction_confusion: tuple[float, ...] | None = None
@@ -305,6 +308,9 @@ class Fidelity:
     decoder-checked encodings over that many modes per circle (1 in reports written before it existed)."""
     encoder_probe_r2: tuple[float, ...] | None = None
     """With decoder-checked encodings, ``probe_r2`` of the encoder's own encodings of the same states; else None."""
+    imagined_rollouts: int | None = None
+    """Number of imagined rollouts judged (:data:`~dyndis_learn.fidelity.IMAGINED_ROLLOUTS`); None in reports
+    written before 2026-12-02, which judged every frame ``k = 1 .. K`` of the evaluation episodes instead."""
 
     def to_dict(self) -> dict[str, Any]:
         """The ``fidelity`` entry of ``report.json``."""
@@ -324,6 +330,7 @@ class Fidelity:
             "unseen": None if self.unseen is None else self.unseen.to_dict(),
             "synthesis_modes": self.synthesis_modes,
             "encoder_probe_r2": _optional_list(self.encoder_probe_r2),
+            "imagined_rollouts": self.imagined_rollouts,
         }
 
     @classmethod
@@ -336,6 +343,7 @@ class Fidelity:
             "unseen",
             "synthesis_modes",
             "encoder_probe_r2",
+            "imagined_rollouts",
         ]
         keys = [f.name for f in dataclasses.fields(cls) if f.name not in optional]
         d = _fields(data, cls.__name__, keys, optional)
@@ -349,6 +357,7 @@ class Fidelity:
                 "unseen": _optional_set(d.get("unseen")),
                 "synthesis_modes": int(d.get("synthesis_modes", 1)),
                 "encoder_probe_r2": _optional_floats(d.get("encoder_probe_r2")),
+                "imagined_rollouts": None if d.get("imagined_rollouts") is None else int(d["imagined_rollouts"]),
             }
         )
 
@@ -380,10 +389,10 @@ class Criteria:
     states and, where the run knows which states it saw, on seen and on unseen states separately (None without
     the environment's evaluation contract)."""
     decoder_fidelity: bool | None = _criterion()
-    """Decoded reconstructions of the fidelity states and imagined frames ``k = 1 .. 100`` of the evaluation
-    episodes are nearest, in pixels, to their own state's image in at least ``decoder_threshold`` of cases
-    (None without the evaluation contract or the episodes' factors; the imagined frames alone for a model that
-    does not reconstruct)."""
+    """Decoded reconstructions of the fidelity states and frames of imagined 100-step rollouts from uniformly drawn
+    states (:attr:`Fidelity.imagined_rate`) are nearest, in pixels, to their own state's image in at least
+    ``decoder_threshold`` of cases (None without the evaluation contract; the imagined frames alone for a model
+    that does not reconstruct)."""
     dynamics_trained: bool | None = _criterion()
     """The dynamics phase ran to the end of its ramp: the last logged ``dynamics_weight`` is 1 (None without a
     training history)."""
@@ -622,9 +631,10 @@ def format_summary(evaluation: Evaluation) -> str:
         imagined = "n/a" if fid.imagined_rate is None else f"{fid.imagined_rate:.2%}"
         last = "n/a" if fid.imagined_rate_last is None else f"{fid.imagined_rate_last:.2%}"
         rebuilt = "n/a" if fid.reconstruction_rate is None else f"{fid.reconstruction_rate:.2%}"
+        rollouts = "" if fid.imagined_rollouts is None else f"{fid.imagined_rollouts} rollouts, "
         lines.append(
             f"decoded nearest own state: reconstructions {rebuilt}, imagined k<="
-            f"{fid.imagined_steps} {imagined} (k={fid.imagined_steps} {last})"
+            f"{fid.imagined_steps} {imagined} ({rollouts}k={fid.imagined_steps} {last})"
         )
         if fid.reconstruction_confusion is not None and any(fid.reconstruction_confusion):
             wrong = ", ".join(
