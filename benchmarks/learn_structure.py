@@ -61,12 +61,12 @@ SUITES: dict[str, dict[str, Any]] = {
             "kwargs": {"grid_shape": [7, 7], "factors": {"size": "all", "colour": "all", "background": "all"}},
         },
         "latent_dim": 10,
-        # the cycles' angle bins (with a feature map per bin) and 12,000 steps: every criterion held from 10,000
-        # in 3 of 3 seeds, pictures 99.2-99.9% right at 12,000 (without bins 98.7%; docs/benchmarks/learn_structure.md);
-        # the encoder's instance norm (the default) is what lets the warm-up map the backgrounds' world
+        # the cycles' angle bins (with a feature map per bin and its modulation) and 6,000 steps: every criterion
+        # held at 6,000 in 3 of 3 seeds, from 4,000 in two (docs/benchmarks/learn_structure.md, session 19); the
+        # encoder's instance norm (the default) is what lets the warm-up map the backgrounds' world
         "config": {
             "model": {"angle_bins": "cycles"},
-            "steps": 12000,
+            "steps": 6000,
             "warmup": {"steps": 1200},
         },
         "check_every": 2000,
