@@ -29,7 +29,6 @@ import dyndis_envs  # noqa: F401  (registers the ids)
 from benchmarks._common import SHAPES3D_SUBSET, print_table, write_json
 from dyndis_learn import EnvConfig, EvalConfig, ModelConfig, TrainConfig, Trainer
 from dyndis_learn.evaluate import collect_eval_episodes, evaluate_model
-from dyndis_learn.results import CRITERIA
 
 SUITES: dict[str, dict[str, Any]] = {
     "gridworld": {
@@ -157,7 +156,8 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
             bce = result.rollout_bce.mean
             row = t.history[-1] if t.history else {}
             crit = result.criteria
-            failing = [name for name in CRITERIA if name not in crit.not_applicable and getattr(crit, name) is not True]
+            held_by = crit.checks().items()
+            failing = [name for name, held in held_by if held is not True and name not in crit.not_applicable]
             verdict = "all=True" if crit.all else f"all=False (not: {', '.join(failing)})"
             print(
                 f"seed {seed} step {t.step:5d} {t.train_seconds:6.1f} s  BCE k=1 {bce[0]:.4f} k=max {bce[-1]:.4f}"

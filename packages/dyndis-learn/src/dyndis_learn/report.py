@@ -45,7 +45,7 @@ from dyndis_learn.files import atomic_write, write_json_atomic
 from dyndis_learn.metrics import summary
 from dyndis_learn.model import WorldModel
 from dyndis_learn.objective import WARMUP_TERMS
-from dyndis_learn.results import CRITERIA, Evaluation
+from dyndis_learn.results import CRITERIA, Evaluation, Fidelity
 from dyndis_learn.rollouts import EpisodeBatch
 from dyndis_learn.rotations import plane_pairs
 from dyndis_learn.run_log import log_evaluation
@@ -569,7 +569,7 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2%}"
 
 
-def _imagined_frames_text(fid: Any) -> str:
+def _imagined_frames_text(fid: Fidelity) -> str:
     """Which imagined frames were judged: "k=10, 20, .., 100 of 320 rollouts" (reports before: "k=1..100")."""
     if fid.imagined_rollouts is None:
         return f"k=1..{fid.imagined_steps}"
