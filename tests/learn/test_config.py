@@ -46,7 +46,7 @@ def test__round_trip_through_json():
         ({"model": {"channels": []}}, "ModelConfig.channels must be a non-empty sequence, got []."),
         (
             {"model": {"encoder_norm": "batch"}},
-            "ModelConfig.encoder_norm must be one of ['none', 'instance'], got 'batch'.",
+            "ModelConfig.encoder_norm must be one of ['none', 'instance', 'instance_after_first'], got 'batch'.",
         ),
         (
             {"model": {"parametrisation": "quaternion"}},

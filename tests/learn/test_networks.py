@@ -65,8 +65,25 @@ def test__instance_norm__is_groupnorm_with_a_group_per_channel(positions):
     torch.testing.assert_close(norm(x), reference(x))
 
 
+def test__instance_norm_after_first__keeps_the_first_convolutions_colour_magnitudes():
+    torch.manual_seed(0)
+    encoder = ConvEncoder((16, 16, 3), 4, channels=(8, 8, 8), norm="instance_after_first")
+    assert [type(layer) for layer in encoder.convs] == [
+        torch.nn.Conv2d,
+        torch.nn.ReLU,
+        *[torch.nn.Conv2d, InstanceNorm, torch.nn.ReLU] * 2,
+    ]
+    # two flat images of nearly the same colour: their first-layer features differ by what the filters see of it
+    pale, paler = torch.full((1, 16, 16, 3), 0.50), torch.full((1, 16, 16, 3), 0.55)
+    features = [encoder.convs[:2](image.permute(0, 3, 1, 2)) for image in (pale, paler)]
+    assert (features[0] - features[1]).abs().max() > 0.01
+    # per image: an encoding does not depend on the rest of the batch
+    torch.testing.assert_close(encoder(pale), encoder(pale.expand(3, -1, -1, -1))[:1])
+
+
 def test__encoder__bad_norm():
-    with pytest.raises(ValueError, match=re.escape("`norm` must be one of ['none', 'instance'], got 'batch'.")):
+    message = "`norm` must be one of ['none', 'instance', 'instance_after_first'], got 'batch'."
+    with pytest.raises(ValueError, match=re.escape(message)):
         ConvEncoder((16, 16, 3), 4, norm="batch")
 
 

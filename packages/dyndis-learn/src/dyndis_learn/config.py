@@ -199,12 +199,13 @@ class ModelConfig(_Section):
     """Action matrices: ordered product of Givens rotations, or matrix exponential."""
     angle_init_scale: Annotated[float, Ge(0)] = 0.01
     """Initial angles are uniform in ``[-angle_init_scale, angle_init_scale]`` radians."""
-    encoder_norm: Literal["none", "instance"] = "instance"
+    encoder_norm: Literal["none", "instance", "instance_after_first"] = "instance"
     """``"instance"`` normalises each encoder convolution per image and channel
     (:class:`~dyndis_learn.networks.ConvEncoder`): a factor that changes every pixel (a background colour) no
     longer drowns the others, and Cars3D's cars are recognised from views training never showed more often
-    (docs/benchmarks/learn_structure.md). ``"none"``: the original framework's plain encoder, a little
-    faster."""
+    (docs/benchmarks/learn_structure.md). ``"instance_after_first"``: every convolution but the first, whose
+    outputs keep how strongly each filter sees the image's colours (objects of nearly the same colour stay
+    apart). ``"none"``: the original framework's plain encoder, a little faster."""
     latent_manifold: Literal["sphere", "torus"] | None = None
     """Where encodings live: ``"sphere"`` (unit norm) or ``"torus"`` (each coordinate pair a circle of radius
     ``1 / sqrt(n / 2)``: still unit norm; :class:`~dyndis_learn.model.WorldModel`). None: the warm-up's

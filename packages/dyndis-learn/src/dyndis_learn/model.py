@@ -127,7 +127,7 @@ class WorldModel(nn.Module):
         hidden_dim: Units of the hidden fully connected layers.
         parametrisation: ``"givens"`` or ``"exp"`` (see :class:`~dyndis_learn.rotations.ActionRotations`).
         angle_init_scale: Initial angles are uniform in ``[-angle_init_scale, angle_init_scale]``.
-        encoder_norm: ``"none"`` or ``"instance"`` (see :class:`~dyndis_learn.networks.ConvEncoder`).
+        encoder_norm: One of :data:`~dyndis_learn.networks.ENCODER_NORMS` (:class:`~dyndis_learn.networks.ConvEncoder`).
         latent_manifold: ``"sphere"``: the encoder's output divided by its norm; ``"torus"``: each coordinate
             pair ``(2k, 2k + 1)`` divided by its own norm and scaled to ``1 / sqrt(n / 2)``, so the encoding is
             a point of ``n / 2`` circles, still of unit norm. A factor that lives on a circle then has one

@@ -25,7 +25,7 @@ __all__ = ["ENCODER_NORMS", "ConvDecoder", "ConvEncoder", "InstanceNorm", "conv_
 
 
 #: Normalisations of the encoder's convolutions (:class:`ConvEncoder`'s ``norm``).
-ENCODER_NORMS = ("none", "instance")
+ENCODER_NORMS = ("none", "instance", "instance_after_first")
 
 
 class InstanceNorm(nn.GroupNorm):
@@ -59,9 +59,9 @@ def _conv_stack(
 ) -> nn.Sequential:
     layers: list[nn.Module] = []
     padding = max((kernel_size - stride) // 2, 0)  # halves even sizes exactly for the default (4, 2)
-    for out_channels in channels:
+    for index, out_channels in enumerate(channels):
         layers.append(nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding))
-        if norm == "instance":  # per image, so train = eval
+        if norm == "instance" or (norm == "instance_after_first" and index > 0):  # per image, so train = eval
             layers.append(InstanceNorm(out_channels))
         layers.append(nn.ReLU())
         in_channels = out_channels
@@ -118,10 +118,14 @@ class ConvEncoder(nn.Module):
         kernel_size: Kernel size of the convolutions.
         stride: Stride of the convolutions.
         hidden_dim: Units of the hidden fully connected layer.
-        norm: ``"none"`` (the original architecture) or ``"instance"``: every convolution's output is
-            normalised per image and channel over its positions (:class:`InstanceNorm`). That takes out
-            most of what a whole-image change, such as a background colour, adds to every position (all of
-            it away from the zero-padded borders), which otherwise swamps the gradients of small objects.
+        norm: ``"none"`` (the original architecture), ``"instance"``: every convolution's output is
+            normalised per image and channel over its positions (:class:`InstanceNorm`), or
+            ``"instance_after_first"``: every one but the first's. Instance norm takes out most of what a
+            whole-image change, such as a background colour, adds to every position (all of it away from the
+            zero-padded borders), which otherwise swamps the gradients of small objects. On the first
+            convolution it also divides out how strongly each filter sees the image's colours, so two objects
+            of nearly the same colour (Cars3D's look-alike cars) look the same to the layers after it;
+            ``"instance_after_first"`` leaves the first layer's outputs as they are.
     """
 
     def __init__(

@@ -36,7 +36,7 @@ class DirectModel(PredictiveModel):
         kernel_size: Convolution kernel size.
         stride: Convolution stride.
         hidden_dim: Units of the hidden fully connected layers.
-        encoder_norm: ``"none"`` or ``"instance"`` (see :class:`~dyndis_learn.networks.ConvEncoder`).
+        encoder_norm: One of :data:`~dyndis_learn.networks.ENCODER_NORMS` (:class:`~dyndis_learn.networks.ConvEncoder`).
     """
 
     #: It predicts frames ``t >= 1`` only: nothing decodes the first frame from its own code.

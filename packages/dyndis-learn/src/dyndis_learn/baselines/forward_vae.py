@@ -45,7 +45,7 @@ class ForwardVAE(LatentPredictiveModel):
         kernel_size: Convolution kernel size.
         stride: Convolution stride.
         hidden_dim: Units of the hidden fully connected layers.
-        encoder_norm: ``"none"`` or ``"instance"`` (see :class:`~dyndis_learn.networks.ConvEncoder`).
+        encoder_norm: One of :data:`~dyndis_learn.networks.ENCODER_NORMS` (:class:`~dyndis_learn.networks.ConvEncoder`).
     """
 
     def __init__(

@@ -62,7 +62,7 @@ class LSBDVAE(LatentPredictiveModel):
         kernel_size: Convolution kernel size.
         stride: Convolution stride.
         hidden_dim: Units of the hidden fully connected layers.
-        encoder_norm: ``"none"`` or ``"instance"`` (see :class:`~dyndis_learn.networks.ConvEncoder`).
+        encoder_norm: One of :data:`~dyndis_learn.networks.ENCODER_NORMS` (:class:`~dyndis_learn.networks.ConvEncoder`).
 
     Attributes:
         action_angles: Buffer (A, K): the angle by which each action turns each circle (set by
