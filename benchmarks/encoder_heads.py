@@ -37,7 +37,7 @@ import torch.nn.functional as F
 import dyndis_envs  # noqa: F401  (registers the environments)
 from benchmarks._common import print_table, write_json
 from dyndis_learn.config import ModelConfig
-from dyndis_learn.cycles import CycleWalk, discover_cycles, walk_cycles
+from dyndis_learn.cycles import LONGEST_STRIDE, CycleWalk, discover_cycles, walk_cycles
 from dyndis_learn.model import WorldModel, encode_frames
 from dyndis_learn.networks import ENCODER_NORMS, ConvEncoder
 from dyndis_learn.objective import target_term
@@ -148,6 +148,12 @@ def main() -> None:
     )
     parser.add_argument("--channels", type=int, nargs="+", default=list(ModelConfig().channels), help="model.channels")
     parser.add_argument("--walk-steps", type=int, default=20_000, help="warmup.cycles.walk_steps")
+    parser.add_argument(
+        "--longest-stride",
+        type=lambda text: None if text == "none" else int(text),
+        default=LONGEST_STRIDE,
+        help="warmup.cycles.longest_stride ('none': up to the cycle's length)",
+    )
     parser.add_argument("--states", type=int, default=2000, help="uniformly drawn states measured")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -157,7 +163,7 @@ def main() -> None:
     structure = discover_cycles(args.env_id, kwargs, seed=args.seed)
     lengths = structure.lengths
     args.latent_dim = args.latent_dim or 2 * len(lengths)
-    walk = walk_cycles(args.env_id, kwargs, structure, args.walk_steps, args.latent_dim, args.seed)
+    walk = walk_cycles(args.env_id, kwargs, structure, args.walk_steps, args.latent_dim, args.seed, args.longest_stride)
     core = gym.make(args.env_id, **kwargs).unwrapped
     space = core.factor_space
     states = space.sample_states(args.states, np.random.default_rng([args.seed, 1]))

@@ -15,6 +15,7 @@ from dyndis_learn.config import (
     WarmupConfig,
     migrate_config,
 )
+from dyndis_learn.cycles import LONGEST_STRIDE
 from dyndis_learn.regularizers import EntanglementTarget
 from dyndis_learn.rotations import Parametrisation
 from dyndis_learn.schedules import ScheduleKind
@@ -90,7 +91,11 @@ def test__round_trip_through_json():
         ({"data": {"episode_steps": 2.5}}, "DataConfig.episode_steps must be an integer >= 1, got 2.5."),
         ({"model": {"latentdim": 3}}, "Unknown ModelConfig field(s): 'latentdim' (did you mean 'latent_dim'?)."),
         ({"model": 5}, "ModelConfig expects a mapping of field names to values, got 5."),
-        ({"version": 12}, "Config version 12 is unknown; this dyndis-learn reads versions 1 to 11."),
+        ({"version": 13}, "Config version 13 is unknown; this dyndis-learn reads versions 1 to 12."),
+        (
+            {"warmup": {"cycles": {"longest_stride": 0}}},
+            "CycleWarmupConfig.longest_stride must be an integer >= 1 (or None), got 0.",
+        ),
         ({"threads": 10**6}, "TrainConfig.threads must be an integer >= 0 and <= 256, got 1000000."),
     ],
 )
@@ -169,7 +174,11 @@ def test__migration_moves_every_flat_field_into_its_section():
             "steps": 7,
             "graph": {"batch_size": 12},
             "spectral": {"episodes_per_step": 3},
-            "cycles": {"walk_steps": 20000, "decoder_reads_targets": False},  # the defaults of version 5 and before
+            "cycles": {  # the defaults of version 5 and before
+                "walk_steps": 20000,
+                "decoder_reads_targets": False,
+                "longest_stride": None,
+            },
         },
         "optim": {"lr": 1e-3, "adam_beta2": 0.999},  # the value version 1's runs trained with
         "logging": {"log_every": 5},
@@ -247,7 +256,13 @@ def test__config_files_in_json_and_yaml(tmp_path):
             "encoder_norm": "instance",
             "lookup_modulation": True,
         },
-        warmup={"cycles": {"walk_steps": today.warmup.cycles.walk_steps, "decoder_reads_targets": True}},
+        warmup={
+            "cycles": {
+                "walk_steps": today.warmup.cycles.walk_steps,
+                "decoder_reads_targets": True,
+                "longest_stride": today.warmup.cycles.longest_stride,
+            }
+        },
         evaluation={"synthesis_modes": "auto"},
     )
     (tmp_path / "c.yml").write_text("- 1\n- 2\n")
@@ -326,3 +341,10 @@ def test__a_stored_config_of_version_10_reports_the_encoders_own_encodings():
     assert TrainConfig().evaluation.synthesis_modes == "auto"
     with pytest.raises(ValueError, match="synthesis_modes"):
         TrainConfig.from_dict({"evaluation": {"synthesis_modes": 0}})
+
+
+def test__a_stored_config_of_version_11_walks_in_strides_up_to_a_cycles_length():
+    assert TrainConfig.from_dict({"version": 11, "seed": 1}).warmup.cycles.longest_stride is None
+    stored = {"version": 11, "warmup": {"cycles": {"longest_stride": 5}}}
+    assert TrainConfig.from_dict(stored).warmup.cycles.longest_stride == 5
+    assert TrainConfig().warmup.cycles.longest_stride == LONGEST_STRIDE == 24

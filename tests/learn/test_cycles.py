@@ -93,6 +93,26 @@ def test__walk_cycles__places_every_frame_where_its_true_factors_are_up_to_one_s
     assert np.array_equal(again.frames, walk.frames)
 
 
+def _runs(actions: np.ndarray) -> np.ndarray:
+    """Lengths of the maximal runs of one action."""
+    ends = np.flatnonzero(np.diff(actions) != 0)
+    return np.diff(np.concatenate([[-1], ends, [len(actions) - 1]]))
+
+
+def test__walk_cycles__strides_no_longer_than_longest_stride():
+    structure = discover_cycles("DynDis/GridWorld-v0", MIXED, starts=8)
+    assert max(structure.lengths) == 7
+    uncapped = walk_cycles("DynDis/GridWorld-v0", MIXED, structure, 600, 10, seed=1, longest_stride=None)
+    short = walk_cycles("DynDis/GridWorld-v0", MIXED, structure, 600, 10, seed=1, longest_stride=2)
+    # strides of 1-2 repeats (two strides of one action in a row make a longer run now and then)
+    assert _runs(short.actions).mean() < 2.0 < 3.0 < _runs(uncapped.actions).mean()
+    # a limit no cycle reaches leaves the walk as it was: the small worlds walk as before the limit came
+    same = walk_cycles("DynDis/GridWorld-v0", MIXED, structure, 600, 10, seed=1, longest_stride=7)
+    assert np.array_equal(same.actions, uncapped.actions) and np.array_equal(same.frames, uncapped.frames)
+    with pytest.raises(ValueError, match=r"`longest_stride` must be a positive integer, got 0"):
+        walk_cycles("DynDis/GridWorld-v0", MIXED, structure, 50, 10, longest_stride=0)
+
+
 def test__walk_cycles__refuses_an_episode_shorter_than_the_walk():
     structure = discover_cycles("DynDis/GridWorld-v0", MIXED, starts=8)
     with pytest.raises(ValueError, match=r"warmup.cycles.walk_steps"):

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import tyro
 
+from dyndis_learn.cycles import LONGEST_STRIDE
 from dyndis_learn.devices import DEVICE_ALLOWED, DEVICE_PATTERN
 from dyndis_learn.registry import METHODS, WARMUPS
 from dyndis_learn.validation import Ge, Gt, Le, Lt, Matches, validate_fields
@@ -56,8 +57,9 @@ __all__ = [
 #: 5: ``steps`` 600, ``model.angle_bins`` None and ``warmup.cycles.walk_steps`` 20,000 by default; 6: before
 #: ``warmup.cycles.decoder_reads_targets``, whose angle-bin runs' decoders read the encodings; 7: before
 #: ``model.lookup_feature_map``, whose angle-bin decoders had no feature map per bin; 8: ``model.encoder_norm``
-#: ``"none"`` by default; 9: before ``model.lookup_modulation``).
-CONFIG_VERSION = 11
+#: ``"none"`` by default; 9: before ``model.lookup_modulation``; 10: before ``evaluation.synthesis_modes``; 11:
+#: before ``warmup.cycles.longest_stride``, whose walks crossed a cycle in strides up to its length).
+CONFIG_VERSION = 12
 
 #: ``model.latent_dim`` where ``"auto"`` has nothing to read it from (warm-ups other than the cycles one), and
 #: the default of config versions 1 to 4.
@@ -83,6 +85,7 @@ _ADDED_AFTER: dict[int, dict[str, Any]] = {
     8: {"model": {"encoder_norm": "none"}},
     9: {"model": {"lookup_modulation": False}},
     10: {"evaluation": {"synthesis_modes": 1}},
+    11: {"warmup": {"cycles": {"longest_stride": None}}},
 }
 
 #: The declared bound of :attr:`TrainConfig.threads`. It is the same on every machine, so a config valid
@@ -289,6 +292,10 @@ class CycleWarmupConfig(_Section):
     ``"auto"``: :data:`~dyndis_learn.warmups.WALK_STEPS_PER_STATE` per state that the cycles found span,
     within :data:`~dyndis_learn.warmups.AUTO_WALK_STEPS` (20,000 for small worlds, 60,000 for Cars3D and the
     whole Shapes3D); resolved by the trainer like ``model.latent_dim``."""
+    longest_stride: Annotated[int, Ge(1)] | None = LONGEST_STRIDE
+    """The most times the walk repeats one action in a row (:func:`~dyndis_learn.cycles.walk_cycles`); None:
+    up to the action's cycle length. Strides across a whole long cycle hold the other factors still, so the
+    walk visits their settings unevenly, and the encoder misses unseen states where it saw them least."""
     batch_size: Annotated[int, Ge(1)] = 96
     """Walked frames (drawn uniformly) per warm-up SGD step."""
     target_weight: Annotated[float, Ge(0)] = 1.0
@@ -642,7 +649,8 @@ def migrate_config(data: Mapping[str, Any]) -> dict[str, Any]:
     ``steps`` 600, ``model.angle_bins`` None and ``warmup.cycles.walk_steps`` 20,000 before version 6;
     ``warmup.cycles.decoder_reads_targets`` False before version 7, ``model.lookup_feature_map`` False before
     version 8, ``model.encoder_norm`` ``"none"`` before version 9, ``model.lookup_modulation`` False before
-    version 10), so a stored run resumes as it started.
+    version 10, ``evaluation.synthesis_modes`` 1 before version 11, ``warmup.cycles.longest_stride`` None
+    before version 12), so a stored run resumes as it started.
     A dict of the current version is returned as it is, less its ``version`` key.
 
     Raises:

@@ -40,6 +40,7 @@ from dyndis_learn.validation import check_int
 
 __all__ = [
     "IDENTITY_FACTOR",
+    "LONGEST_STRIDE",
     "SAME_STATE_FRACTION",
     "Cycle",
     "CycleStructure",
@@ -56,6 +57,12 @@ IDENTITY_FACTOR = 1.5
 #: Two sets of frames show the same states where their mean squared distance lies within this fraction of
 #: the way from the noise floor to the smallest mean one-step distance.
 SAME_STATE_FRACTION = 0.25
+
+#: The most times the walk repeats one action in a row (:func:`walk_cycles`). A stride holds every other cycle
+#: still, so strides across a whole long cycle leave the walk few visits to each setting of the others: with
+#: Cars3D's 183 cars, some views saw a fifth of the cars and others nearly all, and the encoder's misses on
+#: the states the walk never saw fell in the poorly seen views (docs/benchmarks/learn_structure.md).
+LONGEST_STRIDE = 24
 
 #: Entropy tag of the walk's start and actions.
 _WALK_TAG = 11
@@ -302,11 +309,14 @@ def walk_cycles(
     steps: int,
     latent_dim: int,
     seed: int = 0,
+    longest_stride: int | None = LONGEST_STRIDE,
 ) -> CycleWalk:
     """Walk ``steps`` steps from one random start and place every frame on the torus by dead reckoning.
 
     The walk repeats a uniformly chosen action (of those that turn a cycle) a uniform number of times
-    between 1 and its cycle's length, again and again, so that it crosses even long cycles in a few strides.
+    between 1 and its cycle's length or ``longest_stride``, whichever is smaller, again and again: short
+    cycles are crossed in a stride or two, and a long one in strides that leave the other cycles' settings
+    often enough to visit each of them evenly.
 
     Args:
         env_id: The environment (made once with ``gym.make``); its episode must last the whole walk.
@@ -315,16 +325,21 @@ def walk_cycles(
         steps: Steps ``W`` of the walk.
         latent_dim: Dimension ``n`` of the target encodings (at least two per cycle).
         seed: Seed of the start and of the actions.
+        longest_stride: The most repeats of one action in a row (:data:`LONGEST_STRIDE`); None: the cycle's
+            length (the walk of config versions before 12).
 
     Raises:
         CycleStructureError: If ``latent_dim`` is too small for the cycles.
         RuntimeError: If the environment ends the walk early.
     """
     check_int("steps", steps, minimum=1)
+    if longest_stride is not None:
+        check_int("longest_stride", longest_stride, minimum=1)
     structure.givens_angles(latent_dim)  # the latent check, with its message
     kwargs = with_episode_limit(env_kwargs, steps, f"the walk of {steps} steps (warmup.cycles.walk_steps)")
     cycle_of, _ = structure.action_turns()
     lengths = np.array(structure.lengths, dtype=np.int64)
+    strides = lengths if longest_stride is None else np.minimum(lengths, longest_stride)
     turning = np.array([a for c in structure.cycles for a in c.actions], dtype=np.int64)
     direction = np.zeros(structure.n_actions, dtype=np.int64)
     for cycle in structure.cycles:
@@ -347,7 +362,7 @@ def walk_cycles(
         while t < steps:
             action = int(turning[rng.integers(len(turning))])
             k = int(cycle_of[action])
-            for _ in range(min(int(rng.integers(1, lengths[k] + 1)), steps - t)):
+            for _ in range(min(int(rng.integers(1, strides[k] + 1)), steps - t)):
                 frame, _, terminated, truncated, info = env.step(action)
                 if terminated or (truncated and t < steps - 1):
                     raise RuntimeError(

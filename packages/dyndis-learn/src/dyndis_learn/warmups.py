@@ -476,7 +476,9 @@ class CycleWarmup(Warmup):
                 model.rotations.angles.copy_(angles)
         if self.walk is None:
             steps = self.walk_steps()
-            self.walk = walk_cycles(cfg.env.id, cfg.env.kwargs, structure, steps, model.latent_dim, cfg.seed)
+            self.walk = walk_cycles(
+                cfg.env.id, cfg.env.kwargs, structure, steps, model.latent_dim, cfg.seed, self.settings.longest_stride
+            )
             self._map = torch.from_numpy(self.walk.targets).to(module_device(model))
 
     def start_state(self) -> dict[str, torch.Tensor] | None:
