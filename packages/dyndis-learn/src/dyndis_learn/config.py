@@ -293,8 +293,8 @@ class CycleWarmupConfig(_Section):
     within :data:`~dyndis_learn.warmups.AUTO_WALK_STEPS` (20,000 for small worlds, 60,000 for Cars3D and the
     whole Shapes3D); resolved by the trainer like ``model.latent_dim``."""
     longest_stride: Annotated[int, Ge(1)] | None = LONGEST_STRIDE
-    """The most times the walk repeats one action in a row (:func:`~dyndis_learn.cycles.walk_cycles`); None:
-    up to the action's cycle length. Strides across a whole long cycle hold the other factors still, so the
+    """The most repeats of one action that a stride of the walk draws (:func:`~dyndis_learn.cycles.walk_cycles`);
+    None: up to the action's cycle length. Strides across a whole long cycle hold the other factors still, so the
     walk visits their settings unevenly, and the encoder misses unseen states where it saw them least."""
     batch_size: Annotated[int, Ge(1)] = 96
     """Walked frames (drawn uniformly) per warm-up SGD step."""

@@ -58,10 +58,11 @@ IDENTITY_FACTOR = 1.5
 #: the way from the noise floor to the smallest mean one-step distance.
 SAME_STATE_FRACTION = 0.25
 
-#: The most times the walk repeats one action in a row (:func:`walk_cycles`). A stride holds every other cycle
-#: still, so strides across a whole long cycle leave the walk few visits to each setting of the others: with
-#: Cars3D's 183 cars, some views saw a fifth of the cars and others nearly all, and the encoder's misses on
-#: the states the walk never saw fell in the poorly seen views (docs/benchmarks/learn_structure.md).
+#: The longest stride of the walk (:func:`walk_cycles`): the most repeats of one action it draws at a time. A
+#: stride holds every other cycle still, so strides across a whole long cycle leave the walk few visits to each
+#: setting of the others: with Cars3D's 183 cars, some views saw a quarter of the cars and others nearly all,
+#: and the encoder's misses on the states the walk never saw fell in the poorly seen views
+#: (docs/benchmarks/learn_structure.md).
 LONGEST_STRIDE = 24
 
 #: Entropy tag of the walk's start and actions.
@@ -325,8 +326,8 @@ def walk_cycles(
         steps: Steps ``W`` of the walk.
         latent_dim: Dimension ``n`` of the target encodings (at least two per cycle).
         seed: Seed of the start and of the actions.
-        longest_stride: The most repeats of one action in a row (:data:`LONGEST_STRIDE`); None: the cycle's
-            length (the walk of config versions before 12).
+        longest_stride: The most repeats of one action a stride draws (:data:`LONGEST_STRIDE`); None: the
+            cycle's length (the walk of config versions before 12).
 
     Raises:
         CycleStructureError: If ``latent_dim`` is too small for the cycles.
