@@ -8,6 +8,7 @@ import torch
 
 from dyndis_learn import TrainConfig, Trainer, warmups
 from dyndis_learn.config import DEFAULT_LATENT_DIM
+from dyndis_learn.cycles import walk_cycles
 from dyndis_learn.objective import LossWeights
 from dyndis_learn.regularizers import dominant_share
 from dyndis_learn.rotations import plane_pairs
@@ -190,6 +191,18 @@ def test__cycles_warmup__fixes_each_cycle_in_its_own_plane_and_regresses_the_enc
     torch.testing.assert_close(turned, places[:, 1:], atol=1e-5, rtol=0)
     encodings = trainer.model.encode(batch.frames[:2, 0])
     torch.testing.assert_close(encodings.reshape(2, 2, 2).norm(dim=-1), torch.full((2, 2), 0.5**0.5))  # the torus
+
+
+def test__cycles_warmup__walks_in_strides_of_at_most_its_longest_stride(tiny_config):
+    config = _cycles_config(tiny_config).replace(warmup={"cycles": {"longest_stride": 2}})
+    trainer = Trainer(config)
+    trainer.train(progress=False)
+    walk, structure, latent_dim = trainer.warmup.walk, trainer.warmup.structure, trainer.model.latent_dim
+    env = config.env
+    capped = walk_cycles(env.id, env.kwargs, structure, 200, latent_dim, config.seed, longest_stride=2)
+    uncapped = walk_cycles(env.id, env.kwargs, structure, 200, latent_dim, config.seed, longest_stride=None)
+    assert np.array_equal(walk.actions, capped.actions)
+    assert not np.array_equal(walk.actions, uncapped.actions)  # the 5-cycles are longer than 2
 
 
 def test__cycles_warmup__learns_under_observation_noise_that_makes_every_frame_unique(tiny_config):
