@@ -60,6 +60,11 @@ def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> floa
     return statistics.median(times)
 
 
+def longest_stride(text: str) -> int | None:
+    """A ``--longest-stride`` argument: ``warmup.cycles.longest_stride``, an integer or ``none``."""
+    return None if text == "none" else int(text)
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Print a Markdown table."""
     cells = [[f"{c:,.0f}" if isinstance(c, float) and c >= 100 else (f"{c:.3g}" if isinstance(c, float) else str(c))

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 import dyndis_envs  # noqa: F401  (registers the environments)
-from benchmarks._common import print_table, write_json
+from benchmarks._common import longest_stride, print_table, write_json
 from dyndis_learn.config import ModelConfig
 from dyndis_learn.cycles import LONGEST_STRIDE, CycleWalk, discover_cycles, walk_cycles
 from dyndis_learn.model import WorldModel, encode_frames
@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--walk-steps", type=int, default=20_000, help="warmup.cycles.walk_steps")
     parser.add_argument(
         "--longest-stride",
-        type=lambda text: None if text == "none" else int(text),
+        type=longest_stride,
         default=LONGEST_STRIDE,
         help="warmup.cycles.longest_stride ('none': up to the cycle's length)",
     )

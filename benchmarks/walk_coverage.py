@@ -23,13 +23,8 @@ import gymnasium as gym
 import numpy as np
 
 import dyndis_envs  # noqa: F401  (registers the environments)
-from benchmarks._common import print_table, write_json
+from benchmarks._common import longest_stride, print_table, write_json
 from dyndis_learn.cycles import LONGEST_STRIDE, discover_cycles, walk_cycles
-
-
-def line_coverage(seen: np.ndarray, axis: int) -> np.ndarray:
-    """The share of each line along ``axis`` that ``seen`` (a boolean grid of states) holds, broadcast back."""
-    return np.broadcast_to(seen.mean(axis=axis, keepdims=True), seen.shape)
 
 
 def main() -> None:
@@ -41,7 +36,7 @@ def main() -> None:
     parser.add_argument(
         "--longest-stride",
         nargs="+",
-        type=lambda text: None if text == "none" else int(text),
+        type=longest_stride,
         default=[LONGEST_STRIDE, None],
         help="warmup.cycles.longest_stride values ('none': up to the cycle's length)",
     )
@@ -58,9 +53,9 @@ def main() -> None:
     rows, results = [], []
     for seed in args.seeds:
         structure = discover_cycles(args.env_id, kwargs, seed=seed)
+        latent_dim = 2 * len(structure.lengths)
         for stride in args.longest_stride:
             start = time.perf_counter()
-            latent_dim = 2 * len(structure.lengths)
             walk = walk_cycles(args.env_id, kwargs, structure, args.walk_steps, latent_dim, seed, stride)
             seen = np.zeros(sizes, dtype=bool)
             seen[tuple(walk.factors[:, active].T)] = True
@@ -72,8 +67,8 @@ def main() -> None:
                 "factors": {},
             }
             for axis, f in enumerate(active):
-                lines = seen.mean(axis=axis)
-                coverage = line_coverage(seen, axis)[~seen]
+                lines = seen.mean(axis=axis, keepdims=True)  # the share of each line the walk saw
+                coverage = np.broadcast_to(lines, seen.shape)[~seen]  # of the line through each unseen state
                 result["factors"][space.names[f]] = {
                     "least_seen_line": float(lines.min()),
                     "p10_line": float(np.percentile(lines, 10)),
