@@ -13,15 +13,19 @@ of the config) and:
   image than every other car's at the same elevation and azimuth; decoded from the frame's exact place on the
   torus (the decoder alone) and from its encoding (encoder and decoder); with the median squared error of the
   decoded picture to its own car's image, and percentiles of the distance from that image to the nearest
-  other car's: how sharp the decoder must be.
+  other car's: how sharp the decoder must be;
+- look-alikes: every state the walk never saw, grouped by how near (squared distance of the images) the
+  nearest other car at its elevation and azimuth is, with the share whose decoder-checked car is right in
+  each group: whether the cars still missed are the ones with a close look-alike.
 
 ``info["factors"]`` is read for evaluation only. Usage:
-python -m benchmarks.car_identity RUN_DIR [--states 2000] [--frames 300] [--modes 4] [--threads 2]
+python -m benchmarks.car_identity RUN_DIR [--states 2000] [--frames 300] [--modes 8] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 from pathlib import Path
 
@@ -33,8 +37,27 @@ import dyndis_envs  # noqa: F401  (registers the environments)
 from benchmarks._common import print_table, write_json
 from benchmarks.encoder_heads import angle_accuracy, factor_of_cycles
 from dyndis_learn.checkpoint import CHECKPOINT_NAME
-from dyndis_learn.model import encode_frames
+from dyndis_learn.cycles import CycleWalk
+from dyndis_learn.model import DEFAULT_SYNTHESIS_MODES, WorldModel, encode_frames
 from dyndis_learn.trainer import Trainer
+
+#: Edges of the look-alike groups: squared distance (pixels in [0, 1]) to the nearest other car at the same view.
+LOOKALIKE_EDGES = (0.0, 10.0, 20.0, 40.0, 80.0, math.inf)
+
+
+def nearest_other_car(core: gym.Env, views: np.ndarray, car: int) -> np.ndarray:
+    """For each state (S, F), the squared distance from its image to the nearest other car's at its view (S,)."""
+    space = core.factor_space
+    nearest = np.empty(len(views))
+    keys = np.delete(views, car, axis=1)
+    for key in np.unique(keys, axis=0):
+        rows = np.nonzero((keys == key).all(1))[0]
+        cars = np.repeat(views[rows[:1]], space.sizes[car], axis=0)
+        cars[:, car] = np.arange(space.sizes[car])  # every car at this elevation and azimuth
+        images = torch.from_numpy(core.render_states(cars)).flatten(1).float() / 255
+        apart = torch.cdist(images, images).square().fill_diagonal_(math.inf).min(1).values.numpy()
+        nearest[rows] = apart[views[rows, car]]
+    return nearest
 
 
 def main() -> None:
@@ -44,7 +67,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--modes", type=int, default=4, help="modes per circle of the decoder-checked encoding")
+    parser.add_argument(
+        "--modes", type=int, default=DEFAULT_SYNTHESIS_MODES, help="modes per circle of the decoder-checked encoding"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     trainer = Trainer.load(args.run / CHECKPOINT_NAME)
@@ -122,6 +147,7 @@ def main() -> None:
         "squared distance from the true image to the nearest other car's (pixels in [0, 1]): "
         + ", ".join(f"{q}th percentile {margin[f'percentile_{q}']:.1f}" for q in percentiles)
     )
+    lookalikes = judge_lookalikes(model, core, walk, lengths, args.modes)
     payload = {
         "run": str(args.run),
         "step": trainer.step,
@@ -130,8 +156,39 @@ def main() -> None:
         "decoder": decoder,
         "nearest_other_car": margin,
         "unseen_share": float(unseen.mean()),
+        "unseen_by_lookalike": lookalikes,
     }
     print(f"wrote {write_json(f'car_identity_{args.run.name}', payload)}")
+
+
+def judge_lookalikes(
+    model: WorldModel, core: gym.Env, walk: CycleWalk, lengths: tuple[int, ...], modes: int
+) -> list[dict]:
+    """The states the walk never saw, grouped by their nearest other car's distance: the share whose car is right."""
+    space = core.factor_space
+    states = space.all_states()
+    states = states[~np.isin(space.flat_index(states), space.flat_index(walk.factors))]
+    car = space.names.index("object")
+    cycle = [factor for factor, _ in factor_of_cycles(walk, lengths)].index(car)
+    images = torch.from_numpy(core.render_states(states))
+    with torch.no_grad():
+        checked = torch.cat([model.encode_by_synthesis(images[i : i + 250], modes) for i in range(0, len(images), 250)])
+    points = checked.numpy()
+    turns = np.arctan2(points[:, 1::2], points[:, 0::2])[:, : len(lengths)] / (2 * math.pi)
+    right = angle_accuracy(turns * lengths, states, walk, lengths)[:, cycle]
+    nearest = nearest_other_car(core, states, car)
+    groups = []
+    for low, high in itertools.pairwise(LOOKALIKE_EDGES):
+        inside = (nearest >= low) & (nearest < high)
+        share = float(right[inside].mean()) if inside.any() else math.nan
+        groups.append({"from": low, "below": high, "states": int(inside.sum()), "car_right": share})
+    print(f"look-alikes: the {len(states)} states the walk never saw, by the squared distance from each to the nearest")
+    print(f"other car at its view (pixels in [0, 1]); the car of the encoding checked among {modes} modes")
+    print_table(
+        ["nearest other car", "states", "car right"],
+        [[f"{g['from']:g} to {g['below']:g}", g["states"], g["car_right"]] for g in groups],
+    )
+    return groups
 
 
 if __name__ == "__main__":
