@@ -45,19 +45,37 @@ from dyndis_learn.trainer import Trainer
 LOOKALIKE_EDGES = (0.0, 10.0, 20.0, 40.0, 80.0, math.inf)
 
 
-def nearest_other_car(core: gym.Env, views: np.ndarray, car: int) -> np.ndarray:
-    """For each state (S, F), the squared distance from its image to the nearest other car's at its view (S,)."""
+def exact_places(states: np.ndarray, walk: CycleWalk, lengths: tuple[int, ...], latent_dim: int) -> torch.Tensor:
+    """The torus points (S, n) that the walk's dead reckoning gives states (S, F), seen or not (as its targets)."""
+    angles = np.zeros((len(states), latent_dim // 2))
+    for k, ((factor, sign), n) in enumerate(zip(factor_of_cycles(walk, lengths), lengths, strict=True)):
+        angles[:, k] = 2 * math.pi * ((sign * (states[:, factor] - walk.factors[0, factor])) % n) / n
+    points = np.stack([np.cos(angles), np.sin(angles)], axis=-1).reshape(len(states), -1)
+    return torch.from_numpy(points * (latent_dim // 2) ** -0.5).float()
+
+
+def judge_against_other_cars(
+    core: gym.Env, states: np.ndarray, car: int, pictures: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pictures (S, H, W, C) of states (S, F), floats in [0, 1], against every car's image at each state's view.
+
+    Returns each state's squared distance (pixels in [0, 1]) from its image to the nearest other car's, whether its
+    picture is nearer its own car's image than every other car's, and the picture's squared error to its own.
+    """
     space = core.factor_space
-    nearest = np.empty(len(views))
-    keys = np.delete(views, car, axis=1)
+    nearest, right, error = np.empty(len(states)), np.empty(len(states), dtype=bool), np.empty(len(states))
+    keys = np.delete(states, car, axis=1)
     for key in np.unique(keys, axis=0):
         rows = np.nonzero((keys == key).all(1))[0]
-        cars = np.repeat(views[rows[:1]], space.sizes[car], axis=0)
+        cars = np.repeat(states[rows[:1]], space.sizes[car], axis=0)
         cars[:, car] = np.arange(space.sizes[car])  # every car at this elevation and azimuth
         images = torch.from_numpy(core.render_states(cars)).flatten(1).float() / 255
-        apart = torch.cdist(images, images).square().fill_diagonal_(math.inf).min(1).values.numpy()
-        nearest[rows] = apart[views[rows, car]]
-    return nearest
+        own = states[rows, car]
+        nearest[rows] = torch.cdist(images, images).square().fill_diagonal_(math.inf).min(1).values.numpy()[own]
+        distances = torch.cdist(pictures[rows].flatten(1), images).square().numpy()
+        right[rows] = distances.argmin(1) == own
+        error[rows] = distances[np.arange(len(rows)), own]
+    return nearest, right, error
 
 
 def main() -> None:
@@ -117,24 +135,13 @@ def main() -> None:
             "exact place": model.decode(torch.from_numpy(walk.targets[frames]).float()),
             "encoding": model.decode(model.encode(torch.from_numpy(walk.frames[frames]))),
         }
-    right, errors = dict.fromkeys(decoded, 0), {source: [] for source in decoded}
-    nearest_other = []  # squared distance from the true image to the nearest other car's at that view
-    for j, frame in enumerate(frames):
-        own = walk.factors[frame][car]
-        views = np.repeat(walk.factors[frame][None], space.sizes[car], axis=0)
-        views[:, car] = np.arange(space.sizes[car])  # every car at this frame's elevation and azimuth
-        references = torch.from_numpy(core.render_states(views)).float() / 255
-        apart = (references - references[own]).square().flatten(1).sum(1)
-        nearest_other.append(float(np.delete(apart.numpy(), own).min()))
-        for source, pictures in decoded.items():
-            distances = (references - pictures[j]).square().flatten(1).sum(1)
-            right[source] += int(distances.argmin().item() == own)
-            errors[source].append(float(distances[own]))
+    judged = {source: judge_against_other_cars(core, walk.factors[frames], car, p) for source, p in decoded.items()}
+    nearest_other = next(iter(judged.values()))[0]
     # A picture is right when its error to its own car is below its distance to every other: the decoder's
     # error set against how close the nearest other car is says how sharp it must be for a share right.
     decoder = {
-        source: {"car_right": count / len(frames), "median_squared_error": float(np.median(errors[source]))}
-        for source, count in right.items()
+        source: {"car_right": float(right.mean()), "median_squared_error": float(np.median(error))}
+        for source, (_, right, error) in judged.items()
     }
     percentiles = (1, 10, 50)
     margin = {f"percentile_{q}": float(np.percentile(nearest_other, q)) for q in percentiles}
@@ -164,7 +171,11 @@ def main() -> None:
 def judge_lookalikes(
     model: WorldModel, core: gym.Env, walk: CycleWalk, lengths: tuple[int, ...], modes: int
 ) -> list[dict]:
-    """The states the walk never saw, grouped by their nearest other car's distance: the share whose car is right."""
+    """The states the walk never saw, grouped by their nearest other car's distance: how often the car is right.
+
+    Right twice over: the checked encoding's car angle (encoder and decoder), and the decoder's picture of the
+    state's exact place (the decoder alone), nearer its own car's image than every other car's at its view.
+    """
     space = core.factor_space
     states = space.all_states()
     states = states[~np.isin(space.flat_index(states), space.flat_index(walk.factors))]
@@ -173,20 +184,32 @@ def judge_lookalikes(
     images = torch.from_numpy(core.render_states(states))
     with torch.no_grad():
         checked = torch.cat([model.encode_by_synthesis(images[i : i + 250], modes) for i in range(0, len(images), 250)])
+        pictures = model.decode(exact_places(states, walk, lengths, model.latent_dim))
     points = checked.numpy()
     turns = np.arctan2(points[:, 1::2], points[:, 0::2])[:, : len(lengths)] / (2 * math.pi)
-    right = angle_accuracy(turns * lengths, states, walk, lengths)[:, cycle]
-    nearest = nearest_other_car(core, states, car)
+    encoded_right = angle_accuracy(turns * lengths, states, walk, lengths)[:, cycle]
+    nearest, drawn_right, _ = judge_against_other_cars(core, states, car, pictures)
     groups = []
     for low, high in itertools.pairwise(LOOKALIKE_EDGES):
         inside = (nearest >= low) & (nearest < high)
-        share = float(right[inside].mean()) if inside.any() else math.nan
-        groups.append({"from": low, "below": high, "states": int(inside.sum()), "car_right": share})
+        groups.append(
+            {
+                "from": low,
+                "below": high,
+                "states": int(inside.sum()),
+                "checked_car_right": float(encoded_right[inside].mean()) if inside.any() else math.nan,
+                "exact_place_drawn_right": float(drawn_right[inside].mean()) if inside.any() else math.nan,
+            }
+        )
     print(f"look-alikes: the {len(states)} states the walk never saw, by the squared distance from each to the nearest")
-    print(f"other car at its view (pixels in [0, 1]); the car of the encoding checked among {modes} modes")
+    print(f"other car at its view (pixels in [0, 1]); the car of the encoding checked among {modes} modes, and the")
+    print("decoder's picture of the state's exact place")
     print_table(
-        ["nearest other car", "states", "car right"],
-        [[f"{g['from']:g} to {g['below']:g}", g["states"], g["car_right"]] for g in groups],
+        ["nearest other car", "states", "checked encoding: car right", "decoded exact place: car right"],
+        [
+            [f"{g['from']:g} to {g['below']:g}", g["states"], g["checked_car_right"], g["exact_place_drawn_right"]]
+            for g in groups
+        ],
     )
     return groups
 
