@@ -15,8 +15,9 @@ of the config) and:
   decoded picture to its own car's image, and percentiles of the distance from that image to the nearest
   other car's: how sharp the decoder must be;
 - look-alikes: every state the walk never saw, grouped by how near (squared distance of the images) the
-  nearest other car at its elevation and azimuth is, with the share whose decoder-checked car is right in
-  each group: whether the cars still missed are the ones with a close look-alike.
+  nearest other car at its elevation and azimuth is, with the share in each group whose decoder-checked car is
+  right, and whose exact place the decoder alone draws nearer its own car's image than every other car's:
+  whether the cars still missed are the ones with a close look-alike, and whether the decoder draws them apart.
 
 ``info["factors"]`` is read for evaluation only. Usage:
 python -m benchmarks.car_identity RUN_DIR [--states 2000] [--frames 300] [--modes 8] [--threads 2]
