@@ -55,16 +55,23 @@ def exact_places(states: np.ndarray, walk: CycleWalk, lengths: tuple[int, ...], 
     return torch.from_numpy(points * (latent_dim // 2) ** -0.5).float()
 
 
-def judge_against_other_cars(
-    core: gym.Env, states: np.ndarray, car: int, pictures: torch.Tensor
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pictures (S, H, W, C) of states (S, F), floats in [0, 1], against every car's image at each state's view.
+def turns_of(points: torch.Tensor, cycles: int) -> np.ndarray:
+    """Each of the first ``cycles`` circles' angle of torus points (S, n), in turns (S, cycles)."""
+    points = points.numpy()
+    return np.arctan2(points[:, 1::2], points[:, 0::2])[:, :cycles] / (2 * math.pi)
 
-    Returns each state's squared distance (pixels in [0, 1]) from its image to the nearest other car's, whether its
-    picture is nearer its own car's image than every other car's, and the picture's squared error to its own.
+
+def judge_against_other_cars(
+    core: gym.Env, states: np.ndarray, car: int, pictures: dict[str, torch.Tensor]
+) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Sets of pictures (S, H, W, C) of states (S, F), floats in [0, 1], against every car's image at each view.
+
+    Returns each state's squared distance (pixels in [0, 1]) from its image to the nearest other car's, and per set
+    of pictures whether each is nearer its own car's image than every other car's, and its squared error to its own.
     """
     space = core.factor_space
-    nearest, right, error = np.empty(len(states)), np.empty(len(states), dtype=bool), np.empty(len(states))
+    nearest = np.empty(len(states))
+    judged = {source: (np.empty(len(states), dtype=bool), np.empty(len(states))) for source in pictures}
     keys = np.delete(states, car, axis=1)
     for key in np.unique(keys, axis=0):
         rows = np.nonzero((keys == key).all(1))[0]
@@ -73,10 +80,11 @@ def judge_against_other_cars(
         images = torch.from_numpy(core.render_states(cars)).flatten(1).float() / 255
         own = states[rows, car]
         nearest[rows] = torch.cdist(images, images).square().fill_diagonal_(math.inf).min(1).values.numpy()[own]
-        distances = torch.cdist(pictures[rows].flatten(1), images).square().numpy()
-        right[rows] = distances.argmin(1) == own
-        error[rows] = distances[np.arange(len(rows)), own]
-    return nearest, right, error
+        for source, (right, error) in judged.items():
+            distances = torch.cdist(pictures[source][rows].flatten(1), images).square().numpy()
+            right[rows] = distances.argmin(1) == own
+            error[rows] = distances[np.arange(len(rows)), own]
+    return nearest, judged
 
 
 def main() -> None:
@@ -105,18 +113,13 @@ def main() -> None:
     with torch.no_grad():
         outputs = torch.cat([encode_frames(model.encoder, images[i : i + 250]) for i in range(0, len(images), 250)])
 
-        def turns_of(points: torch.Tensor) -> np.ndarray:
-            """Each cycle's angle of torus points, in turns."""
-            points = points.numpy()
-            return np.arctan2(points[:, 1::2], points[:, 0::2])[:, : len(lengths)] / (2 * math.pi)
-
         # in units of 2 pi / N per cycle: the encoding, and with angle bins its most probable bin beside it
-        readouts = {"encoding": turns_of(model.latents(outputs))}
+        readouts = {"encoding": turns_of(model.latents(outputs), len(lengths))}
         if model.angle_bins is not None:
             modes = model.angle_logits(outputs).argmax(-1).numpy()[:, : len(lengths)]
             readouts["most probable bin"] = modes / model.angle_bins
             checked = [model.encode_by_synthesis(images[i : i + 250], args.modes) for i in range(0, len(images), 250)]
-            readouts[f"checked by the decoder ({args.modes} modes)"] = turns_of(torch.cat(checked))
+            readouts[f"checked by the decoder ({args.modes} modes)"] = turns_of(torch.cat(checked), len(lengths))
     hits = {readout: angle_accuracy(turns * lengths, states, walk, lengths) for readout, turns in readouts.items()}
     rows, encoder = [], {}
     for k, ((factor, _), n) in enumerate(zip(factor_of_cycles(walk, lengths), lengths, strict=True)):
@@ -136,13 +139,12 @@ def main() -> None:
             "exact place": model.decode(torch.from_numpy(walk.targets[frames]).float()),
             "encoding": model.decode(model.encode(torch.from_numpy(walk.frames[frames]))),
         }
-    judged = {source: judge_against_other_cars(core, walk.factors[frames], car, p) for source, p in decoded.items()}
-    nearest_other = next(iter(judged.values()))[0]
+    nearest_other, judged = judge_against_other_cars(core, walk.factors[frames], car, decoded)
     # A picture is right when its error to its own car is below its distance to every other: the decoder's
     # error set against how close the nearest other car is says how sharp it must be for a share right.
     decoder = {
         source: {"car_right": float(right.mean()), "median_squared_error": float(np.median(error))}
-        for source, (_, right, error) in judged.items()
+        for source, (right, error) in judged.items()
     }
     percentiles = (1, 10, 50)
     margin = {f"percentile_{q}": float(np.percentile(nearest_other, q)) for q in percentiles}
@@ -186,10 +188,9 @@ def judge_lookalikes(
     with torch.no_grad():
         checked = torch.cat([model.encode_by_synthesis(images[i : i + 250], modes) for i in range(0, len(images), 250)])
         pictures = model.decode(exact_places(states, walk, lengths, model.latent_dim))
-    points = checked.numpy()
-    turns = np.arctan2(points[:, 1::2], points[:, 0::2])[:, : len(lengths)] / (2 * math.pi)
-    encoded_right = angle_accuracy(turns * lengths, states, walk, lengths)[:, cycle]
-    nearest, drawn_right, _ = judge_against_other_cars(core, states, car, pictures)
+    encoded_right = angle_accuracy(turns_of(checked, len(lengths)) * lengths, states, walk, lengths)[:, cycle]
+    nearest, judged = judge_against_other_cars(core, states, car, {"exact place": pictures})
+    drawn_right = judged["exact place"][0]
     groups = []
     for low, high in itertools.pairwise(LOOKALIKE_EDGES):
         inside = (nearest >= low) & (nearest < high)
