@@ -101,9 +101,18 @@ def test__a_cpu_checkpoint_has_no_cuda_rng_state(tmp_path, tiny_config):
     assert read_checkpoint(path).cuda_rng_state is None and read_checkpoint(path).rng_state is not None
 
 
-@pytest.mark.parametrize("method", ["rotation", "quessard2020"])
-def test__a_bf16_step_runs_and_gives_finite_losses(tiny_config, method):
-    config = tiny_config.replace(bf16=True, model={"method": method})
+#: A cycles run with angle bins and their look-up (Cars3D's default model), on the tiny GridWorld.
+ANGLE_BINS = {
+    "model": {"latent_manifold": "torus", "angle_bins": 10},
+    "warmup": {"kind": "cycles", "steps": 2, "cycles": {"walk_steps": 200, "starts": 8, "batch_size": 16}},
+}
+
+
+@pytest.mark.parametrize(
+    "settings", [{"model": {"method": "rotation"}}, {"model": {"method": "quessard2020"}}, ANGLE_BINS]
+)
+def test__a_bf16_step_runs_and_gives_finite_losses(tiny_config, settings):
+    config = tiny_config.replace(bf16=True, **settings)
     trainer = Trainer(config)
     trainer.train(progress=False)  # warm-up steps and dynamics steps
     assert all(np.isfinite(row["loss"]) for row in trainer.history)

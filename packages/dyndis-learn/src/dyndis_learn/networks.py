@@ -245,6 +245,7 @@ class ConvDecoder(nn.Module):
         modulation = None
         if lookup is not None:
             indices, weights = lookup
+            weights = weights.to(self.lookup.weight.dtype)  # an autocast leaves embedding_bag's tables float32
             x = x + F.embedding_bag(indices, self.lookup.weight, per_sample_weights=weights, mode="sum")
             if self.modulation is not None:
                 modulation = F.embedding_bag(indices, self.modulation.weight, per_sample_weights=weights, mode="sum")

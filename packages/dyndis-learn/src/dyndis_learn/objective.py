@@ -230,7 +230,8 @@ def terms(
         encodings = model.encode(encoded).float()  # (B, T + 1 or 1, n); float32 under a bfloat16 autocast too
     else:
         outputs = encode_frames(model.encoder, encoded).float()
-        encodings = model.latents(outputs)
+        with _float32(device):  # the bins' softmax and circular means: float32 under an autocast too
+            encodings = model.latents(outputs)
     zero = encodings.new_zeros(())
 
     with _float32(device):  # the rotations and every term but the networks' stay float32 under an autocast
