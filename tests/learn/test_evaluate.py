@@ -234,6 +234,7 @@ def test__evaluate__to_dict_has_the_report_keys_and_round_trips(tiny_evaluation)
         "synthesis_modes",
         "encoder_probe_r2",
         "imagined_rollouts",
+        "probe_states",
     ]
     assert list(data["rollout_bce"]) == ["k", "mean", "ci95_low", "ci95_high", "episodes"]
     assert list(data["actions"][0]) == [
@@ -486,9 +487,9 @@ def test__oracle_passes_every_criterion(tiny_episodes):
     assert evaluation.dynamics_weight == 1.0
     assert Evaluation.from_dict(json.loads(json.dumps(evaluation.to_dict()))) == evaluation
     summary = format_summary(evaluation)
-    assert "encoder probe R^2 (25 every state): north_south 1.0000, east_west 1.0000" in summary
+    assert "encoder probe R^2 (25 states): north_south 1.0000, east_west 1.0000" in summary
     imagined = "imagined k<=10 100.00% (320 rollouts, k=10 100.00%)"
-    assert f"decoded nearest own state: reconstructions 100.00%, {imagined}" in summary
+    assert f"decoded nearest own state: reconstructions 100.00% (25 every state), {imagined}" in summary
     old = {k: v for k, v in fid.to_dict().items() if k != "imagined_rollouts"}
     assert Fidelity.from_dict(old) == dataclasses.replace(fid, imagined_rollouts=None)  # a report written before
     assert "last dynamics_weight: 1.000" in summary and "mean-image BCE k=10: " in summary

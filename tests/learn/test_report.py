@@ -74,7 +74,7 @@ def test__report_json_is_the_evaluation_plus_report_keys(tmp_path, run):
     assert "| 0 | north_south | +1 | (" in markdown
     fid = evaluation.fidelity
     assert report["fidelity"]["probe_r2"] == list(fid.probe_r2) and report["mean_image_bce"] > 0
-    assert f"- encoder: circular-probe R^2 on 25 states (every state): north_south {fid.probe_r2[0]:.4f}" in markdown
+    assert f"- encoder: circular-probe R^2 on 25 states: north_south {fid.probe_r2[0]:.4f}" in markdown
     assert "- decoder: nearest own state's image (all states as candidates) for " in markdown
     assert "of imagined frames k=2, 3, .., 12 of 320 rollouts from sampled states, " in markdown
     assert f"- mean image: BCE {evaluation.mean_image_bce:.4f} at k=12" in markdown

@@ -9,7 +9,14 @@ import torch
 
 from dyndis_learn import EvalConfig, Learner, Trainer
 from dyndis_learn.evaluate import _encoder_faithful, collect_eval_episodes, evaluate_model
-from dyndis_learn.fidelity import MIN_SET_STATES, SAMPLE_STATES, fidelity, seen_and_unseen_states
+from dyndis_learn.fidelity import (
+    MIN_SET_STATES,
+    PROBE_STATES,
+    _StateEncodings,
+    encode_chunks,
+    fidelity,
+    seen_and_unseen_states,
+)
 from dyndis_learn.model import DEFAULT_SYNTHESIS_MODES, WorldModel
 from dyndis_learn.report import _fidelity_lines
 from dyndis_learn.results import Evaluation, Fidelity, StateSetFidelity, format_summary
@@ -36,14 +43,14 @@ def test__seen_and_unseen_states__split_a_small_space_whole_and_exactly():
 def test__seen_and_unseen_states__draw_disjoint_seeded_samples_of_a_large_space():
     space = _space("DynDis/Shapes3D-v0")  # 480,000 states
     rng = np.random.default_rng(0)
-    seen = space.sample_states(5_000, rng)
+    seen = space.sample_states(25_000, rng)  # more distinct states than a set's PROBE_STATES
     fraction, seen_set, unseen_set = seen_and_unseen_states(space, seen, seed=3)
     seen_codes = set(space.flat_index(seen).tolist())
-    assert fraction == pytest.approx(len(seen_codes) / 480_000)
-    assert len(seen_set) == len(unseen_set) == SAMPLE_STATES
-    assert set(space.flat_index(seen_set).tolist()) <= seen_codes
+    assert fraction == pytest.approx(len(seen_codes) / 480_000) and len(seen_codes) > PROBE_STATES
+    assert len(seen_set) == len(unseen_set) == PROBE_STATES
+    assert len(set(space.flat_index(seen_set).tolist()) & seen_codes) == PROBE_STATES
     unseen_codes = space.flat_index(unseen_set).tolist()
-    assert len(set(unseen_codes)) == SAMPLE_STATES and not set(unseen_codes) & seen_codes
+    assert len(set(unseen_codes)) == PROBE_STATES and not set(unseen_codes) & seen_codes
     again = seen_and_unseen_states(space, seen, seed=3)
     assert np.array_equal(again[1], seen_set) and np.array_equal(again[2], unseen_set)
     other = seen_and_unseen_states(space, seen, seed=4)
@@ -71,6 +78,42 @@ def test__fidelity__judges_seen_and_unseen_states_apart_and_skips_a_set_too_smal
     assert back == fid
     old = {k: v for k, v in fid.to_dict().items() if k not in ("seen_fraction", "seen", "unseen")}
     assert Fidelity.from_dict(old) == plain  # a report written before reads with None
+
+
+def test__fidelity__probes_every_state_up_to_probe_states_and_judges_the_pictures_of_a_sample(monkeypatch):
+    env = gym.make("DynDis/GridWorld-v0", **WIDE)  # 625 states
+    monkeypatch.setattr("dyndis_learn.fidelity.GRID_STATES", 10)  # the pictures: a sample of 40
+    monkeypatch.setattr("dyndis_learn.fidelity.SAMPLE_STATES", 40)
+    seen = env.unwrapped.factor_space.all_states()[::5]  # 125 seen, 500 unseen
+    fid = fidelity(_model(), env, EVAL, seen)
+    assert (fid.states, fid.probe_states, fid.grid) == (40, 625, False)
+    assert (fid.seen.states, fid.seen.reconstructed_states) == (125, 40)
+    assert (fid.unseen.states, fid.unseen.reconstructed_states) == (500, 40)
+    monkeypatch.setattr("dyndis_learn.fidelity.PROBE_STATES", 300)  # a sample of every set
+    fid = fidelity(_model(), env, EVAL, seen)
+    assert (fid.probe_states, fid.seen.states, fid.unseen.states) == (300, 125, 300)
+    assert Fidelity.from_dict(fid.to_dict()) == fid
+    old = fid.to_dict()
+    del old["probe_states"], old["seen"]["reconstructed_states"]  # a report written before they existed
+    back = Fidelity.from_dict(old)
+    assert back.probe_states is None and back.seen.reconstructed_states is None
+
+
+def test__state_encodings__encode_each_state_once_in_the_order_asked():
+    env = gym.make("DynDis/GridWorld-v0", **WIDE)
+    contract, model = env.unwrapped, _model().eval()
+    rendered = []
+    render = contract.render_states
+    contract.render_states = lambda states: rendered.append(len(states)) or render(states)
+    encode = _StateEncodings(model, contract, modes=1)
+    states = contract.factor_space.all_states()
+    with torch.no_grad():
+        first, own = encode(states[[7, 3, 7, 100]])
+        second, _ = encode(states[[100, 5, 3]])
+        expected = encode_chunks(model, render(states[[7, 3, 7, 100, 5]]))
+    assert rendered == [3, 1] and own is None  # states 3, 7, 100, then 5 alone
+    torch.testing.assert_close(first, expected[:4])
+    torch.testing.assert_close(second, expected[[3, 4, 1]])
 
 
 def _fidelity(probe, seen=None, unseen=None):
@@ -166,6 +209,6 @@ def test__report_names_the_decoder_checked_encodings_and_the_encoders_own_probe(
     fid = evaluation.fidelity
     first = f"{fid.factors[0]} {fid.unseen.probe_r2[0]:.4f} ({fid.unseen.encoder_probe_r2[0]:.4f})"
     assert f"416 unseen states: probe R^2 {first}, " in lines
-    assert f"encoder probe R^2 (625 every state, decoder-checked over {DEFAULT_SYNTHESIS_MODES} modes): " in (
+    assert f"encoder probe R^2 (625 states, decoder-checked over {DEFAULT_SYNTHESIS_MODES} modes): " in (
         format_summary(evaluation)
     )

@@ -31,6 +31,7 @@ __all__ = [
     "IMAGINED_ROLLOUTS",
     "IMAGINED_STEPS",
     "MIN_SET_STATES",
+    "PROBE_STATES",
     "SAMPLE_STATES",
     "dynamics_trained",
     "encode_chunks",
@@ -40,18 +41,25 @@ __all__ = [
     "imagined_rollouts",
     "judged_imagined_steps",
     "mean_image_bce",
+    "probe_states",
     "seen_and_unseen_states",
 ]
 
 _CHUNK_FRAMES = 1024  # frames encoded or decoded per pass
+_RENDER_STATES = 8192  # states rendered at once for their encodings (Cars3D's 64 x 64 images: 100 MB)
 
-#: Fidelity states: every state of the environment up to this many, else a uniform sample of
-#: :data:`SAMPLE_STATES` states drawn with ``EvalConfig.seed``.
+#: Pictures judged: every state of the environment up to this many, else a uniform sample of
+#: :data:`SAMPLE_STATES` states drawn with ``EvalConfig.seed`` (each picture of a sample is compared with the
+#: rendered images of every state one factor away: hundreds for Cars3D).
 GRID_STATES = 5_000
 SAMPLE_STATES = 2_000
+#: Encodings probed, per set (all states; those training saw; those it did not): every state of the set up to
+#: this many, else a uniform seeded sample of this many. An encoding costs no rendered candidates, and a probe
+#: on few states is coarse: on Cars3D's unseen states one car placed far off moves R^2 by about 0.003.
+PROBE_STATES = 20_000
 #: Fewest states of a set (seen, or unseen, by training) judged on their own: a probe on fewer says little.
 MIN_SET_STATES = 100
-_SEEN_STREAM, _UNSEEN_STREAM, _IMAGINED_STREAM = 1, 2, 3  # entropy tags of the seeded samples
+_SEEN_STREAM, _UNSEEN_STREAM, _IMAGINED_STREAM, _PROBE_STREAM = 1, 2, 3, 4  # entropy tags of the seeded samples
 #: Imagined rollouts judged by ``decoder_fidelity``: :data:`IMAGINED_ROLLOUTS` of them, each from a uniformly
 #: drawn state under uniformly random actions for ``K = min(IMAGINED_STEPS, horizon)`` steps, with
 #: :data:`IMAGINED_FRAMES_PER_ROLLOUT` frames judged in each, evenly spaced up to ``k = K`` (10, 20, ..., 100).
@@ -112,19 +120,57 @@ def encode_chunks(model: WorldModel | PredictiveModel, images: np.ndarray, synth
     return torch.cat(parts) if parts else torch.empty(0, model.latent_dim, device=device)
 
 
-def _probes(
-    model: WorldModel | PredictiveModel, images: np.ndarray, values: np.ndarray, lengths: list[int], modes: int
-) -> tuple[torch.Tensor, tuple[float, ...], tuple[float, ...] | None]:
-    """The encodings judged, their probe R^2 per factor, and the encoder's own probe where they differ.
+def probe_states(space: Any, seed: int) -> np.ndarray:
+    """The states whose encodings the probe judges: every state up to :data:`PROBE_STATES`, else a seeded sample."""
+    if int(space.n_states) <= PROBE_STATES:
+        return space.all_states()
+    return space.sample_states(PROBE_STATES, np.random.default_rng([seed, _PROBE_STREAM]))
 
-    ``values`` (M, F) are the states' values of the active factors, ``lengths`` their cycle lengths.
+
+class _StateEncodings:
+    """A model's encodings of states, each state rendered and encoded once however many sets judge it.
+
+    ``modes`` above 1: the decoder-checked encodings (:func:`encode_chunks`), and the encoder's own beside them.
     """
-    encodings = encode_chunks(model, images, modes)
-    probe = tuple(float(r) for r in circular_probe(encodings.cpu().numpy(), values, lengths))
-    own = None
-    if modes > 1:
-        own = tuple(float(r) for r in circular_probe(encode_chunks(model, images).cpu().numpy(), values, lengths))
-    return encodings, probe, own
+
+    def __init__(self, model: WorldModel | PredictiveModel, contract: Any, modes: int) -> None:
+        self.model, self.contract, self.modes = model, contract, modes
+        self.strides = np.asarray(contract.factor_space.strides, dtype=np.int64)
+        self.codes = np.empty(0, dtype=np.int64)  # sorted flat indices of the states encoded so far
+        none = torch.empty(0, model.latent_dim, device=module_device(model))
+        self.judged = none  # their encodings, in the order of `codes`
+        self.own = none if modes > 1 else None
+
+    def __call__(self, states: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(judged, own)`` encodings of ``states`` (S, F), rows in their order; ``own`` None for one mode."""
+        codes = np.asarray(states, dtype=np.int64) @ self.strides
+        new = np.setdiff1d(codes, self.codes)
+        if len(new):
+            judged, own = [self.judged], [self.own]
+            space = self.contract.factor_space
+            for start in range(0, len(new), _RENDER_STATES):  # rendered in blocks: bounds the images' memory
+                images = self.contract.render_states(_codes_to_states(space, new[start : start + _RENDER_STATES]))
+                judged.append(encode_chunks(self.model, images, self.modes))
+                if self.own is not None:
+                    own.append(encode_chunks(self.model, images))
+            order = np.argsort(np.concatenate([self.codes, new]), kind="stable")
+            self.codes = np.concatenate([self.codes, new])[order]
+            index = torch.from_numpy(order).to(self.judged.device)
+            self.judged = torch.cat(judged)[index]
+            if self.own is not None:
+                self.own = torch.cat(own)[index]
+        rows = torch.from_numpy(np.searchsorted(self.codes, codes)).to(self.judged.device)
+        return self.judged[rows], None if self.own is None else self.own[rows]
+
+
+def _probe(
+    encodings: torch.Tensor | None, states: np.ndarray, active: list[int], sizes: np.ndarray
+) -> tuple[float, ...] | None:
+    """Per active factor, :func:`~dyndis_learn.metrics.circular_probe`'s R^2 (None without encodings)."""
+    if encodings is None:
+        return None
+    r2 = circular_probe(encodings.cpu().numpy(), states[:, active], sizes[active].tolist())
+    return tuple(float(r) for r in r2)
 
 
 def _squared_distances(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -203,27 +249,27 @@ def _codes_to_states(space: Any, codes: np.ndarray) -> np.ndarray:
 
 
 def seen_and_unseen_states(space: Any, seen_states: np.ndarray, seed: int) -> tuple[float, np.ndarray, np.ndarray]:
-    """``(seen fraction, seen states, unseen states)``: up to :data:`SAMPLE_STATES` of each, uniformly drawn.
+    """``(seen fraction, seen states, unseen states)``: up to :data:`PROBE_STATES` of each, uniformly drawn.
 
     Args:
         space: The factor space (``n_states``, ``sizes``, ``strides``).
         seen_states: Value indices (S, F) of the states training saw (repeats allowed).
-        seed: Seed of the two samples (each set whole where it has at most :data:`SAMPLE_STATES`).
+        seed: Seed of the two samples (each set whole where it has at most :data:`PROBE_STATES`).
     """
     n_states = int(space.n_states)
     seen = np.unique(np.asarray(seen_states, dtype=np.int64) @ np.asarray(space.strides, dtype=np.int64))
     rng = np.random.default_rng([seed, _SEEN_STREAM])
-    drawn_seen = seen if len(seen) <= SAMPLE_STATES else np.sort(rng.choice(seen, SAMPLE_STATES, replace=False))
+    drawn_seen = seen if len(seen) <= PROBE_STATES else np.sort(rng.choice(seen, PROBE_STATES, replace=False))
     rng = np.random.default_rng([seed, _UNSEEN_STREAM])
-    if n_states - len(seen) <= SAMPLE_STATES:
+    if n_states - len(seen) <= PROBE_STATES:
         unseen = np.setdiff1d(np.arange(n_states, dtype=np.int64), seen, assume_unique=True)
-    else:  # draw until enough: more than SAMPLE_STATES states are unseen, so each round finds some
+    else:  # draw until enough: more than PROBE_STATES states are unseen, so each round finds some
         found = np.empty(0, dtype=np.int64)
-        while len(found) < SAMPLE_STATES:
-            draws = rng.integers(0, n_states, 4 * SAMPLE_STATES)
+        while len(found) < PROBE_STATES:
+            draws = rng.integers(0, n_states, 4 * PROBE_STATES)
             found = np.concatenate([found, draws[~np.isin(draws, seen)]])
             found = found[np.sort(np.unique(found, return_index=True)[1])]  # first draws kept, in draw order
-        unseen = found[:SAMPLE_STATES]
+        unseen = found[:PROBE_STATES]
     return len(seen) / n_states, _codes_to_states(space, drawn_seen), _codes_to_states(space, unseen)
 
 
@@ -231,20 +277,28 @@ def _state_set(
     model: WorldModel | PredictiveModel,
     contract: Any,
     table: np.ndarray | None,
+    encode: _StateEncodings,
     states: np.ndarray,
     active: list[int],
-    modes: int,
+    seed: int,
 ) -> StateSetFidelity | None:
-    """The probe and the reconstructions on ``states`` alone (None for fewer than :data:`MIN_SET_STATES`)."""
+    """The probe and the reconstructions on ``states`` alone (None for fewer than :data:`MIN_SET_STATES`).
+
+    The pictures are judged on :data:`SAMPLE_STATES` of them at most, drawn with ``seed``.
+    """
     if len(states) < MIN_SET_STATES:
         return None
     sizes = np.asarray(contract.factor_space.sizes, dtype=np.int64)
-    images = contract.render_states(states)
-    encodings, probe, own = _probes(model, images, states[:, active], sizes[active].tolist(), modes)
+    encodings, own = encode(states)
+    pictured = np.arange(len(states))
+    if len(states) > SAMPLE_STATES:
+        pictured = np.sort(np.random.default_rng(seed).choice(len(states), SAMPLE_STATES, replace=False))
     rate = None
     if not isinstance(model, PredictiveModel) or isinstance(model, LatentPredictiveModel):
-        rate = _right_rate(_nearest_own(contract, table, _decode_uint8(model, encodings), states)[0])
-    return StateSetFidelity(len(states), probe, rate, own)
+        decoded = _decode_uint8(model, encodings[torch.from_numpy(pictured).to(encodings.device)])
+        rate = _right_rate(_nearest_own(contract, table, decoded, states[pictured])[0])
+    probe, own_probe = _probe(encodings, states, active, sizes), _probe(own, states, active, sizes)
+    return StateSetFidelity(len(states), probe, rate, own_probe, len(pictured))
 
 
 @torch.no_grad()
@@ -279,13 +333,15 @@ def fidelity(
     sizes = np.asarray(space.sizes, dtype=np.int64)
     active = [k for k in range(len(sizes)) if sizes[k] > 1]
     modes = synthesis_modes_for(model, config.synthesis_modes, "evaluation.synthesis_modes")
+    encode = _StateEncodings(model, contract, modes)
+    probed = probe_states(space, config.seed)
+    probe_encodings, own_encodings = encode(probed)
+    probe, own_probe = _probe(probe_encodings, probed, active, sizes), _probe(own_encodings, probed, active, sizes)
     states, grid = evaluation_states(space, config.seed)
-    images = contract.render_states(states)
-    encodings, probe, own_probe = _probes(model, images, states[:, active], sizes[active].tolist(), modes)
-    table = images if grid else None
+    table = contract.render_states(states) if grid else None
     reconstructed = confusion = None
     if not isinstance(model, PredictiveModel) or isinstance(model, LatentPredictiveModel):
-        right, confused = _nearest_own(contract, table, _decode_uint8(model, encodings), states)
+        right, confused = _nearest_own(contract, table, _decode_uint8(model, encode(states)[0]), states)
         reconstructed, confusion = _right_rate(right), tuple(float(c) for c in confused[:, active].mean(axis=0))
     steps = min(IMAGINED_STEPS, config.horizon)
     right = _imagined(model, contract, table, steps, config.seed, modes)
@@ -293,10 +349,12 @@ def fidelity(
     seen_fraction = seen = unseen = None
     if seen_states is not None:
         seen_fraction, seen_set, unseen_set = seen_and_unseen_states(space, seen_states, config.seed)
-        seen = _state_set(model, contract, table, seen_set, active, modes)
-        unseen = _state_set(model, contract, table, unseen_set, active, modes)
+        pictures = np.random.SeedSequence([config.seed, _PROBE_STREAM]).generate_state(2)
+        seen = _state_set(model, contract, table, encode, seen_set, active, int(pictures[0]))
+        unseen = _state_set(model, contract, table, encode, unseen_set, active, int(pictures[1]))
     return Fidelity(
         states=len(states),
+        probe_states=len(probed),
         grid=grid,
         candidates="all_states" if grid else "one_factor_neighbours",
         factors=tuple(space.names[k] for k in active),

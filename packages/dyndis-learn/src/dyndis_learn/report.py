@@ -596,11 +596,12 @@ def _fidelity_lines(evaluation: Evaluation) -> list[str]:
                 "where the encoder hesitates); the encoder's own in brackets"
             )
         lines += [
-            f"- encoder: circular-probe R^2 on {fid.states} states ({which}): "
+            f"- encoder: circular-probe R^2 on {fid.probed} states: "
             f"{_probe_text(fid.factors, fid.probe_r2, fid.encoder_probe_r2)} "
             f"(threshold {evaluation.criteria.probe_threshold})",
             f"- decoder: nearest own state's image ({fid.candidates.replace('_', ' ')} as candidates) for "
-            f"{_percent(fid.reconstruction_rate)} of reconstructions, {_percent(fid.imagined_rate)} of imagined "
+            f"{_percent(fid.reconstruction_rate)} of reconstructions of {fid.states} states ({which}), "
+            f"{_percent(fid.imagined_rate)} of imagined "
             f"frames {_imagined_frames_text(fid)}, {_percent(fid.imagined_rate_last)} at k={fid.imagined_steps} "
             f"(threshold {evaluation.criteria.decoder_threshold:.0%})",
         ]
@@ -619,7 +620,7 @@ def _fidelity_lines(evaluation: Evaluation) -> list[str]:
                 probe = _probe_text(fid.factors, part.probe_r2, part.encoder_probe_r2)
                 lines.append(
                     f"    - {part.states} {name} states: probe R^2 {probe}; reconstructions nearest their own "
-                    f"state {_percent(part.reconstruction_rate)}"
+                    f"state {_percent(part.reconstruction_rate)}{part.pictures_judged}"
                 )
     if evaluation.dynamics_weight is not None:
         lines.append(f"- last logged dynamics weight: {evaluation.dynamics_weight:.3f}")

@@ -215,8 +215,9 @@ class StateSetFidelity:
     """The encoder probe and the reconstructions on one set of states: those training saw, or those it did not."""
 
     states: int
-    """Number of states judged: every state of the set up to :data:`~dyndis_learn.fidelity.SAMPLE_STATES`, else
-    a uniform seeded sample of that many."""
+    """Number of states probed: every state of the set up to :data:`~dyndis_learn.fidelity.PROBE_STATES`, else
+    a uniform seeded sample of that many (up to :data:`~dyndis_learn.fidelity.SAMPLE_STATES` in reports written
+    before 2026-12-02, session 23)."""
     probe_r2: tuple[float, ...]
     """Per active factor, the held-out R^2 of the circular probe on these states alone (fitted on half of them)."""
     reconstruction_rate: float | None
@@ -225,6 +226,16 @@ class StateSetFidelity:
     encoder_probe_r2: tuple[float, ...] | None = None
     """With decoder-checked encodings (:attr:`Fidelity.synthesis_modes` above 1), ``probe_r2`` of the encoder's
     own encodings of the same states; else None."""
+    reconstructed_states: int | None = None
+    """Number of those states whose reconstruction was judged: up to
+    :data:`~dyndis_learn.fidelity.SAMPLE_STATES`, a seeded uniform sample of them (None in reports written
+    before 2026-12-02, session 23: every state probed)."""
+
+    @property
+    def pictures_judged(self) -> str:
+        """``" of N"`` where the reconstructions were judged on fewer states (N) than the probe, else ``""``."""
+        judged = self.reconstructed_states
+        return "" if judged is None or judged == self.states else f" of {judged}"
 
     def to_dict(self) -> dict[str, Any]:
         """The ``fidelity.seen`` / ``fidelity.unseen`` entry of ``report.json``."""
@@ -233,17 +244,24 @@ class StateSetFidelity:
             "probe_r2": list(self.probe_r2),
             "reconstruction_rate": self.reconstruction_rate,
             "encoder_probe_r2": _optional_list(self.encoder_probe_r2),
+            "reconstructed_states": self.reconstructed_states,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StateSetFidelity:
         """Inverse of :meth:`to_dict`."""
-        d = _fields(data, cls.__name__, ["states", "probe_r2", "reconstruction_rate"], ["encoder_probe_r2"])
+        d = _fields(
+            data,
+            cls.__name__,
+            ["states", "probe_r2", "reconstruction_rate"],
+            ["encoder_probe_r2", "reconstructed_states"],
+        )
         return cls(
             int(d["states"]),
             tuple(float(v) for v in d["probe_r2"]),
             d["reconstruction_rate"],
             _optional_floats(d.get("encoder_probe_r2")),
+            None if d.get("reconstructed_states") is None else int(d["reconstructed_states"]),
         )
 
 
@@ -259,9 +277,11 @@ def _optional_set(data: Any) -> StateSetFidelity | None:
 class Fidelity:
     """How faithfully the model encodes and draws the environment's states.
 
-    The states come from the environment's evaluation contract (``factor_space``, ``render_states``): every
-    state when there are at most :data:`~dyndis_learn.fidelity.GRID_STATES`, else
-    :data:`~dyndis_learn.fidelity.SAMPLE_STATES` states drawn uniformly with ``EvalConfig.seed``. A decoded
+    The states come from the environment's evaluation contract (``factor_space``, ``render_states``). The probes
+    judge the encodings of every state when there are at most :data:`~dyndis_learn.fidelity.PROBE_STATES`, else
+    of that many drawn uniformly with ``EvalConfig.seed``; the pictures, those of every state when there are at
+    most :data:`~dyndis_learn.fidelity.GRID_STATES`, else of :data:`~dyndis_learn.fidelity.SAMPLE_STATES` states
+    drawn uniformly with ``EvalConfig.seed``. A decoded
     image is *right* when no candidate image is nearer to it (squared L2 on uint8 pixels; ties count as right)
     than its own state's image. The candidates are the images of every
     state (``candidates="all_states"``, with the full grid) or, with a sample, those of every state that
@@ -269,7 +289,7 @@ class Fidelity:
     """
 
     states: int
-    """Number of states encoded and reconstructed."""
+    """Number of states reconstructed."""
     grid: bool
     """Whether they are every state (True) or a uniform seeded sample (False)."""
     candidates: str
@@ -277,7 +297,8 @@ class Fidelity:
     factors: tuple[str, ...]
     """The active factors (more than one value), in factor order."""
     probe_r2: tuple[float, ...]
-    """Per active factor, the held-out R^2 of :func:`~dyndis_learn.metrics.circular_probe` on the encodings."""
+    """Per active factor, the held-out R^2 of :func:`~dyndis_learn.metrics.circular_probe` on the encodings of the
+    ``probe_states`` (:func:`~dyndis_learn.fidelity.probe_states`)."""
     reconstruction_rate: float | None
     """Share of the states whose decoded reconstruction is nearest to its own image (None for a model that does
     not reconstruct, the direct predictor: its decoder only draws the next frame)."""
@@ -311,6 +332,15 @@ class Fidelity:
     imagined_rollouts: int | None = None
     """Number of imagined rollouts judged (:data:`~dyndis_learn.fidelity.IMAGINED_ROLLOUTS`); None in reports
     written before 2026-12-02, which judged every frame ``k = 1 .. K`` of the evaluation episodes instead."""
+    probe_states: int | None = None
+    """Number of states whose encodings ``probe_r2`` judges: every state up to
+    :data:`~dyndis_learn.fidelity.PROBE_STATES`, else a uniform seeded sample of that many. None in reports
+    written before 2026-12-02 (session 23), whose probe judged the ``states`` reconstructed."""
+
+    @property
+    def probed(self) -> int:
+        """Number of states the probe judged (``states`` in reports written before ``probe_states`` existed)."""
+        return self.states if self.probe_states is None else self.probe_states
 
     def to_dict(self) -> dict[str, Any]:
         """The ``fidelity`` entry of ``report.json``."""
@@ -331,6 +361,7 @@ class Fidelity:
             "synthesis_modes": self.synthesis_modes,
             "encoder_probe_r2": _optional_list(self.encoder_probe_r2),
             "imagined_rollouts": self.imagined_rollouts,
+            "probe_states": self.probe_states,
         }
 
     @classmethod
@@ -344,6 +375,7 @@ class Fidelity:
             "synthesis_modes",
             "encoder_probe_r2",
             "imagined_rollouts",
+            "probe_states",
         ]
         keys = [f.name for f in dataclasses.fields(cls) if f.name not in optional]
         d = _fields(data, cls.__name__, keys, optional)
@@ -358,6 +390,7 @@ class Fidelity:
                 "synthesis_modes": int(d.get("synthesis_modes", 1)),
                 "encoder_probe_r2": _optional_floats(d.get("encoder_probe_r2")),
                 "imagined_rollouts": None if d.get("imagined_rollouts") is None else int(d["imagined_rollouts"]),
+                "probe_states": None if d.get("probe_states") is None else int(d["probe_states"]),
             }
         )
 
@@ -627,13 +660,13 @@ def format_summary(evaluation: Evaluation) -> str:
         probe = ", ".join(f"{name} {r2:.4f}" for name, r2 in zip(fid.factors, fid.probe_r2, strict=True))
         which = "every state" if fid.grid else "sampled states"
         checked = f", decoder-checked over {fid.synthesis_modes} modes" if fid.synthesis_modes > 1 else ""
-        lines.append(f"encoder probe R^2 ({fid.states} {which}{checked}): {probe}")
+        lines.append(f"encoder probe R^2 ({fid.probed} states{checked}): {probe}")
         imagined = "n/a" if fid.imagined_rate is None else f"{fid.imagined_rate:.2%}"
         last = "n/a" if fid.imagined_rate_last is None else f"{fid.imagined_rate_last:.2%}"
         rebuilt = "n/a" if fid.reconstruction_rate is None else f"{fid.reconstruction_rate:.2%}"
         rollouts = "" if fid.imagined_rollouts is None else f"{fid.imagined_rollouts} rollouts, "
         lines.append(
-            f"decoded nearest own state: reconstructions {rebuilt}, imagined k<="
+            f"decoded nearest own state: reconstructions {rebuilt} ({fid.states} {which}), imagined k<="
             f"{fid.imagined_steps} {imagined} ({rollouts}k={fid.imagined_steps} {last})"
         )
         if fid.reconstruction_confusion is not None and any(fid.reconstruction_confusion):
@@ -650,7 +683,10 @@ def format_summary(evaluation: Evaluation) -> str:
                     parts.append(f"{name}: too few")
                     continue
                 rate = "n/a" if part.reconstruction_rate is None else f"{part.reconstruction_rate:.2%}"
-                parts.append(f"{name} ({part.states}): probe R^2 min {min(part.probe_r2):.4f}, reconstructions {rate}")
+                parts.append(
+                    f"{name} ({part.states}): probe R^2 min {min(part.probe_r2):.4f}, "
+                    f"reconstructions {rate}{part.pictures_judged}"
+                )
             lines.append(f"training saw {fid.seen_fraction:.2%} of the states; " + "; ".join(parts))
     if evaluation.dynamics_weight is not None:
         lines.append(f"last dynamics_weight: {evaluation.dynamics_weight:.3f}")
