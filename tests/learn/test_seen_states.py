@@ -180,6 +180,19 @@ def _binned_model():
     )
 
 
+def test__state_encodings__give_the_decoder_checked_and_the_encoders_own_encodings_of_an_angle_bin_model():
+    env = gym.make("DynDis/GridWorld-v0", **WIDE)
+    contract, model = env.unwrapped, _binned_model().eval()
+    states = contract.factor_space.all_states()[::4]
+    with torch.no_grad():
+        judged, own = _StateEncodings(model, contract, modes=DEFAULT_SYNTHESIS_MODES)(states)
+        images = contract.render_states(states)
+        checked = encode_chunks(model, images, DEFAULT_SYNTHESIS_MODES)
+        torch.testing.assert_close(judged, checked)
+        torch.testing.assert_close(own, encode_chunks(model, images))
+    assert not torch.equal(judged, own)  # the decoder chose another mode somewhere
+
+
 def test__fidelity__judges_an_angle_bin_models_decoder_checked_encodings_beside_the_encoders_own():
     env = gym.make("DynDis/GridWorld-v0", **WIDE)
     model = _binned_model().eval()

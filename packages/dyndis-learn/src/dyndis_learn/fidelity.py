@@ -21,7 +21,7 @@ from dyndis_learn.baselines.base import LatentPredictiveModel, PredictiveModel, 
 from dyndis_learn.config import EvalConfig
 from dyndis_learn.devices import module_device
 from dyndis_learn.metrics import circular_probe
-from dyndis_learn.model import WorldModel, encode_checked, frames_to_float, synthesis_modes_for
+from dyndis_learn.model import WorldModel, encode_checked, encode_frames, frames_to_float, synthesis_modes_for
 from dyndis_learn.results import Fidelity, StateSetFidelity
 from dyndis_learn.rollouts import EpisodeBatch
 
@@ -130,7 +130,8 @@ def probe_states(space: Any, seed: int) -> np.ndarray:
 class _StateEncodings:
     """A model's encodings of states, each state rendered and encoded once however many sets judge it.
 
-    ``modes`` above 1: the decoder-checked encodings (:func:`encode_chunks`), and the encoder's own beside them.
+    ``modes`` above 1 (an angle-bin :class:`~dyndis_learn.model.WorldModel`): the decoder-checked encodings
+    (:meth:`~dyndis_learn.model.WorldModel.encode_by_synthesis`), and the encoder's own beside them.
     """
 
     def __init__(self, model: WorldModel | PredictiveModel, contract: Any, modes: int) -> None:
@@ -147,12 +148,17 @@ class _StateEncodings:
         new = np.setdiff1d(codes, self.codes)
         if len(new):
             judged, own = [self.judged], [self.own]
-            space = self.contract.factor_space
+            space, device = self.contract.factor_space, self.judged.device
             for start in range(0, len(new), _RENDER_STATES):  # rendered in blocks: bounds the images' memory
                 images = self.contract.render_states(_codes_to_states(space, new[start : start + _RENDER_STATES]))
-                judged.append(encode_chunks(self.model, images, self.modes))
-                if self.own is not None:
-                    own.append(encode_chunks(self.model, images))
+                if self.own is None:
+                    judged.append(encode_chunks(self.model, images))
+                    continue
+                for part in range(0, len(images), _CHUNK_FRAMES):  # one pass of the encoder gives both
+                    floats = frames_to_float(torch.from_numpy(images[part : part + _CHUNK_FRAMES]).to(device))
+                    outputs = encode_frames(self.model.encoder, floats)
+                    own.append(self.model.latents(outputs))
+                    judged.append(self.model.checked_latents(outputs, floats, self.modes))
             order = np.argsort(np.concatenate([self.codes, new]), kind="stable")
             self.codes = np.concatenate([self.codes, new])[order]
             index = torch.from_numpy(order).to(self.judged.device)

@@ -270,12 +270,17 @@ class WorldModel(nn.Module):
             raise ValueError(f"`confidence` must be a share in (0, 1] or None, got {confidence!r}.")
         images = frames_to_float(frames)
         outputs = encode_frames(self.encoder, images)
-        return self.latents(outputs) if modes == 1 else self._checked_modes(outputs, images, modes, confidence)
+        return self.latents(outputs) if modes == 1 else self.checked_latents(outputs, images, modes, confidence)
 
-    def _checked_modes(
-        self, outputs: torch.Tensor, images: torch.Tensor, modes: int, confidence: float | None
+    @torch.no_grad()
+    def checked_latents(
+        self, outputs: torch.Tensor, images: torch.Tensor, modes: int, confidence: float | None = SYNTHESIS_CONFIDENCE
     ) -> torch.Tensor:
-        """:meth:`encode_by_synthesis`' choice among each circle's ``modes`` modes: outputs (B, m) -> (B, n)."""
+        """:meth:`encode_by_synthesis` from the encoder's outputs (B, m) of float ``images`` (B, H, W, C) -> (B, n).
+
+        For a caller that needs :meth:`latents` of the same outputs too (the encoder's own encodings beside the
+        checked ones) without a second pass of the encoder; the arguments are not checked here.
+        """
         logits = self.angle_logits(outputs)  # (B, circles, M)
         bins, circles = self.angle_bins, self.latent_dim // 2
         window = torch.arange(-MODE_WINDOW, MODE_WINDOW + 1, device=logits.device)
