@@ -281,10 +281,9 @@ class Fidelity:
     judge the encodings of every state when there are at most :data:`~dyndis_learn.fidelity.PROBE_STATES`, else
     of that many drawn uniformly with ``EvalConfig.seed``; the pictures, those of every state when there are at
     most :data:`~dyndis_learn.fidelity.GRID_STATES`, else of :data:`~dyndis_learn.fidelity.SAMPLE_STATES` states
-    drawn uniformly with ``EvalConfig.seed``. A decoded
-    image is *right* when no candidate image is nearer to it (squared L2 on uint8 pixels; ties count as right)
-    than its own state's image. The candidates are the images of every
-    state (``candidates="all_states"``, with the full grid) or, with a sample, those of every state that
+    drawn uniformly with ``EvalConfig.seed``. A decoded image is *right* when no candidate image is nearer to it
+    (squared L2 on uint8 pixels; ties count as right) than its own state's image. The candidates are the images
+    of every state (``candidates="all_states"``, with the full grid) or, with a sample, those of every state that
     differs from the true state in one factor (``"one_factor_neighbours"``: each factor through all its values).
     """
 
