@@ -65,6 +65,24 @@ def test__instance_norm__is_groupnorm_with_a_group_per_channel(positions):
     torch.testing.assert_close(norm(x), reference(x))
 
 
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test__instance_norm__gradients_are_exact_in_either_layout(layout):
+    # float64: gradcheck compares the backward with finite differences of the forward
+    torch.manual_seed(0)
+    norm = InstanceNorm(3).double()
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2.0), norm.bias.uniform_(-1.0, 1.0)
+    x = (3 * torch.randn(2, 3, 4, 5, dtype=torch.float64) + 1).contiguous(memory_format=layout).requires_grad_()
+    assert torch.autograd.gradcheck(norm, (x,))
+    y = norm(x)
+    assert y.is_contiguous(memory_format=layout)
+    # an NCHW gradient into a channels-last output (a later layer's choice) gives the same gradients
+    weights = torch.randn(y.shape, dtype=torch.float64)
+    (first,) = torch.autograd.grad((y * weights).sum(), x, retain_graph=True)
+    (second,) = torch.autograd.grad(y, x, weights.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(first, second)
+
+
 def test__instance_norm_after_first__keeps_the_first_convolutions_colour_magnitudes():
     torch.manual_seed(0)
     encoder = ConvEncoder((16, 16, 3), 4, channels=(8, 8, 8), norm="instance_after_first")
