@@ -248,7 +248,10 @@ def test__a_cycles_run_with_angle_bins_learns_its_map_and_loads_back(tiny_config
     model = load_model(path)
     assert model.angle_bins == 10
     frames = learner.trainer.warmup.walk.frames[:8]
-    np.testing.assert_array_equal(learner.encode(frames), model.encode(torch.from_numpy(frames)).detach().numpy())
+    with torch.no_grad():
+        own, checked = model.encode(torch.from_numpy(frames)), model.encode_by_synthesis(torch.from_numpy(frames))
+    np.testing.assert_array_equal(learner.encode(frames, synthesis_modes=1), own.numpy())
+    np.testing.assert_array_equal(learner.encode(frames), checked.numpy())  # evaluation.synthesis_modes="auto"
 
 
 def test__the_decoder_look_up_passes_no_gradient_to_the_latent():
@@ -338,6 +341,31 @@ def test__encode_by_synthesis__lets_the_decoder_choose_among_the_encoders_modes(
         torch.testing.assert_close(model.encode_by_synthesis(frame, modes=2, confidence=0.6), plain)
         torch.testing.assert_close(model.encode_by_synthesis(frame, modes=2, confidence=0.99), truth)
         torch.testing.assert_close(model.encode_by_synthesis(frame, modes=2, confidence=None), truth)
+
+
+def test__encode_by_synthesis__keeps_the_mode_under_which_the_frame_is_most_likely():
+    # a white frame; circle 0 hesitates between bins 2 and 5, whose pictures are a sharp one (sure and right on half
+    # the pixels, sure and wrong on the rest) and a blurred one: the sharp one is nearer in squared error, the
+    # blurred one makes the frame likelier (the decoder's Bernoulli loss), and the check keeps the blurred one
+    model = _model(bins=8, lookup_feature_map=True).eval()
+    logits = torch.full((2, 8), -1e4)
+    logits[0, 2], logits[0, 5], logits[1, 6] = 1.0, 0.5, 1.0
+    model.encoder = _FixedLogits(logits)
+    frame = torch.full((1, 16, 16, 3), 255, dtype=torch.uint8)
+    sharp = torch.where(torch.arange(16 * 16 * 3).reshape(16, 16, 3) % 2 == 0, 0.9999, 0.02)
+    blurred = torch.full((16, 16, 3), 0.3)
+    assert (sharp - 1).square().sum() < (blurred - 1).square().sum()
+    bin_angle = 2 * math.pi / 8
+
+    def decode_logits(latents: torch.Tensor, lookup: torch.Tensor | None = None) -> torch.Tensor:
+        at_bin_2 = (torch.atan2(latents[..., 1], latents[..., 0]) - 2 * bin_angle).abs() < 0.1
+        return torch.where(at_bin_2[..., None, None, None], sharp.logit(), blurred.logit())
+
+    model.decode_logits = decode_logits
+    with torch.no_grad():
+        checked = model.encode_by_synthesis(frame, modes=2)[0]
+    angle = torch.atan2(checked[1], checked[0]).remainder(2 * math.pi)
+    assert angle.item() == pytest.approx(5 * bin_angle, abs=1e-4)
 
 
 def test__encode_by_synthesis__decodes_only_the_frames_whose_circle_hesitates():

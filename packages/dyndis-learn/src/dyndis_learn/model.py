@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dyndis_learn.losses import frame_bce
 from dyndis_learn.networks import ConvDecoder, ConvEncoder
 from dyndis_learn.rotations import ActionRotations, Parametrisation, cumulative_rotations
 from dyndis_learn.validation import check_int
@@ -241,15 +242,17 @@ class WorldModel(nn.Module):
         modes: int = DEFAULT_SYNTHESIS_MODES,
         confidence: float | None = SYNTHESIS_CONFIDENCE,
     ) -> torch.Tensor:
-        """Encodings that the decoder checks: of the points the encoder finds likely, the one drawn nearest the frame.
+        """Encodings the decoder checks: of the points the encoder finds likely, the one that best explains the frame.
 
         An angle-bin encoder gives every circle a distribution over its angles; where it hesitates (Cars3D's car
         on a view its walk never saw), the right value is often its second or third mode. Circle by circle,
         where the encoder's mode holds less than ``confidence`` of the circle's probability, each of its
         ``modes`` most probable modes (local maxima of the logits, each the circular mean of its
         :data:`MODE_WINDOW` neighbourhood, as in :meth:`latents`) replaces that circle's point, the other
-        circles kept at their choice so far, and the one whose decoded picture is nearest the frame (squared
-        error of intensities) is kept. Costs ``modes`` decodes per hesitant circle.
+        circles kept at their choice so far, and the one under whose decoded picture the frame is most likely is
+        kept: the least binary cross-entropy of the frame's intensities against the decoder's logits, the loss the
+        decoder is trained with (squared error of intensities, until 2026-12-02, chose a look-alike car more often:
+        docs/benchmarks/learn_structure.md). Costs ``modes`` decodes per hesitant circle.
 
         Args:
             frames: uint8 or float images of shape (B, H, W, C).
@@ -304,7 +307,8 @@ class WorldModel(nn.Module):
             for rows in blocks:  # in blocks: bounds the decoder's memory
                 trials = chosen[rows].unsqueeze(1).repeat(1, candidates, 1, 1)  # (R, K, circles, 2)
                 trials[:, :, circle] = points[rows, circle]
-                error = (self.decode(trials.flatten(-2)) - images[rows].unsqueeze(1)).square().flatten(2).sum(-1)
+                logits = self.decode_logits(trials.flatten(-2))  # (R, K, H, W, C)
+                error = frame_bce(logits, images[rows].unsqueeze(1).expand_as(logits))  # the decoder's own loss
                 best = error.masked_fill(~valid[rows, circle], float("inf")).argmin(1)
                 chosen[rows] = trials[torch.arange(len(rows), device=rows.device), best]
         return chosen.flatten(-2)

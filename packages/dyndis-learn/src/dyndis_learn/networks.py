@@ -34,11 +34,10 @@ class InstanceNorm(nn.GroupNorm):
     """Normalises each image's channels over their positions, then scales and shifts them by learned weights.
 
     The function and the parameters of ``GroupNorm(channels, channels)`` (one group per channel), so state dicts
-    of either load into the other. Channels-last float32 / float64 CPU tensors, the encoder's, are normalised
-    in their own layout by :class:`_ChannelsLastInstanceNorm`: :func:`torch.nn.functional.instance_norm` copies
-    them to NCHW and back (forward and backward), and GroupNorm's channels-last kernel is slower still (a Cars3D
-    step 0.16 against 0.14 s); together about 2.6 times the time of the layout's own reductions
-    (``benchmarks/learn_throughput.py``). Other tensors take :func:`~torch.nn.functional.instance_norm`.
+    of either load into the other. Channels-last float32 / float64 CPU tensors, the encoder's, are normalised in
+    their own layout (:class:`_ChannelsLastInstanceNorm`): :func:`torch.nn.functional.instance_norm` would copy
+    them to NCHW and back, forward and backward, and GroupNorm's channels-last kernel is slower still
+    (docs/benchmarks/learn_throughput.md). Other tensors take :func:`~torch.nn.functional.instance_norm`.
     Statistics are always the image's own, in training and eval mode alike.
 
     Args:
