@@ -251,8 +251,8 @@ class WorldModel(nn.Module):
         :data:`MODE_WINDOW` neighbourhood, as in :meth:`latents`) replaces that circle's point, the other
         circles kept at their choice so far, and the one under whose decoded picture the frame is most likely is
         kept: the least binary cross-entropy of the frame's intensities against the decoder's logits, the loss the
-        decoder is trained with (squared error of intensities, until 2026-12-02, chose a look-alike car more often:
-        docs/benchmarks/learn_structure.md). Costs ``modes`` decodes per hesitant circle.
+        decoder is trained with (docs/benchmarks/learn_structure.md compares it with the squared error of
+        intensities, used before). Costs ``modes`` decodes per hesitant circle.
 
         Args:
             frames: uint8 or float images of shape (B, H, W, C).
