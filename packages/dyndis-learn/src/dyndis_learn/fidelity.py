@@ -280,13 +280,7 @@ def seen_and_unseen_states(space: Any, seen_states: np.ndarray, seed: int) -> tu
 
 
 def _state_set(
-    model: WorldModel | PredictiveModel,
-    contract: Any,
-    table: np.ndarray | None,
-    encode: _StateEncodings,
-    states: np.ndarray,
-    active: list[int],
-    seed: int,
+    encode: _StateEncodings, table: np.ndarray | None, states: np.ndarray, active: list[int], seed: int
 ) -> StateSetFidelity | None:
     """The probe and the reconstructions on ``states`` alone (None for fewer than :data:`MIN_SET_STATES`).
 
@@ -294,6 +288,7 @@ def _state_set(
     """
     if len(states) < MIN_SET_STATES:
         return None
+    model, contract = encode.model, encode.contract
     sizes = np.asarray(contract.factor_space.sizes, dtype=np.int64)
     encodings, own = encode(states)
     pictured = np.arange(len(states))
@@ -356,8 +351,8 @@ def fidelity(
     if seen_states is not None:
         seen_fraction, seen_set, unseen_set = seen_and_unseen_states(space, seen_states, config.seed)
         pictures = np.random.SeedSequence([config.seed, _PROBE_STREAM]).generate_state(2)
-        seen = _state_set(model, contract, table, encode, seen_set, active, int(pictures[0]))
-        unseen = _state_set(model, contract, table, encode, unseen_set, active, int(pictures[1]))
+        seen = _state_set(encode, table, seen_set, active, int(pictures[0]))
+        unseen = _state_set(encode, table, unseen_set, active, int(pictures[1]))
     return Fidelity(
         states=len(states),
         probe_states=len(probed),

@@ -73,21 +73,22 @@ class _ChannelsLastInstanceNorm(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
         batch, channels, height, width = x.shape
         flat = x.permute(0, 2, 3, 1).reshape(batch, height * width, channels)  # a view: x is channels-last
-        centred = flat - flat.mean(1, keepdim=True)
-        rstd = centred.square().mean(1, keepdim=True).add_(eps).rsqrt_()  # (B, 1, C)
+        mean = flat.mean(1, keepdim=True)  # (B, 1, C)
+        centred = flat - mean
+        rstd = centred.square().mean(1, keepdim=True).add_(eps).rsqrt_()
         y = torch.addcmul(bias.expand(batch, 1, channels), centred, rstd * weight)
-        ctx.save_for_backward(x, rstd, weight)
+        ctx.save_for_backward(x, mean, rstd, weight)  # x, not the centred values: one activation kept, not two
         return y.view(batch, height, width, channels).permute(0, 3, 1, 2)  # channels-last again
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
-        x, rstd, weight = ctx.saved_tensors
+        x, mean, rstd, weight = ctx.saved_tensors
         batch, channels, height, width = x.shape
         positions = height * width
         flat = x.permute(0, 2, 3, 1).reshape(batch, positions, channels)
         grad = grad.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(flat.shape)
-        centred = flat - flat.mean(1, keepdim=True)
+        centred = flat - mean
         sum_grad = grad.sum(1, keepdim=True)  # (B, 1, C)
         sum_grad_centred = (grad * centred).sum(1, keepdim=True)
         scale = weight * rstd
