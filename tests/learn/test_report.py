@@ -14,6 +14,7 @@ from dyndis_learn import report as report_module
 from dyndis_learn.evaluate import collect_eval_episodes, evaluate_model
 from dyndis_learn.metrics import summary
 from dyndis_learn.model import WorldModel
+from dyndis_learn.remedies import remedies
 from dyndis_learn.report import (
     PROVENANCE_PACKAGES,
     angles_figure,
@@ -71,6 +72,10 @@ def test__report_json_is_the_evaluation_plus_report_keys(tmp_path, run):
     assert "- training: 6 steps, 1.2 s" in markdown
     for name in (*CRITERIA, "all"):
         assert f"| {name} | {trained.criteria.to_dict()[name]} |" in markdown
+    advice = remedies(trained)
+    assert advice and "What to change:" in markdown  # an untrained model fails some criteria
+    for name, text in advice.items():
+        assert f"- `{name}`: {text}" in markdown
     assert "| 0 | north_south | +1 | (" in markdown
     fid = evaluation.fidelity
     assert report["fidelity"]["probe_r2"] == list(fid.probe_r2) and report["mean_image_bce"] > 0

@@ -45,6 +45,7 @@ from dyndis_learn.files import atomic_write, write_json_atomic
 from dyndis_learn.metrics import summary
 from dyndis_learn.model import WorldModel
 from dyndis_learn.objective import WARMUP_TERMS
+from dyndis_learn.remedies import remedies
 from dyndis_learn.results import CRITERIA, Evaluation, Fidelity
 from dyndis_learn.rollouts import EpisodeBatch
 from dyndis_learn.rotations import plane_pairs
@@ -725,6 +726,9 @@ def _markdown(evaluation: Evaluation, metrics: Mapping[str, Any] | None, origin:
     ]
     for name, value in {**criteria.checks(), "all": criteria.all}.items():
         lines.append(f"| {name} | {'n/a (no rotations)' if name in criteria.not_applicable else value} |")
+    advice = remedies(evaluation)
+    if advice:
+        lines += ["", "What to change:", "", *(f"- `{name}`: {text}" for name, text in advice.items())]
     lines += ["", "## Actions", ""]
     if not evaluation.actions:
         lines += [

@@ -1,0 +1,77 @@
+"""What to change when a criterion fails: one line per failed check, naming the setting that usually mends it.
+
+A run that stops short of its world's budget (the defaults' 1,000 steps on Cars3D, say) ends with a report
+whose criteria say False; :func:`remedies` turns each False into the setting to change, with the budgets the
+large worlds were measured to need (docs/benchmarks/learn_structure.md). A check that cannot be judged (None)
+gets none: nothing says what would mend it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dyndis_learn.results import Evaluation
+
+__all__ = ["remedies"]
+
+#: The measured budgets of the large worlds (``steps`` / ``warmup.steps``), quoted by the advice.
+_BUDGETS = "the whole Shapes3D took 7,200 / 2,400, Cars3D 8,000 / 4,000"
+
+_STRUCTURE = (
+    "the actions' rotations have not settled into planes of their own at faithful angles: train longer "
+    f"(`steps`, and on worlds of many states a longer `warmup.steps`: {_BUDGETS})"
+)
+_ADVICE = {
+    "single_plane": _STRUCTURE,
+    "faithful_angles": _STRUCTURE,
+    "disjoint_planes": _STRUCTURE,
+    "rollout_stable": "long imagined rollouts drift from the true frames: train longer (`steps`)",
+    "encoder_fidelity": "the encodings do not place every state at its value's point: train longer (`steps`)",
+    "decoder_fidelity": (
+        "decoded pictures show wrong states: train longer (`steps`); the pictures come right last "
+        f"(small worlds from about 850 steps; {_BUDGETS})"
+    ),
+    "dynamics_trained": (
+        "the run stopped before the dynamics phase's ramp ended: raise `steps` above `warmup.steps` + "
+        "`optim.dynamics_ramp_steps`"
+    ),
+}
+_UNSEEN = (
+    "the encoder places states that training never saw wrongly (it holds on the seen ones): train longer "
+    "(`steps`), or let training see more of the world (the cycles warm-up's `warmup.cycles.walk_steps`)"
+)
+
+
+def remedies(evaluation: Evaluation) -> dict[str, str]:
+    """``{criterion: what to change}`` for every criterion that is False, in the criteria's order."""
+    advice: dict[str, str] = {}
+    for name, value in evaluation.criteria.checks().items():
+        if value is not False:
+            continue
+        advice[name] = _ADVICE[name]
+        if name == "encoder_fidelity" and _only_unseen_fails(evaluation):
+            advice[name] = _UNSEEN
+        if name == "dynamics_trained" and evaluation.training is not None:
+            ramp_end = _ramp_end(evaluation.training.config)
+            if ramp_end is not None:
+                advice[name] += f" ({evaluation.training.steps} steps taken, the ramp ends at step {ramp_end})"
+    return advice
+
+
+def _only_unseen_fails(evaluation: Evaluation) -> bool:
+    """Whether the probe holds on every seen factor and misses on an unseen one."""
+    fid = evaluation.fidelity
+    if fid is None or fid.seen is None or fid.unseen is None:
+        return False
+    threshold = evaluation.criteria.probe_threshold
+    return min(fid.seen.probe_r2) >= threshold > min(fid.unseen.probe_r2)
+
+
+def _ramp_end(config: Mapping[str, Any]) -> int | None:
+    """``warmup.steps + optim.dynamics_ramp_steps`` of a stored config (None where it lacks either)."""
+    try:
+        return int(config["warmup"]["steps"]) + int(config["optim"]["dynamics_ramp_steps"])
+    except (KeyError, TypeError, ValueError):
+        return None
