@@ -55,35 +55,50 @@ def _fidelity(seen, unseen):
     )
 
 
+def _advice(evaluation):
+    return {name: text for names, text in remedies(evaluation) for name in names}
+
+
 def test__remedies__none_where_every_criterion_holds_or_cannot_be_judged():
-    assert remedies(_evaluation()) == {}
-    assert remedies(_evaluation(single_plane=None, faithful_angles=None, disjoint_planes=None)) == {}
+    assert remedies(_evaluation()) == []
+    assert remedies(_evaluation(single_plane=None, faithful_angles=None, disjoint_planes=None)) == []
 
 
-def test__remedies__name_the_setting_of_each_failed_criterion_in_the_criteria_order():
-    advice = remedies(_evaluation(decoder_fidelity=False, single_plane=False, rollout_stable=False))
-    assert list(advice) == ["single_plane", "rollout_stable", "decoder_fidelity"]
-    assert "`warmup.steps`" in advice["single_plane"] and "Cars3D 8,000 / 4,000" in advice["single_plane"]
-    assert all("train longer (`steps`" in text for text in advice.values())
+def test__remedies__name_the_setting_of_each_failed_criterion_once_in_the_criteria_order():
+    advice = remedies(
+        _evaluation(decoder_fidelity=False, single_plane=False, disjoint_planes=False, rollout_stable=False)
+    )
+    assert [names for names, _ in advice] == [
+        ("single_plane", "disjoint_planes"),
+        ("rollout_stable",),
+        ("decoder_fidelity",),
+    ]
+    structure = advice[0][1]
+    assert "`warmup.steps`" in structure and "Cars3D 8,000 / 4,000" in structure
+    assert all("train longer (`steps`" in text for _, text in advice)
 
 
 def test__remedies__say_where_the_dynamics_ramp_ends_for_a_run_stopped_before_it():
     training = TrainingSummary(100, 1.0, TrainConfig(steps=100).to_dict())  # warm-up 150, ramp 75 by default
-    advice = remedies(_evaluation(training=training, dynamics_trained=False))["dynamics_trained"]
+    advice = _advice(_evaluation(training=training, dynamics_trained=False))["dynamics_trained"]
     assert advice.endswith("(100 steps taken, the ramp ends at step 225)")
-    bare = remedies(_evaluation(training=TrainingSummary(100, 1.0, {}), dynamics_trained=False))
+    bare = _advice(_evaluation(training=TrainingSummary(100, 1.0, {}), dynamics_trained=False))
     assert bare["dynamics_trained"].endswith("`optim.dynamics_ramp_steps`")  # a config without the keys
 
 
 def test__remedies__point_to_the_walk_where_only_unseen_states_miss_the_probe():
     unseen_only = _evaluation(_fidelity(seen=(1.0, 0.999), unseen=(0.995, 0.95)), encoder_fidelity=False)
-    assert "`warmup.cycles.walk_steps`" in remedies(unseen_only)["encoder_fidelity"]
+    assert "`warmup.cycles.walk_steps`" in _advice(unseen_only)["encoder_fidelity"]
     both = _evaluation(_fidelity(seen=(0.98, 0.999), unseen=(0.995, 0.95)), encoder_fidelity=False)
-    assert "walk_steps" not in remedies(both)["encoder_fidelity"]
+    assert "walk_steps" not in _advice(both)["encoder_fidelity"]
 
 
 def test__format_summary__ends_with_what_to_change():
-    evaluation = _evaluation(decoder_fidelity=False)
+    evaluation = _evaluation(single_plane=False, faithful_angles=False, decoder_fidelity=False)
     lines = format_summary(evaluation).splitlines()
-    assert lines[-1] == f"to mend decoder_fidelity: {remedies(evaluation)['decoder_fidelity']}"
-    assert not format_summary(dataclasses.replace(evaluation, criteria=_evaluation().criteria)).count("to mend")
+    advice = _advice(evaluation)
+    assert lines[-2:] == [
+        f"to mend single_plane, faithful_angles: {advice['single_plane']}",
+        f"to mend decoder_fidelity: {advice['decoder_fidelity']}",
+    ]
+    assert "to mend" not in format_summary(dataclasses.replace(evaluation, criteria=_evaluation().criteria))

@@ -74,8 +74,8 @@ def test__report_json_is_the_evaluation_plus_report_keys(tmp_path, run):
         assert f"| {name} | {trained.criteria.to_dict()[name]} |" in markdown
     advice = remedies(trained)
     assert advice and "What to change:" in markdown  # an untrained model fails some criteria
-    for name, text in advice.items():
-        assert f"- `{name}`: {text}" in markdown
+    for names, text in advice:
+        assert f"- {', '.join(f'`{name}`' for name in names)}: {text}" in markdown
     assert "| 0 | north_south | +1 | (" in markdown
     fid = evaluation.fidelity
     assert report["fidelity"]["probe_r2"] == list(fid.probe_r2) and report["mean_image_bce"] > 0

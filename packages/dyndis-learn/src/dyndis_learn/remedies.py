@@ -44,19 +44,27 @@ _UNSEEN = (
 )
 
 
-def remedies(evaluation: Evaluation) -> dict[str, str]:
-    """``{criterion: what to change}`` for every criterion that is False, in the criteria's order."""
-    advice: dict[str, str] = {}
+def remedies(evaluation: Evaluation) -> list[tuple[tuple[str, ...], str]]:
+    """``(criteria, what to change)`` for the criteria that are False, in the criteria's order.
+
+    Criteria that the same change mends (the three structure checks, say) share one entry.
+    """
+    grouped: dict[str, list[str]] = {}
     for name, value in evaluation.criteria.checks().items():
-        if value is not False:
-            continue
-        advice[name] = _ADVICE[name]
-        if name == "encoder_fidelity" and _only_unseen_fails(evaluation):
-            advice[name] = _UNSEEN
-        if name == "dynamics_trained" and evaluation.training is not None:
-            ramp_end = _ramp_end(evaluation.training.config)
-            if ramp_end is not None:
-                advice[name] += f" ({evaluation.training.steps} steps taken, the ramp ends at step {ramp_end})"
+        if value is False:
+            grouped.setdefault(_advice(evaluation, name), []).append(name)
+    return [(tuple(names), advice) for advice, names in grouped.items()]
+
+
+def _advice(evaluation: Evaluation, name: str) -> str:
+    """What to change for the failed criterion ``name``."""
+    if name == "encoder_fidelity" and _only_unseen_fails(evaluation):
+        return _UNSEEN
+    advice = _ADVICE[name]
+    if name == "dynamics_trained" and evaluation.training is not None:
+        ramp_end = _ramp_end(evaluation.training.config)
+        if ramp_end is not None:
+            advice += f" ({evaluation.training.steps} steps taken, the ramp ends at step {ramp_end})"
     return advice
 
 

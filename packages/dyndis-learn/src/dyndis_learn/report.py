@@ -728,7 +728,8 @@ def _markdown(evaluation: Evaluation, metrics: Mapping[str, Any] | None, origin:
         lines.append(f"| {name} | {'n/a (no rotations)' if name in criteria.not_applicable else value} |")
     advice = remedies(evaluation)
     if advice:
-        lines += ["", "What to change:", "", *(f"- `{name}`: {text}" for name, text in advice.items())]
+        lines += ["", "What to change:", ""]
+        lines += [f"- {', '.join(f'`{name}`' for name in names)}: {text}" for names, text in advice]
     lines += ["", "## Actions", ""]
     if not evaluation.actions:
         lines += [

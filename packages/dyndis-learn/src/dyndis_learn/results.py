@@ -695,5 +695,5 @@ def format_summary(evaluation: Evaluation) -> str:
     checks: dict[str, Any] = {**criteria.checks(), "all": criteria.all}
     checks.update({name: "n/a" for name in criteria.not_applicable})
     lines.append("criteria: " + ", ".join(f"{name}={value}" for name, value in checks.items()))
-    lines += [f"to mend {name}: {advice}" for name, advice in remedies(evaluation).items()]
+    lines += [f"to mend {', '.join(names)}: {advice}" for names, advice in remedies(evaluation)]
     return "\n".join(lines)
