@@ -74,7 +74,7 @@ def test__remedies__name_the_setting_of_each_failed_criterion_once_in_the_criter
         ("decoder_fidelity",),
     ]
     structure = advice[0][1]
-    assert "`warmup.steps`" in structure and "Cars3D 8,000 / 4,000" in structure
+    assert "`warmup.steps`" in structure and "Cars3D 7,200 / 3,600" in structure
     assert all("train longer (`steps`" in text for _, text in advice)
 
 

@@ -474,7 +474,7 @@ class TrainConfig(_Section):
     """Number of SGD steps. The default is the budget of small worlds (GridWorld, Shapes3D's 3-factor
     subset, with or without observation noise): their structure and encoder hold from the first check after
     the warm-up, their decoded pictures from 800-850 steps; large worlds need more, with a longer warm-up (the
-    whole Shapes3D 7,200 with ``warmup.steps`` 2,400, Cars3D 8,000 with 4,000). A run too short for its world
+    whole Shapes3D 7,200 with ``warmup.steps`` 2,400, Cars3D 7,200 with 3,600). A run too short for its world
     ends with a report that says which criteria failed and what to change (:mod:`dyndis_learn.remedies`)."""
     threads: Annotated[int, Ge(0), Le(MAX_THREADS)] = 2
     """Torch intra-op threads (0 leaves torch's default). At most 256, and at most 4 per core of the machine
