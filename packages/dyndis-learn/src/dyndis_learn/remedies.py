@@ -1,4 +1,4 @@
-"""What to change when a criterion fails: one line per failed check, naming the setting that usually mends it.
+"""What to change when criteria fail: for each failed check, the setting that usually mends it.
 
 A run that stops short of its world's budget (the defaults' 1,000 steps on Cars3D, say) ends with a report
 whose criteria say False; :func:`remedies` turns each False into the setting to change, with the budgets the
