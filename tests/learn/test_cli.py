@@ -37,7 +37,9 @@ def test__train_evaluate_report(tmp_path, config_file, capsys):
         assert (run / name).is_file(), name
     report = json.loads((run / "report.json").read_text())
     assert report["training"]["steps"] == 3 and report["training"]["config"]["seed"] == 1
-    assert "criteria: single_plane=" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "criteria: single_plane=" in printed
+    assert "to mend dynamics_trained: the run stopped before the dynamics phase's ramp ended" in printed  # 3 steps
 
     assert main(["train", "--out", str(run), "--resume", "--steps", "5", "--quiet", "--no-report"]) == 0
     assert read_checkpoint(run / "checkpoint.safetensors").step == 5

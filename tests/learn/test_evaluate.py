@@ -345,7 +345,6 @@ def test__format_summary():
             "action 1                 : plane (0, 1) share 0.5000 angle -0.2500 rad",
             "criteria: single_plane=True, faithful_angles=True, disjoint_planes=True, rollout_stable=False, "
             "encoder_fidelity=True, decoder_fidelity=True, dynamics_trained=True, all=False",
-            "to mend rollout_stable: long imagined rollouts drift from the true frames: train longer (`steps`)",
         ]
     )
     missing = dataclasses.replace(evaluation, rollout_bce=RolloutError((0,), (0.1,), (0.1,), (0.1,), 1))

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from dyndis_learn.config import TrainConfig
-from dyndis_learn.remedies import remedies
+from dyndis_learn.remedies import remedies, remedy_lines
 from dyndis_learn.results import (
     CRITERIA,
     Criteria,
@@ -93,12 +91,12 @@ def test__remedies__point_to_the_walk_where_only_unseen_states_miss_the_probe():
     assert "walk_steps" not in _advice(both)["encoder_fidelity"]
 
 
-def test__format_summary__ends_with_what_to_change():
+def test__remedy_lines__one_per_change_and_none_when_all_hold():
     evaluation = _evaluation(single_plane=False, faithful_angles=False, decoder_fidelity=False)
-    lines = format_summary(evaluation).splitlines()
     advice = _advice(evaluation)
-    assert lines[-2:] == [
+    assert remedy_lines(evaluation) == [
         f"to mend single_plane, faithful_angles: {advice['single_plane']}",
         f"to mend decoder_fidelity: {advice['decoder_fidelity']}",
     ]
-    assert "to mend" not in format_summary(dataclasses.replace(evaluation, criteria=_evaluation().criteria))
+    assert remedy_lines(_evaluation()) == []
+    assert "to mend" not in format_summary(evaluation)  # the terminal prints them after the summary (cli)

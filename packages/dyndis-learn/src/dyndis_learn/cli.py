@@ -37,6 +37,7 @@ from dyndis_learn.api import Learner, load_config
 from dyndis_learn.checkpoint import CHECKPOINT_NAME, CheckpointError
 from dyndis_learn.config import TrainConfig
 from dyndis_learn.files import write_json_atomic
+from dyndis_learn.remedies import remedy_lines
 from dyndis_learn.results import Evaluation, format_summary
 from dyndis_learn.sweep import ProcessExecutor, RayExecutor, Sweep, load_grid_file, parse_grid
 
@@ -112,7 +113,15 @@ class EvaluateArgs:
 
 #: Flags that may come with --resume (the rest of the configuration is the stored one).
 _RESUME_FLAGS = {
-    "--out", "--resume", "--steps", "--device", "--report", "--no-report", "--quiet", "--no-quiet", "--nproc"
+    "--out",
+    "--resume",
+    "--steps",
+    "--device",
+    "--report",
+    "--no-report",
+    "--quiet",
+    "--no-quiet",
+    "--nproc",
 }
 
 
@@ -180,7 +189,7 @@ def _run_training(parsed: TrainArgs, given: set[str], main: bool) -> int:
         print(f"trained {learner.trainer.step} steps in {learner.trainer.train_seconds:.1f} s -> {parsed.out}")
         if parsed.report:
             path = learner.report()
-            print(format_summary(Evaluation.from_dict(_read_json(path))))
+            _print_summary(Evaluation.from_dict(_read_json(path)))
             print(f"report: {path.parent / 'report.md'}")
     except OSError as exc:
         _locate(exc, parsed.out)
@@ -281,11 +290,11 @@ def _evaluate_or_report(command: str, args: list[str]) -> int:
         if command == "evaluate":
             evaluation = learner.evaluate(config)
             write_json_atomic(out / "evaluation.json", evaluation.to_dict())
-            print(format_summary(evaluation))
+            _print_summary(evaluation)
             print(f"saved {out / 'evaluation.json'}")
         else:
             path = learner.report(out, config)
-            print(format_summary(Evaluation.from_dict(_read_json(path))))
+            _print_summary(Evaluation.from_dict(_read_json(path)))
             print(f"report: {path.parent / 'report.md'}")
     except OSError as exc:
         _locate(exc, out)
@@ -293,6 +302,11 @@ def _evaluate_or_report(command: str, args: list[str]) -> int:
     finally:
         learner.close()
     return 0
+
+
+def _print_summary(evaluation: Evaluation) -> None:
+    """Print the evaluation's summary, then what to change for each criterion that failed."""
+    print("\n".join([format_summary(evaluation), *remedy_lines(evaluation)]))
 
 
 def _read_json(path: Path) -> dict:

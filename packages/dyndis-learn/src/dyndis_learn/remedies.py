@@ -9,26 +9,24 @@ gets none: nothing says what would mend it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from dyndis_learn.results import Evaluation
+from dyndis_learn.results import Evaluation
 
-__all__ = ["remedies"]
+__all__ = ["remedies", "remedy_lines"]
 
 #: The measured budgets of the large worlds (``steps`` / ``warmup.steps``), quoted by the advice.
 _BUDGETS = "the whole Shapes3D took 7,200 / 2,400, Cars3D 7,200 / 3,600"
 
-_STRUCTURE = (
-    "the actions' rotations have not settled into planes of their own at faithful angles: train longer "
-    f"(`steps`, and on worlds of many states a longer `warmup.steps`: {_BUDGETS})"
-)
+#: The warm-up places the encoder on the map: large worlds need a longer one as well as more steps.
+_LONGER = f"train longer (`steps`, and on worlds of many states a longer `warmup.steps`: {_BUDGETS})"
+_STRUCTURE = f"the actions' rotations have not settled into planes of their own at faithful angles: {_LONGER}"
 _ADVICE = {
     "single_plane": _STRUCTURE,
     "faithful_angles": _STRUCTURE,
     "disjoint_planes": _STRUCTURE,
     "rollout_stable": "long imagined rollouts drift from the true frames: train longer (`steps`)",
-    "encoder_fidelity": "the encodings do not place every state at its value's point: train longer (`steps`)",
+    "encoder_fidelity": f"the encodings do not place every state at its value's point: {_LONGER}",
     "decoder_fidelity": (
         "decoded pictures show wrong states: train longer (`steps`); the pictures come right last "
         f"(small worlds from about 850 steps; {_BUDGETS})"
@@ -54,6 +52,11 @@ def remedies(evaluation: Evaluation) -> list[tuple[tuple[str, ...], str]]:
         if value is False:
             grouped.setdefault(_advice(evaluation, name), []).append(name)
     return [(tuple(names), advice) for advice, names in grouped.items()]
+
+
+def remedy_lines(evaluation: Evaluation) -> list[str]:
+    """The terminal's lines of :func:`remedies`: ``to mend NAME[, NAME]: ...``, one per change."""
+    return [f"to mend {', '.join(names)}: {advice}" for names, advice in remedies(evaluation)]
 
 
 def _advice(evaluation: Evaluation, name: str) -> str:

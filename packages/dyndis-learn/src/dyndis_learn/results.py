@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from dyndis_learn.config import EvalConfig
-from dyndis_learn.remedies import remedies
 
 __all__ = [
     "CRITERIA",
@@ -634,8 +633,7 @@ def format_summary(evaluation: Evaluation) -> str:
     """A few lines for the terminal: the rollout BCE, each action, the new figures, the criteria.
 
     The rollout BCE at 1 and the horizon; each action; then, those known: the mean-image BCE, the encoder
-    probe, the decoder fidelity and the last dynamics weight; the criteria, and what to change for each that
-    failed (:func:`~dyndis_learn.remedies.remedies`).
+    probe, the decoder fidelity and the last dynamics weight; the criteria.
     """
     nan = float("nan")
     horizon = evaluation.horizon
@@ -695,5 +693,4 @@ def format_summary(evaluation: Evaluation) -> str:
     checks: dict[str, Any] = {**criteria.checks(), "all": criteria.all}
     checks.update({name: "n/a" for name in criteria.not_applicable})
     lines.append("criteria: " + ", ".join(f"{name}={value}" for name, value in checks.items()))
-    lines += [f"to mend {', '.join(names)}: {advice}" for names, advice in remedies(evaluation)]
     return "\n".join(lines)
