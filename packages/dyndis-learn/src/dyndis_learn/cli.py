@@ -113,15 +113,7 @@ class EvaluateArgs:
 
 #: Flags that may come with --resume (the rest of the configuration is the stored one).
 _RESUME_FLAGS = {
-    "--out",
-    "--resume",
-    "--steps",
-    "--device",
-    "--report",
-    "--no-report",
-    "--quiet",
-    "--no-quiet",
-    "--nproc",
+    "--out", "--resume", "--steps", "--device", "--report", "--no-report", "--quiet", "--no-quiet", "--nproc"
 }
 
 
