@@ -80,6 +80,8 @@ def test__remedies__say_where_the_dynamics_ramp_ends_for_a_run_stopped_before_it
     training = TrainingSummary(100, 1.0, TrainConfig(steps=100).to_dict())  # warm-up 150, ramp 75 by default
     advice = _advice(_evaluation(training=training, dynamics_trained=False))["dynamics_trained"]
     assert advice.endswith("(100 steps taken, the ramp ends at step 225)")
+    none = TrainingSummary(50, 1.0, TrainConfig(steps=50, warmup={"kind": "none"}).to_dict())  # no warm-up steps
+    assert _advice(_evaluation(training=none, dynamics_trained=False))["dynamics_trained"].endswith("ends at step 75)")
     bare = _advice(_evaluation(training=TrainingSummary(100, 1.0, {}), dynamics_trained=False))
     assert bare["dynamics_trained"].endswith("`optim.dynamics_ramp_steps`")  # a config without the keys
 

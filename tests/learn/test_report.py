@@ -270,15 +270,6 @@ def test__training_curves_plot_the_used_terms_and_mark_the_warm_up():
         report_module.plt.close(fig)
 
 
-def test__the_warm_up_comes_from_the_run_config():
-    graph = report_module._warmup_of({"warmup": {"kind": "graph", "steps": 30}})
-    assert graph.steps == 30 and graph.terms == ("target",)
-    assert report_module._warmup_of({"warmup": {"kind": "none", "steps": 30}}).steps == 0
-    assert report_module._warmup_of({"warmup": {"kind": "spectral"}}).terms == ("smoothness", "whitening")
-    assert report_module._warmup_of({}) is None and report_module._warmup_of(None) is None
-    assert report_module._warmup_of({"warmup": {"kind": "unknown"}}) is None
-
-
 def test__training_curves_leave_out_the_terms_the_warm_up_only_logged():
     history = [
         {"step": s, "loss": 1.0 / s, "smoothness": 0.3, "whitening": 0.2, "target": 0.1 / s, "min_plane_share": 1}

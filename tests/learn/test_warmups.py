@@ -12,7 +12,7 @@ from dyndis_learn.cycles import walk_cycles
 from dyndis_learn.objective import LossWeights
 from dyndis_learn.regularizers import dominant_share
 from dyndis_learn.rotations import plane_pairs
-from dyndis_learn.warmups import GRAPH_FIT_LIMIT, WARMUPS, GraphWarmup, Warmup, register_warmup
+from dyndis_learn.warmups import GRAPH_FIT_LIMIT, WARMUPS, GraphWarmup, Warmup, register_warmup, stored_warmup
 
 
 def test__graph_warmup__starts_each_action_as_a_rotation_by_2pi_over_n_in_its_own_plane(tiny_config):
@@ -280,3 +280,12 @@ def test__walk_steps_auto__walks_steps_per_state_within_bounds_and_stores_the_nu
     assert Trainer(config).config.warmup.cycles.walk_steps == 60  # the upper bound
     monkeypatch.setattr(warmups, "AUTO_WALK_STEPS", (150, 300))
     assert Trainer(config).config.warmup.cycles.walk_steps == 150  # the lower bound
+
+
+def test__stored_warmup__is_rebuilt_from_a_run_config():
+    graph = stored_warmup({"warmup": {"kind": "graph", "steps": 30}})
+    assert graph.steps == 30 and graph.terms == ("target",)
+    assert stored_warmup({"warmup": {"kind": "none", "steps": 30}}).steps == 0
+    assert stored_warmup({"warmup": {"kind": "spectral"}}).terms == ("smoothness", "whitening")
+    assert stored_warmup({}) is None and stored_warmup(None) is None
+    assert stored_warmup({"warmup": {"kind": "unknown"}}) is None

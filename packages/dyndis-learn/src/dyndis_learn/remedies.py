@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dyndis_learn.results import Evaluation
+from dyndis_learn.warmups import stored_warmup
 
 __all__ = ["remedies", "remedy_lines"]
 
@@ -81,8 +82,9 @@ def _only_unseen_fails(evaluation: Evaluation) -> bool:
 
 
 def _ramp_end(config: Mapping[str, Any]) -> int | None:
-    """``warmup.steps + optim.dynamics_ramp_steps`` of a stored config (None where it lacks either)."""
-    try:
-        return int(config["warmup"]["steps"]) + int(config["optim"]["dynamics_ramp_steps"])
-    except (KeyError, TypeError, ValueError):
-        return None
+    """The step after which a stored config's dynamics ramp is over (None for an unknown or invalid config).
+
+    Its warm-up's steps (0 for kind ``"none"``) plus ``optim.dynamics_ramp_steps``.
+    """
+    warmup = stored_warmup(config)
+    return None if warmup is None else warmup.steps + warmup.config.optim.dynamics_ramp_steps

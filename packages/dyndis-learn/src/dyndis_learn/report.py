@@ -38,7 +38,6 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from dyndis_learn.baselines.base import PredictiveModel, imagined_frames
-from dyndis_learn.config import TrainConfig
 from dyndis_learn.devices import module_device
 from dyndis_learn.fidelity import encode_chunks, evaluation_contract, evaluation_states, judged_imagined_steps
 from dyndis_learn.files import atomic_write, write_json_atomic
@@ -50,7 +49,7 @@ from dyndis_learn.results import CRITERIA, Evaluation, Fidelity
 from dyndis_learn.rollouts import EpisodeBatch
 from dyndis_learn.rotations import plane_pairs
 from dyndis_learn.run_log import log_evaluation
-from dyndis_learn.warmups import Warmup, make_warmup
+from dyndis_learn.warmups import stored_warmup
 
 __all__ = [
     "PROVENANCE_PACKAGES",
@@ -315,14 +314,6 @@ def _save_figure(fig: plt.Figure, path: Path) -> Path:
         return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"), suffix=path.suffix)
     finally:
         plt.close(fig)
-
-
-def _warmup_of(training_config: Mapping[str, Any] | None) -> Warmup | None:
-    """The run's warm-up, rebuilt from its config (None where the config is unknown or not a valid one)."""
-    try:
-        return make_warmup(TrainConfig.from_dict(training_config)) if training_config else None
-    except (ValueError, TypeError):
-        return None
 
 
 def training_curves_figure(
@@ -828,7 +819,7 @@ def write_report(
     }
     with steps.phase("figures"):
         if history:
-            warmup = _warmup_of(config)
+            warmup = stored_warmup(config)
             plot_training_curves(
                 history,
                 out / "training_curves.png",

@@ -31,7 +31,8 @@ import abc
 import dataclasses
 import math
 import warnings
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -61,6 +62,7 @@ __all__ = [
     "Warmup",
     "make_warmup",
     "register_warmup",
+    "stored_warmup",
 ]
 
 #: Entropy tags of the graph warm-up's draws of explored states (training, and the check at its end).
@@ -178,6 +180,17 @@ class Warmup(abc.ABC):
 def make_warmup(config: TrainConfig, policy: Policy | None = None) -> Warmup:
     """The warm-up that ``config.warmup.kind`` names."""
     return WARMUPS[WARMUPS.check("WarmupConfig.kind", config.warmup.kind)](config, policy)
+
+
+def stored_warmup(training_config: Mapping[str, Any] | None) -> Warmup | None:
+    """A finished run's warm-up, rebuilt from its stored config (``TrainConfig.to_dict()``, any version).
+
+    None where the config is unknown or not a valid one. Building it explores nothing.
+    """
+    try:
+        return make_warmup(TrainConfig.from_dict(training_config)) if training_config else None
+    except (ValueError, TypeError):
+        return None
 
 
 #: Class decorator: register a :class:`Warmup` subclass under a name (``TrainConfig.warmup.kind``).
