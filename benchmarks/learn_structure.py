@@ -74,19 +74,17 @@ SUITES: dict[str, dict[str, Any]] = {
     "shapes3d-full": {
         "env": {"id": "DynDis/Shapes3D-v0", "kwargs": {}},
         "latent_dim": 12,
-        # 7,200 steps: the decoder's budget with the neighbour margin (every criterion held at 7,200, 98.4% of
-        # the pictures right at 4,800; without the margin it took 12,000; docs/benchmarks/learn_structure.md)
-        "config": {"steps": 7200, "warmup": {"steps": 2400}},
+        # the defaults' budget for a world of this size: 7,200 steps, warm-up 2,400 (warmups.auto_budget; 98.4%
+        # of the pictures right at 4,800; without the neighbour margin it took 12,000; docs/benchmarks)
         "check_every": 1600,
         "seeds": [0, 1, 2],
     },
     "cars3d-full": {
         "env": {"id": "DynDis/Cars3D-v0", "kwargs": {}},
         "latent_dim": 6,
-        # the defaults choose a bin of its own for each of the 183 cars (the car is a classification) and a
-        # walk of 60,000 steps; 7,200 steps (warm-up 3,600): all criteria in 3 of 3 seeds (sessions 24-25), as
-        # 8,000 / 4,000 (sessions 23-24, with a little more margin on the pictures); 6,000: 1 (docs/benchmarks)
-        "config": {"steps": 7200, "warmup": {"steps": 3600}},
+        # the defaults choose a bin of its own for each of the 183 cars (the car is a classification), a walk
+        # of 60,000 steps and 7,200 steps with a warm-up of 3,600 (warmups.auto_budget): all criteria in 3 of 3
+        # seeds (sessions 24-25), as 8,000 / 4,000 (sessions 23-24); 6,000 / 3,000: 1 (docs/benchmarks)
         "check_every": 1000,
         "seeds": [0, 1, 2],
     },

@@ -36,6 +36,7 @@ import torch
 import dyndis_envs  # noqa: F401  (registers the ids)
 from benchmarks._common import RESULTS, SHAPES3D_SUBSET, write_json
 from dyndis_learn import EvalConfig, TrainConfig, Trainer
+from dyndis_learn.config import DEFAULT_WARMUP_STEPS
 from dyndis_learn.evaluate import evaluate_model
 from dyndis_learn.methods import QUESSARD2020_CONFIG
 from dyndis_learn.report import report_metrics
@@ -82,7 +83,7 @@ def recipe(method: str, world: dict[str, Any], seed: int, args: argparse.Namespa
         config["steps"] = args.steps
         if method in ("rotation", "rotation-unregularised"):  # the warm-up and ramp fit in a short budget
             defaults = TrainConfig()
-            config["warmup"] = {"steps": min(defaults.warmup.steps, args.steps // 3)}
+            config["warmup"] = {"steps": min(DEFAULT_WARMUP_STEPS, args.steps // 3)}
             config["optim"] = {"dynamics_ramp_steps": min(defaults.optim.dynamics_ramp_steps, args.steps // 6)}
     return TrainConfig.from_dict(config)
 

@@ -33,7 +33,7 @@ def test__round_trip_through_json():
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"steps": 0}, "TrainConfig.steps must be an integer >= 1, got 0."),
+        ({"steps": 0}, "TrainConfig.steps must be an integer >= 1 or 'auto', got 0."),
         ({"optim": {"lr": -1e-3}}, "OptimConfig.lr must be a finite number > 0, got -0.001."),
         (
             {"warmup": {"kind": "graph", "graph": {"eigenmap_candidates": 3}}},
@@ -91,7 +91,7 @@ def test__round_trip_through_json():
         ({"data": {"episode_steps": 2.5}}, "DataConfig.episode_steps must be an integer >= 1, got 2.5."),
         ({"model": {"latentdim": 3}}, "Unknown ModelConfig field(s): 'latentdim' (did you mean 'latent_dim'?)."),
         ({"model": 5}, "ModelConfig expects a mapping of field names to values, got 5."),
-        ({"version": 13}, "Config version 13 is unknown; this dyndis-learn reads versions 1 to 12."),
+        ({"version": 14}, "Config version 14 is unknown; this dyndis-learn reads versions 1 to 13."),
         (
             {"warmup": {"cycles": {"longest_stride": 0}}},
             "CycleWarmupConfig.longest_stride must be an integer >= 1 (or None), got 0.",
@@ -257,11 +257,12 @@ def test__config_files_in_json_and_yaml(tmp_path):
             "lookup_modulation": True,
         },
         warmup={
+            "steps": today.warmup.steps,
             "cycles": {
                 "walk_steps": today.warmup.cycles.walk_steps,
                 "decoder_reads_targets": True,
                 "longest_stride": today.warmup.cycles.longest_stride,
-            }
+            },
         },
         evaluation={"synthesis_modes": "auto"},
     )
@@ -307,7 +308,16 @@ def test__a_stored_config_of_version_5_keeps_that_versions_angle_bins_and_walk_a
 def test__a_stored_config_of_version_5_without_steps_keeps_600():
     assert TrainConfig.from_dict({"version": 5, "seed": 1}).steps == 600
     assert TrainConfig.from_dict({"env_id": "DynDis/GridWorld-v0"}).steps == 600  # the flat layout, version 1
-    assert TrainConfig().steps == 1000
+
+
+def test__a_stored_config_of_version_12_keeps_the_budget_of_1000_and_150_steps():
+    stored = TrainConfig.from_dict({"version": 12, "seed": 1})
+    assert (stored.steps, stored.warmup.steps) == (1000, 150)
+    own = TrainConfig.from_dict({"version": 12, "steps": 30, "warmup": {"steps": 5}})
+    assert (own.steps, own.warmup.steps) == (30, 5)
+    assert (TrainConfig().steps, TrainConfig().warmup.steps) == ("auto", "auto")  # today: chosen from the world
+    with pytest.raises(ValueError, match=re.escape("WarmupConfig.steps must be an integer >= 0 or 'auto', got -1")):
+        TrainConfig.from_dict({"warmup": {"steps": -1}})
 
 
 def test__a_stored_config_of_version_6_keeps_its_decoder_reading_the_encodings():

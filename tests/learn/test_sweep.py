@@ -101,6 +101,11 @@ def test__ray__a_sweep_of_two_runs_then_an_interrupted_sweep_reruns_only_what_is
     assert _losses(out / "seed=1") == _losses(first / "seed=1")  # exact resume: the uninterrupted run's log
     assert main([*args, "seed=0,1"]) == 0  # nothing left to do
     assert "(0 to start, 0 to resume, 2 finished)" in capsys.readouterr().out
+    # a sweep that leaves the budget to the trainer ("auto") finds them done at the steps their trainers took
+    auto = tmp_path / "auto.json"
+    auto.write_text(json.dumps({**TINY, "steps": "auto"}))
+    assert main(["sweep", "--config", str(auto), "--out", str(out), "--grid", "seed=0,1", "--dry-run"]) == 0
+    assert capsys.readouterr().out.split()[::2] == ["finished", "finished"]
 
     # a rerun with another config is refused, naming the field
     assert main(["sweep", "--config", str(config_file), "--out", str(first), "--grid", "seed=0,1", "--steps", "7"]) == 2

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dyndis_learn import TrainConfig, Trainer, warmups
-from dyndis_learn.config import DEFAULT_LATENT_DIM
+from dyndis_learn.config import DEFAULT_LATENT_DIM, DEFAULT_STEPS, DEFAULT_WARMUP_STEPS
 from dyndis_learn.cycles import walk_cycles
 from dyndis_learn.objective import LossWeights
 from dyndis_learn.regularizers import dominant_share
@@ -280,6 +280,41 @@ def test__walk_steps_auto__walks_steps_per_state_within_bounds_and_stores_the_nu
     assert Trainer(config).config.warmup.cycles.walk_steps == 60  # the upper bound
     monkeypatch.setattr(warmups, "AUTO_WALK_STEPS", (150, 300))
     assert Trainer(config).config.warmup.cycles.walk_steps == 150  # the lower bound
+
+
+@pytest.mark.parametrize(
+    ("lengths", "budget"),
+    [
+        ((5, 5), (1000, 150)),  # GridWorld 5 x 5
+        ((10, 10, 15), (1000, 150)),  # Shapes3D's subset: 1,500 states
+        ((4, 24, 8), (1000, 150)),  # Cars3D with eight cars: 768 states, no cycle longer than 64
+        ((7, 7, 3, 5, 5), (7200, 2400)),  # the mixed GridWorld: 3,675 states
+        ((10, 10, 10, 8, 4, 15), (7200, 2400)),  # the whole Shapes3D
+        ((4, 24, 183), (7200, 3600)),  # Cars3D: a cycle of 183 cars
+    ],
+)
+def test__auto_budget__gives_small_worlds_the_defaults_and_larger_ones_the_measured_budgets(lengths, budget):
+    assert warmups.auto_budget(lengths) == budget
+
+
+def test__steps_auto__are_chosen_from_the_cycles_found_and_stored_as_numbers(tiny_config, monkeypatch, tmp_path):
+    config = _cycles_config(tiny_config).replace(steps="auto", warmup={"steps": "auto"})
+    small = Trainer(config)
+    assert (small.config.steps, small.config.warmup.steps, small.warmup.steps) == (1000, 150, 150)  # 25 states
+    monkeypatch.setattr(warmups, "SMALL_WORLD_STATES", 24)
+    monkeypatch.setattr(warmups, "LARGE_WORLD_STEPS", 7)
+    monkeypatch.setattr(warmups, "LARGE_WORLD_WARMUP_STEPS", 3)
+    trainer = Trainer(config, tmp_path)
+    assert (trainer.config.steps, trainer.config.warmup.steps, trainer.warmup.steps) == (7, 3, 3)
+    assert trainer.schedules.dynamics_weight(2) == 0 < trainer.schedules.dynamics_weight(3)  # the warm-up's 3 steps
+    trainer.train(progress=False)
+    assert trainer.step == 7
+    stored = TrainConfig.from_dict(json.loads((tmp_path / "config.json").read_text()))
+    assert (stored.steps, stored.warmup.steps) == (7, 3)  # resumes with the same budget on any machine
+    own = Trainer(config.replace(steps=5, warmup={"steps": 1}))
+    assert (own.config.steps, own.config.warmup.steps) == (5, 1)  # numbers of one's own are kept
+    graph = Trainer(tiny_config.replace(steps="auto", warmup={"steps": "auto"}))  # reads no cycles: the defaults
+    assert (graph.config.steps, graph.config.warmup.steps) == (DEFAULT_STEPS, DEFAULT_WARMUP_STEPS)
 
 
 def test__stored_warmup__is_rebuilt_from_a_run_config():

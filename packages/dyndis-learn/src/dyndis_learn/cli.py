@@ -174,7 +174,8 @@ def _run_training(parsed: TrainArgs, given: set[str], main: bool) -> int:
     else:
         learner = Learner(parsed.train, run_dir=parsed.out)
     try:
-        steps = parsed.train.steps if parsed.resume and "--steps" in given else None
+        asked = parsed.train.steps if parsed.resume and "--steps" in given else "auto"
+        steps = None if asked == "auto" else asked  # None: the run's own (stored, resolved) steps
         learner.train(steps, progress=not parsed.quiet)
         if not main:  # rank 0 prints and writes the report
             return 0

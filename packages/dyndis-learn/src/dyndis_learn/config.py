@@ -33,6 +33,8 @@ from dyndis_learn.validation import Ge, Gt, Le, Lt, Matches, validate_fields
 __all__ = [
     "CONFIG_VERSION",
     "DEFAULT_LATENT_DIM",
+    "DEFAULT_STEPS",
+    "DEFAULT_WARMUP_STEPS",
     "MAX_THREADS",
     "RESOLVED_BY_TRAINER",
     "CycleWarmupConfig",
@@ -58,16 +60,25 @@ __all__ = [
 #: ``warmup.cycles.decoder_reads_targets``, whose angle-bin runs' decoders read the encodings; 7: before
 #: ``model.lookup_feature_map``, whose angle-bin decoders had no feature map per bin; 8: ``model.encoder_norm``
 #: ``"none"`` by default; 9: before ``model.lookup_modulation``; 10: before ``evaluation.synthesis_modes``; 11:
-#: before ``warmup.cycles.longest_stride``, whose walks crossed a cycle in strides up to its length).
-CONFIG_VERSION = 12
+#: before ``warmup.cycles.longest_stride``, whose walks crossed a cycle in strides up to its length; 12:
+#: ``steps`` 1,000 and ``warmup.steps`` 150 by default).
+CONFIG_VERSION = 13
 
 #: ``model.latent_dim`` where ``"auto"`` has nothing to read it from (warm-ups other than the cycles one), and
 #: the default of config versions 1 to 4.
 DEFAULT_LATENT_DIM = 4
 
+#: ``steps`` and ``warmup.steps`` where ``"auto"`` has nothing to read them from (warm-ups other than the cycles
+#: one) or finds a small world (:func:`dyndis_learn.warmups.auto_budget`), and the defaults of config versions
+#: 6 to 12: the budget of GridWorld and Shapes3D's 3-factor subset.
+DEFAULT_STEPS = 1000
+DEFAULT_WARMUP_STEPS = 150
+
 #: Settings whose value asks the trainer to choose from the world (:meth:`dyndis_learn.warmups.Warmup.resolve`):
 #: dotted field -> the values that ask. A run's stored config holds the number chosen.
 RESOLVED_BY_TRAINER: dict[str, tuple[str, ...]] = {
+    "steps": ("auto",),
+    "warmup.steps": ("auto",),
     "model.latent_dim": ("auto",),
     "model.angle_bins": ("auto", "cycles"),
     "warmup.cycles.walk_steps": ("auto",),
@@ -86,6 +97,7 @@ _ADDED_AFTER: dict[int, dict[str, Any]] = {
     9: {"model": {"lookup_modulation": False}},
     10: {"evaluation": {"synthesis_modes": 1}},
     11: {"warmup": {"cycles": {"longest_stride": None}}},
+    12: {"steps": DEFAULT_STEPS, "warmup": {"steps": DEFAULT_WARMUP_STEPS}},
 }
 
 #: The declared bound of :attr:`TrainConfig.threads`. It is the same on every machine, so a config valid
@@ -320,8 +332,12 @@ class WarmupConfig(_Section):
     the explored transition graph's eigenmap, angles fitted on the graph; ``"spectral"`` learns that map by
     SGD, then aligns the planes; ``"none"``: no warm-up, every term from the first step (the original
     paper's recipe)."""
-    steps: Annotated[int, Ge(0)] = 150
-    """SGD steps of the warm-up (ignored by ``"none"``)."""
+    steps: Annotated[int, Ge(0)] | Literal["auto"] = "auto"
+    """SGD steps of the warm-up (ignored by ``"none"``). ``"auto"``: chosen with ``steps`` from the world the
+    cycles warm-up finds (:func:`~dyndis_learn.warmups.auto_budget`: 150 on small worlds, 2,400 on larger
+    ones, 3,600 where a cycle is longer than 64, as Cars3D's 183 cars), :data:`DEFAULT_WARMUP_STEPS` with the
+    other warm-ups; the run's stored config holds the number. With a short ``steps`` of your own on a large
+    world, set it too: the dynamics phase starts only after it."""
     graph: GraphWarmupConfig = field(default_factory=GraphWarmupConfig)
     """Settings of the graph warm-up."""
     spectral: SpectralWarmupConfig = field(default_factory=SpectralWarmupConfig)
@@ -470,12 +486,15 @@ class TrainConfig(_Section):
     """The environment."""
     seed: Annotated[int, Ge(0)] = 0
     """Seed of the initial weights, the training episodes and their random actions."""
-    steps: Annotated[int, Ge(1)] = 1000
-    """Number of SGD steps. The default is the budget of small worlds (GridWorld, Shapes3D's 3-factor
-    subset, with or without observation noise): their structure and encoder hold from the first check after
-    the warm-up, their decoded pictures from 800-850 steps; large worlds need more, with a longer warm-up (the
-    whole Shapes3D 7,200 with ``warmup.steps`` 2,400, Cars3D 7,200 with 3,600). A run too short for its world
-    ends with a report that says which criteria failed and what to change (:mod:`dyndis_learn.remedies`)."""
+    steps: Annotated[int, Ge(1)] | Literal["auto"] = "auto"
+    """Number of SGD steps. ``"auto"``: chosen from the world the cycles warm-up finds, before the model is
+    built (:func:`~dyndis_learn.warmups.auto_budget`): 1,000 where its cycles span at most 2,000 states
+    (GridWorld, Shapes3D's 3-factor subset, with or without observation noise: their structure and encoder
+    hold from the first check after the warm-up, their decoded pictures from 800-850 steps), 7,200 on larger
+    worlds (the whole Shapes3D and Cars3D: every criterion in 3 of 3 seeds, 15-21 minutes on 2 CPU cores);
+    :data:`DEFAULT_STEPS` with the other warm-ups. The run's stored config holds the number. A run too short
+    for its world ends with a report that says which criteria failed and what to change
+    (:mod:`dyndis_learn.remedies`)."""
     threads: Annotated[int, Ge(0), Le(MAX_THREADS)] = 2
     """Torch intra-op threads (0 leaves torch's default). At most 256, and at most 4 per core of the machine
     that trains (a run restored on a smaller machine uses that many, with a warning)."""
@@ -653,7 +672,8 @@ def migrate_config(data: Mapping[str, Any]) -> dict[str, Any]:
     ``warmup.cycles.decoder_reads_targets`` False before version 7, ``model.lookup_feature_map`` False before
     version 8, ``model.encoder_norm`` ``"none"`` before version 9, ``model.lookup_modulation`` False before
     version 10, ``evaluation.synthesis_modes`` 1 before version 11, ``warmup.cycles.longest_stride`` None
-    before version 12), so a stored run resumes as it started.
+    before version 12, ``steps`` 1,000 and ``warmup.steps`` 150 before version 13), so a stored run resumes as
+    it started.
     A dict of the current version is returned as it is, less its ``version`` key.
 
     Raises:

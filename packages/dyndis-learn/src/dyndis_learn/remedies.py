@@ -1,6 +1,6 @@
 """What to change when criteria fail: for each failed check, the setting that usually mends it.
 
-A run that stops short of its world's budget (the defaults' 1,000 steps on Cars3D, say) ends with a report
+A run that stops short of its world's budget (1,000 steps of one's own on Cars3D, say) ends with a report
 whose criteria say False; :func:`remedies` turns each False into the setting to change, with the budgets the
 large worlds were measured to need (docs/benchmarks/learn_structure.md). A check that cannot be judged (None)
 gets none: nothing says what would mend it.
@@ -12,12 +12,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from dyndis_learn.results import Evaluation
-from dyndis_learn.warmups import stored_warmup
+from dyndis_learn.warmups import LARGE_WORLD_STEPS, LARGE_WORLD_WARMUP_STEPS, LONG_CYCLE_WARMUP_STEPS, stored_warmup
 
 __all__ = ["remedies", "remedy_lines"]
 
 #: The measured budgets of the large worlds (``steps`` / ``warmup.steps``), quoted by the advice.
-_BUDGETS = "the whole Shapes3D took 7,200 / 2,400, Cars3D 7,200 / 3,600"
+_BUDGETS = (
+    f"the whole Shapes3D took {LARGE_WORLD_STEPS:,} / {LARGE_WORLD_WARMUP_STEPS:,}, Cars3D {LARGE_WORLD_STEPS:,} / "
+    f"{LONG_CYCLE_WARMUP_STEPS:,}, what `auto` chooses for them"
+)
 
 #: The warm-up places the encoder on the map: large worlds need a longer one as well as more steps.
 _LONGER = f"train longer (`steps`, and on worlds of many states a longer `warmup.steps`: {_BUDGETS})"

@@ -369,17 +369,21 @@ class Sweep:
         folder = self.run_dir(run)
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"run {run.name!r}: {str(folder)!r} is a file, not a run folder.")
-        stored = folder / CONFIG_NAME
+        stored, steps = folder / CONFIG_NAME, run.config.steps
         if stored.is_file():
-            differing = _differences(_read_json(stored), run.config.to_dict())
+            stored_config = _read_json(stored)
+            differing = _differences(stored_config, run.config.to_dict())
             if differing:
                 shown = "; ".join(f"{key}: {a!r} there, {b!r} in this sweep" for key, a, b in differing[:5])
                 raise ValueError(
                     f"run {run.name!r}: its folder {str(folder)!r} holds a run of another config ({shown}); "
                     f"give the sweep the config it was started with, or another --out."
                 )
+            if steps == "auto":
+                steps = stored_config.get("steps", "auto")  # what the run's trainer chose
         report = folder / _REPORT_NAME
-        if report.is_file() and (_read_json(report).get("training") or {}).get("steps", 0) >= run.config.steps:
+        trained = (_read_json(report).get("training") or {}).get("steps", 0) if report.is_file() else 0
+        if steps != "auto" and trained >= steps:
             return "finished"
         return "resume" if (folder / CHECKPOINT_NAME).is_file() else "start"
 

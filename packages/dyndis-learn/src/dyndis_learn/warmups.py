@@ -6,7 +6,8 @@ first gives the encoder a map of the states on which every action is already a r
 the rotations exact. A warm-up is one class with a small interface (:class:`Warmup`):
 
 - :meth:`Warmup.resolve`: before the model is built, the config's ``"auto"`` settings made numbers
-  (``model.latent_dim``: the cycles warm-up gives each cycle it finds a plane; ``model.angle_bins``);
+  (``model.latent_dim``: the cycles warm-up gives each cycle it finds a plane; ``model.angle_bins``; ``steps``
+  and ``warmup.steps``: :func:`auto_budget`);
 - :meth:`Warmup.start`: before the first SGD step a trainer takes (step 0, or where a resumed run goes on);
 - :meth:`Warmup.batch`: the warm-up's own data for a warm-up step, or None for the run's episodes;
 - :meth:`Warmup.weights`: its terms' weights added to the step's (:class:`~dyndis_learn.objective.LossWeights`);
@@ -38,7 +39,7 @@ import numpy as np
 import torch
 
 from dyndis_learn.alignment import fit_planes
-from dyndis_learn.config import DEFAULT_LATENT_DIM, TrainConfig
+from dyndis_learn.config import DEFAULT_LATENT_DIM, DEFAULT_STEPS, DEFAULT_WARMUP_STEPS, TrainConfig
 from dyndis_learn.cycles import Cycle, CycleStructure, CycleStructureError, CycleWalk, discover_cycles, walk_cycles
 from dyndis_learn.devices import module_device
 from dyndis_learn.model import WorldModel
@@ -52,7 +53,11 @@ __all__ = [
     "AUTO_BINS_LONGEST_CYCLE",
     "AUTO_WALK_STEPS",
     "GRAPH_FIT_LIMIT",
+    "LARGE_WORLD_STEPS",
+    "LARGE_WORLD_WARMUP_STEPS",
+    "LONG_CYCLE_WARMUP_STEPS",
     "MAX_CYCLE_BINS",
+    "SMALL_WORLD_STATES",
     "WALK_STEPS_PER_STATE",
     "WARMUPS",
     "CycleWarmup",
@@ -60,6 +65,7 @@ __all__ = [
     "NoWarmup",
     "SpectralWarmup",
     "Warmup",
+    "auto_budget",
     "make_warmup",
     "register_warmup",
     "stored_warmup",
@@ -91,6 +97,19 @@ WALK_STEPS_PER_STATE = 4
 #: comfortably (``H W C`` bytes per frame: 0.7 GiB for 60,000 frames of 64 x 64 x 3).
 AUTO_WALK_STEPS = (20_000, 60_000)
 
+#: ``steps="auto"`` and ``warmup.steps="auto"`` (:func:`auto_budget`): a world whose cycles span at most this
+#: many states trains :data:`~dyndis_learn.config.DEFAULT_STEPS` with a warm-up of
+#: :data:`~dyndis_learn.config.DEFAULT_WARMUP_STEPS` (the Shapes3D subset's 1,500 states hold every criterion
+#: in 3 of 3 seeds; the mixed GridWorld's 3,675 needed 6,000 steps) ...
+SMALL_WORLD_STATES = 2_000
+#: ... a larger one this many steps (the whole Shapes3D and Cars3D: every criterion in 3 of 3 seeds) ...
+LARGE_WORLD_STEPS = 7_200
+#: ... with a warm-up of this many (the whole Shapes3D) ...
+LARGE_WORLD_WARMUP_STEPS = 2_400
+#: ... or of this many where a cycle is longer than :data:`AUTO_BINS_LONGEST_CYCLE`: the encoder needs longer
+#: to tell Cars3D's 183 cars apart (with 2,400 it placed too few of the unseen ones).
+LONG_CYCLE_WARMUP_STEPS = 3_600
+
 #: An angle learning rate for a warm-up that leaves the angles to be learned.
 LEARNED_ANGLE_LR = 1e-2
 
@@ -116,21 +135,31 @@ class Warmup(abc.ABC):
 
     @property
     def steps(self) -> int:
-        """SGD steps of the warm-up."""
-        return self.config.warmup.steps
+        """SGD steps of the warm-up (``warmup.steps``, or for ``"auto"`` the :meth:`budget`'s)."""
+        steps = self.config.warmup.steps
+        return self.budget()[1] if steps == "auto" else steps
+
+    def budget(self) -> tuple[int, int]:
+        """``(steps, warmup.steps)`` that ``"auto"`` asks for: here the small worlds' defaults.
+
+        A warm-up that reads the world's structure chooses from what it observes (:func:`auto_budget`).
+        """
+        return DEFAULT_STEPS, DEFAULT_WARMUP_STEPS
 
     def resolve(self, config: TrainConfig) -> TrainConfig:
         """``config`` with its ``"auto"`` settings made numbers, before the trainer builds the model.
 
-        Here ``model.latent_dim="auto"`` becomes :data:`~dyndis_learn.config.DEFAULT_LATENT_DIM` and
-        ``model.angle_bins="auto"`` None; a warm-up that reads the world's structure chooses from what it observes.
+        Here ``model.latent_dim="auto"`` becomes :data:`~dyndis_learn.config.DEFAULT_LATENT_DIM`,
+        ``model.angle_bins="auto"`` None, and ``steps`` and ``warmup.steps`` the :meth:`budget`'s; a warm-up
+        that reads the world's structure chooses from what it observes.
         """
         changes: dict[str, int | None] = {}
         if config.model.latent_dim == "auto":
             changes["latent_dim"] = DEFAULT_LATENT_DIM
         if config.model.angle_bins == "auto":
             changes["angle_bins"] = None
-        return config.replace(model=changes) if changes else config
+        config = config.replace(model=changes) if changes else config
+        return _with_budget(config, self.budget())
 
     def start(self, model: WorldModel, step: int) -> None:  # noqa: B027 (a hook: most warm-ups need none)
         """Prepare before the first SGD step a trainer takes, ``step`` (0 for a fresh run)."""
@@ -191,6 +220,33 @@ def stored_warmup(training_config: Mapping[str, Any] | None) -> Warmup | None:
         return make_warmup(TrainConfig.from_dict(training_config)) if training_config else None
     except (ValueError, TypeError):
         return None
+
+
+def auto_budget(lengths: tuple[int, ...]) -> tuple[int, int]:
+    """``(steps, warmup.steps)`` for a world of cycles of these ``lengths``: the budget measured on such worlds.
+
+    At most :data:`SMALL_WORLD_STATES` states (the product of the lengths): the small worlds'
+    :data:`~dyndis_learn.config.DEFAULT_STEPS` and :data:`~dyndis_learn.config.DEFAULT_WARMUP_STEPS`; more:
+    :data:`LARGE_WORLD_STEPS` with a warm-up of :data:`LARGE_WORLD_WARMUP_STEPS`, or of
+    :data:`LONG_CYCLE_WARMUP_STEPS` where a cycle is longer than :data:`AUTO_BINS_LONGEST_CYCLE`.
+
+    Example: GridWorld 5 x 5 ``(5, 5)`` and Shapes3D's subset ``(10, 10, 15)``: (1000, 150); the whole Shapes3D
+    ``(10, 10, 10, 8, 4, 15)``: (7200, 2400); Cars3D ``(4, 24, 183)``: (7200, 3600).
+    """
+    if math.prod(lengths) <= SMALL_WORLD_STATES:
+        return DEFAULT_STEPS, DEFAULT_WARMUP_STEPS
+    long_cycle = max(lengths) > AUTO_BINS_LONGEST_CYCLE
+    return LARGE_WORLD_STEPS, LONG_CYCLE_WARMUP_STEPS if long_cycle else LARGE_WORLD_WARMUP_STEPS
+
+
+def _with_budget(config: TrainConfig, budget: tuple[int, int]) -> TrainConfig:
+    """``config`` with ``steps`` and ``warmup.steps`` that ask for ``"auto"`` set from ``budget``."""
+    steps, warmup_steps = budget
+    if config.steps == "auto":
+        config = config.replace(steps=steps)
+    if config.warmup.steps == "auto":
+        config = config.replace(warmup={"steps": warmup_steps})
+    return config
 
 
 #: Class decorator: register a :class:`Warmup` subclass under a name (``TrainConfig.warmup.kind``).
@@ -437,12 +493,12 @@ class CycleWarmup(Warmup):
         return self.structure
 
     def resolve(self, config: TrainConfig) -> TrainConfig:
-        """The settings read from the cycles (found here, once): ``latent_dim``, ``angle_bins``, ``walk_steps``.
+        """The settings read from the cycles (found here, once): ``latent_dim``, ``angle_bins``, the budget.
 
         ``model.latent_dim="auto"`` becomes two dimensions per cycle; ``model.angle_bins="cycles"`` the least
         common multiple of their lengths, and ``"auto"`` the same where a cycle is longer than
         :data:`AUTO_BINS_LONGEST_CYCLE` (else None); ``warmup.cycles.walk_steps="auto"`` the walk's length
-        (:meth:`walk_steps`).
+        (:meth:`walk_steps`); ``steps`` and ``warmup.steps`` :func:`auto_budget`'s.
 
         Raises:
             CycleStructureError: If that multiple exceeds :data:`MAX_CYCLE_BINS` (naming the setting).
@@ -454,7 +510,12 @@ class CycleWarmup(Warmup):
             changes["angle_bins"] = self._cycle_bins(model.angle_bins)
         if config.warmup.cycles.walk_steps == "auto":
             config = config.replace(warmup={"cycles": {"walk_steps": self.walk_steps()}})
-        return config.replace(model=changes) if changes else config
+        config = config.replace(model=changes) if changes else config
+        return _with_budget(config, self.budget())
+
+    def budget(self) -> tuple[int, int]:
+        """``(steps, warmup.steps)`` for ``"auto"``: :func:`auto_budget` of the cycles found."""
+        return auto_budget(self._discover().lengths)
 
     def _cycle_bins(self, asked: str) -> int | None:
         """Bins per circle for ``model.angle_bins=asked`` ("auto" or "cycles"): the lengths' lcm, or None."""
