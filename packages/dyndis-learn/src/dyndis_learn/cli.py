@@ -58,7 +58,7 @@ Train, evaluate and report the spherical-latent rotation world model.
 
 examples:
   dyndis-learn train --out runs/gridworld                           train, then write the report
-  dyndis-learn train --out runs/shapes --env.id DynDis/Shapes3D-v0 --steps 7200 --warmup.steps 2400
+  dyndis-learn train --out runs/cars --env.id DynDis/Cars3D-v0      its budget chosen from the world
   dyndis-learn train --out runs/gridworld --resume --steps 1200     continue a run exactly
   dyndis-learn train --out runs/ddp --nproc 2 --threads 1           data-parallel on 2 processes
   dyndis-learn evaluate --run runs/gridworld                        print and save evaluation.json
