@@ -69,7 +69,7 @@ SUITES: dict[str, dict[str, Any]] = {
         "env_id": "DynDis/Cars3D-v0",
         "env_kwargs": {},  # 4 elevations x 24 azimuths x 183 cars
         "latent_dim": 6,
-        "train": ["--steps", "6000", "--warmup.steps", "3000"],  # learn_structure's cars3d-full budget
+        "train": ["--steps", "6000", "--warmup.steps", "3000"],  # the budget its figures were measured with
     },
 }
 
