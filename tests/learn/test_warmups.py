@@ -297,6 +297,13 @@ def test__auto_budget__gives_small_worlds_the_defaults_and_larger_ones_the_measu
     assert warmups.auto_budget(lengths) == budget
 
 
+def test__auto_budget__with_steps_of_ones_own_keeps_a_large_worlds_share_of_warm_up():
+    assert warmups.auto_budget((4, 24, 183), 6000) == (6000, 3000)  # Cars3D: half, as once measured
+    assert warmups.auto_budget((4, 24, 183), 1000) == (1000, 500)  # not a run of warm-up alone
+    assert warmups.auto_budget((10, 10, 10, 8, 4, 15), 3000) == (3000, 1000)  # the whole Shapes3D: a third
+    assert warmups.auto_budget((5, 5), 40) == (40, 150)  # a small world's warm-up stays as it was
+
+
 def test__steps_auto__are_chosen_from_the_cycles_found_and_stored_as_numbers(tiny_config, monkeypatch, tmp_path):
     config = _cycles_config(tiny_config).replace(steps="auto", warmup={"steps": "auto"})
     small = Trainer(config)
@@ -313,6 +320,8 @@ def test__steps_auto__are_chosen_from_the_cycles_found_and_stored_as_numbers(tin
     assert (stored.steps, stored.warmup.steps) == (7, 3)  # resumes with the same budget on any machine
     own = Trainer(config.replace(steps=5, warmup={"steps": 1}))
     assert (own.config.steps, own.config.warmup.steps) == (5, 1)  # numbers of one's own are kept
+    shorter = Trainer(config.replace(steps=14))
+    assert (shorter.config.steps, shorter.config.warmup.steps, shorter.warmup.steps) == (14, 6, 6)  # 3 of 7
     graph = Trainer(tiny_config.replace(steps="auto", warmup={"steps": "auto"}))  # reads no cycles: the defaults
     assert (graph.config.steps, graph.config.warmup.steps) == (DEFAULT_STEPS, DEFAULT_WARMUP_STEPS)
 

@@ -335,9 +335,9 @@ class WarmupConfig(_Section):
     steps: Annotated[int, Ge(0)] | Literal["auto"] = "auto"
     """SGD steps of the warm-up (ignored by ``"none"``). ``"auto"``: chosen with ``steps`` from the world the
     cycles warm-up finds (:func:`~dyndis_learn.warmups.auto_budget`: 150 on small worlds, 2,400 on larger
-    ones, 3,600 where a cycle is longer than 64, as Cars3D's 183 cars), :data:`DEFAULT_WARMUP_STEPS` with the
-    other warm-ups; the run's stored config holds the number. With a short ``steps`` of your own on a large
-    world, set it too: the dynamics phase starts only after it."""
+    ones, 3,600 where a cycle is longer than 64, as Cars3D's 183 cars; with ``steps`` of your own, a larger
+    world's warm-up is the same share of them: a third, or half), :data:`DEFAULT_WARMUP_STEPS` with the other
+    warm-ups; the run's stored config holds the number."""
     graph: GraphWarmupConfig = field(default_factory=GraphWarmupConfig)
     """Settings of the graph warm-up."""
     spectral: SpectralWarmupConfig = field(default_factory=SpectralWarmupConfig)
@@ -491,7 +491,7 @@ class TrainConfig(_Section):
     built (:func:`~dyndis_learn.warmups.auto_budget`): 1,000 where its cycles span at most 2,000 states
     (GridWorld, Shapes3D's 3-factor subset, with or without observation noise: their structure and encoder
     hold from the first check after the warm-up, their decoded pictures from 800-850 steps), 7,200 on larger
-    worlds (the whole Shapes3D and Cars3D: every criterion in 3 of 3 seeds, 15-21 minutes on 2 CPU cores);
+    worlds (the whole Shapes3D and Cars3D: every criterion in 3 of 3 seeds, 15-33 minutes on 2 CPU cores);
     :data:`DEFAULT_STEPS` with the other warm-ups. The run's stored config holds the number. A run too short
     for its world ends with a report that says which criteria failed and what to change
     (:mod:`dyndis_learn.remedies`)."""
