@@ -191,12 +191,14 @@ def _squared_distances_to_each(query: torch.Tensor, candidates: torch.Tensor) ->
 
     In float32, by blocks of :data:`_EXACT_BLOCK` pixels: every partial sum is an integer below 2^24, which
     float32 holds exactly in any order of summation; the blocks' sums are added in float64. Called for one
-    candidate set at a time, so that its images stay in the CPU's cache.
+    candidate set at a time, so that its images stay in the CPU's cache; one buffer, changed in place (each
+    new tensor of a Cars3D candidate set is 10 MB to write: in place, the test takes half the time).
     """
-    difference = candidates.float() - query.float()
-    width = difference.shape[1]
-    difference = F.pad(difference.square_(), (0, -width % _EXACT_BLOCK))
-    return difference.view(len(candidates), -1, _EXACT_BLOCK).sum(-1).sum(-1, dtype=torch.float64)
+    squared = candidates.float().sub_(query.float()).square_()
+    padding = -squared.shape[1] % _EXACT_BLOCK
+    if padding:  # F.pad copies even when it adds nothing
+        squared = F.pad(squared, (0, padding))
+    return squared.view(len(candidates), -1, _EXACT_BLOCK).sum(-1).sum(-1, dtype=torch.float64)
 
 
 def _nearest_own(
