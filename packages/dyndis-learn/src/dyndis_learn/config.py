@@ -491,9 +491,9 @@ class TrainConfig(_Section):
     built (:func:`~dyndis_learn.warmups.auto_budget`): 1,000 where its cycles span at most 2,000 states
     (GridWorld, Shapes3D's 3-factor subset, with or without observation noise: their structure and encoder
     hold from the first check after the warm-up, their decoded pictures from 800-850 steps), 7,200 on larger
-    worlds (the whole Shapes3D and Cars3D: every criterion in 3 of 3 seeds where measured; 15-36 minutes on 2 CPU cores);
-    :data:`DEFAULT_STEPS` with the other warm-ups. The run's stored config holds the number. A run too short
-    for its world ends with a report that says which criteria failed and what to change
+    worlds (the whole Shapes3D and Cars3D: every criterion in 3 of 3 seeds where measured; 15-36 minutes on 2
+    CPU cores); :data:`DEFAULT_STEPS` with the other warm-ups. The run's stored config holds the number. A run
+    too short for its world ends with a report that says which criteria failed and what to change
     (:mod:`dyndis_learn.remedies`)."""
     threads: Annotated[int, Ge(0), Le(MAX_THREADS)] = 2
     """Torch intra-op threads (0 leaves torch's default). At most 256, and at most 4 per core of the machine
