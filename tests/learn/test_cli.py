@@ -43,6 +43,9 @@ def test__train_evaluate_report(tmp_path, config_file, capsys):
 
     assert main(["train", "--out", str(run), "--resume", "--steps", "5", "--quiet", "--no-report"]) == 0
     assert read_checkpoint(run / "checkpoint.safetensors").step == 5
+    # "auto" is the run's own budget (3, stored): a run already past it trains nothing more
+    assert main(["train", "--out", str(run), "--resume", "--steps", "auto", "--quiet", "--no-report"]) == 0
+    assert read_checkpoint(run / "checkpoint.safetensors").step == 5
     assert main(["evaluate", "--run", str(run), "--episodes", "2", "--horizon", "6"]) == 0
     evaluation = json.loads((run / "evaluation.json").read_text())
     assert evaluation["horizon"] == 6 and len(evaluation["rollout_bce"]["k"]) == 7
