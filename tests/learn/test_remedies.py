@@ -77,10 +77,11 @@ def test__remedies__name_the_setting_of_each_failed_criterion_once_in_the_criter
 
 
 def test__remedies__say_where_the_dynamics_ramp_ends_for_a_run_stopped_before_it():
-    training = TrainingSummary(100, 1.0, TrainConfig(steps=100).to_dict())  # warm-up 150, ramp 75 by default
+    stored = TrainConfig(steps=100, warmup={"steps": 150}).to_dict()  # as a trainer stores it; ramp 75 by default
+    training = TrainingSummary(100, 1.0, stored)
     advice = _advice(_evaluation(training=training, dynamics_trained=False))["dynamics_trained"]
     assert advice.endswith("(100 steps taken, the ramp ends at step 225)")
-    none = TrainingSummary(50, 1.0, TrainConfig(steps=50, warmup={"kind": "none"}).to_dict())  # no warm-up steps
+    none = TrainingSummary(50, 1.0, TrainConfig(steps=50, warmup={"kind": "none", "steps": 150}).to_dict())  # 0 steps
     assert _advice(_evaluation(training=none, dynamics_trained=False))["dynamics_trained"].endswith("ends at step 75)")
     bare = _advice(_evaluation(training=TrainingSummary(100, 1.0, {}), dynamics_trained=False))
     assert bare["dynamics_trained"].endswith("`optim.dynamics_ramp_steps`")  # a config without the keys

@@ -330,6 +330,7 @@ def test__stored_warmup__is_rebuilt_from_a_run_config():
     graph = stored_warmup({"warmup": {"kind": "graph", "steps": 30}})
     assert graph.steps == 30 and graph.terms == ("target",)
     assert stored_warmup({"warmup": {"kind": "none", "steps": 30}}).steps == 0
-    assert stored_warmup({"warmup": {"kind": "spectral"}}).terms == ("smoothness", "whitening")
+    assert stored_warmup({"warmup": {"kind": "spectral", "steps": 30}}).terms == ("smoothness", "whitening")
+    assert stored_warmup({"warmup": {"kind": "cycles"}}) is None  # "auto" steps: not a trainer's stored config
     assert stored_warmup({}) is None and stored_warmup(None) is None
     assert stored_warmup({"warmup": {"kind": "unknown"}}) is None

@@ -216,12 +216,15 @@ def make_warmup(config: TrainConfig, policy: Policy | None = None) -> Warmup:
 def stored_warmup(training_config: Mapping[str, Any] | None) -> Warmup | None:
     """A finished run's warm-up, rebuilt from its stored config (``TrainConfig.to_dict()``, any version).
 
-    None where the config is unknown or not a valid one. Building it explores nothing.
+    None where the config is unknown, not a valid one, or not a trainer's: its ``warmup.steps`` still
+    ``"auto"`` (a trainer stores the number it chose; finding it again would explore the world). Neither
+    building it nor reading its ``steps`` explores anything.
     """
     try:
-        return make_warmup(TrainConfig.from_dict(training_config)) if training_config else None
+        config = TrainConfig.from_dict(training_config) if training_config else None
     except (ValueError, TypeError):
         return None
+    return None if config is None or config.warmup.steps == "auto" else make_warmup(config)
 
 
 def auto_budget(lengths: tuple[int, ...], steps: int | str = "auto") -> tuple[int, int]:
@@ -250,11 +253,12 @@ def auto_budget(lengths: tuple[int, ...], steps: int | str = "auto") -> tuple[in
 def _with_budget(config: TrainConfig, budget: tuple[int, int]) -> TrainConfig:
     """``config`` with ``steps`` and ``warmup.steps`` that ask for ``"auto"`` set from ``budget``."""
     steps, warmup_steps = budget
+    changes: dict[str, Any] = {}
     if config.steps == "auto":
-        config = config.replace(steps=steps)
+        changes["steps"] = steps
     if config.warmup.steps == "auto":
-        config = config.replace(warmup={"steps": warmup_steps})
-    return config
+        changes["warmup"] = {"steps": warmup_steps}
+    return config.replace(**changes) if changes else config
 
 
 #: Class decorator: register a :class:`Warmup` subclass under a name (``TrainConfig.warmup.kind``).
