@@ -257,11 +257,22 @@ def test__cycles_warmup__angle_bins_cycles_beyond_the_limit_names_the_setting(ti
         Trainer(config)
 
 
-def test__angle_bins_auto__gives_bins_only_where_a_cycle_is_long(tiny_config, monkeypatch):
+@pytest.mark.parametrize(
+    ("longest_cycle", "small_world_states", "bins"),
+    [
+        (64, 2_000, None),  # short cycles in a small world: a regression places them right
+        (5, 2_000, 12),  # a cycle longer than the limit: the cycles' bins, lcm(4, 6)
+        (64, 23, 12),  # more states (24) than a small world's: the cycles' bins too
+        (64, 24, None),  # exactly a small world's
+    ],
+)
+def test__angle_bins_auto__gives_bins_where_a_cycle_is_long_or_the_world_large(
+    tiny_config, monkeypatch, longest_cycle, small_world_states, bins
+):
+    monkeypatch.setattr(warmups, "AUTO_BINS_LONGEST_CYCLE", longest_cycle)
+    monkeypatch.setattr(warmups, "SMALL_WORLD_STATES", small_world_states)
     config = _cycles_config(tiny_config, grid_shape=[4, 6]).replace(model={"angle_bins": "auto"})
-    assert Trainer(config).config.model.angle_bins is None  # short cycles: a regression places them right
-    monkeypatch.setattr(warmups, "AUTO_BINS_LONGEST_CYCLE", 5)
-    assert Trainer(config).model.angle_bins == 12  # a cycle longer than the limit: the cycles' bins, lcm(4, 6)
+    assert Trainer(config).config.model.angle_bins == bins
     assert Trainer(tiny_config.replace(model={"angle_bins": "auto"})).config.model.angle_bins is None  # graph
 
 

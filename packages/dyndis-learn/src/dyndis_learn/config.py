@@ -236,8 +236,9 @@ class ModelConfig(_Section):
     finds (1,464 for Cars3D's 4, 24 and 183), so that every value of every factor has a bin of its own: its
     encoding a class, its picture an embedding of its own; resolved by the trainer like ``latent_dim``.
     ``"auto"``: ``"cycles"`` where a cycle the warm-up finds is longer than
-    :data:`~dyndis_learn.warmups.AUTO_BINS_LONGEST_CYCLE` (Cars3D's cars), else None (and None with the
-    other warm-ups)."""
+    :data:`~dyndis_learn.warmups.AUTO_BINS_LONGEST_CYCLE` (Cars3D's cars) or the cycles span more than
+    :data:`~dyndis_learn.warmups.SMALL_WORLD_STATES` states (the whole Shapes3D, the mixed GridWorld), else
+    None (and None with the other warm-ups)."""
     lookup_feature_map: bool = True
     """Models with ``angle_bins``: each bin of each circle also has a first feature map of the decoder's own,
     added after its dense layers (:class:`~dyndis_learn.networks.ConvDecoder`'s ``lookup_rows``), so a value's

@@ -85,9 +85,11 @@ GRAPH_FIT_LIMIT = 0.1
 #: embedding of the decoder's; Cars3D's cycles need 1,464).
 MAX_CYCLE_BINS = 4096
 
-#: ``model.angle_bins="auto"`` gives the cycles' bins when a cycle found is longer than this, else none. A
-#: regression onto the angles places Shapes3D's 15 orientations (probe R^2 0.999) and Cars3D's 24 azimuths
-#: right, not Cars3D's 183 cars, which look unrelated (R^2 0.47; with the bins 0.95).
+#: ``model.angle_bins="auto"`` gives the cycles' bins when a cycle found is longer than this, or the world
+#: has more than :data:`SMALL_WORLD_STATES` states; else none. A regression onto the angles places Shapes3D's
+#: 15 orientations (probe R^2 0.999) and Cars3D's 24 azimuths right, not Cars3D's 183 cars, which look
+#: unrelated (R^2 0.47; with the bins 0.95); and only with the bins does the decoder draw the mixed
+#: GridWorld's 3 object sizes right (docs/benchmarks/learn_structure.md).
 AUTO_BINS_LONGEST_CYCLE = 64
 
 #: ``warmup.cycles.walk_steps="auto"``: steps per state of the world (the product of its cycles' lengths), so
@@ -509,7 +511,7 @@ class CycleWarmup(Warmup):
 
         ``model.latent_dim="auto"`` becomes two dimensions per cycle; ``model.angle_bins="cycles"`` the least
         common multiple of their lengths, and ``"auto"`` the same where a cycle is longer than
-        :data:`AUTO_BINS_LONGEST_CYCLE` (else None); ``warmup.cycles.walk_steps="auto"`` the walk's length
+        :data:`AUTO_BINS_LONGEST_CYCLE` or the world has more than :data:`SMALL_WORLD_STATES` states (else None); ``warmup.cycles.walk_steps="auto"`` the walk's length
         (:meth:`walk_steps`); ``steps`` and ``warmup.steps`` :func:`auto_budget`'s.
 
         Raises:
@@ -532,7 +534,8 @@ class CycleWarmup(Warmup):
     def _cycle_bins(self, asked: str) -> int | None:
         """Bins per circle for ``model.angle_bins=asked`` ("auto" or "cycles"): the lengths' lcm, or None."""
         lengths = self._discover().lengths
-        if asked == "auto" and max(lengths) <= AUTO_BINS_LONGEST_CYCLE:
+        small_world = math.prod(lengths) <= SMALL_WORLD_STATES and max(lengths) <= AUTO_BINS_LONGEST_CYCLE
+        if asked == "auto" and small_world:
             return None
         bins = math.lcm(*lengths)
         if bins > MAX_CYCLE_BINS:
