@@ -60,11 +60,11 @@ SUITES: dict[str, dict[str, Any]] = {
             "kwargs": {"grid_shape": [7, 7], "factors": {"size": "all", "colour": "all", "background": "all"}},
         },
         "latent_dim": 10,
-        # the cycles' angle bins (with a feature map per bin and its modulation) and 6,000 steps: every criterion
-        # held at 6,000 in 3 of 3 seeds, from 4,000 in two (docs/benchmarks/learn_structure.md, session 19); the
-        # encoder's instance norm (the default) is what lets the warm-up map the backgrounds' world
+        # the cycles' angle bins (the defaults' choice for a world of this size since session 27; with a feature
+        # map per bin and its modulation) and 6,000 steps: every criterion held at 6,000 in 3 of 3 seeds, from
+        # 4,000 in two (docs/benchmarks/learn_structure.md, session 19; the defaults' 7,200 / 2,400: seed 0, all
+        # 7); the encoder's instance norm (the default) is what lets the warm-up map the backgrounds' world
         "config": {
-            "model": {"angle_bins": "cycles"},
             "steps": 6000,
             "warmup": {"steps": 1200},
         },
@@ -75,7 +75,8 @@ SUITES: dict[str, dict[str, Any]] = {
         "env": {"id": "DynDis/Shapes3D-v0", "kwargs": {}},
         "latent_dim": 12,
         # the defaults' budget for a world of this size: 7,200 steps, warm-up 2,400 (warmups.auto_budget; 98.4%
-        # of the pictures right at 4,800; without the neighbour margin it took 12,000; docs/benchmarks)
+        # of the pictures right at 4,800; without the neighbour margin it took 12,000; docs/benchmarks), and
+        # since session 27 the cycles' 120 angle bins per circle
         "check_every": 1600,
         "seeds": [0, 1, 2],
     },

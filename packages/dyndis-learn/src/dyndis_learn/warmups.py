@@ -511,7 +511,8 @@ class CycleWarmup(Warmup):
 
         ``model.latent_dim="auto"`` becomes two dimensions per cycle; ``model.angle_bins="cycles"`` the least
         common multiple of their lengths, and ``"auto"`` the same where a cycle is longer than
-        :data:`AUTO_BINS_LONGEST_CYCLE` or the world has more than :data:`SMALL_WORLD_STATES` states (else None); ``warmup.cycles.walk_steps="auto"`` the walk's length
+        :data:`AUTO_BINS_LONGEST_CYCLE` or the world has more than :data:`SMALL_WORLD_STATES` states (else None);
+        ``warmup.cycles.walk_steps="auto"`` the walk's length
         (:meth:`walk_steps`); ``steps`` and ``warmup.steps`` :func:`auto_budget`'s.
 
         Raises:
