@@ -272,7 +272,8 @@ def test__angle_bins_auto__gives_bins_where_a_cycle_is_long_or_the_world_large(
     monkeypatch.setattr(warmups, "AUTO_BINS_LONGEST_CYCLE", longest_cycle)
     monkeypatch.setattr(warmups, "SMALL_WORLD_STATES", small_world_states)
     config = _cycles_config(tiny_config, grid_shape=[4, 6]).replace(model={"angle_bins": "auto"})
-    assert Trainer(config).config.model.angle_bins == bins
+    trainer = Trainer(config)
+    assert trainer.config.model.angle_bins == trainer.model.angle_bins == bins  # stored and built
     assert Trainer(tiny_config.replace(model={"angle_bins": "auto"})).config.model.angle_bins is None  # graph
 
 

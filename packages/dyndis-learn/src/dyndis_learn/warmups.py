@@ -244,12 +244,22 @@ def auto_budget(lengths: tuple[int, ...], steps: int | str = "auto") -> tuple[in
     ``(10, 10, 10, 8, 4, 15)``: (7200, 2400); Cars3D ``(4, 24, 183)``: (7200, 3600), with ``steps=2000``
     (2000, 1000).
     """
-    if math.prod(lengths) <= SMALL_WORLD_STATES:
+    if _small_world(lengths):
         return (DEFAULT_STEPS if steps == "auto" else int(steps)), DEFAULT_WARMUP_STEPS
-    warmup = LONG_CYCLE_WARMUP_STEPS if max(lengths) > AUTO_BINS_LONGEST_CYCLE else LARGE_WORLD_WARMUP_STEPS
+    warmup = LONG_CYCLE_WARMUP_STEPS if _long_cycle(lengths) else LARGE_WORLD_WARMUP_STEPS
     if steps == "auto":
         return LARGE_WORLD_STEPS, warmup
     return int(steps), round(int(steps) * warmup / LARGE_WORLD_STEPS)
+
+
+def _small_world(lengths: tuple[int, ...]) -> bool:
+    """Whether cycles of these ``lengths`` span at most :data:`SMALL_WORLD_STATES` states."""
+    return math.prod(lengths) <= SMALL_WORLD_STATES
+
+
+def _long_cycle(lengths: tuple[int, ...]) -> bool:
+    """Whether a cycle of these ``lengths`` is longer than :data:`AUTO_BINS_LONGEST_CYCLE`."""
+    return max(lengths) > AUTO_BINS_LONGEST_CYCLE
 
 
 def _with_budget(config: TrainConfig, budget: tuple[int, int]) -> TrainConfig:
@@ -535,8 +545,7 @@ class CycleWarmup(Warmup):
     def _cycle_bins(self, asked: str) -> int | None:
         """Bins per circle for ``model.angle_bins=asked`` ("auto" or "cycles"): the lengths' lcm, or None."""
         lengths = self._discover().lengths
-        small_world = math.prod(lengths) <= SMALL_WORLD_STATES and max(lengths) <= AUTO_BINS_LONGEST_CYCLE
-        if asked == "auto" and small_world:
+        if asked == "auto" and _small_world(lengths) and not _long_cycle(lengths):
             return None
         bins = math.lcm(*lengths)
         if bins > MAX_CYCLE_BINS:
