@@ -60,15 +60,11 @@ SUITES: dict[str, dict[str, Any]] = {
             "kwargs": {"grid_shape": [7, 7], "factors": {"size": "all", "colour": "all", "background": "all"}},
         },
         "latent_dim": 10,
-        # the cycles' angle bins (the defaults' choice for a world of this size since session 27; with a feature
-        # map per bin and its modulation) and 6,000 steps: every criterion held at 6,000 in 3 of 3 seeds, from
-        # 4,000 in two (docs/benchmarks/learn_structure.md, session 19; the defaults' 7,200 / 2,400: seed 0, all
-        # 7); the encoder's instance norm (the default) is what lets the warm-up map the backgrounds' world
-        "config": {
-            "steps": 6000,
-            "warmup": {"steps": 1200},
-        },
-        "check_every": 2000,
+        # the defaults' choices for a world of this size: 7,200 steps, warm-up 2,400 and the cycles' 105 angle
+        # bins per circle (every criterion in 3 of 3 seeds, sessions 27-28; 6,000 / 1,200 with the bins, the
+        # suite's budget before: 3 of 3 too, session 19; docs/benchmarks/learn_structure.md); the encoder's
+        # instance norm (the default) is what lets the warm-up map the backgrounds' world
+        "check_every": 2400,
         "seeds": [0, 1, 2],
     },
     "shapes3d-full": {
