@@ -98,6 +98,26 @@ def test__lookup_modulation__scales_and_shifts_each_hidden_layers_channels_by_th
     assert set(grad.abs().sum(-1).nonzero().flatten().tolist()) == {3, 18, 19}  # only the rows read learn
 
 
+def test__lookup_modulation__keeps_the_hidden_layers_in_bfloat16_under_an_autocast():
+    # float32 (scale, shift) rows would promote each modulated layer to float32 and the next convolution would
+    # cast it back: two copies of the layer's largest tensor, forward and backward
+    model = _model(lookup_feature_map=True, lookup_modulation=True)
+    with torch.no_grad():
+        model.decoder.modulation.weight.normal_()
+    read = []
+    for layer in model.decoder.deconvs:
+        if isinstance(layer, torch.nn.ConvTranspose2d):
+            layer.register_forward_pre_hook(lambda _, inputs: read.append(inputs[0].dtype))
+    latents = (_points(torch.tensor([[0.3, 1.1], [2.0, -0.4]])) * 0.5**0.5).flatten(-2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model.decode_logits(latents)
+    assert read[1:] == [torch.bfloat16] and logits.dtype == torch.bfloat16  # the first reads the small feature map
+    torch.testing.assert_close(logits.float(), model.decode_logits(latents), atol=0.05, rtol=0.05)
+    logits.float().sum().backward()
+    assert model.decoder.modulation.weight.grad.dtype == torch.float32  # the table stays float32 and learns
+    assert model.decoder.modulation.weight.grad.abs().sum() > 0
+
+
 def _trained_three_steps(tiny_config):
     """A cycles run with angle bins on the tiny GridWorld, three steps in: its config and learner."""
     config = tiny_config.replace(

@@ -305,6 +305,8 @@ class ConvDecoder(nn.Module):
             if isinstance(layer, nn.ConvTranspose2d) and offset < modulation.shape[-1]:
                 c = x.shape[1]
                 scale, shift = modulation[:, offset : offset + c], modulation[:, offset + c : offset + 2 * c]
-                x = x * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+                # in x's dtype: under a bfloat16 autocast, float32 factors would promote x, the layer's largest
+                # tensor, to float32 and the next convolution would cast it back, forward and backward
+                x = x * (1 + scale[:, :, None, None]).to(x.dtype) + shift[:, :, None, None].to(x.dtype)
                 offset += 2 * c
         return x.permute(0, 2, 3, 1)
