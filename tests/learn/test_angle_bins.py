@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from dyndis_learn import Learner, TrainConfig, load_model
 from dyndis_learn.model import WorldModel, angle_bin_neighbours, angle_bin_weights
+from dyndis_learn.networks import _modulate_in_dtype
 from dyndis_learn.objective import FrameTargets, LossWeights, TrainBatch, terms
 
 
@@ -96,6 +97,18 @@ def test__lookup_modulation__scales_and_shifts_each_hidden_layers_channels_by_th
     torch.testing.assert_close(logits, last(relu(x)).permute(0, 2, 3, 1))
     (grad,) = torch.autograd.grad(logits.sum(), table)
     assert set(grad.abs().sum(-1).nonzero().flatten().tolist()) == {3, 18, 19}  # only the rows read learn
+
+
+def test__lookup_modulation_in_bfloat16__keeps_the_small_differences_between_bins_scales():
+    # look-alike cars' bins differ slightly: 1 + scale in bfloat16 (steps of 1/128) would make them equal
+    x = torch.linspace(0.5, 4.0, 64, dtype=torch.bfloat16)
+    near, far = torch.tensor(0.150), torch.tensor(0.152)
+    assert (1 + near).bfloat16() == (1 + far).bfloat16()
+    apart = _modulate_in_dtype(x, far, torch.tensor(0.0)) != _modulate_in_dtype(x, near, torch.tensor(0.0))
+    assert apart.float().mean() > 0.25
+    exact = x.double() * (1 + near.double())
+    assert _modulate_in_dtype(x, near, torch.tensor(0.0)).dtype == torch.bfloat16
+    torch.testing.assert_close(_modulate_in_dtype(x, near, torch.tensor(0.0)).double(), exact, rtol=2**-7, atol=0)
 
 
 def test__lookup_modulation__keeps_the_hidden_layers_in_bfloat16_under_an_autocast():

@@ -304,9 +304,20 @@ class ConvDecoder(nn.Module):
             x = layer(x)
             if isinstance(layer, nn.ConvTranspose2d) and offset < modulation.shape[-1]:
                 c = x.shape[1]
-                scale, shift = modulation[:, offset : offset + c], modulation[:, offset + c : offset + 2 * c]
-                # in x's dtype: under a bfloat16 autocast, float32 factors would promote x, the layer's largest
-                # tensor, to float32 and the next convolution would cast it back, forward and backward
-                x = x * (1 + scale[:, :, None, None]).to(x.dtype) + shift[:, :, None, None].to(x.dtype)
+                scale = modulation[:, offset : offset + c, None, None]
+                shift = modulation[:, offset + c : offset + 2 * c, None, None]
+                # under an autocast x is bfloat16 and the rows float32: see _modulate_in_dtype
+                x = x * (1 + scale) + shift if x.dtype == scale.dtype else _modulate_in_dtype(x, scale, shift)
                 offset += 2 * c
         return x.permute(0, 2, 3, 1)
+
+
+def _modulate_in_dtype(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """``x * (1 + scale) + shift`` in ``x``'s dtype, for float32 rows under a (bfloat16) autocast.
+
+    Float32 factors would promote ``x``, the layer's largest tensor, to float32, and the next convolution would
+    cast it back: two copies of it forward and two backward. Written as ``x + x * scale`` so that ``scale`` is
+    rounded at its own magnitude: ``1 + scale`` in bfloat16 keeps steps of 1/128, which would round look-alike
+    bins' slightly different scales to the same value.
+    """
+    return torch.addcmul(x + shift.to(x.dtype), x, scale.to(x.dtype))
