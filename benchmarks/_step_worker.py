@@ -1,11 +1,13 @@
 """A worker process that times SGD steps on request, for ``learn_throughput`` (not a benchmark of its own).
 
-Run as ``python benchmarks/_step_worker.py SIDE EPISODES STEPS THREADS [METHOD]`` by
+Run as ``python benchmarks/_step_worker.py SIDE EPISODES STEPS THREADS [METHOD [NORM [ENV_ID [PRECISION]]]]`` by
 ``benchmarks/learn_throughput.py`` with a ``PYTHONPATH`` that chooses the code it imports: ``dyndis`` (whatever
 ``dyndis_learn`` is first on the path: this checkout, or an older one given by ``--baseline-src``) or
 ``original`` (the original framework, through ``../shared/original/bench.py``, in its own virtual
 environment). ``METHOD`` is DynDis's objective: ``rotation`` (the default) or ``quessard2020`` (the paper's,
-the one the original trains). The same file serves both ``dyndis_learn`` config layouts (the flat one before
+the one the original trains); ``NORM`` the encoder's normalisation; ``ENV_ID`` the environment (default
+GridWorld 5 x 5; another takes the defaults' choices for it, e.g. Cars3D's angle bins); ``PRECISION`` ``fp32``
+or ``bf16`` (``TrainConfig.bf16``). The same file serves both ``dyndis_learn`` config layouts (the flat one before
 the sections, and the nested one), so that the two sides time the same thing in the same way.
 
 Protocol: one JSON object per line. The worker builds its trainer, takes ``WARMUP_STEPS`` untimed steps and
@@ -40,6 +42,8 @@ from _common import median_seconds  # the worker runs as a script: its folder is
 #: Untimed steps after building the trainer (the first steps allocate and fill caches).
 WARMUP_STEPS = 3
 
+GRIDWORLD = "DynDis/GridWorld-v0"
+
 
 class DynDisSide:
     """A ``dyndis_learn`` trainer in the dynamics phase: graph warm-up of 1 step, dynamics ramp of 1 step.
@@ -52,7 +56,14 @@ class DynDisSide:
     """
 
     def __init__(
-        self, episodes: int, steps: int, threads: int, method: str = "rotation", encoder_norm: str = "none"
+        self,
+        episodes: int,
+        steps: int,
+        threads: int,
+        method: str = "rotation",
+        encoder_norm: str = "none",
+        env_id: str = GRIDWORLD,
+        bf16: bool = False,
     ) -> None:
         import torch
 
@@ -64,17 +75,19 @@ class DynDisSide:
         if self.layout == "nested":
             # the paper's objective has no warm-up (its loss from the first step); ours one step, see above
             warmup = {"kind": "none"} if method == "quessard2020" else {"steps": 1}
-            config = TrainConfig.from_dict(
-                {
-                    "data": {"episodes_per_step": episodes, "episode_steps": steps},
-                    "model": {"method": method, "encoder_norm": encoder_norm},
-                    "warmup": warmup,
-                    "optim": {"dynamics_ramp_steps": 1},
-                    "threads": threads,
-                }
-            )
-        elif method != "rotation" or encoder_norm != "none":
-            raise ValueError(f"a DynDis code before the config's sections has no {method!r} or {encoder_norm!r}")
+            fields: dict[str, Any] = {
+                "env": {"id": env_id},
+                "data": {"episodes_per_step": episodes, "episode_steps": steps},
+                "model": {"method": method, "encoder_norm": encoder_norm},
+                "warmup": warmup,
+                "optim": {"dynamics_ramp_steps": 1},
+                "threads": threads,
+            }
+            if bf16:  # only then: codes from before the option do not know the field
+                fields["bf16"] = True
+            config = TrainConfig.from_dict(fields)
+        elif method != "rotation" or encoder_norm != "none" or env_id != GRIDWORLD or bf16:
+            raise ValueError("a DynDis code before the config's sections times GridWorld's plain float32 steps only")
         else:  # before the config had sections (format 1)
             config = TrainConfig(
                 episodes_per_step=episodes,
@@ -84,6 +97,7 @@ class DynDisSide:
                 threads=threads,
             )
         self.torch = torch
+        self.bf16 = bf16
         self.trainer = Trainer(config)
         self.info = {
             "module": str(Path(dyndis_learn.__file__).parent),
@@ -106,7 +120,8 @@ class DynDisSide:
             return trainer.losses(batch, step)["loss"]
         weights = trainer.loss_weights(step)
         targets = trainer.warmup.targets(batch.frames.numpy())
-        return trainer.method.terms(trainer.model, batch, weights, targets)["loss"]
+        with self.torch.autocast("cpu", dtype=self.torch.bfloat16, enabled=self.bf16):  # as train_step's
+            return trainer.method.terms(trainer.model, batch, weights, targets)["loss"]
 
     def parts(self, repeats: int, flops: bool) -> dict[str, float]:
         """Median seconds of the parts of the next step (each part repeated on the same batch), and its FLOPs."""
@@ -197,6 +212,8 @@ def main() -> None:
     side_name, episodes, steps, threads = sys.argv[1], *map(int, sys.argv[2:5])
     method = sys.argv[5] if len(sys.argv) > 5 else "rotation"
     encoder_norm = sys.argv[6] if len(sys.argv) > 6 else "none"
+    env_id = sys.argv[7] if len(sys.argv) > 7 else GRIDWORLD
+    bf16 = len(sys.argv) > 8 and sys.argv[8] == "bf16"
     # the encoder is far from the graph's map after one warm-up step, as expected here
     warnings.filterwarnings("ignore", message="The encoder ended the graph warm-up")
     answers = os.fdopen(os.dup(1), "w", buffering=1)
@@ -207,7 +224,7 @@ def main() -> None:
     torch.set_num_threads(threads)
     started = time.perf_counter()
     if side_name == "dyndis":
-        side: DynDisSide | OriginalSide = DynDisSide(episodes, steps, threads, method, encoder_norm)
+        side: DynDisSide | OriginalSide = DynDisSide(episodes, steps, threads, method, encoder_norm, env_id, bf16)
     else:
         side = OriginalSide(episodes, steps, threads)
     for _ in range(WARMUP_STEPS):

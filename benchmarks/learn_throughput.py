@@ -29,7 +29,11 @@
    time, one Givens matrix per plane, in a Python loop) and, where its environment exists, the original's
    own ``Representation`` timed by ``bench.py matrix`` in the same run.
 
+   ``--configs cars3d`` times the whole Cars3D's step with the defaults (DynDis codes only), and ``--bf16``
+   DynDis's steps under its bfloat16 autocast (``TrainConfig.bf16``).
+
 Usage: python -m benchmarks.learn_throughput [--quick] [--threads 2] [--baseline-src DIR] [--no-original]
+       [--configs NAME ...] [--bf16]
 Targets: the SGD step on the notebook configuration no slower than the baseline's, measured in the same run;
 all action matrices at n = 16 >= 50x faster than the original's.
 """
@@ -58,15 +62,21 @@ WORKER = Path(__file__).resolve().parent / "_step_worker.py"
 ORIGINAL_BENCH = REPO.parent / "shared" / "original" / "bench.py"
 ORIGINAL_PYTHON = REPO / ".orig-venv" / "bin" / "python"
 #: The SGD-step configurations: (episodes per step, steps per episode, DynDis's objective, the encoder's
-#: normalisation). ``paper`` is the notebook's configuration with the objective the original trains
-#: (``quessard2020``: x_0 alone encoded), the like-for-like comparison; ``notebook`` and ``default`` run
-#: DynDis's own, which encodes every frame; ``instance`` is ``notebook`` with ``model.encoder_norm="instance"``.
+#: normalisation, the environment). ``paper`` is the notebook's configuration with the objective the original
+#: trains (``quessard2020``: x_0 alone encoded), the like-for-like comparison; ``notebook`` and ``default`` run
+#: DynDis's own, which encodes every frame; ``instance`` is ``notebook`` with ``model.encoder_norm="instance"``;
+#: ``cars3d`` is the whole Cars3D with today's defaults (latent 6, the cycles' 1,464 angle bins with their
+#: feature maps and modulation, instance norm), the dynamics phase of the large worlds' recipe.
 CONFIGS = {
-    "notebook": (3, 20, "rotation", "none"),
-    "default": (4, 20, "rotation", "none"),
-    "paper": (3, 20, "quessard2020", "none"),
-    "instance": (3, 20, "rotation", "instance"),
+    "notebook": (3, 20, "rotation", "none", "DynDis/GridWorld-v0"),
+    "default": (4, 20, "rotation", "none", "DynDis/GridWorld-v0"),
+    "paper": (3, 20, "quessard2020", "none", "DynDis/GridWorld-v0"),
+    "instance": (3, 20, "rotation", "instance", "DynDis/GridWorld-v0"),
+    "cars3d": (4, 20, "rotation", "instance", "DynDis/Cars3D-v0"),
 }
+#: Run by default: the GridWorld configurations (``cars3d`` on request, ``--configs cars3d``: its workers walk
+#: the cycles warm-up's 60,000 steps and hold their frames, about 1 GB each).
+DEFAULT_CONFIGS = ["notebook", "default", "paper", "instance"]
 
 
 def matmul_gflops(repeats: int) -> float:
@@ -136,13 +146,24 @@ def original_code(python: Path, bench: Path) -> Code | str:
 class Worker:
     """A ``_step_worker.py`` process for one code and configuration; answers one JSON line per request."""
 
-    def __init__(self, code: Code, episodes: int, steps: int, threads: int, method: str, norm: str) -> None:
+    def __init__(
+        self,
+        code: Code,
+        episodes: int,
+        steps: int,
+        threads: int,
+        method: str,
+        norm: str,
+        env_id: str,
+        precision: str,
+    ) -> None:
         self.code = code
         env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
         env.update(code.env, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         if code.path:
             env["PYTHONPATH"] = os.pathsep.join(code.path)
         command = [code.python, str(WORKER), code.kind, str(episodes), str(steps), str(threads), method, norm]
+        command += [env_id, precision]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
 
     def read(self) -> dict[str, Any]:
@@ -187,10 +208,12 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def sgd_steps(codes: list[Code], config: str, args: argparse.Namespace) -> dict[str, Any]:
     """Interleaved timings of one SGD step of every code on one configuration, and DynDis's step's parts."""
-    episodes, steps, method, norm = CONFIGS[config]
-    if norm != "none":  # an option of DynDis's alone
+    episodes, steps, method, norm, env_id = CONFIGS[config]
+    precision = "bf16" if args.bf16 else "fp32"
+    if norm != "none" or env_id != "DynDis/GridWorld-v0" or args.bf16:  # options of DynDis's alone
         codes = [code for code in codes if code.kind == "dyndis"]
-    workers = [Worker(code, episodes, steps, args.threads, method, norm) for code in codes]  # they build at once
+    # the workers build at once
+    workers = [Worker(code, episodes, steps, args.threads, method, norm, env_id, precision) for code in codes]
     try:
         infos = {w.code.label: w.ready() for w in workers}
         seconds: dict[str, list[float]] = {w.code.label: [] for w in workers}
@@ -257,6 +280,8 @@ def sgd_steps(codes: list[Code], config: str, args: argparse.Namespace) -> dict[
         "steps": steps,
         "method": method,
         "encoder_norm": norm,
+        "env_id": env_id,
+        "precision": precision,
         "frames": episodes * (steps + 1),
         "codes": results,
         "dyndis_losses_identical": same,
@@ -342,7 +367,10 @@ def main() -> None:
     )
     parser.add_argument("--original-bench", type=Path, default=ORIGINAL_BENCH, help="the original's bench.py")
     parser.add_argument("--no-original", action="store_true", help="do not time the original framework")
-    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=DEFAULT_CONFIGS)
+    parser.add_argument(
+        "--bf16", action="store_true", help="DynDis's steps under its bfloat16 autocast (TrainConfig.bf16; DynDis only)"
+    )
     parser.add_argument("--rounds", type=int, help="rounds of interleaved steps (default 10; 2 with --quick)")
     parser.add_argument("--per-round", type=int, help="timed steps per code and round (default 4; 3 with --quick)")
     parser.add_argument("--no-matrices", action="store_true", help="skip the action-matrix timings")
@@ -371,8 +399,8 @@ def main() -> None:
         steps.append(sgd_steps(codes, config, args))
 
     print(
-        f"\nOne SGD step, data included ({args.threads} threads; median of {args.rounds} x {args.per_round} steps per "
-        "code, interleaved; shared machine)"
+        f"\nOne SGD step, data included ({args.threads} threads, {'bfloat16 autocast' if args.bf16 else 'float32'}; "
+        f"median of {args.rounds} x {args.per_round} steps per code, interleaved; shared machine)"
     )
     print_table(
         [
