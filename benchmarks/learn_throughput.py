@@ -67,11 +67,12 @@ ORIGINAL_PYTHON = REPO / ".orig-venv" / "bin" / "python"
 #: DynDis's own, which encodes every frame; ``instance`` is ``notebook`` with ``model.encoder_norm="instance"``;
 #: ``cars3d`` is the whole Cars3D with today's defaults (latent 6, the cycles' 1,464 angle bins with their
 #: feature maps and modulation, instance norm), the dynamics phase of the large worlds' recipe.
+GRIDWORLD = "DynDis/GridWorld-v0"
 CONFIGS = {
-    "notebook": (3, 20, "rotation", "none", "DynDis/GridWorld-v0"),
-    "default": (4, 20, "rotation", "none", "DynDis/GridWorld-v0"),
-    "paper": (3, 20, "quessard2020", "none", "DynDis/GridWorld-v0"),
-    "instance": (3, 20, "rotation", "instance", "DynDis/GridWorld-v0"),
+    "notebook": (3, 20, "rotation", "none", GRIDWORLD),
+    "default": (4, 20, "rotation", "none", GRIDWORLD),
+    "paper": (3, 20, "quessard2020", "none", GRIDWORLD),
+    "instance": (3, 20, "rotation", "instance", GRIDWORLD),
     "cars3d": (4, 20, "rotation", "instance", "DynDis/Cars3D-v0"),
 }
 #: Run by default: the GridWorld configurations (``cars3d`` on request, ``--configs cars3d``: its workers walk
@@ -210,7 +211,7 @@ def sgd_steps(codes: list[Code], config: str, args: argparse.Namespace) -> dict[
     """Interleaved timings of one SGD step of every code on one configuration, and DynDis's step's parts."""
     episodes, steps, method, norm, env_id = CONFIGS[config]
     precision = "bf16" if args.bf16 else "fp32"
-    if norm != "none" or env_id != "DynDis/GridWorld-v0" or args.bf16:  # options of DynDis's alone
+    if norm != "none" or env_id != GRIDWORLD or args.bf16:  # options of DynDis's alone
         codes = [code for code in codes if code.kind == "dyndis"]
     # the workers build at once
     workers = [Worker(code, episodes, steps, args.threads, method, norm, env_id, precision) for code in codes]

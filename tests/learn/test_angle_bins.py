@@ -104,11 +104,11 @@ def test__lookup_modulation_in_bfloat16__keeps_the_small_differences_between_bin
     x = torch.linspace(0.5, 4.0, 64, dtype=torch.bfloat16)
     near, far = torch.tensor(0.150), torch.tensor(0.152)
     assert (1 + near).bfloat16() == (1 + far).bfloat16()
-    apart = _modulate_in_dtype(x, far, torch.tensor(0.0)) != _modulate_in_dtype(x, near, torch.tensor(0.0))
-    assert apart.float().mean() > 0.25
-    exact = x.double() * (1 + near.double())
-    assert _modulate_in_dtype(x, near, torch.tensor(0.0)).dtype == torch.bfloat16
-    torch.testing.assert_close(_modulate_in_dtype(x, near, torch.tensor(0.0)).double(), exact, rtol=2**-7, atol=0)
+    no_shift = torch.tensor(0.0)
+    near_x, far_x = _modulate_in_dtype(x, near, no_shift), _modulate_in_dtype(x, far, no_shift)
+    assert (far_x != near_x).float().mean() > 0.25
+    assert near_x.dtype == torch.bfloat16
+    torch.testing.assert_close(near_x.double(), x.double() * (1 + near.double()), rtol=2**-7, atol=0)
 
 
 def test__lookup_modulation__keeps_the_hidden_layers_in_bfloat16_under_an_autocast():
