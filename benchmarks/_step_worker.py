@@ -1,14 +1,16 @@
 """A worker process that times SGD steps on request, for ``learn_throughput`` (not a benchmark of its own).
 
-Run as ``python benchmarks/_step_worker.py SIDE EPISODES STEPS THREADS [METHOD [NORM [ENV_ID [PRECISION]]]]`` by
-``benchmarks/learn_throughput.py`` with a ``PYTHONPATH`` that chooses the code it imports: ``dyndis`` (whatever
-``dyndis_learn`` is first on the path: this checkout, or an older one given by ``--baseline-src``) or
-``original`` (the original framework, through ``../shared/original/bench.py``, in its own virtual
-environment). ``METHOD`` is DynDis's objective: ``rotation`` (the default) or ``quessard2020`` (the paper's,
-the one the original trains); ``NORM`` the encoder's normalisation; ``ENV_ID`` the environment (default
+Run as ``python benchmarks/_step_worker.py SIDE EPISODES STEPS THREADS [METHOD [NORM [ENV_ID [PRECISION
+[OVERRIDES]]]]]`` by ``benchmarks/learn_throughput.py`` with a ``PYTHONPATH`` that chooses the code it imports:
+``dyndis`` (whatever ``dyndis_learn`` is first on the path: this checkout, or an older one given by
+``--baseline-src``) or ``original`` (the original framework, through ``../shared/original/bench.py``, in its own
+virtual environment). ``METHOD`` is DynDis's objective: ``rotation`` (the default) or ``quessard2020`` (the
+paper's, the one the original trains); ``NORM`` the encoder's normalisation; ``ENV_ID`` the environment (default
 GridWorld 5 x 5; another takes the defaults' choices for it, e.g. Cars3D's angle bins); ``PRECISION`` ``fp32``
-or ``bf16`` (``TrainConfig.bf16``). The same file serves both ``dyndis_learn`` config layouts (the flat one before
-the sections, and the nested one), so that the two sides time the same thing in the same way.
+or ``bf16`` (``TrainConfig.bf16``); ``OVERRIDES`` a JSON object of ``TrainConfig`` fields merged into the
+worker's by section (``TrainConfig.replace``; ``{}`` for none). The same file serves both ``dyndis_learn`` config
+layouts (the flat one before the sections, and the nested one), so that the two sides time the same thing in the
+same way.
 
 Protocol: one JSON object per line. The worker builds its trainer, takes ``WARMUP_STEPS`` untimed steps and
 answers ``{"ready": ...}``; then, per request line on stdin:
@@ -64,6 +66,7 @@ class DynDisSide:
         encoder_norm: str = "none",
         env_id: str = GRIDWORLD,
         bf16: bool = False,
+        overrides: dict[str, Any] | None = None,
     ) -> None:
         import torch
 
@@ -86,7 +89,9 @@ class DynDisSide:
             if bf16:  # only then: codes from before the option do not know the field
                 fields["bf16"] = True
             config = TrainConfig.from_dict(fields)
-        elif method != "rotation" or encoder_norm != "none" or env_id != GRIDWORLD or bf16:
+            if overrides:  # sections merged: {"model": {"angle_bins": 183}} keeps the other model fields
+                config = config.replace(**overrides)
+        elif method != "rotation" or encoder_norm != "none" or env_id != GRIDWORLD or bf16 or overrides:
             raise ValueError("a DynDis code before the config's sections times GridWorld's plain float32 steps only")
         else:  # before the config had sections (format 1)
             config = TrainConfig(
@@ -214,6 +219,7 @@ def main() -> None:
     encoder_norm = sys.argv[6] if len(sys.argv) > 6 else "none"
     env_id = sys.argv[7] if len(sys.argv) > 7 else GRIDWORLD
     bf16 = len(sys.argv) > 8 and sys.argv[8] == "bf16"
+    overrides = json.loads(sys.argv[9]) if len(sys.argv) > 9 else {}
     # the encoder is far from the graph's map after one warm-up step, as expected here
     warnings.filterwarnings("ignore", message="The encoder ended the graph warm-up")
     answers = os.fdopen(os.dup(1), "w", buffering=1)
@@ -224,7 +230,9 @@ def main() -> None:
     torch.set_num_threads(threads)
     started = time.perf_counter()
     if side_name == "dyndis":
-        side: DynDisSide | OriginalSide = DynDisSide(episodes, steps, threads, method, encoder_norm, env_id, bf16)
+        side: DynDisSide | OriginalSide = DynDisSide(
+            episodes, steps, threads, method, encoder_norm, env_id, bf16, overrides
+        )
     else:
         side = OriginalSide(episodes, steps, threads)
     for _ in range(WARMUP_STEPS):

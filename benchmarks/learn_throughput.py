@@ -19,8 +19,8 @@
    The workers take turns: in every round each takes one untimed step and then ``--per-round`` timed ones,
    the order rotating from round to round, so that the noise of a shared machine falls on all of them
    alike. Every ratio printed is between figures of this run; none divides by a figure measured elsewhere.
-   The losses of the first round show whether two DynDis codes computed the same steps; the median minor page
-   faults per step (pages the system maps and zeroes for it) show how each reuses its memory.
+   The losses of the first round show whether two DynDis codes (variants aside) computed the same steps; the
+   median minor page faults per step (pages the system maps and zeroes for it) show how each reuses its memory.
 2. The parts of DynDis's step (batch, forward, backward, Adam) for each DynDis code, interleaved in rounds
    the same way, and its FLOPs (torch's FlopCounterMode), which give the achieved GFLOP/s next to a
    1024 x 1024 fp32 matmul on the same threads.
@@ -30,10 +30,12 @@
    own ``Representation`` timed by ``bench.py matrix`` in the same run.
 
    ``--configs cars3d`` times the whole Cars3D's step with the defaults (DynDis codes only), and ``--bf16``
-   DynDis's steps under its bfloat16 autocast (``TrainConfig.bf16``).
+   DynDis's steps under its bfloat16 autocast (``TrainConfig.bf16``). ``--variant JSON`` (repeatable) adds a
+   worker of this checkout whose ``TrainConfig`` takes those fields too, merged by section (e.g.
+   ``'{"model": {"angle_bins": 183}}'``): a change of settings timed against the same code in the same rounds.
 
 Usage: python -m benchmarks.learn_throughput [--quick] [--threads 2] [--baseline-src DIR] [--no-original]
-       [--configs NAME ...] [--bf16]
+       [--configs NAME ...] [--bf16] [--variant JSON ...]
 Targets: the SGD step on the notebook configuration no slower than the baseline's, measured in the same run;
 all action matrices at n = 16 >= 50x faster than the original's.
 """
@@ -55,6 +57,7 @@ from typing import Any
 import torch
 
 from benchmarks._common import median_seconds, print_table, write_json
+from dyndis_learn import TrainConfig
 from dyndis_learn.rotations import ActionRotations, n_planes, plane_pairs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,6 +118,7 @@ class Code:
     source: str = ""  # where the code lives (checked against what the worker imported)
     revision: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields of a variant, merged by section
 
 
 def dyndis_code(label: str, root: Path) -> Code:
@@ -130,6 +134,22 @@ def dyndis_code(label: str, root: Path) -> Code:
     if revision:
         label = f"{label} ({revision})"
     return Code(label, "dyndis", sys.executable, path, str(root), revision)
+
+
+def variant_code(this: Code, text: str) -> Code:
+    """This checkout's code with ``TrainConfig`` fields of its own (a JSON object, sections merged)."""
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"--variant must be a JSON object of TrainConfig fields, got {text!r}: {error}") from None
+    if not isinstance(overrides, dict) or not overrides:
+        raise SystemExit(f"--variant must be a non-empty JSON object of TrainConfig fields, got {text!r}")
+    try:  # the fields are checked here, before any worker starts
+        TrainConfig().replace(**overrides)
+    except (TypeError, ValueError) as error:
+        raise SystemExit(f"--variant {text}: {error}") from None
+    label = f"{this.label} + {json.dumps(overrides, separators=(',', ':'))}"
+    return Code(label, "dyndis", this.python, this.path, this.source, this.revision, overrides=overrides)
 
 
 def original_code(python: Path, bench: Path) -> Code | str:
@@ -164,7 +184,7 @@ class Worker:
         if code.path:
             env["PYTHONPATH"] = os.pathsep.join(code.path)
         command = [code.python, str(WORKER), code.kind, str(episodes), str(steps), str(threads), method, norm]
-        command += [env_id, precision]
+        command += [env_id, precision, json.dumps(code.overrides)]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
 
     def read(self) -> dict[str, Any]:
@@ -268,12 +288,13 @@ def sgd_steps(codes: list[Code], config: str, args: argparse.Namespace) -> dict[
                 "page_faults_median": statistics.median(faults[label]),
                 "this_over_it": statistics.median(seconds[this]) / statistics.median(times),
                 "paired_round_ratios": paired,
+                "overrides": code.overrides,
                 "first_round_losses": first_losses[label],
                 "parts": parts.get(label),
                 "worker": infos[label],
             }
         )
-    dyndis = [r for r in results if r["kind"] == "dyndis"]
+    dyndis = [r for r in results if r["kind"] == "dyndis" and not r["overrides"]]  # a variant computes other steps
     same = all(r["first_round_losses"] == dyndis[0]["first_round_losses"] for r in dyndis)
     return {
         "config": config,
@@ -372,6 +393,13 @@ def main() -> None:
     parser.add_argument(
         "--bf16", action="store_true", help="DynDis's steps under its bfloat16 autocast (TrainConfig.bf16; DynDis only)"
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="this checkout with TrainConfig fields of its own (JSON, sections merged), timed beside it",
+    )
     parser.add_argument("--rounds", type=int, help="rounds of interleaved steps (default 10; 2 with --quick)")
     parser.add_argument("--per-round", type=int, help="timed steps per code and round (default 4; 3 with --quick)")
     parser.add_argument("--no-matrices", action="store_true", help="skip the action-matrix timings")
@@ -383,6 +411,7 @@ def main() -> None:
     repeats = 3 if args.quick else 15
 
     codes = [dyndis_code("this checkout", REPO)]
+    codes += [variant_code(codes[0], text) for text in args.variant]  # checked before any worker starts
     if args.baseline_src:
         codes.append(dyndis_code("baseline", args.baseline_src))
     original: Code | str = (
@@ -433,7 +462,7 @@ def main() -> None:
         ],
     )
     for s in steps:
-        dyndis = [c["code"] for c in s["codes"] if c["kind"] == "dyndis"]
+        dyndis = [c["code"] for c in s["codes"] if c["kind"] == "dyndis" and not c["overrides"]]  # as compared
         if len(dyndis) > 1:
             same = "identical" if s["dyndis_losses_identical"] else "DIFFERENT (the codes do not compute the same step)"
             print(f"{s['config']}: losses of the first round's steps of {' and '.join(dyndis)}: {same}")
