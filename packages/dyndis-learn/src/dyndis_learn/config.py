@@ -507,8 +507,8 @@ class TrainConfig(_Section):
     bf16: bool = False
     """Mixed precision: run the encoder and decoder of the objective under ``torch.autocast`` in bfloat16
     (the losses, rotations and optimiser stay float32). Off by default: it pays only where the device computes
-    bfloat16 natively (a CPU with AVX512-BF16 or AMX: a fifth less SGD time on Cars3D), and costs elsewhere (a
-    CPU without them: about 10x slower; docs/benchmarks/learn_throughput.md)."""
+    bfloat16 natively (a CPU with AVX512-BF16 or AMX: a fifth to a third less SGD time on Cars3D), and costs
+    elsewhere (a CPU without them: about 10x slower; docs/benchmarks/learn_throughput.md)."""
     retain_cpu_memory: bool = True
     """Training on the CPU: keep the memory of freed tensors in the process for the next step's instead of
     giving it back to the system and faulting it in again (:func:`dyndis_learn.devices.retain_freed_memory`;
