@@ -13,6 +13,9 @@ from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
 
+#: GridWorld 5 x 5: the step benchmarks' default environment (``learn_throughput`` and its worker process).
+GRIDWORLD = "DynDis/GridWorld-v0"
+
 #: Shapes3D with floor hue, wall hue and orientation active (1,500 states): the README's and the paper
 #: protocol's subset, and the learn_structure suites'.
 SHAPES3D_SUBSET: dict[str, Any] = {

@@ -39,12 +39,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from _common import median_seconds  # the worker runs as a script: its folder is on sys.path
+from _common import GRIDWORLD, median_seconds  # the worker runs as a script: its folder is on sys.path
 
 #: Untimed steps after building the trainer (the first steps allocate and fill caches).
 WARMUP_STEPS = 3
-
-GRIDWORLD = "DynDis/GridWorld-v0"
 
 
 class DynDisSide:

@@ -56,7 +56,7 @@ from typing import Any
 
 import torch
 
-from benchmarks._common import median_seconds, print_table, write_json
+from benchmarks._common import GRIDWORLD, median_seconds, print_table, write_json
 from dyndis_learn import TrainConfig
 from dyndis_learn.rotations import ActionRotations, n_planes, plane_pairs
 
@@ -70,7 +70,6 @@ ORIGINAL_PYTHON = REPO / ".orig-venv" / "bin" / "python"
 #: DynDis's own, which encodes every frame; ``instance`` is ``notebook`` with ``model.encoder_norm="instance"``;
 #: ``cars3d`` is the whole Cars3D with today's defaults (latent 6, the cycles' 1,464 angle bins with their
 #: feature maps and modulation, instance norm), the dynamics phase of the large worlds' recipe.
-GRIDWORLD = "DynDis/GridWorld-v0"
 CONFIGS = {
     "notebook": (3, 20, "rotation", "none", GRIDWORLD),
     "default": (4, 20, "rotation", "none", GRIDWORLD),
@@ -306,6 +305,7 @@ def sgd_steps(codes: list[Code], config: str, args: argparse.Namespace) -> dict[
         "precision": precision,
         "frames": episodes * (steps + 1),
         "codes": results,
+        "dyndis_losses_compared": [r["code"] for r in dyndis],
         "dyndis_losses_identical": same,
     }
 
@@ -462,7 +462,7 @@ def main() -> None:
         ],
     )
     for s in steps:
-        dyndis = [c["code"] for c in s["codes"] if c["kind"] == "dyndis" and not c["overrides"]]  # as compared
+        dyndis = s["dyndis_losses_compared"]
         if len(dyndis) > 1:
             same = "identical" if s["dyndis_losses_identical"] else "DIFFERENT (the codes do not compute the same step)"
             print(f"{s['config']}: losses of the first round's steps of {' and '.join(dyndis)}: {same}")
