@@ -1,6 +1,7 @@
 """``model.angle_bins``: angle classification in the encoder, a look-up table of angles in the decoder."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -426,3 +427,128 @@ def test__encode_by_synthesis__needs_angle_bins_and_a_positive_count():
     plain = WorldModel((16, 16, 3), 4, latent_dim=4, channels=(8, 8), hidden_dim=32)
     with pytest.raises(ValueError, match="encode_by_synthesis needs a model with `angle_bins`"):
         plain.encode_by_synthesis(frames)
+
+
+# -- bins per circle ---------------------------------------------------------------------------------------------
+
+PER_CIRCLE = (8, 12)  # circle 0: 8 bins, circle 1: 12 (its logits are the encoder's widest)
+
+
+def _padded_logits(first: torch.Tensor, second: torch.Tensor, padding: float = 50.0) -> torch.Tensor:
+    """Encoder outputs (B, 2 * 12) of a PER_CIRCLE model: circle 0's 8 logits then 4 unused, circle 1's 12."""
+    filler = torch.full((len(first), 12 - 8), padding)  # large: a model that read them would be thrown off
+    return torch.cat([first, filler, second], dim=-1)
+
+
+def test__angle_bin_weights_per_circle__are_each_circles_own_bins_zero_past_them():
+    angles = torch.rand(300, 2, generator=torch.Generator().manual_seed(2)) * 4 * math.pi - 2 * math.pi
+    latents = _points(angles).flatten(-2)
+    weights = angle_bin_weights(latents, PER_CIRCLE)
+    assert weights.shape == (300, 2, 12)
+    torch.testing.assert_close(weights[:, 0, :8], angle_bin_weights(latents, 8)[:, 0])
+    assert not weights[:, 0, 8:].any()  # circle 0 has no bins there
+    torch.testing.assert_close(weights[:, 1], angle_bin_weights(latents, 12)[:, 1])
+    indices, row_weights = angle_bin_neighbours(latents, PER_CIRCLE)
+    assert indices[:, 0].max() < 8 and indices[:, 1].max() < 12
+    dense = torch.zeros(300, 2, 12).scatter_add_(-1, indices, row_weights)
+    torch.testing.assert_close(dense, weights, atol=1e-5, rtol=0)
+
+
+def test__a_model_with_bins_per_circle_reads_each_circle_as_a_model_of_its_bins():
+    model, eight, twelve = _model(bins=PER_CIRCLE), _model(bins=8), _model(bins=12)
+    assert model.bins == PER_CIRCLE and model.max_bins == 12 and _model(bins=(8, 8)).bins == 8  # equal: one number
+    assert model.encoder.head[-1].out_features == 2 * 12  # every circle the widest's logits; the decoder reads
+    assert model.decoder.head[0].in_features == 4 + 8 + 12  # each circle's own bins
+    logits = torch.randn(5, 24, generator=torch.Generator().manual_seed(3))
+    first, second = logits[:, :8], logits[:, 12:]
+    outputs = _padded_logits(first, second)
+    for read in ("latents", "angle_mean_points"):
+        got = getattr(model, read)(outputs)
+        torch.testing.assert_close(got[:, :2], getattr(eight, read)(torch.cat([first, first], -1))[:, :2])
+        torch.testing.assert_close(got[:, 2:], getattr(twelve, read)(torch.cat([second, second], -1))[:, 2:])
+    targets = model.latents(_padded_logits(torch.randn(5, 8), torch.randn(5, 12)))
+    loss = model.angle_cross_entropy(outputs.requires_grad_(), targets)
+    expected = (
+        eight.angle_cross_entropy(torch.cat([first, first], -1), targets[:, [0, 1, 0, 1]] * 1.0)
+        + twelve.angle_cross_entropy(torch.cat([second, second], -1), targets[:, [2, 3, 2, 3]])
+    ) / 2
+    torch.testing.assert_close(loss, expected)
+    (grad,) = torch.autograd.grad(loss, outputs)
+    assert grad[:, :8].abs().sum() > 0 and not grad[:, 8:12].any()  # the unused logits learn nothing
+
+
+def test__a_decoder_with_bins_per_circle_reads_each_circles_own_rows():
+    model = _model(bins=PER_CIRCLE, lookup_feature_map=True, lookup_modulation=True)
+    assert model.decoder.lookup.weight.shape == (8 + 12, 8 * 4 * 4)  # one feature map per bin of each circle
+    assert model.decoder.modulation.weight.shape == (8 + 12, 2 * 8)
+    latents = (_points(torch.tensor([[3 * 2 * math.pi / 8, 5.25 * 2 * math.pi / 12]])) * 0.5**0.5).flatten(-2)
+    logits = model.decode_logits(latents)
+    weights = angle_bin_weights(latents, PER_CIRCLE)
+    hidden = model.decoder.head[:-1](torch.cat([latents, weights[:, 0, :8], weights[:, 1]], -1))
+    table = model.decoder.lookup.weight  # circle 0 on bin 3; circle 1 at 3/4 of bin 5 and 1/4 of bin 6
+    features = torch.relu(hidden + table[3] + 0.75 * table[8 + 5] + 0.25 * table[8 + 6]).view(1, 8, 4, 4)
+    first, relu, last = model.decoder.deconvs
+    torch.testing.assert_close(logits, last(relu(first(features))).permute(0, 2, 3, 1))  # zero modulation rows
+    (grad,) = torch.autograd.grad(logits.sum(), table)
+    assert set(grad.abs().sum(-1).nonzero().flatten().tolist()) == {3, 13, 14}  # only the rows read learn
+
+
+def _window_mean(logits: torch.Tensor, bins: list[int], count: int) -> float:
+    """The angle of the circular mean of softmax ``logits`` over ``bins`` of a circle of ``count`` bins."""
+    weights, angles = logits[bins].exp(), torch.tensor(bins) * (2 * math.pi / count)
+    return math.atan2(weights @ angles.sin(), weights @ angles.cos())
+
+
+def test__encode_by_synthesis_with_bins_per_circle__wraps_each_circle_at_its_own_bins():
+    model = _model(bins=PER_CIRCLE, lookup_feature_map=True).eval()
+    first = torch.tensor([[0.9, 0.5, 0.4, 0.6, 0.8, 0.3, 0.2, 1.0]])  # peaks at bin 7 (across the wrap) and 4
+    second = torch.full((1, 12), -10.0)
+    second[0, 2] = 1.0
+    model.encoder = _FixedLogits(_padded_logits(first, second)[0])  # the unused logits larger than any peak
+    frame = torch.zeros(1, 16, 16, 3, dtype=torch.uint8)
+    mode, second_mode = _window_mean(first[0], [6, 7, 0], 8), _window_mean(first[0], [3, 4, 5], 8)
+
+    def decode_logits(latents: torch.Tensor, lookup: torch.Tensor | None = None) -> torch.Tensor:
+        # the black frame is likeliest under a point off circle 0 (what an unused bin would give), then the
+        # second mode's
+        circle_0 = latents[..., :2]
+        at_second = (torch.atan2(circle_0[..., 1], circle_0[..., 0]) - second_mode).abs() < 1e-4
+        logit = torch.where(circle_0.norm(dim=-1) < 1e-3, -20.0, torch.where(at_second, -5.0, 5.0))
+        return logit[..., None, None, None].expand(*latents.shape[:-1], 16, 16, 3)
+
+    with torch.no_grad():
+        plain = model.encode(frame)[0]
+        model.decode_logits = decode_logits
+        checked = model.encode_by_synthesis(frame, modes=8, confidence=None)[0]
+    assert math.atan2(plain[1], plain[0]) == pytest.approx(mode, abs=1e-5)
+    assert math.atan2(checked[1], checked[0]) == pytest.approx(second_mode, abs=1e-5)
+    assert math.atan2(checked[3], checked[2]) == pytest.approx(2 * 2 * math.pi / 12, abs=1e-5)
+
+
+def test__bins_per_circle__must_be_one_per_circle():
+    with pytest.raises(ValueError, match=re.escape("`angle_bins` must give one number of bins per circle (2 for")):
+        _model(bins=(8, 12, 4))
+    with pytest.raises(ValueError, match=re.escape("`angle_bins[1]` must be an integer >= 2")):
+        _model(bins=(8, 1))
+    message = "model.angle_bins must give one number of bins per circle (2 for model.latent_dim 4), got 3"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TrainConfig.from_dict({"model": {"latent_dim": 4, "angle_bins": [8, 12, 4]}})
+    with pytest.raises(ValueError, match=re.escape("model.angle_bins='each_cycle' reads the cycles warm-up's")):
+        TrainConfig.from_dict({"model": {"angle_bins": "each_cycle"}, "warmup": {"kind": "graph"}})
+
+
+def test__a_cycles_run_with_bins_per_circle_learns_its_map_and_loads_back(tiny_config, tmp_path):
+    config = tiny_config.replace(
+        steps=44,
+        optim={"lr": 1e-2},
+        model={"latent_manifold": "torus", "angle_bins": [10, 15]},  # the 5-cycles' angles on bins of each
+        warmup={"kind": "cycles", "steps": 40, "cycles": {"walk_steps": 200, "starts": 8, "batch_size": 32}},
+    )
+    learner = Learner(config)
+    learner.train(progress=False)
+    assert learner.history[-1]["target"] < 0.1 * learner.history[0]["target"]
+    model = load_model(learner.save(tmp_path / "run.safetensors"))
+    assert model.angle_bins == (10, 15) and model.decoder.lookup.weight.shape[0] == 25
+    frames = torch.from_numpy(learner.trainer.warmup.walk.frames[:8])
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode(frames), learner.trainer.model.eval().encode(frames))

@@ -86,3 +86,41 @@ def test__bad_arguments_and_order_of_calls():
         belief.update(_frame(0), 0)
     with pytest.raises(RuntimeError, match=r"latent before reset"):
         belief.latent()
+
+
+class _ReadsTwoBins(torch.nn.Module):
+    """A two-circle encoder of bins (5, BINS): circle 0 reads the first pixel's bin, circle 1 the second's; circle
+    0's unused logits (past its 5 bins) are the largest, so a filter that read them would be thrown off."""
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        seen = (frames[:, 0, :2, 0] * 255).round().long()  # (B, 2)
+        first = torch.nn.functional.one_hot(seen[:, 0], BINS).float() * 6.0
+        first[:, 5:] = 50.0
+        return torch.cat([first, torch.nn.functional.one_hot(seen[:, 1], BINS).float() * 6.0], dim=-1)
+
+
+def test__with_bins_per_circle_each_circles_belief_turns_and_wraps_on_its_own_bins():
+    torch.manual_seed(0)
+    model = WorldModel((4, 4, 3), 2, latent_dim=4, channels=(4,), hidden_dim=8, latent_manifold="torus",
+                       angle_bins=(5, BINS))  # fmt: skip
+    model.encoder = _ReadsTwoBins()
+    with torch.no_grad():  # action 0 turns circle 0 by one of its 5 bins and circle 1 by one of its BINS
+        model.rotations.angles.copy_(torch.tensor([[2 * math.pi / 5, 0, 0, 0, 0, 2 * math.pi / BINS], [0.0] * 6]))
+    belief = AngleBeliefFilter(model)
+
+    def frame(first: int, second: int) -> np.ndarray:
+        shown = np.zeros((4, 4, 3), dtype=np.uint8)
+        shown[0, :2, 0] = first, second
+        return shown
+
+    def bins_of(latent: torch.Tensor) -> tuple[float, float]:
+        angles = torch.atan2(latent[1::2], latent[0::2]).remainder(2 * math.pi)
+        return float(angles[0] * 5 / (2 * math.pi)), float(angles[1] * BINS / (2 * math.pi))
+
+    belief.reset(frame(3, 10))
+    assert belief.evidence(frame(3, 10))[0, 5:].isneginf().all()  # no belief past circle 0's bins
+    for first, second in ((4, 11), (0, 0), (1, 1)):  # circle 0 wraps after 5 bins, circle 1 after BINS
+        belief.update(frame(first, second), 0)
+        assert bins_of(belief.latent()) == pytest.approx((first, second), abs=1e-3)
+    belief.update(frame(4, 4), 0)  # the state is (2, 2); this view is wrong on both circles
+    assert bins_of(belief.latent()) == pytest.approx((2, 2), abs=0.05)

@@ -91,7 +91,7 @@ def test__round_trip_through_json():
         ({"data": {"episode_steps": 2.5}}, "DataConfig.episode_steps must be an integer >= 1, got 2.5."),
         ({"model": {"latentdim": 3}}, "Unknown ModelConfig field(s): 'latentdim' (did you mean 'latent_dim'?)."),
         ({"model": 5}, "ModelConfig expects a mapping of field names to values, got 5."),
-        ({"version": 14}, "Config version 14 is unknown; this dyndis-learn reads versions 1 to 13."),
+        ({"version": 15}, "Config version 15 is unknown; this dyndis-learn reads versions 1 to 14."),
         (
             {"warmup": {"cycles": {"longest_stride": 0}}},
             "CycleWarmupConfig.longest_stride must be an integer >= 1 (or None), got 0.",

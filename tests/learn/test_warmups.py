@@ -9,6 +9,7 @@ import torch
 from dyndis_learn import TrainConfig, Trainer, warmups
 from dyndis_learn.config import DEFAULT_LATENT_DIM, DEFAULT_STEPS, DEFAULT_WARMUP_STEPS
 from dyndis_learn.cycles import walk_cycles
+from dyndis_learn.model import MODE_WINDOW
 from dyndis_learn.objective import LossWeights
 from dyndis_learn.regularizers import dominant_share
 from dyndis_learn.rotations import plane_pairs
@@ -247,6 +248,18 @@ def test__cycles_warmup__angle_bins_cycles_gives_every_value_of_every_cycle_a_bi
     assert trainer.config.model.angle_bins == 12 == trainer.model.angle_bins  # lcm(4, 6)
     with pytest.raises(ValueError, match=r"model.angle_bins='cycles' reads the cycles warm-up's cycles"):
         tiny_config.replace(model={"angle_bins": "cycles"})  # the graph warm-up
+
+
+def test__cycles_warmup__angle_bins_each_cycle_gives_each_circle_its_own_cycles_bins(tiny_config):
+    config = _cycles_config(tiny_config, grid_shape=[4, 6]).replace(model={"angle_bins": "each_cycle"})
+    trainer = Trainer(config.replace(model={"latent_dim": "auto"}))
+    per_value = warmups.BINS_PER_VALUE
+    assert trainer.config.model.angle_bins == (4 * per_value, 6 * per_value) == trainer.model.angle_bins
+    stored = TrainConfig.from_dict(json.loads(json.dumps(trainer.config.to_dict())))
+    assert stored.model.angle_bins == (4 * per_value, 6 * per_value)  # a list in JSON, a tuple again
+    wider = Trainer(config.replace(model={"latent_dim": 6}))  # a third circle that no cycle turns: one value
+    assert wider.model.angle_bins == (4 * per_value, 6 * per_value, per_value)
+    assert warmups.BINS_PER_VALUE > MODE_WINDOW  # an encoding's mode never reaches the next value's bin
 
 
 def test__cycles_warmup__angle_bins_cycles_beyond_the_limit_names_the_setting(tiny_config, monkeypatch):

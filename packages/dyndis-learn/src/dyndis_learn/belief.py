@@ -50,12 +50,15 @@ class AngleBeliefFilter:
             raise ValueError(f"`evidence_floor` must be in (0, 1), got {evidence_floor!r}.")
         self.model = model.eval()
         self.evidence_floor = evidence_floor
-        self.bins = model.angle_bins
         self.circles = model.latent_dim // 2
+        bins = model.bins
+        self.bins = (bins,) * self.circles if isinstance(bins, int) else bins  # each circle's own number
+        self.max_bins = model.max_bins
         with torch.no_grad():
             matrices = model.rotations.matrices().detach().cpu().to(torch.float64)
         # each action's turn of each circle (the plane (2c, 2c + 1)), in bins
-        self.shifts = plane_angles(matrices)[:, circle_planes(model.latent_dim)] * (self.bins / (2 * math.pi))
+        per_bin = torch.tensor(self.bins, dtype=torch.float64) / (2 * math.pi)
+        self.shifts = plane_angles(matrices)[:, circle_planes(model.latent_dim)] * per_bin
         self.log_belief: torch.Tensor | None = None
 
     @torch.no_grad()
@@ -63,7 +66,8 @@ class AngleBeliefFilter:
         """The encoder's log-probability of every bin of every circle for one image (H, W, C): (circles, M)."""
         frames = torch.as_tensor(np.asarray(image))[None].to(module_device(self.model))
         logits = self.model.angle_logits(encode_frames(self.model.encoder, frames))[0].cpu().to(torch.float64)
-        return F.log_softmax(logits, dim=-1).clamp(min=math.log(self.evidence_floor))
+        evidence = F.log_softmax(logits, dim=-1).clamp(min=math.log(self.evidence_floor))
+        return evidence.masked_fill(self._past_own_bins(), float("-inf"))
 
     def reset(self, image: npt.NDArray[np.uint8]) -> None:
         """Start a trajectory at ``image``: the belief is its evidence alone."""
@@ -73,7 +77,9 @@ class AngleBeliefFilter:
         """``action`` was taken and ``image`` is what followed: move the belief by the action, then weigh it."""
         if self.log_belief is None:
             raise RuntimeError("AngleBeliefFilter.update before reset: call reset(first_image) first.")
-        moved = torch.stack([_shift(row, float(s)) for row, s in zip(self.log_belief, self.shifts[action])])
+        moved = torch.full_like(self.log_belief, float("-inf"))
+        for circle, (row, bins, turn) in enumerate(zip(self.log_belief, self.bins, self.shifts[action])):
+            moved[circle, :bins] = _shift(row[:bins], float(turn))
         self.log_belief = _normalised(moved + self.evidence(image))
 
     def latent(self) -> torch.Tensor:
@@ -87,6 +93,10 @@ class AngleBeliefFilter:
         device = module_device(self.model)
         with torch.no_grad():
             return self.model.latents(self.log_belief.flatten().to(device)).cpu()
+
+    def _past_own_bins(self) -> torch.Tensor:
+        """(circles, M): True past each circle's own bins (a model with fewer bins on some circles)."""
+        return torch.arange(self.max_bins) >= torch.tensor(self.bins).unsqueeze(-1)
 
 
 def _normalised(log_belief: torch.Tensor) -> torch.Tensor:

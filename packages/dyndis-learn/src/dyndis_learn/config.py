@@ -61,8 +61,8 @@ __all__ = [
 #: ``model.lookup_feature_map``, whose angle-bin decoders had no feature map per bin; 8: ``model.encoder_norm``
 #: ``"none"`` by default; 9: before ``model.lookup_modulation``; 10: before ``evaluation.synthesis_modes``; 11:
 #: before ``warmup.cycles.longest_stride``, whose walks crossed a cycle in strides up to its length; 12:
-#: ``steps`` 1,000 and ``warmup.steps`` 150 by default).
-CONFIG_VERSION = 13
+#: ``steps`` 1,000 and ``warmup.steps`` 150 by default; 13: before ``model.angle_bins`` took a number per circle).
+CONFIG_VERSION = 14
 
 #: ``model.latent_dim`` where ``"auto"`` has nothing to read it from (warm-ups other than the cycles one), and
 #: the default of config versions 1 to 4.
@@ -80,7 +80,7 @@ RESOLVED_BY_TRAINER: dict[str, tuple[str, ...]] = {
     "steps": ("auto",),
     "warmup.steps": ("auto",),
     "model.latent_dim": ("auto",),
-    "model.angle_bins": ("auto", "cycles"),
+    "model.angle_bins": ("auto", "cycles", "each_cycle"),
     "warmup.cycles.walk_steps": ("auto",),
 }
 
@@ -226,7 +226,9 @@ class ModelConfig(_Section):
     ``1 / sqrt(n / 2)``: still unit norm; :class:`~dyndis_learn.model.WorldModel`). None: the warm-up's
     (``"torus"`` for ``"cycles"``, which needs it; ``"sphere"`` for the others), resolved when the config is
     made."""
-    angle_bins: Annotated[int, Ge(2)] | Literal["auto", "cycles"] | None = "auto"
+    angle_bins: (
+        Annotated[int, Ge(2)] | Annotated[tuple[int, ...], Ge(2)] | Literal["auto", "cycles", "each_cycle"] | None
+    ) = "auto"
     """None: plain linear layers between the networks and the latent. ``M``: for a torus latent, the encoder
     gives each circle a distribution over ``M`` angles ``2 pi m / M`` (its point: their circular mean), which the
     cycles warm-up trains by cross-entropy as well; and the decoder reads each circle's angle through ``M``
@@ -235,6 +237,10 @@ class ModelConfig(_Section):
     ``"cycles"`` (with the cycles warm-up): ``M`` the least common multiple of the lengths of the cycles it
     finds (1,464 for Cars3D's 4, 24 and 183), so that every value of every factor has a bin of its own: its
     encoding a class, its picture an embedding of its own; resolved by the trainer like ``latent_dim``.
+    ``"each_cycle"`` (with the cycles warm-up): each circle its own number, its cycle's length times
+    :data:`~dyndis_learn.warmups.BINS_PER_VALUE` (8, 48 and 366 for Cars3D): every value still a bin of its own,
+    in far fewer bins than the common multiple gives (a circle no cycle turns: ``BINS_PER_VALUE``). A list of
+    numbers, one per circle, sets each circle's bins directly.
     ``"auto"``: ``"cycles"`` where a cycle the warm-up finds is longer than
     :data:`~dyndis_learn.warmups.AUTO_BINS_LONGEST_CYCLE` (Cars3D's cars) or the cycles span more than
     :data:`~dyndis_learn.warmups.SMALL_WORLD_STATES` states (the whole Shapes3D, the mixed GridWorld), else
@@ -539,14 +545,21 @@ class TrainConfig(_Section):
             raise ValueError(
                 f"warmup.kind='cycles' needs model.latent_manifold='torus' (one circle per cycle), got {manifold!r}."
             )
-        if self.model.angle_bins == "cycles" and self.warmup.kind != "cycles":
+        if self.model.angle_bins in ("cycles", "each_cycle") and self.warmup.kind != "cycles":
             raise ValueError(
-                f"model.angle_bins='cycles' reads the cycles warm-up's cycles: it needs warmup.kind='cycles', got "
+                f"model.angle_bins={self.model.angle_bins!r} reads the cycles warm-up's cycles: it needs "
+                f"warmup.kind='cycles', got "
                 f"{self.warmup.kind!r} (or set model.angle_bins to a number)."
             )
         if self.model.angle_bins not in (None, "auto") and manifold != "torus":
             raise ValueError(
                 f"model.angle_bins needs model.latent_manifold='torus' (angles of circles), got {manifold!r}."
+            )
+        bins, dim = self.model.angle_bins, self.model.latent_dim
+        if isinstance(bins, tuple) and dim != "auto" and len(bins) != dim // 2:
+            raise ValueError(
+                f"model.angle_bins must give one number of bins per circle ({dim // 2} for model.latent_dim {dim}), "
+                f"got {len(bins)}: {list(bins)!r}."
             )
         if manifold == "torus" and self.model.latent_dim != "auto" and self.model.latent_dim % 2:
             raise ValueError(

@@ -68,51 +68,75 @@ SYNTHESIS_CONFIDENCE = 0.999
 
 _SYNTHESIS_DECODES = 512  # candidate pictures decoded at once by encode_by_synthesis
 
+#: Angle bins: ``M`` for every circle, or each circle's own number ``M_k``.
+Bins = int | tuple[int, ...]
 
-def angle_bin_weights(latents: torch.Tensor, bins: int) -> torch.Tensor:
-    """Each circle's angle as weights of ``bins`` angles ``2 pi m / bins``, interpolated between the two nearest.
+
+def angle_bin_weights(latents: torch.Tensor, bins: Bins) -> torch.Tensor:
+    """Each circle's angle as weights of its bins' angles ``2 pi m / M``, interpolated between the two nearest.
 
     On a bin's own angle the weight is 1 there and 0 elsewhere, so a linear layer on the weights is a look-up
     table of one learned vector per bin, interpolated linearly between bins.
 
     Args:
         latents: Shape (..., n), ``n`` even: circles ``(2k, 2k + 1)``.
-        bins: Number of angles ``M``.
+        bins: Number of angles ``M`` of every circle, or each circle's own ``M_k`` (one per circle).
 
     Returns:
-        Shape (..., n / 2, M); each row sums to 1.
+        Shape (..., n / 2, M), ``M`` the most bins of a circle (a circle's entries past its own ``M_k`` are 0);
+        each row sums to 1.
     """
     position = _bin_positions(latents, bins)
-    offsets = torch.arange(bins, device=latents.device, dtype=latents.dtype)
-    return torch.relu(1 - _bins_apart(position.unsqueeze(-1), offsets, bins).abs())
+    if isinstance(bins, int):
+        offsets = torch.arange(bins, device=latents.device, dtype=latents.dtype)
+        return torch.relu(1 - _bins_apart(position.unsqueeze(-1), offsets, bins).abs())
+    own = latents.new_tensor(bins).unsqueeze(-1)  # (n / 2, 1)
+    offsets = torch.arange(max(bins), device=latents.device, dtype=latents.dtype)
+    return torch.relu(1 - _bins_apart(position.unsqueeze(-1), offsets, own).abs()) * (offsets < own)
 
 
-def angle_bin_neighbours(latents: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+def angle_bin_neighbours(latents: torch.Tensor, bins: Bins) -> tuple[torch.Tensor, torch.Tensor]:
     """The nonzero entries of :func:`angle_bin_weights`: each circle's two nearest bins and their weights.
 
     Args:
         latents: Shape (..., n), ``n`` even: circles ``(2k, 2k + 1)``.
-        bins: Number of angles ``M``.
+        bins: Number of angles ``M`` of every circle, or each circle's own ``M_k`` (one per circle).
 
     Returns:
-        Bin indices in ``[0, M)`` (long) and their weights, both of shape (..., n / 2, 2); the weights sum to 1.
+        Bin indices in ``[0, M_k)`` (long) and their weights, both of shape (..., n / 2, 2); the weights sum to 1.
     """
     position = _bin_positions(latents, bins)
     below = torch.floor(position)
     above_weight = position - below
-    indices = torch.stack([below, below + 1], dim=-1).long().remainder(bins)
+    own = bins if isinstance(bins, int) else torch.tensor(bins, device=latents.device).unsqueeze(-1)
+    indices = torch.stack([below, below + 1], dim=-1).long().remainder(own)
     return indices, torch.stack([1 - above_weight, above_weight], dim=-1)
 
 
-def _bin_positions(latents: torch.Tensor, bins: int) -> torch.Tensor:
-    """Each circle's angle in bins, in ``(-M/2, M/2]``: latents (..., n) -> (..., n / 2)."""
+def _bin_positions(latents: torch.Tensor, bins: Bins) -> torch.Tensor:
+    """Each circle's angle in its bins, in ``(-M_k/2, M_k/2]``: latents (..., n) -> (..., n / 2)."""
     pairs = latents.unflatten(-1, (-1, 2))
-    return torch.atan2(pairs[..., 1], pairs[..., 0]) * (bins / (2 * math.pi))
+    angles = torch.atan2(pairs[..., 1], pairs[..., 0])
+    if isinstance(bins, int):
+        return angles * (bins / (2 * math.pi))
+    return angles * (latents.new_tensor(bins) / (2 * math.pi))
 
 
-def _bins_apart(a: torch.Tensor, b: torch.Tensor, bins: int) -> torch.Tensor:
+def _bins_apart(a: torch.Tensor, b: torch.Tensor, bins: int | torch.Tensor) -> torch.Tensor:
     """``a - b`` in bins, wrapped around the circle of ``bins`` bins into ``[-bins / 2, bins / 2)``."""
     return torch.remainder(a - b + bins / 2, bins) - bins / 2
+
+
+def _circle_bins(angle_bins: int | Sequence[int], circles: int) -> tuple[int, ...]:
+    """``angle_bins`` checked, as one number of bins per circle."""
+    if isinstance(angle_bins, int) or not isinstance(angle_bins, Sequence):
+        return (check_int("angle_bins", angle_bins, minimum=2),) * circles
+    if len(angle_bins) != circles:
+        raise ValueError(
+            f"`angle_bins` must give one number of bins per circle ({circles} for latent_dim {2 * circles}), "
+            f"got {len(angle_bins)}: {list(angle_bins)!r}."
+        )
+    return tuple(check_int(f"angle_bins[{k}]", m, minimum=2) for k, m in enumerate(angle_bins))
 
 
 class WorldModel(nn.Module):
@@ -141,7 +165,8 @@ class WorldModel(nn.Module):
             interpolated between the two nearest angles
             (:func:`angle_bin_weights`; the gradient reaches the latent through the coordinates only). A
             factor of many values whose images are unrelated (Cars3D's cars) is then a classification for the
-            encoder and a table look-up for the decoder.
+            encoder and a table look-up for the decoder. One number per circle gives circle ``k`` its own
+            ``M_k`` bins (so a circle of 4 values need not have as many as one of 183).
         lookup_feature_map: With ``angle_bins``: each bin also has a whole first feature map of the decoder's
             (:class:`~dyndis_learn.networks.ConvDecoder`'s ``lookup_rows``), added past its dense layers, whose
             ``hidden_dim`` units every bin's embedding otherwise squeezes through. No effect without bins.
@@ -164,7 +189,7 @@ class WorldModel(nn.Module):
         angle_init_scale: float = 0.01,
         encoder_norm: str = "none",
         latent_manifold: str = "sphere",
-        angle_bins: int | None = None,
+        angle_bins: int | Sequence[int] | None = None,
         lookup_feature_map: bool = False,
         lookup_modulation: bool = False,
         generator: torch.Generator | None = None,
@@ -176,30 +201,65 @@ class WorldModel(nn.Module):
             raise ValueError(
                 f"`latent_dim` must be even for latent_manifold='torus' (pairs of coordinates), got {latent_dim}."
             )
+        circles = latent_dim // 2
+        circle_bins = None
         if angle_bins is not None:
-            check_int("angle_bins", angle_bins, minimum=2)
             if latent_manifold != "torus":
                 raise ValueError(f"`angle_bins` needs latent_manifold='torus', got {latent_manifold!r}.")
+            circle_bins = _circle_bins(angle_bins, circles)
+            angle_bins = angle_bins if isinstance(angle_bins, int) else circle_bins
         self.latent_manifold = latent_manifold
         self.image_shape = tuple(int(s) for s in image_shape)
         self.latent_dim = latent_dim
         self.angle_bins = angle_bins
-        circles = latent_dim // 2
-        outputs, inputs = latent_dim, latent_dim
-        if angle_bins is not None:  # logits of every circle's bins; the decoder reads their weights too
-            outputs, inputs = circles * angle_bins, latent_dim + circles * angle_bins
+        outputs, inputs, lookup_rows = latent_dim, latent_dim, 0
+        if circle_bins is not None:
+            # Each circle's bins: one number for all where they agree (the faster path), else one per circle.
+            self.bins: Bins = circle_bins[0] if len(set(circle_bins)) == 1 else circle_bins
+            self.max_bins = max(circle_bins)
+            # The encoder gives every circle ``max_bins`` logits (a shorter circle's last ones masked away:
+            # angle_logits); the decoder reads each circle's own bins' weights, and its look-up has their rows.
+            outputs, inputs = circles * self.max_bins, latent_dim + sum(circle_bins)
+            self._register_bins(circle_bins)
         self.encoder = ConvEncoder(image_shape, outputs, channels, kernel_size, stride, hidden_dim, encoder_norm)
         self.lookup_feature_map = bool(lookup_feature_map and angle_bins is not None)
-        lookup_rows = circles * angle_bins if self.lookup_feature_map else 0
+        if self.lookup_feature_map:
+            lookup_rows = sum(circle_bins)
         self.lookup_modulation = bool(lookup_modulation and self.lookup_feature_map)
         self.decoder = ConvDecoder(
             image_shape, inputs, channels, kernel_size, stride, hidden_dim, lookup_rows, self.lookup_modulation
         )
-        if angle_bins is not None:
-            bins = torch.arange(angle_bins, dtype=torch.float32) * (2 * math.pi / angle_bins)
-            self.register_buffer("bin_points", torch.stack([bins.cos(), bins.sin()], dim=-1), persistent=False)
         self.rotations = ActionRotations(n_actions, latent_dim, parametrisation, angle_init_scale, generator)
         self.to(memory_format=torch.channels_last)  # fastest CPU convolutions; see networks.py
+
+    def _register_bins(self, circle_bins: tuple[int, ...]) -> None:
+        """Buffers of the bins' points, the look-up's first row of each circle and (bins per circle) the mask."""
+        first_rows = torch.tensor((0, *circle_bins[:-1])).cumsum(0)
+        self.register_buffer("lookup_first_rows", first_rows.unsqueeze(-1), persistent=False)
+        if isinstance(self.bins, int):
+            bins = torch.arange(self.bins, dtype=torch.float32) * (2 * math.pi / self.bins)
+            self.register_buffer("bin_points", torch.stack([bins.cos(), bins.sin()], dim=-1), persistent=False)
+            return
+        offsets = torch.arange(self.max_bins, dtype=torch.float32)
+        own = torch.tensor(circle_bins, dtype=torch.float32).unsqueeze(-1)
+        valid = offsets < own  # (circles, M)
+        angles = offsets * (2 * math.pi / own)
+        points = torch.stack([angles.cos(), angles.sin()], dim=-1) * valid.unsqueeze(-1)
+        self.register_buffer("bin_points", points, persistent=False)  # (circles, M, 2)
+        self.register_buffer("bin_valid", valid, persistent=False)
+        self.register_buffer("bin_counts", own.long(), persistent=False)  # (circles, 1)
+        self.register_buffer("bin_inputs", valid.flatten().nonzero().squeeze(-1), persistent=False)
+
+    def _bin_means(self, weights: torch.Tensor) -> torch.Tensor:
+        """Weights of every circle's bins (..., circles, M) -> the weighted sums of their points (..., circles, 2)."""
+        points = self.bin_points.to(weights.dtype)
+        if isinstance(self.bins, int):
+            return weights @ points
+        return (weights.unsqueeze(-2) @ points).squeeze(-2)
+
+    def _bin_count(self) -> int | torch.Tensor:
+        """Bins per circle, as the wrap-around of index arithmetic on (..., circles, M) wants it."""
+        return self.bins if isinstance(self.bins, int) else self.bin_counts
 
     @property
     def n_actions(self) -> int:
@@ -225,10 +285,9 @@ class WorldModel(nn.Module):
             # falls between the values an encoder hesitates between (two unrelated cars), where the most probable
             # bin was right in 94% of Cars3D's seen states against 67% (docs/benchmarks/learn_structure.md).
             logits = self.angle_logits(outputs)  # (..., circles, M)
-            offsets = torch.arange(self.angle_bins, device=logits.device)
-            near = _bins_apart(offsets, logits.argmax(dim=-1, keepdim=True), self.angle_bins).abs() <= MODE_WINDOW
-            weights = logits.softmax(dim=-1) * near
-            means = weights @ self.bin_points.to(weights.dtype)
+            offsets = torch.arange(self.max_bins, device=logits.device)
+            near = _bins_apart(offsets, logits.argmax(dim=-1, keepdim=True), self._bin_count()).abs() <= MODE_WINDOW
+            means = self._bin_means(logits.softmax(dim=-1) * near)
             return (F.normalize(means, dim=-1) * circles**-0.5).flatten(-2)
         if self.latent_manifold == "torus":
             points = F.normalize(outputs.unflatten(-1, (circles, 2)), dim=-1) * circles**-0.5
@@ -285,16 +344,22 @@ class WorldModel(nn.Module):
         checked ones) without a second pass of the encoder; the arguments are not checked here.
         """
         logits = self.angle_logits(outputs)  # (B, circles, M)
-        bins, circles = self.angle_bins, self.latent_dim // 2
+        bins, circles = self._bin_count(), self.latent_dim // 2
         window = torch.arange(-MODE_WINDOW, MODE_WINDOW + 1, device=logits.device)
         # local maxima of each circle's logits, best first
-        neighbours = logits[..., (torch.arange(bins, device=logits.device)[:, None] + window).remainder(bins)]
-        peaks = (logits.unsqueeze(-1) >= neighbours).all(-1)
-        ranked = logits.masked_fill(~peaks, float("-inf")).topk(min(modes, bins), dim=-1)
+        around = torch.arange(self.max_bins, device=logits.device)[:, None] + window  # (M, 2w + 1)
+        circle = torch.arange(circles, device=logits.device)[:, None, None]
+        if isinstance(bins, int):
+            neighbours = logits[..., around.remainder(bins)]
+        else:  # each circle's own wrap-around: (B, circles, M, 2w + 1)
+            neighbours = logits[:, circle, around.remainder(bins.unsqueeze(-1))]
+        peaks = (logits.unsqueeze(-1) >= neighbours).all(-1)  # never past a circle's bins: its lowest logits
+        ranked = logits.masked_fill(~peaks, float("-inf")).topk(min(modes, self.max_bins), dim=-1)
         # each candidate's point: the circular mean of the softmax over its window, as latents() takes the mode's
-        span = (ranked.indices.unsqueeze(-1) + window).remainder(bins)  # (B, circles, K, 2w + 1)
+        span = (ranked.indices.unsqueeze(-1) + window).remainder(bins if isinstance(bins, int) else bins[:, None])
         weights = logits.softmax(-1).gather(-1, span.flatten(-2)).unflatten(-1, span.shape[-2:])
-        points = F.normalize((weights.unsqueeze(-1) * self.bin_points[span]).sum(-2), dim=-1) * circles**-0.5
+        span_points = self.bin_points[span] if isinstance(bins, int) else self.bin_points[circle, span]
+        points = F.normalize((weights.unsqueeze(-1) * span_points).sum(-2), dim=-1) * circles**-0.5
         valid = ranked.values.isfinite()  # fewer peaks than `modes`
         hesitant = valid[..., 1:].any(-1)  # (B, circles): a second mode to try
         if confidence is not None:
@@ -321,13 +386,21 @@ class WorldModel(nn.Module):
         one bin.
         """
         weights = self.angle_logits(outputs).softmax(dim=-1)  # (..., circles, M)
-        return (weights @ self.bin_points.to(weights.dtype) * (self.latent_dim // 2) ** -0.5).flatten(-2)
+        return (self._bin_means(weights) * (self.latent_dim // 2) ** -0.5).flatten(-2)
 
     def angle_logits(self, outputs: torch.Tensor) -> torch.Tensor:
-        """The encoder's outputs (..., m) -> logits of every circle's ``M`` angles (..., n / 2, M) (``angle_bins``)."""
+        """The encoder's outputs (..., m) -> logits of every circle's ``M`` angles (..., n / 2, M) (``angle_bins``).
+
+        With bins per circle, ``M`` is the most of a circle, and a circle's logits past its own bins are the
+        dtype's lowest number: no probability, and no gradient to the encoder's outputs there.
+        """
         if self.angle_bins is None:
             raise ValueError("angle_logits needs a model with `angle_bins`.")
-        return outputs.unflatten(-1, (self.latent_dim // 2, self.angle_bins))
+        logits = outputs.unflatten(-1, (self.latent_dim // 2, self.max_bins))
+        if isinstance(self.bins, int):
+            return logits
+        # the lowest finite number, not -inf: a cross-entropy's zero target weight there times -inf would be nan
+        return logits.masked_fill(~self.bin_valid, torch.finfo(logits.dtype).min)
 
     def angle_cross_entropy(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of every circle's angle logits against its target angle's two nearest bins.
@@ -341,7 +414,7 @@ class WorldModel(nn.Module):
             targets: Target points of the torus, shape (B, n).
         """
         logits = self.angle_logits(outputs).flatten(0, -2).float()
-        wanted = angle_bin_weights(targets, self.angle_bins).flatten(0, -2)
+        wanted = angle_bin_weights(targets, self.bins).flatten(0, -2)
         return F.cross_entropy(logits, wanted)
 
     def decode_logits(self, latents: torch.Tensor, lookup: torch.Tensor | None = None) -> torch.Tensor:
@@ -358,11 +431,13 @@ class WorldModel(nn.Module):
             # The look-up weights pass no gradient to the latent: in the angle, their slope is M / 2 pi times a
             # difference of unrelated embeddings, which summed over a rollout threw encoders off their map.
             read = flat if lookup is None else lookup.reshape(-1, self.latent_dim)
-            weights = angle_bin_weights(read.detach(), self.angle_bins)
-            flat = torch.cat([flat, weights.flatten(-2)], dim=-1)
+            weights = angle_bin_weights(read.detach(), self.bins).flatten(-2)
+            if not isinstance(self.bins, int):
+                weights = weights[..., self.bin_inputs]  # each circle's own bins
+            flat = torch.cat([flat, weights], dim=-1)
             if self.lookup_feature_map:  # the same two bins per circle, as rows of the circles' stacked tables
-                rows, row_weights = angle_bin_neighbours(read.detach(), self.angle_bins)
-                rows = rows + self.angle_bins * torch.arange(rows.shape[-2], device=rows.device).unsqueeze(-1)
+                rows, row_weights = angle_bin_neighbours(read.detach(), self.bins)
+                rows = rows + self.lookup_first_rows
                 return self.decoder(flat, (rows.flatten(-2), row_weights.flatten(-2))).reshape(
                     *batch, *self.image_shape
                 )

@@ -42,7 +42,7 @@ from dyndis_learn.alignment import fit_planes
 from dyndis_learn.config import DEFAULT_LATENT_DIM, DEFAULT_STEPS, DEFAULT_WARMUP_STEPS, TrainConfig
 from dyndis_learn.cycles import Cycle, CycleStructure, CycleStructureError, CycleWalk, discover_cycles, walk_cycles
 from dyndis_learn.devices import module_device
-from dyndis_learn.model import WorldModel
+from dyndis_learn.model import MODE_WINDOW, WorldModel
 from dyndis_learn.objective import FrameTargets, LossWeights, TrainBatch
 from dyndis_learn.registry import WARMUPS
 from dyndis_learn.rollouts import Policy, RolloutCollector
@@ -84,6 +84,11 @@ GRAPH_FIT_LIMIT = 0.1
 #: The most angle bins per circle that ``model.angle_bins="cycles"`` gives (each bin has a logit and an
 #: embedding of the decoder's; Cars3D's cycles need 1,464).
 MAX_CYCLE_BINS = 4096
+
+#: Bins per value of a cycle that ``model.angle_bins="each_cycle"`` gives: one more than the mode's window
+#: (:data:`~dyndis_learn.model.MODE_WINDOW`) on either side, so that an encoding's mode never reaches the next
+#: value's bin.
+BINS_PER_VALUE = MODE_WINDOW + 1
 
 #: ``model.angle_bins="auto"`` gives the cycles' bins when a cycle found is longer than this, or the world
 #: has more than :data:`SMALL_WORLD_STATES` states; else none. A regression onto the angles places Shapes3D's
@@ -520,10 +525,11 @@ class CycleWarmup(Warmup):
         """The settings read from the cycles (found here, once): ``latent_dim``, ``angle_bins``, the budget.
 
         ``model.latent_dim="auto"`` becomes two dimensions per cycle; ``model.angle_bins="cycles"`` the least
-        common multiple of their lengths, and ``"auto"`` the same where a cycle is longer than
+        common multiple of their lengths, ``"each_cycle"`` a number per circle from its own cycle
+        (:meth:`_cycle_bins`), and ``"auto"`` the common multiple where a cycle is longer than
         :data:`AUTO_BINS_LONGEST_CYCLE` or the world has more than :data:`SMALL_WORLD_STATES` states (else None);
-        ``warmup.cycles.walk_steps="auto"`` the walk's length
-        (:meth:`walk_steps`); ``steps`` and ``warmup.steps`` :func:`auto_budget`'s.
+        ``warmup.cycles.walk_steps="auto"`` the walk's length (:meth:`walk_steps`); ``steps`` and ``warmup.steps``
+        :func:`auto_budget`'s.
 
         Raises:
             CycleStructureError: If that multiple exceeds :data:`MAX_CYCLE_BINS` (naming the setting).
@@ -531,8 +537,9 @@ class CycleWarmup(Warmup):
         model, changes = config.model, {}
         if model.latent_dim == "auto":
             changes["latent_dim"] = self._discover().planes_needed()
-        if model.angle_bins in ("auto", "cycles"):
-            changes["angle_bins"] = self._cycle_bins(model.angle_bins)
+        if model.angle_bins in ("auto", "cycles", "each_cycle"):
+            latent_dim = changes.get("latent_dim", model.latent_dim)
+            changes["angle_bins"] = self._cycle_bins(model.angle_bins, latent_dim // 2)
         if config.warmup.cycles.walk_steps == "auto":
             config = config.replace(warmup={"cycles": {"walk_steps": self.walk_steps()}})
         config = config.replace(model=changes) if changes else config
@@ -542,11 +549,19 @@ class CycleWarmup(Warmup):
         """``(steps, warmup.steps)`` for ``"auto"``: :func:`auto_budget` of the cycles found (and ``steps``)."""
         return auto_budget(self._discover().lengths, self.config.steps)
 
-    def _cycle_bins(self, asked: str) -> int | None:
-        """Bins per circle for ``model.angle_bins=asked`` ("auto" or "cycles"): the lengths' lcm, or None."""
+    def _cycle_bins(self, asked: str, circles: int) -> int | tuple[int, ...] | None:
+        """Bins for ``model.angle_bins=asked`` ("auto", "cycles" or "each_cycle") on ``circles`` circles.
+
+        ``"each_cycle"``: per circle, :data:`BINS_PER_VALUE` times its cycle's length (cycle ``k`` turns circle
+        ``k``; a further circle holds one value). Else the lengths' least common multiple for every circle, or
+        None (``"auto"`` on a small world of short cycles).
+        """
         lengths = self._discover().lengths
         if asked == "auto" and _small_world(lengths) and not _long_cycle(lengths):
             return None
+        if asked == "each_cycle":
+            values = lengths + (1,) * (circles - len(lengths))
+            return tuple(BINS_PER_VALUE * n for n in values)
         bins = math.lcm(*lengths)
         if bins > MAX_CYCLE_BINS:
             raise CycleStructureError(
