@@ -260,6 +260,8 @@ def test__cycles_warmup__angle_bins_each_cycle_gives_each_circle_its_own_cycles_
     wider = Trainer(config.replace(model={"latent_dim": 6}))  # a third circle that no cycle turns: one value
     assert wider.model.angle_bins == (4 * per_value, 6 * per_value, per_value)
     assert warmups.BINS_PER_VALUE > MODE_WINDOW  # an encoding's mode never reaches the next value's bin
+    with pytest.raises(ValueError, match=re.escape("need 4 latent dimensions (one plane each); model.latent_dim=2")):
+        Trainer(config.replace(model={"latent_dim": 2}))  # the latent's error, not the bins'
 
 
 def test__cycles_warmup__angle_bins_cycles_beyond_the_limit_names_the_setting(tiny_config, monkeypatch):

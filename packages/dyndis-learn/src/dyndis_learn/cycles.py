@@ -133,18 +133,22 @@ class CycleStructure:
                 angle[cycle.backward] = -2 * math.pi / cycle.length
         return cycle_of, angle
 
-    def givens_angles(self, latent_dim: int) -> torch.Tensor:
-        """Every action's angles (A, n (n - 1) / 2): cycle ``k`` turns plane ``(2k, 2k + 1)``, nothing else.
-
-        Raises:
-            CycleStructureError: If ``latent_dim`` has fewer than two dimensions per cycle.
-        """
+    def check_latent_dim(self, latent_dim: int) -> None:
+        """Raise :class:`CycleStructureError`, naming ``model.latent_dim``, if it has under two dimensions per cycle."""
         if latent_dim < self.planes_needed():
             raise CycleStructureError(
                 f"The actions turn {len(self.cycles)} independent cycles (lengths {list(self.lengths)}), which need "
                 f"{self.planes_needed()} latent dimensions (one plane each); model.latent_dim={latent_dim}: "
                 f"set model.latent_dim to at least {self.planes_needed()}."
             )
+
+    def givens_angles(self, latent_dim: int) -> torch.Tensor:
+        """Every action's angles (A, n (n - 1) / 2): cycle ``k`` turns plane ``(2k, 2k + 1)``, nothing else.
+
+        Raises:
+            CycleStructureError: If ``latent_dim`` has fewer than two dimensions per cycle.
+        """
+        self.check_latent_dim(latent_dim)
         planes = {tuple(p): i for i, p in enumerate(plane_pairs(latent_dim).tolist())}
         angles = torch.zeros(self.n_actions, len(planes))
         cycle_of, angle = self.action_turns()

@@ -560,6 +560,7 @@ class CycleWarmup(Warmup):
         if asked == "auto" and _small_world(lengths) and not _long_cycle(lengths):
             return None
         if asked == "each_cycle":
+            self._discover().check_latent_dim(2 * circles)
             values = lengths + (1,) * (circles - len(lengths))
             return tuple(BINS_PER_VALUE * n for n in values)
         bins = math.lcm(*lengths)
