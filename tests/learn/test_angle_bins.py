@@ -469,7 +469,7 @@ def test__a_model_with_bins_per_circle_reads_each_circle_as_a_model_of_its_bins(
     targets = model.latents(_padded_logits(torch.randn(5, 8), torch.randn(5, 12)))
     loss = model.angle_cross_entropy(outputs.requires_grad_(), targets)
     expected = (
-        eight.angle_cross_entropy(torch.cat([first, first], -1), targets[:, [0, 1, 0, 1]] * 1.0)
+        eight.angle_cross_entropy(torch.cat([first, first], -1), targets[:, [0, 1, 0, 1]])
         + twelve.angle_cross_entropy(torch.cat([second, second], -1), targets[:, [2, 3, 2, 3]])
     ) / 2
     torch.testing.assert_close(loss, expected)
