@@ -53,7 +53,8 @@ class AngleBeliefFilter:
         self.circles = model.latent_dim // 2
         bins = model.bins
         self.bins = (bins,) * self.circles if isinstance(bins, int) else bins  # each circle's own number
-        self.max_bins = model.max_bins
+        # (circles, M): past a circle's own bins (a model with fewer bins on some circles), no belief
+        self.unused_bins = torch.arange(model.max_bins) >= torch.tensor(self.bins).unsqueeze(-1)
         with torch.no_grad():
             matrices = model.rotations.matrices().detach().cpu().to(torch.float64)
         # each action's turn of each circle (the plane (2c, 2c + 1)), in bins
@@ -67,7 +68,7 @@ class AngleBeliefFilter:
         frames = torch.as_tensor(np.asarray(image))[None].to(module_device(self.model))
         logits = self.model.angle_logits(encode_frames(self.model.encoder, frames))[0].cpu().to(torch.float64)
         evidence = F.log_softmax(logits, dim=-1).clamp(min=math.log(self.evidence_floor))
-        return evidence.masked_fill(self._past_own_bins(), float("-inf"))
+        return evidence.masked_fill(self.unused_bins, float("-inf"))
 
     def reset(self, image: npt.NDArray[np.uint8]) -> None:
         """Start a trajectory at ``image``: the belief is its evidence alone."""
@@ -93,10 +94,6 @@ class AngleBeliefFilter:
         device = module_device(self.model)
         with torch.no_grad():
             return self.model.latents(self.log_belief.flatten().to(device)).cpu()
-
-    def _past_own_bins(self) -> torch.Tensor:
-        """(circles, M): True past each circle's own bins (a model with fewer bins on some circles)."""
-        return torch.arange(self.max_bins) >= torch.tensor(self.bins).unsqueeze(-1)
 
 
 def _normalised(log_belief: torch.Tensor) -> torch.Tensor:

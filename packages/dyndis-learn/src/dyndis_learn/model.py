@@ -86,12 +86,14 @@ def angle_bin_weights(latents: torch.Tensor, bins: Bins) -> torch.Tensor:
         Shape (..., n / 2, M), ``M`` the most bins of a circle (a circle's entries past its own ``M_k`` are 0);
         each row sums to 1.
     """
-    position = _bin_positions(latents, bins)
     if isinstance(bins, int):
+        position = _bin_positions(latents, bins)
         offsets = torch.arange(bins, device=latents.device, dtype=latents.dtype)
         return torch.relu(1 - _bins_apart(position.unsqueeze(-1), offsets, bins).abs())
-    own = latents.new_tensor(bins).unsqueeze(-1)  # (n / 2, 1)
+    own = latents.new_tensor(bins)  # (n / 2,)
+    position = _bin_positions(latents, own)
     offsets = torch.arange(max(bins), device=latents.device, dtype=latents.dtype)
+    own = own.unsqueeze(-1)
     return torch.relu(1 - _bins_apart(position.unsqueeze(-1), offsets, own).abs()) * (offsets < own)
 
 
@@ -105,7 +107,7 @@ def angle_bin_neighbours(latents: torch.Tensor, bins: Bins) -> tuple[torch.Tenso
     Returns:
         Bin indices in ``[0, M_k)`` (long) and their weights, both of shape (..., n / 2, 2); the weights sum to 1.
     """
-    position = _bin_positions(latents, bins)
+    position = _bin_positions(latents, bins if isinstance(bins, int) else latents.new_tensor(bins))
     below = torch.floor(position)
     above_weight = position - below
     own = bins if isinstance(bins, int) else torch.tensor(bins, device=latents.device).unsqueeze(-1)
@@ -113,13 +115,13 @@ def angle_bin_neighbours(latents: torch.Tensor, bins: Bins) -> tuple[torch.Tenso
     return indices, torch.stack([1 - above_weight, above_weight], dim=-1)
 
 
-def _bin_positions(latents: torch.Tensor, bins: Bins) -> torch.Tensor:
-    """Each circle's angle in its bins, in ``(-M_k/2, M_k/2]``: latents (..., n) -> (..., n / 2)."""
+def _bin_positions(latents: torch.Tensor, bins: int | torch.Tensor) -> torch.Tensor:
+    """Each circle's angle in its bins, in ``(-M_k/2, M_k/2]``: latents (..., n) -> (..., n / 2).
+
+    ``bins``: ``M`` for every circle, or each circle's ``M_k`` as a tensor of shape (n / 2,).
+    """
     pairs = latents.unflatten(-1, (-1, 2))
-    angles = torch.atan2(pairs[..., 1], pairs[..., 0])
-    if isinstance(bins, int):
-        return angles * (bins / (2 * math.pi))
-    return angles * (latents.new_tensor(bins) / (2 * math.pi))
+    return torch.atan2(pairs[..., 1], pairs[..., 0]) * (bins / (2 * math.pi))
 
 
 def _bins_apart(a: torch.Tensor, b: torch.Tensor, bins: int | torch.Tensor) -> torch.Tensor:
@@ -347,16 +349,14 @@ class WorldModel(nn.Module):
         bins, circles = self._bin_count(), self.latent_dim // 2
         window = torch.arange(-MODE_WINDOW, MODE_WINDOW + 1, device=logits.device)
         # local maxima of each circle's logits, best first
+        wrap = bins if isinstance(bins, int) else bins.unsqueeze(-1)  # each circle's own wrap-around: (circles, 1, 1)
         around = torch.arange(self.max_bins, device=logits.device)[:, None] + window  # (M, 2w + 1)
         circle = torch.arange(circles, device=logits.device)[:, None, None]
-        if isinstance(bins, int):
-            neighbours = logits[..., around.remainder(bins)]
-        else:  # each circle's own wrap-around: (B, circles, M, 2w + 1)
-            neighbours = logits[:, circle, around.remainder(bins.unsqueeze(-1))]
+        neighbours = logits[:, circle, around.remainder(wrap)]  # (B, circles, M, 2w + 1)
         peaks = (logits.unsqueeze(-1) >= neighbours).all(-1)  # never past a circle's bins: its lowest logits
         ranked = logits.masked_fill(~peaks, float("-inf")).topk(min(modes, self.max_bins), dim=-1)
         # each candidate's point: the circular mean of the softmax over its window, as latents() takes the mode's
-        span = (ranked.indices.unsqueeze(-1) + window).remainder(bins if isinstance(bins, int) else bins[:, None])
+        span = (ranked.indices.unsqueeze(-1) + window).remainder(wrap)  # (B, circles, K, 2w + 1)
         weights = logits.softmax(-1).gather(-1, span.flatten(-2)).unflatten(-1, span.shape[-2:])
         span_points = self.bin_points[span] if isinstance(bins, int) else self.bin_points[circle, span]
         points = F.normalize((weights.unsqueeze(-1) * span_points).sum(-2), dim=-1) * circles**-0.5
