@@ -84,8 +84,8 @@ class DynDisSide:
                 "optim": {"dynamics_ramp_steps": 1},
                 "threads": threads,
             }
-            if bf16:  # only then: codes from before the option do not know the field
-                fields["bf16"] = True
+            if bf16 or "bf16" in names:  # codes from before the option do not know the field (float32 there)
+                fields["bf16"] = bf16  # never "auto": the precision is the benchmark's argument
             config = TrainConfig.from_dict(fields)
             if overrides:  # sections merged: {"model": {"angle_bins": 183}} keeps the other model fields
                 config = config.replace(**overrides)

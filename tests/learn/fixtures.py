@@ -21,6 +21,7 @@ TINY: dict = {
     # the tests compare runs bit for bit, which CUDA kernels do not promise: CUDA has tests of its own
     # (test_cuda.py), and the rest run on the CPU on every machine
     "device": "cpu",
+    "bf16": False,  # no "auto" to resolve (float32, as the graph warm-up's "auto" would choose)
     "evaluation": {"episodes": 2, "horizon": 12, "gif_steps": 4},
 }
 

@@ -7,7 +7,7 @@ import pytest
 
 from dyndis_learn import TrainConfig, __version__
 from dyndis_learn.checkpoint import read_checkpoint
-from dyndis_learn.cli import EXIT_STATUSES, main
+from dyndis_learn.cli import EXIT_STATUSES, _bare_bf16, main
 from tests.learn.fixtures import TINY
 
 
@@ -16,6 +16,27 @@ def config_file(tmp_path):
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps({k: v for k, v in TINY.items() if k != "steps"}))
     return path
+
+
+@pytest.mark.parametrize(
+    ("args", "given"),
+    [
+        (["--bf16"], ["--bf16", "True"]),  # bare, as before "auto" existed
+        (["--bf16", "--seed", "1"], ["--bf16", "True", "--seed", "1"]),
+        (["--bf16", "False", "--seed", "1"], ["--bf16", "False", "--seed", "1"]),
+        (["--bf16", "auto"], ["--bf16", "auto"]),
+        (["--seed", "1"], ["--seed", "1"]),
+    ],
+)
+def test__a_bare_bf16_flag_means_true(args, given):
+    assert _bare_bf16(args) == given
+
+
+def test__train_with_a_bare_bf16_flag_stores_bfloat16(tmp_path, config_file):
+    run = tmp_path / "run"
+    args = ["train", "--config", str(config_file), "--steps", "1", "--out", str(run), "--quiet", "--no-report"]
+    assert main([*args, "--bf16"]) == 0
+    assert TrainConfig.from_dict(json.loads((run / "config.json").read_text())).bf16 is True
 
 
 @pytest.mark.slow

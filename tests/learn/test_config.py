@@ -91,7 +91,7 @@ def test__round_trip_through_json():
         ({"data": {"episode_steps": 2.5}}, "DataConfig.episode_steps must be an integer >= 1, got 2.5."),
         ({"model": {"latentdim": 3}}, "Unknown ModelConfig field(s): 'latentdim' (did you mean 'latent_dim'?)."),
         ({"model": 5}, "ModelConfig expects a mapping of field names to values, got 5."),
-        ({"version": 15}, "Config version 15 is unknown; this dyndis-learn reads versions 1 to 14."),
+        ({"version": 16}, "Config version 16 is unknown; this dyndis-learn reads versions 1 to 15."),
         (
             {"warmup": {"cycles": {"longest_stride": 0}}},
             "CycleWarmupConfig.longest_stride must be an integer >= 1 (or None), got 0.",
@@ -192,6 +192,7 @@ def test__migration_moves_every_flat_field_into_its_section():
         },
         "evaluation": {"synthesis_modes": 1},  # reports judged the encoder's own encodings
         "steps": 9,
+        "bf16": False,  # float32 unless asked, before version 15
     }
     assert flat["warmup"] == "spectral"  # the caller's dict is left alone
     # a partial dict in the new layout passes through, a current-version dict too
@@ -265,6 +266,7 @@ def test__config_files_in_json_and_yaml(tmp_path):
             },
         },
         evaluation={"synthesis_modes": "auto"},
+        bf16="auto",
     )
     (tmp_path / "c.yml").write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match=re.escape("must hold a mapping of TrainConfig fields, got [1, 2].")):
@@ -318,6 +320,14 @@ def test__a_stored_config_of_version_12_keeps_the_budget_of_1000_and_150_steps()
     assert (TrainConfig().steps, TrainConfig().warmup.steps) == ("auto", "auto")  # today: chosen from the world
     with pytest.raises(ValueError, match=re.escape("WarmupConfig.steps must be an integer >= 0 or 'auto', got -1")):
         TrainConfig.from_dict({"warmup": {"steps": -1}})
+
+
+def test__a_stored_config_of_version_14_keeps_float32_and_today_bf16_is_chosen_by_the_trainer():
+    assert TrainConfig.from_dict({"version": 14, "seed": 1}).bf16 is False
+    assert TrainConfig.from_dict({"version": 14, "bf16": True}).bf16 is True
+    assert TrainConfig().bf16 == "auto" and TrainConfig.from_dict({"seed": 1}).bf16 == "auto"
+    with pytest.raises(ValueError, match=re.escape("TrainConfig.bf16 must be True or False or 'auto', got 'yes'")):
+        TrainConfig.from_dict({"bf16": "yes"})
 
 
 def test__a_stored_config_of_version_6_keeps_its_decoder_reading_the_encodings():

@@ -10,7 +10,7 @@ import torch
 
 from dyndis_learn import Learner, TrainConfig, Trainer, load_model
 from dyndis_learn.checkpoint import CHECKPOINT_NAME, read_checkpoint
-from dyndis_learn.devices import flush_subnormals, resolve_device, retain_freed_memory
+from dyndis_learn.devices import computes_bf16, flush_subnormals, resolve_device, retain_freed_memory
 from tests.learn.fixtures import check_cpu_facing_api, rewrite_checkpoint_header
 
 DATA = Path(__file__).parent / "data"
@@ -93,6 +93,23 @@ def test__format_1_configs_have_the_default_device():
         assert "device" not in stored.config and stored.cuda_rng_state is None
         config = TrainConfig.from_dict(stored.config)
         assert config.device == "auto" and config.bf16 is False
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [({"_is_avx512_bf16_supported": True}, True), ({"_is_amx_tile_supported": True}, True), ({}, False)],
+)
+def test__computes_bf16__reads_the_cpus_bfloat16_instructions(monkeypatch, flags, native):
+    for flag in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, flag, lambda flag=flag: flags.get(flag, False), raising=False)
+    assert computes_bf16(torch.device("cpu")) is native
+    assert computes_bf16(torch.device("cuda")) is False  # not measured there
+
+
+def test__computes_bf16__is_false_where_torch_does_not_say(monkeypatch):
+    for flag in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.delattr(torch.cpu, flag, raising=False)
+    assert computes_bf16(torch.device("cpu")) is False
 
 
 def test__a_cpu_checkpoint_has_no_cuda_rng_state(tmp_path, tiny_config):

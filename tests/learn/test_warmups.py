@@ -353,6 +353,41 @@ def test__steps_auto__are_chosen_from_the_cycles_found_and_stored_as_numbers(tin
     assert (graph.config.steps, graph.config.warmup.steps) == (DEFAULT_STEPS, DEFAULT_WARMUP_STEPS)
 
 
+@pytest.mark.parametrize(
+    ("lengths", "device", "native", "bf16"),
+    [
+        ((4, 24, 183), "cpu", True, True),  # Cars3D on a CPU with AVX512-BF16 or AMX
+        ((10, 10, 10, 8, 4, 15), "cpu", True, True),  # the whole Shapes3D
+        ((7, 7, 3, 5, 5), "cpu", True, True),  # the mixed GridWorld
+        ((4, 24, 183), "cpu", False, False),  # a CPU that would emulate it
+        ((4, 24, 183), "cuda", True, False),  # not measured on CUDA
+        ((5, 5), "cpu", True, False),  # a small world keeps the float32 it was measured with
+        ((10, 10, 15), "cpu", True, False),
+    ],
+)
+def test__auto_bf16__on_large_worlds_where_the_cpu_computes_bfloat16(monkeypatch, lengths, device, native, bf16):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert warmups.auto_bf16(lengths, torch.device(device)) is bf16
+
+
+def test__bf16_auto__is_chosen_from_the_world_found_and_stored_as_a_bool(tiny_config, monkeypatch, tmp_path):
+    config = _cycles_config(tiny_config).replace(bf16="auto")
+    monkeypatch.setattr(warmups, "computes_bf16", lambda device: device.type == "cpu")
+    assert Trainer(config).config.bf16 is False  # 25 states: a small world
+    monkeypatch.setattr(warmups, "SMALL_WORLD_STATES", 24)
+    trainer = Trainer(config, tmp_path)
+    assert trainer.config.bf16 is True
+    trainer.train(progress=False)
+    assert all(np.isfinite(row["loss"]) for row in trainer.history)
+    assert TrainConfig.from_dict(json.loads((tmp_path / "config.json").read_text())).bf16 is True
+    assert Trainer(config.replace(bf16=False)).config.bf16 is False  # a choice of one's own is kept
+    monkeypatch.setattr(warmups, "computes_bf16", lambda device: False)
+    assert Trainer(config).config.bf16 is False
+    graph = Trainer(tiny_config.replace(bf16="auto"))  # reads no cycles: float32
+    assert graph.config.bf16 is False
+
+
 def test__stored_warmup__is_rebuilt_from_a_run_config():
     graph = stored_warmup({"warmup": {"kind": "graph", "steps": 30}})
     assert graph.steps == 30 and graph.terms == ("target",)

@@ -117,6 +117,20 @@ _RESUME_FLAGS = {
 }
 
 
+#: The precision flag's values; given bare (``--bf16``, as before ``"auto"`` existed) it means ``--bf16 True``.
+_BF16_VALUES = ("True", "False", "auto")
+
+
+def _bare_bf16(args: Sequence[str]) -> list[str]:
+    """``args`` with each bare ``--bf16`` (no value after it) given its value, ``True``."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if arg == "--bf16" and (i + 1 == len(args) or args[i + 1] not in _BF16_VALUES):
+            out.append("True")
+    return out
+
+
 def _given_flags(args: Sequence[str]) -> set[str]:
     return {arg.split("=", 1)[0] for arg in args if arg.startswith("--")}
 
@@ -132,6 +146,7 @@ def _check_folder(flag: str, path: Path) -> None:
 
 
 def _train(args: list[str]) -> int:
+    args = _bare_bf16(args)
     # The config file gives the defaults that the flags override: read it before the flags are parsed.
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", type=Path)
@@ -220,6 +235,7 @@ class SweepArgs:
 
 
 def _sweep(args: list[str]) -> int:
+    args = _bare_bf16(args)
     pre = argparse.ArgumentParser(add_help=False)  # the config file gives the defaults the flags override
     pre.add_argument("--config", type=Path)
     config_file = pre.parse_known_args(args)[0].config

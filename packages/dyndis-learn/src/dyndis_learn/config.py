@@ -61,8 +61,9 @@ __all__ = [
 #: ``model.lookup_feature_map``, whose angle-bin decoders had no feature map per bin; 8: ``model.encoder_norm``
 #: ``"none"`` by default; 9: before ``model.lookup_modulation``; 10: before ``evaluation.synthesis_modes``; 11:
 #: before ``warmup.cycles.longest_stride``, whose walks crossed a cycle in strides up to its length; 12:
-#: ``steps`` 1,000 and ``warmup.steps`` 150 by default; 13: before ``model.angle_bins`` took a number per circle).
-CONFIG_VERSION = 14
+#: ``steps`` 1,000 and ``warmup.steps`` 150 by default; 13: before ``model.angle_bins`` took a number per circle;
+#: 14: ``bf16`` False by default).
+CONFIG_VERSION = 15
 
 #: ``model.latent_dim`` where ``"auto"`` has nothing to read it from (warm-ups other than the cycles one), and
 #: the default of config versions 1 to 4.
@@ -82,6 +83,7 @@ RESOLVED_BY_TRAINER: dict[str, tuple[str, ...]] = {
     "model.latent_dim": ("auto",),
     "model.angle_bins": ("auto", "cycles", "each_cycle"),
     "warmup.cycles.walk_steps": ("auto",),
+    "bf16": ("auto",),
 }
 
 #: Fields added after a version, with the value that version's runs used (a stored config of that version
@@ -98,6 +100,7 @@ _ADDED_AFTER: dict[int, dict[str, Any]] = {
     10: {"evaluation": {"synthesis_modes": 1}},
     11: {"warmup": {"cycles": {"longest_stride": None}}},
     12: {"steps": DEFAULT_STEPS, "warmup": {"steps": DEFAULT_WARMUP_STEPS}},
+    14: {"bf16": False},
 }
 
 #: The declared bound of :attr:`TrainConfig.threads`. It is the same on every machine, so a config valid
@@ -510,11 +513,15 @@ class TrainConfig(_Section):
     ``"cuda:N"``. Only the spelling is checked here (a config stays valid on every machine); a CUDA device
     the machine lacks is refused when the trainer is built. A checkpoint loads on another device with
     ``Learner.load(path, device=...)``."""
-    bf16: bool = False
+    bf16: bool | Literal["auto"] = "auto"
     """Mixed precision: run the encoder and decoder of the objective under ``torch.autocast`` in bfloat16
-    (the losses, rotations and optimiser stay float32). Off by default: it pays only where the device computes
-    bfloat16 natively (a CPU with AVX512-BF16 or AMX: a fifth to a third less SGD time on Cars3D), and costs
-    elsewhere (a CPU without them: about 10x slower; docs/benchmarks/learn_throughput.md)."""
+    (the losses, rotations and optimiser stay float32). ``"auto"``: bfloat16 on a large world (more than
+    :data:`~dyndis_learn.warmups.SMALL_WORLD_STATES` states, as the cycles warm-up finds it: the whole Shapes3D,
+    Cars3D, the mixed GridWorld) trained on a CPU that computes it natively
+    (:func:`~dyndis_learn.devices.computes_bf16`: AVX512-BF16 or AMX, where it shortens Cars3D's SGD by a fifth
+    to a third and every criterion held in 3 of 3 seeds of each large world), float32 elsewhere: on small worlds
+    (1-3 minute runs), on CUDA devices (not measured there), and on CPUs that would emulate it about 10x slower
+    (docs/benchmarks/learn_throughput.md). The run's stored config holds the choice."""
     retain_cpu_memory: bool = True
     """Training on the CPU: keep the memory of freed tensors in the process for the next step's instead of
     giving it back to the system and faulting it in again (:func:`dyndis_learn.devices.retain_freed_memory`;
@@ -686,8 +693,8 @@ def migrate_config(data: Mapping[str, Any]) -> dict[str, Any]:
     ``warmup.cycles.decoder_reads_targets`` False before version 7, ``model.lookup_feature_map`` False before
     version 8, ``model.encoder_norm`` ``"none"`` before version 9, ``model.lookup_modulation`` False before
     version 10, ``evaluation.synthesis_modes`` 1 before version 11, ``warmup.cycles.longest_stride`` None
-    before version 12, ``steps`` 1,000 and ``warmup.steps`` 150 before version 13), so a stored run resumes as
-    it started.
+    before version 12, ``steps`` 1,000 and ``warmup.steps`` 150 before version 13, ``bf16`` False before
+    version 15), so a stored run resumes as it started.
     A dict of the current version is returned as it is, less its ``version`` key.
 
     Raises:

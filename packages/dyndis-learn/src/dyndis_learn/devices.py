@@ -7,7 +7,8 @@ trainer is built (or a model loaded). The episodes are NumPy arrays on the CPU: 
 step's batch to the device once, and evaluation, report, planner and wrappers encode and decode on the
 model's device (:func:`module_device`) and bring the results back to the CPU. On the CPU, a trainer keeps the
 memory of freed tensors for the next step's (:func:`retain_freed_memory`, ``TrainConfig.retain_cpu_memory``)
-and computes with subnormal numbers flushed to zero (:func:`flush_subnormals`).
+and computes with subnormal numbers flushed to zero (:func:`flush_subnormals`). :func:`computes_bf16` says
+whether a device computes bfloat16 natively (``TrainConfig.bf16="auto"``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 __all__ = [
     "DEVICE_ALLOWED",
     "DEVICE_PATTERN",
+    "computes_bf16",
     "flush_subnormals",
     "module_device",
     "resolve_device",
@@ -75,6 +77,21 @@ def resolve_device(spec: str | torch.device, name: str = "TrainConfig.device") -
 
 def _is_spelling(spec: str) -> bool:
     return re.fullmatch(DEVICE_PATTERN, spec) is not None
+
+
+def computes_bf16(device: torch.device) -> bool:
+    """Whether ``device`` is a CPU that computes bfloat16 natively: AVX512-BF16 dot products or AMX tiles.
+
+    There bfloat16 autocast shortens the full Cars3D's SGD by a fifth to a third; a CPU without them emulates
+    it about ten times slower (docs/benchmarks/learn_throughput.md). False for CUDA devices: the report's
+    criteria have not been measured there in bfloat16. torch exposes the CPU's flags through private helpers
+    (``torch.cpu._is_avx512_bf16_supported``, ``torch.cpu._is_amx_tile_supported``); a torch without them
+    counts as a CPU without the instructions.
+    """
+    if device.type != "cpu":
+        return False
+    flags = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, flag, lambda: False)()) for flag in flags)
 
 
 def module_device(module: torch.nn.Module) -> torch.device:

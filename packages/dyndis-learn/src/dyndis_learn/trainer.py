@@ -131,7 +131,7 @@ class Trainer:
         )
         self.warmup = make_warmup(data_config, policy)
         # "auto" settings read from the world; every rank finds the same (they are facts of the world)
-        config = self.config = self.warmup.resolve(config)
+        config = self.config = self.warmup.resolve(config, self.device)
         self.method = make_method(config.built_model)
         self.model = self.method.build_model(
             self.collector.image_shape,
