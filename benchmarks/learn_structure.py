@@ -183,6 +183,7 @@ def run_seed(suite: dict[str, Any], seed: int, args: argparse.Namespace) -> dict
     return {
         "seed": seed,
         "steps": trainer.step,
+        "bf16": trainer.config.bf16,  # the precision "auto" chose
         "train_seconds": trainer.train_seconds,
         "wall_seconds_with_checks": wall,
         "first_hold_step": first.get("step"),
@@ -247,6 +248,7 @@ def main() -> None:
             [
                 "seed",
                 "steps",
+                "bf16",
                 "train s",
                 "first hold step",
                 "first hold s",
@@ -267,6 +269,7 @@ def main() -> None:
                 [
                     r["seed"],
                     r["steps"],
+                    r["bf16"],
                     r["train_seconds"],
                     r["first_hold_step"] or "-",
                     r["first_hold_seconds"] if r["first_hold_seconds"] is not None else "-",

@@ -520,7 +520,7 @@ class TrainConfig(_Section):
     Cars3D, the mixed GridWorld) trained on a CPU that computes it natively
     (:func:`~dyndis_learn.devices.computes_bf16`: AVX512-BF16 or AMX, where it shortens Cars3D's SGD by a fifth
     to a third and every criterion held in 3 of 3 seeds of each large world), float32 elsewhere: on small worlds
-    (1-3 minute runs), on CUDA devices (not measured there), and on CPUs that would emulate it about 10x slower
+    (1-3 minute runs), on CUDA devices (slower there on an H200), and on CPUs that would emulate it about 10x slower
     (docs/benchmarks/learn_throughput.md). The run's stored config holds the choice."""
     retain_cpu_memory: bool = True
     """Training on the CPU: keep the memory of freed tensors in the process for the next step's instead of
