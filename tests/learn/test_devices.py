@@ -2,6 +2,7 @@
 
 import platform
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from dyndis_learn import Learner, TrainConfig, Trainer, load_model
+from dyndis_learn import trainer as trainer_module
 from dyndis_learn.checkpoint import CHECKPOINT_NAME, read_checkpoint
 from dyndis_learn.devices import computes_bf16, flush_subnormals, resolve_device, retain_freed_memory
 from tests.learn.fixtures import check_cpu_facing_api, rewrite_checkpoint_header
@@ -136,6 +138,15 @@ def test__a_bf16_step_runs_and_gives_finite_losses(tiny_config, settings):
     terms = trainer.train_step()
     assert terms["loss"].dtype == torch.float32 and torch.isfinite(terms["loss"])
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+
+
+def test__bf16_on_a_cpu_without_bfloat16_instructions_warns_that_it_is_slow(tiny_config, monkeypatch):
+    monkeypatch.setattr(trainer_module, "computes_bf16", lambda device: False)
+    with pytest.warns(UserWarning, match=r"TrainConfig\.bf16 is True, but this CPU has no bfloat16 instructions"):
+        Trainer(tiny_config.replace(bf16=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Trainer(tiny_config.replace(bf16="auto"))  # float32 on a small world: nothing to say
 
 
 def test__learner_and_planner_give_cpu_numpy(tiny_config):

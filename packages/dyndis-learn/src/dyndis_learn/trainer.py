@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import json
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ from dyndis_learn.checkpoint import (
     write_checkpoint,
 )
 from dyndis_learn.config import TrainConfig
-from dyndis_learn.devices import flush_subnormals, resolve_device, retain_freed_memory
+from dyndis_learn.devices import computes_bf16, flush_subnormals, resolve_device, retain_freed_memory
 from dyndis_learn.files import remove_stale_temporaries, write_json_atomic
 from dyndis_learn.limits import check_threads
 from dyndis_learn.methods import make_method
@@ -132,6 +133,12 @@ class Trainer:
         self.warmup = make_warmup(data_config, policy)
         # "auto" settings read from the world; every rank finds the same (they are facts of the world)
         config = self.config = self.warmup.resolve(config, self.device)
+        if config.bf16 and self.device.type == "cpu" and not computes_bf16(self.device):
+            warnings.warn(
+                "TrainConfig.bf16 is True, but this CPU has no bfloat16 instructions (AVX512-BF16 or AMX): it "
+                "emulates them, about 10x slower than float32. Set bf16 to 'auto' or False for a new run.",
+                stacklevel=2,
+            )
         self.method = make_method(config.built_model)
         self.model = self.method.build_model(
             self.collector.image_shape,
