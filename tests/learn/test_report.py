@@ -69,7 +69,7 @@ def test__report_json_is_the_evaluation_plus_report_keys(tmp_path, run):
         assert (tmp_path / name).is_file(), name
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*FILES, "report.json"])  # no temporary files left
     markdown = (tmp_path / "report.md").read_text()
-    assert "- training: 6 steps, 1.2 s" in markdown
+    assert "- training: 6 steps, 1.2 s\n" in markdown  # a config that does not say its precision
     for name in (*CRITERIA, "all"):
         assert f"| {name} | {trained.criteria.to_dict()[name]} |" in markdown
     advice = remedies(trained)
@@ -84,6 +84,14 @@ def test__report_json_is_the_evaluation_plus_report_keys(tmp_path, run):
     assert "of imagined frames k=2, 3, .., 12 of 320 rollouts from sampled states, " in markdown
     assert f"- mean image: BCE {evaluation.mean_image_bce:.4f} at k=12" in markdown
     assert "dynamics weight" not in markdown  # no history given
+
+
+@pytest.mark.parametrize(("bf16", "text"), [(True, "1.2 s, bfloat16 autocast"), (False, "1.2 s, float32")])
+def test__report_md_says_the_precision_the_run_trained_in(tmp_path, run, bf16, text):
+    model, episodes, evaluation = run
+    trained = dataclasses.replace(evaluation, training=TrainingSummary(6, 1.25, {"seed": 0, "bf16": bf16}))
+    write_report(tmp_path, model, trained, [], episodes.batch, EVAL.gif_steps)
+    assert f"- training: 6 steps, {text}\n" in (tmp_path / "report.md").read_text()
 
 
 def test__report_without_training_or_history(tmp_path, run):

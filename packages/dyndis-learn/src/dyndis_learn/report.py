@@ -703,7 +703,10 @@ def _markdown(evaluation: Evaluation, metrics: Mapping[str, Any] | None, origin:
         f"{evaluation.n_actions} actions",
     ]
     if evaluation.training is not None:
-        lines.append(f"- training: {evaluation.training.steps} steps, {evaluation.training.train_seconds:.1f} s")
+        training = evaluation.training
+        # the precision the run trained in ("auto" resolved; absent from configs given by hand)
+        precision = {True: ", bfloat16 autocast", False: ", float32"}.get(training.config.get("bf16"), "")
+        lines.append(f"- training: {training.steps} steps, {training.train_seconds:.1f} s{precision}")
     lines += [
         f"- rollout BCE: k=1 {at.get('1', float('nan')):.4f}, "
         f"k={evaluation.horizon} {at.get(str(evaluation.horizon), float('nan')):.4f} "
