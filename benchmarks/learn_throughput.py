@@ -30,7 +30,8 @@
    own ``Representation`` timed by ``bench.py matrix`` in the same run.
 
    ``--configs cars3d`` times the whole Cars3D's step with the defaults (DynDis codes only), and ``--bf16``
-   DynDis's steps under its bfloat16 autocast (``TrainConfig.bf16``). ``--variant JSON`` (repeatable) adds a
+   DynDis's steps under its bfloat16 autocast (``TrainConfig.bf16``); without it they run in float32, whatever
+   ``bf16="auto"`` would choose for the world. ``--variant JSON`` (repeatable) adds a
    worker of this checkout whose ``TrainConfig`` takes those fields too, merged by section (e.g.
    ``'{"model": {"angle_bins": 183}}'``): a change of settings timed against the same code in the same rounds.
 
