@@ -132,7 +132,10 @@ class Trainer:
         )
         self.warmup = make_warmup(data_config, policy)
         # "auto" settings read from the world; every rank finds the same (they are facts of the world)
-        config = self.config = self.warmup.resolve(config, self.device)
+        config = self.warmup.resolve(config)
+        if config.bf16 == "auto":  # a warm-up that does not read the world's size: float32, as on small worlds
+            config = config.replace(bf16=False)
+        self.config = config
         if config.bf16 and self.device.type == "cpu" and not computes_bf16(self.device):
             warnings.warn(
                 "TrainConfig.bf16 is True, but this CPU has no bfloat16 instructions (AVX512-BF16 or AMX): it "

@@ -41,7 +41,7 @@ import torch
 from dyndis_learn.alignment import fit_planes
 from dyndis_learn.config import DEFAULT_LATENT_DIM, DEFAULT_STEPS, DEFAULT_WARMUP_STEPS, TrainConfig
 from dyndis_learn.cycles import Cycle, CycleStructure, CycleStructureError, CycleWalk, discover_cycles, walk_cycles
-from dyndis_learn.devices import computes_bf16, module_device
+from dyndis_learn.devices import computes_bf16, module_device, resolve_device
 from dyndis_learn.model import MODE_WINDOW, WorldModel
 from dyndis_learn.objective import FrameTargets, LossWeights, TrainBatch
 from dyndis_learn.registry import WARMUPS
@@ -156,12 +156,13 @@ class Warmup(abc.ABC):
         """
         return DEFAULT_STEPS, DEFAULT_WARMUP_STEPS
 
-    def resolve(self, config: TrainConfig, device: torch.device) -> TrainConfig:
-        """``config`` with its ``"auto"`` settings made numbers, before the trainer builds the model on ``device``.
+    def resolve(self, config: TrainConfig) -> TrainConfig:
+        """``config`` with its ``"auto"`` settings made numbers, before the trainer builds the model.
 
         Here ``model.latent_dim="auto"`` becomes :data:`~dyndis_learn.config.DEFAULT_LATENT_DIM`,
-        ``model.angle_bins="auto"`` None, ``steps`` and ``warmup.steps`` the :meth:`budget`'s, and ``bf16="auto"``
-        False (the small worlds' float32); a warm-up that reads the world's structure chooses from what it observes.
+        ``model.angle_bins="auto"`` None, and ``steps`` and ``warmup.steps`` the :meth:`budget`'s; a warm-up
+        that reads the world's structure chooses from what it observes. A ``bf16="auto"`` left here becomes
+        float32 in the trainer.
         """
         changes: dict[str, int | None] = {}
         if config.model.latent_dim == "auto":
@@ -169,7 +170,7 @@ class Warmup(abc.ABC):
         if config.model.angle_bins == "auto":
             changes["angle_bins"] = None
         config = config.replace(model=changes) if changes else config
-        return _with_precision(_with_budget(config, self.budget()), bf16=False)
+        return _with_budget(config, self.budget())
 
     def start(self, model: WorldModel, step: int) -> None:  # noqa: B027 (a hook: most warm-ups need none)
         """Prepare before the first SGD step a trainer takes, ``step`` (0 for a fresh run)."""
@@ -280,11 +281,6 @@ def _small_world(lengths: tuple[int, ...]) -> bool:
 def _long_cycle(lengths: tuple[int, ...]) -> bool:
     """Whether a cycle of these ``lengths`` is longer than :data:`AUTO_BINS_LONGEST_CYCLE`."""
     return max(lengths) > AUTO_BINS_LONGEST_CYCLE
-
-
-def _with_precision(config: TrainConfig, bf16: bool) -> TrainConfig:
-    """``config`` with ``bf16`` set to ``bf16`` where it asks for ``"auto"``."""
-    return config.replace(bf16=bf16) if config.bf16 == "auto" else config
 
 
 def _with_budget(config: TrainConfig, budget: tuple[int, int]) -> TrainConfig:
@@ -541,7 +537,7 @@ class CycleWarmup(Warmup):
             )
         return self.structure
 
-    def resolve(self, config: TrainConfig, device: torch.device) -> TrainConfig:
+    def resolve(self, config: TrainConfig) -> TrainConfig:
         """The settings read from the cycles (found here, once): ``latent_dim``, ``angle_bins``, the budget, ``bf16``.
 
         ``model.latent_dim="auto"`` becomes two dimensions per cycle; ``model.angle_bins="cycles"`` the least
@@ -549,7 +545,7 @@ class CycleWarmup(Warmup):
         (:meth:`_cycle_bins`), and ``"auto"`` the common multiple where a cycle is longer than
         :data:`AUTO_BINS_LONGEST_CYCLE` or the world has more than :data:`SMALL_WORLD_STATES` states (else None);
         ``warmup.cycles.walk_steps="auto"`` the walk's length (:meth:`walk_steps`); ``steps`` and ``warmup.steps``
-        :func:`auto_budget`'s; ``bf16="auto"`` :func:`auto_bf16`'s for ``device``.
+        :func:`auto_budget`'s; ``bf16="auto"`` :func:`auto_bf16`'s for ``config.device`` on this machine.
 
         Raises:
             CycleStructureError: If that multiple exceeds :data:`MAX_CYCLE_BINS` (naming the setting).
@@ -564,7 +560,9 @@ class CycleWarmup(Warmup):
             config = config.replace(warmup={"cycles": {"walk_steps": self.walk_steps()}})
         config = config.replace(model=changes) if changes else config
         config = _with_budget(config, self.budget())
-        return _with_precision(config, auto_bf16(self._discover().lengths, device))
+        if config.bf16 == "auto":
+            config = config.replace(bf16=auto_bf16(self._discover().lengths, resolve_device(config.device)))
+        return config
 
     def budget(self) -> tuple[int, int]:
         """``(steps, warmup.steps)`` for ``"auto"``: :func:`auto_budget` of the cycles found (and ``steps``)."""
