@@ -515,13 +515,11 @@ class TrainConfig(_Section):
     ``Learner.load(path, device=...)``."""
     bf16: bool | Literal["auto"] = "auto"
     """Mixed precision: run the encoder and decoder of the objective under ``torch.autocast`` in bfloat16
-    (the losses, rotations and optimiser stay float32). ``"auto"``: bfloat16 on a large world (more than
-    :data:`~dyndis_learn.warmups.SMALL_WORLD_STATES` states, as the cycles warm-up finds it: the whole Shapes3D,
-    Cars3D, the mixed GridWorld) trained on a CPU that computes it natively
-    (:func:`~dyndis_learn.devices.computes_bf16`: AVX512-BF16 or AMX, where it shortens Cars3D's SGD by a fifth
-    to a third and every criterion held in 3 of 3 seeds of each large world), float32 elsewhere: on small worlds
-    (1-3 minute runs), on CUDA devices (slower there on an H200), and on CPUs that would emulate it about 10x slower
-    (docs/benchmarks/learn_throughput.md). The run's stored config holds the choice."""
+    (the losses, rotations and optimiser stay float32). ``"auto"``: chosen from the world and the device
+    (:func:`~dyndis_learn.warmups.auto_bf16`): bfloat16 on a world of more than
+    :data:`~dyndis_learn.warmups.SMALL_WORLD_STATES` states, as the cycles warm-up finds it, trained on a CPU that
+    computes it natively (:func:`~dyndis_learn.devices.computes_bf16`); float32 elsewhere. The run's stored
+    config holds the choice."""
     retain_cpu_memory: bool = True
     """Training on the CPU: keep the memory of freed tensors in the process for the next step's instead of
     giving it back to the system and faulting it in again (:func:`dyndis_learn.devices.retain_freed_memory`;

@@ -82,11 +82,11 @@ def _is_spelling(spec: str) -> bool:
 def computes_bf16(device: torch.device) -> bool:
     """Whether ``device`` is a CPU that computes bfloat16 natively: AVX512-BF16 dot products or AMX tiles.
 
-    There bfloat16 autocast shortens the full Cars3D's SGD by a fifth to a third; a CPU without them emulates
-    it about ten times slower (docs/benchmarks/learn_throughput.md). False for CUDA devices: on an H200 the
-    default step took longer under bfloat16 autocast (docs/benchmarks/gpu.md). torch exposes the CPU's flags
-    through private helpers (``torch.cpu._is_avx512_bf16_supported``, ``torch.cpu._is_amx_tile_supported``); a
-    torch without them counts as a CPU without the instructions.
+    A CPU without them emulates bfloat16 about ten times slower than float32 (docs/benchmarks/learn_throughput.md).
+    False for CUDA devices: on an H200 the default step took longer under bfloat16 autocast
+    (docs/benchmarks/gpu.md). torch exposes the CPU's flags through private helpers
+    (``torch.cpu._is_avx512_bf16_supported``, ``torch.cpu._is_amx_tile_supported``); a torch without them counts
+    as a CPU without the instructions.
     """
     if device.type != "cpu":
         return False
