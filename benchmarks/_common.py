@@ -80,11 +80,18 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 
 def write_json(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``benchmarks/results/<name>.json`` atomically, with the machine's description."""
+    """Write ``benchmarks/results/<name>.json`` atomically, with the machine's description.
+
+    The processor is the CPU's model name where the system gives it (timings, and the rounding of float
+    kernels, differ between CPU types: the docs compare figures per type), else the architecture.
+    """
+    from dyndis_learn.devices import processor_name  # imported here: the env benchmarks run without torch until now
+
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    payload = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                           "processor": platform.processor() or platform.machine()}, **payload}
+    machine = {"python": platform.python_version(), "cpus": os.cpu_count(),
+               "processor": processor_name() or platform.machine(), "architecture": platform.machine()}
+    payload = {"machine": machine, **payload}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2))
     os.replace(tmp, path)

@@ -12,7 +12,13 @@ import torch
 from dyndis_learn import Learner, TrainConfig, Trainer, load_model
 from dyndis_learn import trainer as trainer_module
 from dyndis_learn.checkpoint import CHECKPOINT_NAME, read_checkpoint
-from dyndis_learn.devices import computes_bf16, flush_subnormals, resolve_device, retain_freed_memory
+from dyndis_learn.devices import (
+    computes_bf16,
+    flush_subnormals,
+    processor_name,
+    resolve_device,
+    retain_freed_memory,
+)
 from tests.learn.fixtures import check_cpu_facing_api, rewrite_checkpoint_header
 
 DATA = Path(__file__).parent / "data"
@@ -106,6 +112,28 @@ def test__computes_bf16__reads_the_cpus_bfloat16_instructions(monkeypatch, flags
         monkeypatch.setattr(torch.cpu, flag, lambda flag=flag: flags.get(flag, False), raising=False)
     assert computes_bf16(torch.device("cpu")) is native
     assert computes_bf16(torch.device("cuda")) is False  # slower there on an H200
+
+
+def test__processor_name__reads_the_first_model_name_of_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R)  Platinum 8488C\n\n"
+        "processor\t: 1\nmodel name\t: Intel(R) Xeon(R) Platinum 8488C\n"
+    )
+    assert processor_name(cpuinfo) == "Intel(R) Xeon(R) Platinum 8488C"  # runs of spaces made one
+
+
+@pytest.mark.parametrize("content", [None, "processor\t: 0\nCPU part\t: 0xd0c\n", "model name\t:   \n"])
+def test__processor_name__is_none_on_linux_where_cpuinfo_does_not_say(tmp_path, monkeypatch, content):
+    cpuinfo = tmp_path / "cpuinfo"
+    if content is not None:
+        cpuinfo.write_text(content)
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(platform, "processor", lambda: "x86_64")  # on Linux the architecture: not a name
+    assert processor_name(cpuinfo) is None
+    monkeypatch.setattr(sys, "platform", "darwin")  # elsewhere platform's answer is the name
+    monkeypatch.setattr(platform, "processor", lambda: "arm")
+    assert processor_name(cpuinfo) == "arm"
 
 
 def test__computes_bf16__is_false_where_torch_does_not_say(monkeypatch):

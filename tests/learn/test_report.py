@@ -11,6 +11,7 @@ from PIL import Image
 
 from dyndis_learn import EvalConfig
 from dyndis_learn import report as report_module
+from dyndis_learn.devices import processor_name
 from dyndis_learn.evaluate import collect_eval_episodes, evaluate_model
 from dyndis_learn.metrics import summary
 from dyndis_learn.model import WorldModel
@@ -220,6 +221,7 @@ def test__report_md_has_the_metrics_table_and_provenance(tmp_path, run):
         raw, angles = metrics["raw"][group][key], metrics["angles"][group][key]
         assert f"| {label} | {raw:.3f} | {angles:.3f} |" in markdown
     assert "## Provenance" in markdown and f"- git commit: {report['provenance']['git_commit'] or 'n/a'}" in markdown
+    assert f"; processor: {report['provenance']['processor'] or 'n/a'}; Python " in markdown
     blind = dataclasses.replace(evaluation, env_id="DynDis/NoSuchEnv-v0")
     write_report(tmp_path / "blind", model, blind, [], episodes.batch, EVAL.gif_steps)
     assert json.loads((tmp_path / "blind" / "report.json").read_text())["metrics"] is None
@@ -229,7 +231,18 @@ def test__report_md_has_the_metrics_table_and_provenance(tmp_path, run):
 def test__provenance(run):
     model = run[0]
     origin = provenance(model, seed=4, evaluation_seed=9)
-    assert set(origin) == {"packages", "git_commit", "seed", "evaluation_seed", "date", "device", "python", "command"}
+    assert set(origin) == {
+        "packages",
+        "git_commit",
+        "seed",
+        "evaluation_seed",
+        "date",
+        "device",
+        "processor",
+        "python",
+        "command",
+    }
+    assert origin["processor"] == processor_name()
     assert list(origin["packages"]) == list(PROVENANCE_PACKAGES)
     assert origin["packages"]["dyndis-learn"] and origin["packages"]["numpy"] == np.__version__
     assert origin["seed"] == 4 and origin["evaluation_seed"] == 9 and origin["device"] == "cpu"

@@ -8,14 +8,17 @@ step's batch to the device once, and evaluation, report, planner and wrappers en
 model's device (:func:`module_device`) and bring the results back to the CPU. On the CPU, a trainer keeps the
 memory of freed tensors for the next step's (:func:`retain_freed_memory`, ``TrainConfig.retain_cpu_memory``)
 and computes with subnormal numbers flushed to zero (:func:`flush_subnormals`). :func:`computes_bf16` says
-whether a device computes bfloat16 natively (``TrainConfig.bf16="auto"``).
+whether a device computes bfloat16 natively (``TrainConfig.bf16="auto"``); :func:`processor_name` names the
+CPU, which reports and benchmarks record (timings, and the rounding of float kernels, differ between CPU types).
 """
 
 from __future__ import annotations
 
 import ctypes
+import platform
 import re
 import sys
+from pathlib import Path
 
 import torch
 
@@ -25,6 +28,7 @@ __all__ = [
     "computes_bf16",
     "flush_subnormals",
     "module_device",
+    "processor_name",
     "resolve_device",
     "retain_freed_memory",
 ]
@@ -92,6 +96,26 @@ def computes_bf16(device: torch.device) -> bool:
         return False
     flags = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(torch.cpu, flag, lambda: False)()) for flag in flags)
+
+
+def processor_name(cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
+    """The CPU's model name, e.g. ``"AMD EPYC 9R14"``, or None where the system does not say.
+
+    Read from the first ``model name`` line of ``cpuinfo`` (Linux on x86; other systems fall back to
+    :func:`platform.processor`, which on Linux gives only the architecture or nothing, so that is not used
+    there). A missing or unreadable file is no error: the name is a courtesy of reports and benchmarks.
+    """
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return " ".join(value.split())
+    except OSError:
+        pass
+    if sys.platform.startswith("linux"):
+        return None
+    return platform.processor() or None
 
 
 def module_device(module: torch.nn.Module) -> torch.device:

@@ -38,7 +38,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from dyndis_learn.baselines.base import PredictiveModel, imagined_frames
-from dyndis_learn.devices import module_device
+from dyndis_learn.devices import module_device, processor_name
 from dyndis_learn.fidelity import encode_chunks, evaluation_contract, evaluation_states, judged_imagined_steps
 from dyndis_learn.files import atomic_write, write_json_atomic
 from dyndis_learn.metrics import summary
@@ -182,8 +182,9 @@ def provenance(
 
     Keys: ``packages`` (the versions of :data:`PROVENANCE_PACKAGES`, None for one not installed),
     ``git_commit`` (:func:`git_commit`), ``seed`` (the run's), ``evaluation_seed``, ``date`` (UTC, ISO 8601),
-    ``device`` (``cpu`` or ``cuda: <device name>``, where the model's parameters live), ``python`` (its
-    version) and ``command`` (``sys.argv`` joined by spaces).
+    ``device`` (``cpu`` or ``cuda: <device name>``, where the model's parameters live), ``processor`` (the
+    CPU's model name, :func:`~dyndis_learn.devices.processor_name`; None where the system does not say),
+    ``python`` (its version) and ``command`` (``sys.argv`` joined by spaces).
     """
     return {
         "packages": {name: _version(name) for name in PROVENANCE_PACKAGES},
@@ -192,6 +193,7 @@ def provenance(
         "evaluation_seed": evaluation_seed,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "device": _device_name(model),
+        "processor": processor_name(),
         "python": platform.python_version(),
         "command": " ".join(sys.argv),
     }
@@ -687,7 +689,8 @@ def _provenance_lines(origin: Mapping[str, Any]) -> list[str]:
         f"- git commit: {origin['git_commit'] or 'n/a (not a git checkout)'}",
         f"- seed: {origin['seed'] if origin['seed'] is not None else 'n/a'}; evaluation seed: "
         f"{origin['evaluation_seed'] if origin['evaluation_seed'] is not None else 'n/a'}",
-        f"- date: {origin['date']}; device: {origin['device']}; Python {origin['python']}",
+        f"- date: {origin['date']}; device: {origin['device']}; processor: {origin['processor'] or 'n/a'}; "
+        f"Python {origin['python']}",
         f"- command: `{origin['command']}`",
         "",
     ]
