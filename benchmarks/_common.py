@@ -85,12 +85,16 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     The processor is the CPU's model name where the system gives it (timings, and the rounding of float
     kernels, differ between CPU types: the docs compare figures per type), else the architecture.
     """
-    from dyndis_learn.devices import processor_name  # imported here: the env benchmarks run without torch until now
-
+    try:  # imported here, not at the top: the env benchmarks need neither dyndis_learn nor torch
+        from dyndis_learn.devices import processor_name
+    except ImportError:
+        processor = platform.processor() or platform.machine()
+    else:
+        processor = processor_name() or platform.machine()
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    machine = {"python": platform.python_version(), "cpus": os.cpu_count(),
-               "processor": processor_name() or platform.machine(), "architecture": platform.machine()}
+    machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "processor": processor,
+               "architecture": platform.machine()}
     payload = {"machine": machine, **payload}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2))
