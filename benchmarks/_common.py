@@ -88,13 +88,11 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     try:  # imported here, not at the top: the env benchmarks need neither dyndis_learn nor torch
         from dyndis_learn.devices import processor_name
     except ImportError:
-        processor = platform.processor() or platform.machine()
-    else:
-        processor = processor_name() or platform.machine()
+        processor_name = platform.processor
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "processor": processor,
-               "architecture": platform.machine()}
+    machine = {"python": platform.python_version(), "cpus": os.cpu_count(),
+               "processor": processor_name() or platform.machine(), "architecture": platform.machine()}
     payload = {"machine": machine, **payload}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2))
